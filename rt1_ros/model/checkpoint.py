@@ -1,0 +1,98 @@
+"""Checkpoints: ``model.safetensors`` (tensors only, no pickle) + ``config.yaml`` (model config and action space).
+
+A checkpoint is a directory. `from_pretrained` refuses, with a message naming the file and the problem, a missing
+directory or file, a truncated/corrupt tensor file, and a checkpoint of another architecture (missing, unexpected or
+differently shaped tensors).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.yaml_config import ConfigError, from_mapping, to_mapping
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_pretrained(model: RT1, directory: str | Path, action_space: ActionSpaceConfig,
+                    extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # Write to a temporary name and rename, so a crash never leaves a half-written checkpoint behind.
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "rt1_ros"})
+    tmp.replace(directory / WEIGHTS_FILE)
+    document = {"model": to_mapping(model.config), "action_space": to_mapping(action_space)}
+    if extra:
+        document["extra"] = extra
+    (directory / CONFIG_FILE).write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return directory
+
+
+def read_checkpoint_config(directory: str | Path) -> tuple[RT1Config, ActionSpaceConfig, dict]:
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint config not found: {path}")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        model_config = from_mapping(RT1Config, document["model"], where=str(path))
+        action_space = from_mapping(ActionSpaceConfig, document["action_space"], where=str(path))
+    except (yaml.YAMLError, KeyError, TypeError, ConfigError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint config {path} is invalid: {exc}") from exc
+    return model_config, action_space, document.get("extra") or {}
+
+
+def load_state(directory: str | Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(directory) / WEIGHTS_FILE
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint weights not found: {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint weights {path} are corrupt or truncated: {exc}") from exc
+
+
+def load_weights_into(model: RT1, directory: str | Path) -> None:
+    """Strictly load a checkpoint's tensors into an existing model of the same architecture."""
+    state = load_state(directory)
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in own.items() if k in state and state[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)} tensor(s) e.g. {missing[:3]}")
+        if unexpected:
+            problems.append(f"unexpected {len(unexpected)} tensor(s) e.g. {unexpected[:3]}")
+        if shapes:
+            problems.append(f"{len(shapes)} shape mismatch(es) e.g. {shapes[:3]}")
+        raise CheckpointError(f"checkpoint {Path(directory) / WEIGHTS_FILE} does not match the model architecture: "
+                              + "; ".join(problems))
+    model.load_state_dict(state)
+
+
+def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> tuple[RT1, ActionSpaceConfig, dict]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
+    model_config, action_space, extra = read_checkpoint_config(directory)
+    model = RT1(model_config)
+    load_weights_into(model, directory)
+    return model.to(device).eval(), action_space, extra

@@ -1,0 +1,51 @@
+"""TokenLearner: compress a frame's spatial tokens into a few learned ones (Ryoo et al., 2021).
+
+    tokens (B,N,D) ─ LayerNorm ─ MLP D→hidden→K ─ (B,N,K) ─ normalise over N ─ weights (B,K,N)
+    weights @ tokens ─ (B,K,D)
+
+Normalisation "sigmoid" (the seed's design): each weight in (0,1), divided by the sum over the N positions, so every
+learned token is a convex combination of positions that keeps the MLP's relative preferences. "softmax" is the
+official RT-1's choice, kept as an option so official checkpoints stay convertible.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NORMALISATIONS = ("sigmoid", "softmax")
+
+
+@dataclass(frozen=True)
+class TokenLearnerConfig:
+    num_tokens: int = 8
+    hidden_dim: int = 64
+    normalisation: str = "sigmoid"
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"token_learner.normalisation must be one of {NORMALISATIONS}")
+
+
+class TokenLearner(nn.Module):
+    def __init__(self, embed_dim: int, config: TokenLearnerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.norm = nn.LayerNorm(embed_dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(embed_dim, config.hidden_dim),
+            nn.GELU(),
+            nn.Linear(config.hidden_dim, config.num_tokens),
+        )
+
+    def attention_weights(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B,N,D) -> (B,K,N), each row summing to 1 over the N positions."""
+        scores = self.mlp(self.norm(tokens)).transpose(1, 2)  # (B,K,N)
+        if self.config.normalisation == "softmax":
+            return scores.softmax(dim=-1)
+        weights = torch.sigmoid(scores)
+        return weights / weights.sum(dim=-1, keepdim=True)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(self.attention_weights(tokens), tokens)  # (B,K,D)

@@ -1,0 +1,118 @@
+"""Typed configuration: YAML mappings onto (nested) dataclasses, strictly.
+
+Unknown keys are an error rather than silently ignored, so a typo in a YAML file cannot leave a default in
+force without anyone noticing.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+# Source checkout: config/ beside the package. Installed (colcon/ament): share/rt1_ros/config.
+_CONFIG_CANDIDATES = (PACKAGE_ROOT.parent / "config",)
+
+
+class ConfigError(ValueError):
+    """A configuration file or mapping does not fit its dataclass."""
+
+
+def config_dir() -> Path:
+    """The directory holding the package's YAML files (source tree or ament share directory)."""
+    for candidate in _CONFIG_CANDIDATES:
+        if candidate.is_dir():
+            return candidate
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("rt1_ros")) / "config"
+    except Exception as exc:  # ament_index raises its own lookup errors
+        raise ConfigError("cannot find rt1_ros's config/ directory") from exc
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping at top level, found {type(data).__name__}")
+    return data
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``; nested dataclasses, tuples and lists are converted recursively."""
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where or cls.__name__}: unknown key(s) {unknown}; known: {sorted(fields)}")
+    kwargs = {name: _convert(hints[name], value, f"{where or cls.__name__}.{name}") for name, value in data.items()}
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or cls.__name__}: {exc}") from exc
+
+
+def to_mapping(obj: Any) -> Any:
+    """The inverse of :func:`from_mapping`: plain dicts/lists, ready for YAML or JSON."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_mapping(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_mapping(v) for v in obj]
+    return obj
+
+
+def load_dataclass(cls: type[T], path: str | Path, section: str | None = None) -> T:
+    """Load ``cls`` from a YAML file, optionally from one top-level ``section`` of it."""
+    data = load_yaml(path)
+    if section is not None:
+        if section not in data:
+            raise ConfigError(f"{path}: no section '{section}' (has {sorted(data)})")
+        data = data[section]
+    return from_mapping(cls, data, where=f"{Path(path).name}{':' + section if section else ''}")
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return from_mapping(hint, value, where)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _convert(non_none[0], value, where) if len(non_none) == 1 else value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, found {type(value).__name__}")
+        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if origin is tuple and args:
+            if len(args) != len(value):
+                raise ConfigError(f"{where}: expected {len(args)} items, found {len(value)}")
+            return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value)))
+        item = args[0] if args else Any
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, found {value!r}")
+    return value

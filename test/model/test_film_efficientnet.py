@@ -1,0 +1,45 @@
+import torch
+
+from rt1_ros.model.film_efficientnet import FiLM, FiLMEfficientNet, output_spatial_size
+from rt1_ros.model.rt1 import RT1
+
+
+def test_paper_backbone_has_26_mbconv_blocks_each_followed_by_film(paper_config):
+    backbone = FiLMEfficientNet(paper_config.backbone)
+    assert len(backbone.blocks) == 26
+    assert len(backbone.films) == 26
+    assert sum(isinstance(m, FiLM) for m in backbone.modules()) == 26
+    assert [s.out_channels for s in paper_config.backbone.stages] == [24, 32, 48, 96, 136, 232, 384]
+    assert paper_config.backbone.stem_channels == 40
+
+
+def test_film_is_identity_at_initialisation(paper_config):
+    torch.manual_seed(0)
+    backbone = FiLMEfficientNet(paper_config.backbone).eval()
+    images = torch.rand(2, 3, 96, 96)
+    conditioning = torch.randn(2, 512) * 5
+    with torch.no_grad():
+        with_film = backbone(images, conditioning)
+        without_film = backbone(images, conditioning, use_film=False)
+    torch.testing.assert_close(with_film, without_film, rtol=0, atol=0)
+
+
+def test_film_modulates_once_trained(tiny_config):
+    torch.manual_seed(0)
+    model = RT1(tiny_config).eval()
+    for film in model.image_encoder.films:
+        torch.nn.init.normal_(film.projection.weight, std=0.1)
+    images = torch.rand(1, 3, 96, 96)
+    with torch.no_grad():
+        a = model.image_encoder(images, torch.randn(1, tiny_config.embed_dim))
+        b = model.image_encoder(images, torch.randn(1, tiny_config.embed_dim))
+    assert not torch.allclose(a, b)
+
+
+def test_feature_map_at_300_pixels_is_10_and_pooled_to_9(paper_config):
+    # Symmetric PyTorch padding gives 10×10 where Keras "same" gives 9×9; the pool makes it 9×9 either way.
+    assert output_spatial_size(300, paper_config.backbone) == 10
+    backbone = FiLMEfficientNet(paper_config.backbone).eval()
+    with torch.no_grad():
+        tokens = backbone(torch.rand(1, 3, 300, 300), torch.zeros(1, 512))
+    assert tokens.shape == (1, 81, 512)

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from rt1_ros.model.rt1 import RT1, count_parameters
+from rt1_ros.runtime.frame_history import FrameTokenHistory, pad_window_indices
+
+
+def test_paper_config_size_and_forward_shape(paper_config):
+    torch.manual_seed(0)
+    model = RT1(paper_config).eval()
+    count = count_parameters(model)
+    print(f"paper RT-1 parameters (text encoder excluded): {count:,}")
+    assert 30e6 <= count <= 40e6
+    with torch.no_grad():
+        logits = model(torch.rand(1, 6, 3, 300, 300), torch.randn(1, 384))
+    assert logits.shape == (1, 11, 256)
+    assert torch.isfinite(logits).all()
+
+
+def test_tiny_forward_shape_and_batch_independence(tiny_model):
+    images = torch.rand(3, 6, 3, 96, 96)
+    text = torch.randn(3, 384)
+    with torch.no_grad():
+        batch = tiny_model(images, text)
+        single = tiny_model(images[1:2], text[1:2])
+    assert batch.shape == (3, 11, 256)
+    torch.testing.assert_close(batch[1:2], single, rtol=1e-5, atol=1e-5)
+
+
+def test_token_cache_gives_the_full_forward_logits_at_every_step(tiny_model, tiny_config):
+    torch.manual_seed(2)
+    episode = torch.rand(9, 3, 96, 96)  # more frames than the window, so the cache also rolls over
+    text = torch.randn(1, 384)
+    history = FrameTokenHistory(tiny_config.num_frames)
+    with torch.no_grad():
+        instruction = tiny_model.embed_instruction(text)
+        for step in range(len(episode)):
+            history.push(tiny_model.encode_frame(episode[step:step + 1], instruction)[0])
+            cached = tiny_model.logits_from_frame_tokens(history.window())
+            window = episode[pad_window_indices(step, tiny_config.num_frames)].unsqueeze(0)
+            full = tiny_model(window, text)
+            torch.testing.assert_close(cached, full, rtol=0, atol=1e-5)
+
+
+def test_pad_window_repeats_the_first_frame():
+    assert pad_window_indices(0, 6) == [0] * 6
+    assert pad_window_indices(2, 6) == [0, 0, 0, 0, 1, 2]
+    assert pad_window_indices(8, 6) == [3, 4, 5, 6, 7, 8]
+
+
+def test_training_mode_differs_but_eval_is_deterministic(tiny_model):
+    images, text = torch.rand(1, 6, 3, 96, 96), torch.randn(1, 384)
+    with torch.no_grad():
+        a = tiny_model(images, text)
+        b = tiny_model(images, text)
+    assert torch.equal(a, b)
+    assert np.isfinite(a.numpy()).all()
+
+
+def test_config_yaml_rejects_unknown_keys(tmp_path):
+    from rt1_ros.model.rt1 import RT1Config
+    from rt1_ros.yaml_config import ConfigError
+
+    path = tmp_path / "model.yaml"
+    path.write_text("custom:\n  image_size: 64\n  embed_dimension: 12\n")
+    with pytest.raises(ConfigError, match="embed_dimension"):
+        RT1Config.from_yaml("custom", path)
