@@ -1,0 +1,38 @@
+"""The last T frames' tokens, so a control step encodes only the newest frame.
+
+Until T frames exist the window is padded by repeating the oldest frame; training windows at the start of an
+episode are padded the same way (`pad_window_indices`), so the policy sees at run time what it saw in training.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import torch
+
+
+class FrameTokenHistory:
+    def __init__(self, num_frames: int) -> None:
+        self.num_frames = num_frames
+        self._tokens: deque[torch.Tensor] = deque(maxlen=num_frames)
+
+    def push(self, frame_tokens: torch.Tensor) -> None:
+        """frame_tokens (K,D) of the newest frame."""
+        self._tokens.append(frame_tokens)
+
+    def clear(self) -> None:
+        self._tokens.clear()
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def window(self) -> torch.Tensor:
+        """(1,T,K,D), oldest first, padded at the front with the oldest frame."""
+        if not self._tokens:
+            raise RuntimeError("no frame has been encoded yet")
+        padding = [self._tokens[0]] * (self.num_frames - len(self._tokens))
+        return torch.stack(padding + list(self._tokens)).unsqueeze(0)
+
+
+def pad_window_indices(last_index: int, num_frames: int) -> list[int]:
+    """Frame indices of the window ending at ``last_index``, front-padded by repeating frame 0."""
+    return [max(0, last_index - num_frames + 1 + i) for i in range(num_frames)]

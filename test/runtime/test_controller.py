@@ -1,0 +1,155 @@
+"""Mode semantics, smoothing, the gripper rule and safety holds of the ROS-free controller.
+
+The model here is a scripted stand-in for RT-1 (the controller's contract is the decoded action it receives); the
+real model is exercised through the same Policy in test_policy.py and in the node tests.
+"""
+import numpy as np
+import pytest
+
+from rt1_ros.model.action_tokenizer import ActionTokenizer
+from rt1_ros.runtime.controller import Controller, ControllerConfig, Frame, InstructionError, Mode
+from rt1_ros.runtime.policy import PolicyStep
+
+FRAME = np.zeros((8, 8, 3), np.uint8)
+
+
+class ScriptedPolicy:
+    """Returns the queued actions in order; raises when an action is an exception."""
+
+    def __init__(self, tokenizer: ActionTokenizer):
+        self.tokenizer = tokenizer
+        self.queue = []
+        self.instruction = None
+        self.resets = 0
+
+    def set_instruction(self, text):
+        self.instruction = text
+
+    def reset(self):
+        self.resets += 1
+
+    def step(self, rgb):
+        action = self.queue.pop(0)
+        if isinstance(action, Exception):
+            raise action
+        return PolicyStep(tokens=self.tokenizer.encode(np.nan_to_num(action)), action=np.asarray(action, float),
+                          inference_ms=1.0)
+
+
+def action(arm=(0, 0, 0, 0, 0, 0), gripper=0.0, base=(0, 0, 0), mode=0):
+    return np.array([*arm, gripper, *base, mode], dtype=float)
+
+
+@pytest.fixture
+def setup(tokenizer, action_space):
+    policy = ScriptedPolicy(tokenizer)
+    controller = Controller(policy, action_space, ControllerConfig(ema_alpha=0.5, image_timeout_s=1.0,
+                                                                   start_enabled=True))
+    controller.set_instruction("pick up the red cube")
+    return policy, controller
+
+
+def frame(t):
+    return Frame(FRAME, stamp=t, received_at=t)
+
+
+def test_arm_mode_moves_the_arm_only(setup):
+    policy, controller = setup
+    policy.queue = [action(arm=(0.02, 0, 0, 0, 0, 0.1), base=(0.3, 0, 0.5), mode=0)]
+    out = controller.step(0.0, frame(0.0))
+    assert out.mode == Mode.ARM and out.moving
+    np.testing.assert_allclose(out.arm_delta, [0.02, 0, 0, 0, 0, 0.1])
+    np.testing.assert_array_equal(out.base_twist, 0)
+
+
+def test_base_mode_moves_the_base_only(setup):
+    policy, controller = setup
+    policy.queue = [action(arm=(0.02, 0, 0, 0, 0, 0), base=(0.3, 0, 0.5), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    assert out.mode == Mode.BASE
+    np.testing.assert_array_equal(out.arm_delta, 0)
+    np.testing.assert_allclose(out.base_twist, [0.3, 0, 0.5])
+
+
+def test_terminate_latches_until_a_new_instruction(setup):
+    policy, controller = setup
+    policy.queue = [action(base=(0.3, 0, 0), mode=2), action(base=(0.3, 0, 0), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    assert out.done and not out.moving and np.all(out.base_twist == 0)
+    out = controller.step(0.4, frame(0.4))
+    assert out.mode == Mode.TERMINATE and not out.moving and len(policy.queue) == 1  # no inference while done
+    controller.set_instruction("move near the blue cube")
+    assert controller.step(0.8, frame(0.8)).moving
+
+
+def test_ema_smooths_continuous_outputs(setup):
+    policy, controller = setup
+    policy.queue = [action(base=(0.4, 0, 0), mode=1), action(base=(0.0, 0, 0), mode=1)]
+    controller.step(0.0, frame(0.0))
+    out = controller.step(0.3, frame(0.3))
+    assert out.base_twist[0] == pytest.approx(0.2, abs=0.01)
+
+
+def test_gripper_uses_hysteresis_not_ema(setup):
+    policy, controller = setup
+    values = [0.3, 0.7, 0.5, 0.45, 0.35, 0.55]
+    policy.queue = [action(gripper=g) for g in values]
+    states = [controller.step(0.1 * i, frame(0.1 * i)).gripper for i in range(len(values))]
+    assert states == [0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_limits_clamp_speeds(tokenizer, action_space):
+    policy = ScriptedPolicy(tokenizer)
+    controller = Controller(policy, action_space, ControllerConfig(ema_alpha=1.0, max_base_linear_speed=0.2,
+                                                                   max_base_angular_speed=0.3, start_enabled=True))
+    controller.set_instruction("go")
+    policy.queue = [action(base=(0.5, 0.5, -1.0), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    assert np.linalg.norm(out.base_twist[:2]) == pytest.approx(0.2)
+    assert out.base_twist[2] == pytest.approx(-0.3)
+
+
+def test_stale_camera_holds_and_clears_history(setup):
+    policy, controller = setup
+    policy.queue = [action(base=(0.3, 0, 0), mode=1)]
+    assert controller.step(0.0, frame(0.0)).moving
+    out = controller.step(1.5, None)
+    assert out.mode == Mode.HOLD and not out.moving and "stale" in out.reason
+    assert np.all(out.base_twist == 0) and np.all(out.arm_delta == 0)
+    assert policy.resets == 1
+
+
+def test_failed_and_non_finite_steps_hold_then_recover(setup):
+    policy, controller = setup
+    policy.queue = [RuntimeError("CUDA error: device-side assert"), action(base=(np.nan, 0, 0), mode=1),
+                    action(base=(0.1, 0, 0), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    assert out.error and not out.moving and "CUDA error" in out.reason
+    out = controller.step(0.3, frame(0.3))
+    assert out.error and "non-finite" in out.reason
+    out = controller.step(0.6, frame(0.6))
+    assert out.moving and out.base_twist[0] == pytest.approx(0.1)
+    assert controller.stats.errors == 2
+
+
+def test_disabled_controller_computes_but_does_not_move(tokenizer, action_space):
+    policy = ScriptedPolicy(tokenizer)
+    controller = Controller(policy, action_space, ControllerConfig(start_enabled=False))
+    controller.set_instruction("go")
+    policy.queue = [action(base=(0.3, 0, 0), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    assert not out.moving and out.base_twist[0] == pytest.approx(0.3) and "dry run" in out.reason
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", "x" * 10_000])
+def test_unusable_instructions_are_refused(setup, text):
+    _, controller = setup
+    with pytest.raises(InstructionError):
+        controller.set_instruction(text)
+
+
+def test_no_instruction_or_no_camera_holds(tokenizer, action_space):
+    controller = Controller(ScriptedPolicy(tokenizer), action_space, ControllerConfig(start_enabled=True))
+    assert "instruction" in controller.step(0.0, None).reason
+    controller.set_instruction("go")
+    assert "camera" in controller.step(0.1, None).reason
