@@ -1,0 +1,235 @@
+"""Typed configuration of the embedded MuJoCo simulator (``config/sim.yaml``).
+
+Every physical, camera, task and expert constant the simulator uses lives here, so a scene change is a YAML edit
+and a code path never hides a number. Lengths are metres, angles radians unless a name says ``_deg``.
+Frames: ``world`` is the fixed scene frame (the odometry frame); ``base`` is the robot base footprint (x forward,
+y left, z up, origin on the floor under the base centre).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rt1_ros.yaml_config import config_dir, load_dataclass
+
+Vec2 = tuple[float, float]
+Vec3 = tuple[float, float, float]
+Rgba = tuple[float, float, float, float]
+
+
+def _check_range(name: str, bounds: Vec2) -> None:
+    if not bounds[0] <= bounds[1]:
+        raise ValueError(f"{name}: need low <= high, got {bounds}")
+
+
+@dataclass(frozen=True)
+class PhysicsConfig:
+    timestep_s: float
+    control_rate_hz: float  # one policy action per control period (RT-1 runs at 3 Hz)
+    ik_rate_hz: float  # how often the Cartesian arm target is advanced and re-solved into joint targets
+    impratio: float  # >1 with elliptic cones makes friction stiffer, so grasped objects do not creep out
+    settle_time_s: float  # physics time after a reset so objects come to rest before the first image
+
+    def __post_init__(self) -> None:
+        if self.timestep_s <= 0 or self.control_rate_hz <= 0 or self.ik_rate_hz <= 0:
+            raise ValueError("timestep and rates must be positive")
+        if self.ik_rate_hz * self.timestep_s > 1.0:
+            raise ValueError("ik_rate_hz cannot exceed the physics rate")
+
+    @property
+    def control_period_s(self) -> float:
+        return 1.0 / self.control_rate_hz
+
+    @property
+    def physics_steps_per_ik(self) -> int:
+        return max(1, round(1.0 / (self.ik_rate_hz * self.timestep_s)))
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    half_extents: Vec3  # chassis box
+    ground_clearance: float  # gap under the chassis; the base is driven, it never rests on the floor
+    mass: float
+    linear_gain: float  # velocity actuator kv, N per (m/s)
+    angular_gain: float  # N m per (rad/s)
+    max_force: float
+    max_torque: float
+    max_linear_speed: float  # commands are clipped to these
+    max_angular_speed: float
+    mast_radius: float
+    mast_position: Vec2  # base frame x, y of the camera mast
+    rgba: Rgba
+
+
+@dataclass(frozen=True)
+class ArmConfig:
+    mount_position: Vec3  # base frame position of the shoulder pan axis foot
+    shoulder_height: float  # pan axis foot to shoulder-lift axis
+    upper_arm_length: float
+    forearm_length: float  # elbow axis to wrist-pitch axis
+    forearm_roll_offset: float  # elbow axis to the forearm-roll joint along the forearm
+    wrist_length: float  # wrist-pitch axis to the wrist-roll (hand) frame, pointing down at zero pose
+    link_radius: float
+    link_mass: float
+    joint_ranges: tuple[Vec2, Vec2, Vec2, Vec2, Vec2, Vec2]  # pan lift elbow forearm_roll wrist_pitch wrist_roll
+    kp: tuple[float, float, float, float, float, float]
+    kv: tuple[float, float, float, float, float, float]
+    max_torque: tuple[float, float, float, float, float, float]
+    armature: float
+    damping: float
+    home_position: Vec3  # base frame end-effector position after a reset (gripper pointing down)
+    workspace_min: Vec3  # the Cartesian target is clipped to this base-frame box
+    workspace_max: Vec3
+    max_target_lead: float  # the target may run at most this far ahead of the measured end effector (m)
+    ik_damping: float  # lambda of damped least squares
+    ik_rotation_weight: float  # metres of position error one radian of orientation error is worth
+    ik_iterations: int  # DLS iterations per IK tick
+    ik_max_joint_step: float  # rad per iteration, keeps a far target from flinging the arm
+    rgba: Rgba
+
+    def __post_init__(self) -> None:
+        for lo, hi in zip(self.workspace_min, self.workspace_max):
+            _check_range("arm workspace", (lo, hi))
+        for bounds in self.joint_ranges:
+            _check_range("arm joint range", bounds)
+
+
+@dataclass(frozen=True)
+class GripperConfig:
+    palm_half_extents: Vec3
+    palm_mass: float
+    finger_travel: float  # per finger, from closed (pads touching) to fully open
+    pad_half_extents: Vec3  # x width, y thickness, z height
+    pad_mass: float
+    kp: float
+    kv: float
+    max_force: float  # per finger: the squeeze force on a grasped object
+    friction: Vec3  # sliding, torsional, rolling
+    rgba: Rgba
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    name: str
+    width: int
+    height: int
+    fovy_deg: float
+    position: Vec3  # base frame
+    pitch_deg: float  # downward tilt from horizontal, looking along base +x
+    max_render_size: int  # offscreen buffer size: the largest width/height render() accepts
+    visibility_margin: float  # fraction of the half image a target must stay inside of at episode start
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    center: Vec2  # world x, y of the top's centre
+    half_extents: Vec2
+    height: float  # top surface z
+    thickness: float
+    leg_radius: float
+    friction: Vec3  # also the floor's
+    rgba: Rgba
+
+
+@dataclass(frozen=True)
+class ColourConfig:
+    name: str
+    rgba: Rgba
+
+
+@dataclass(frozen=True)
+class ObjectsConfig:
+    colours: tuple[ColourConfig, ...]
+    cube_half_size: float
+    cylinder_radius: float
+    cylinder_half_height: float
+    mass: float
+    friction: Vec3
+    count: int  # objects on the table per episode, distinct (colour, shape) pairs
+    region_x: Vec2  # world x range of object centres
+    region_y: Vec2
+    min_separation: float  # centre-to-centre
+    max_yaw: float  # |yaw| of each object, radians
+    parking_origin: Vec3  # objects not in the episode wait here, far outside the camera's view
+    parking_spacing: float
+
+    def __post_init__(self) -> None:
+        if len(self.colours) < 1 or self.count < 1 or self.count > 2 * len(self.colours):
+            raise ValueError("need 1 <= count <= 2 * len(colours)")
+        _check_range("objects.region_x", self.region_x)
+        _check_range("objects.region_y", self.region_y)
+
+
+@dataclass(frozen=True)
+class StartPoseConfig:
+    x: Vec2  # world x range of the base at reset
+    y: Vec2
+    yaw: Vec2
+
+
+@dataclass(frozen=True)
+class TaskFamilyConfig:
+    name: str
+    templates: tuple[str, ...]  # str.format fields: colour, object, direction
+    start_pose: StartPoseConfig
+    max_steps: int  # control steps before an episode counts as failed
+    target_max_abs_y: float  # |world y| of the target object: keeps pick/push targets inside arm reach
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    families: tuple[TaskFamilyConfig, ...]
+    lift_margin: float  # pick: object centre this far above its resting height while grasped
+    near_distance: float  # move_near: base centre to object, horizontal
+    push_margin: float  # push: lateral displacement in the reset base frame
+    push_corridor_half_width: float  # push: no other object this close to the swept line
+    max_resample_attempts: int
+
+    def family(self, name: str) -> TaskFamilyConfig:
+        for family in self.families:
+            if family.name == name:
+                return family
+        raise KeyError(f"unknown task family {name!r}; known: {[f.name for f in self.families]}")
+
+    @property
+    def family_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.families)
+
+
+@dataclass(frozen=True)
+class ExpertConfig:
+    max_arm_step: float  # m per control step while travelling
+    max_descend_step: float  # m per control step close to the object
+    max_rotation_step: float  # rad per control step
+    position_tolerance: float  # the target counts as reached
+    settle_tolerance: float  # the measured end effector counts as arrived
+    hover_height: float  # above the table top, for travelling over objects
+    pad_table_clearance: float  # finger pads stay this far above the table top
+    close_steps: int  # control steps with the gripper closing before lifting
+    lift_height: float
+    push_clearance: float  # gap between pads and object before a push starts
+    push_overshoot: float  # push beyond push_margin so the success check has slack
+    base_max_speed: float  # m/s
+    base_max_yaw_rate: float  # rad/s
+    base_standoff: float  # move_near: park this far behind the object (base centre, along world x)
+    base_table_clearance: float  # move_near: chassis front stays this far from the table edge
+    base_position_tolerance: float
+    base_yaw_tolerance: float
+    base_yaw_gain: float  # yaw rate per rad of heading error
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    physics: PhysicsConfig
+    base: BaseConfig
+    arm: ArmConfig
+    gripper: GripperConfig
+    camera: CameraConfig
+    table: TableConfig
+    objects: ObjectsConfig
+    tasks: TasksConfig
+    expert: ExpertConfig
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None = None) -> "SimConfig":
+        return load_dataclass(cls, path or config_dir() / "sim.yaml")

@@ -1,0 +1,97 @@
+"""Closed-loop episodes in the simulator without ROS: an 11-d action per control step, with the node's mode rules.
+
+``apply_rt1_action`` is the one place that maps an RT-1 action onto simulator commands the way the policy node does
+(SPEC, mode semantics): arm mode moves the arm and holds the base at zero; base mode drives the base and holds the arm
+(no delta, gripper unchanged); terminate stops everything and ends the episode. Demonstrations recorded through
+:func:`run_episode` therefore contain exactly what a policy trained on them will be asked to reproduce.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rt1_ros.model.action_tokenizer import (
+    ARM_DELTA_DIMS,
+    BASE_DIMS,
+    GRIPPER_DIM,
+    MODE_DIM,
+    ActionSpaceConfig,
+)
+from rt1_ros.sim.expert import ScriptedExpert
+from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+from rt1_ros.sim.tasks import Task
+
+
+def apply_rt1_action(sim: MobileManipulatorSim, action: np.ndarray, action_space: ActionSpaceConfig) -> bool:
+    """Command ``sim`` with one decoded action (11,); True when the action terminates the episode."""
+    mode_index = int(round(float(action[MODE_DIM])))
+    mode = action_space.mode_classes[min(max(mode_index, 0), len(action_space.mode_classes) - 1)]
+    if mode == "arm":
+        sim.apply_action(np.zeros(3), action[ARM_DELTA_DIMS], float(action[GRIPPER_DIM]))
+    elif mode == "base":
+        sim.apply_action(action[BASE_DIMS], np.zeros(6), sim.gripper_command)
+    else:
+        sim.stop()
+        return True
+    return False
+
+
+@dataclass
+class EpisodeResult:
+    task: Task
+    success: bool
+    terminated: bool  # the policy chose terminate (rather than running out of steps)
+    actions: np.ndarray  # (steps, 11)
+    images: list[np.ndarray] = field(default_factory=list)  # (H, W, 3) uint8 each, the image each action saw
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+
+def run_episode(
+    sim: MobileManipulatorSim,
+    task: Task,
+    policy: Callable[[], np.ndarray],
+    action_space: ActionSpaceConfig,
+    max_steps: int | None = None,
+    record_images: bool = False,
+) -> EpisodeResult:
+    """Run ``policy`` (called once per control step, returns (11,)) on the already reset ``sim``."""
+    max_steps = max_steps or sim.config.tasks.family(task.family).max_steps
+    period = sim.config.physics.control_period_s
+    actions, images = [], []
+    terminated = False
+    for _ in range(max_steps):
+        if record_images:
+            images.append(sim.render())
+        action = np.asarray(policy(), dtype=float)
+        actions.append(action)
+        if apply_rt1_action(sim, action, action_space):
+            terminated = True
+            break
+        sim.advance(period)
+    return EpisodeResult(
+        task=task,
+        success=sim.success(),
+        terminated=terminated,
+        actions=np.array(actions).reshape(-1, MODE_DIM + 1),
+        images=images,
+    )
+
+
+def run_expert_episode(
+    sim: MobileManipulatorSim,
+    task_family: str | None,
+    seed: int,
+    action_space: ActionSpaceConfig | None = None,
+    record_images: bool = False,
+) -> EpisodeResult:
+    """Reset ``sim`` to (``task_family``, ``seed``) and let the scripted expert solve it."""
+    action_space = action_space or ActionSpaceConfig.from_yaml()
+    task = sim.reset(task_family, seed)
+    expert = ScriptedExpert(sim, action_space)
+    expert.reset(task)
+    return run_episode(sim, task, expert.act, action_space, record_images=record_images)

@@ -1,0 +1,238 @@
+"""Scripted experts: privileged-state controllers that emit the 11-d RT-1 action at the control rate.
+
+They exist to generate behaviour-cloning demonstrations, so they are deliberately plain: straight-line end-effector
+moves at a constant speed (``max_arm_step`` per step, the last step shorter), one phase at a time, the gripper never
+half-closed, the base and the arm never commanded together. The action layout is the tokenizer's: arm x y z roll
+pitch yaw (per-step deltas, base frame), gripper closedness, base vx vy yaw-rate, mode as a class index of
+``ActionSpaceConfig.mode_classes``; continuous values are clipped to the action-space ranges.
+
+Phases per family
+* pick:      approach (hover over the object, open, yaw-aligned to a cube face) -> descend -> close -> lift ->
+             terminate. If the lift ends without a grasp, it reopens and approaches again.
+* push:      approach (closed gripper, hover beside the object on the side opposite the push) -> descend ->
+             push (sideways through the object) -> retreat (up) -> terminate; retries like pick.
+* move_near: drive (holonomic, straight to a parking pose in front of the object facing the table) -> terminate.
+
+The experts read the simulator's *commanded* arm target (not the measured end effector) to compute deltas, so a
+sequence of deltas lands exactly on the goal; the measured pose is only used to wait for the arm to arrive.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rt1_ros.model.action_tokenizer import (
+    ARM_DELTA_DIMS,
+    BASE_DIMS,
+    GRIPPER_DIM,
+    MODE_DIM,
+    NUM_ACTION_DIMS,
+    ActionSpaceConfig,
+)
+from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+from rt1_ros.sim.scene import object_half_width
+from rt1_ros.sim.tasks import Task
+
+
+PHASES = ("approach", "descend", "close", "lift", "push", "retreat", "drive", "done")
+
+
+def wrap_angle(angle: float) -> float:
+    return (angle + math.pi) % (2 * math.pi) - math.pi
+
+
+class ScriptedExpert:
+    def __init__(self, sim: MobileManipulatorSim, action_space: ActionSpaceConfig | None = None) -> None:
+        self.sim = sim
+        self.action_space = action_space or ActionSpaceConfig.from_yaml()
+        self.config = sim.config
+        self.task: Task | None = None
+        self.phase = "idle"
+        self.steps_in_phase = 0
+        self._anchor = np.zeros(3)  # a base-frame point a phase is defined relative to
+        self._rerun = False
+
+    def reset(self, task: Task) -> None:
+        self.task = task
+        self.phase = "drive" if task.family == "move_near" else "approach"
+        self.steps_in_phase = 0
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def act(self) -> np.ndarray:
+        """The next action (11,), for the simulator's current state."""
+        if self.task is None:
+            raise RuntimeError("reset the expert with a task first")
+        policies = {"pick": self._pick, "push": self._push, "move_near": self._move_near}
+        if self.task.family not in policies:
+            raise KeyError(f"no expert for task family {self.task.family!r}")
+        # Arriving at a waypoint yields a zero step; start the next phase in the same control step instead, so the
+        # demonstrations contain no idle frames at phase boundaries (bounded: phases never chain endlessly).
+        for _ in range(len(PHASES)):
+            self._rerun = False
+            action = policies[self.task.family]()
+            if not self._rerun:
+                break
+        self.steps_in_phase += 1
+        return action
+
+    # ------------------------------------------------------------------ families
+    def _pick(self) -> np.ndarray:
+        expert, sim = self.config.expert, self.sim
+        name = self.task.target_name
+        obj = sim.to_base_frame(sim.object_position(name))
+        pad_half_height = self.config.gripper.pad_half_extents[2]
+        grasp_z = max(obj[2], self.config.table.height + pad_half_height + expert.pad_table_clearance)
+        hover_z = self.config.table.height + expert.hover_height
+        if self.phase == "approach":
+            goal = np.array([obj[0], obj[1], hover_z])
+            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0, align_yaw=True)
+            return self._next_if(arrived, "descend", action, immediate=True)
+        if self.phase == "descend":
+            goal = np.array([obj[0], obj[1], grasp_z])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=0.0, align_yaw=True)
+            if arrived:
+                self._anchor = goal
+            return self._next_if(arrived, "close", action, immediate=True)
+        if self.phase == "close":
+            action = self._arm_action(np.zeros(6), gripper=1.0)
+            return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "lift", action)
+        if self.phase == "lift":
+            goal = self._anchor + np.array([0.0, 0.0, expert.lift_height])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
+            if arrived and not sim.success():
+                return self._next_if(True, "approach", self._arm_action(np.zeros(6), gripper=0.0))
+            return self._next_if(arrived, "done", action, immediate=True)
+        return self._terminate(gripper=1.0)
+
+    def _push(self) -> np.ndarray:
+        expert, sim, task = self.config.expert, self.sim, self.task
+        name = task.target_name
+        obj = sim.to_base_frame(sim.object_position(name))
+        sign = 1.0 if task.direction == "left" else -1.0
+        # A cube may sit at any yaw: keep clear of its corners, not just its faces.
+        half_width = object_half_width(self.config, task.target.shape)
+        if task.target.shape == "cube":
+            half_width *= math.sqrt(2.0)
+        pad_thickness = 2 * self.config.gripper.pad_half_extents[1]  # closed pads: one thickness each side
+        standoff = half_width + pad_thickness + expert.push_clearance
+        pad_half_height = self.config.gripper.pad_half_extents[2]
+        push_z = self.config.table.height + pad_half_height + expert.pad_table_clearance
+        hover_z = self.config.table.height + expert.hover_height
+        if self.phase == "approach":
+            goal = np.array([obj[0], obj[1] - sign * standoff, hover_z])
+            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=1.0)
+            return self._next_if(arrived, "descend", action, immediate=True)
+        if self.phase == "descend":
+            goal = np.array([obj[0], obj[1] - sign * standoff, push_z])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
+            if arrived:
+                self._anchor = goal
+            return self._next_if(arrived, "push", action, immediate=True)
+        if self.phase == "push":
+            travel = expert.push_clearance + self.config.tasks.push_margin + expert.push_overshoot
+            goal = self._anchor + np.array([0.0, sign * travel, 0.0])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
+            if arrived:
+                self._anchor = goal
+            return self._next_if(arrived, "retreat", action, immediate=True)
+        if self.phase == "retreat":
+            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
+            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=1.0)
+            if arrived and not sim.success():
+                return self._next_if(True, "approach", action, immediate=True)
+            return self._next_if(arrived, "done", action, immediate=True)
+        return self._terminate(gripper=1.0)
+
+    def _move_near(self) -> np.ndarray:
+        expert, sim = self.config.expert, self.sim
+        if self.phase != "drive":
+            return self._terminate(gripper=0.0)
+        obj = sim.object_position(self.task.target_name)
+        table_edge_x = self.config.table.center[0] - self.config.table.half_extents[0]
+        park_x = table_edge_x - self.config.base.half_extents[0] - expert.base_table_clearance
+        goal = np.array([min(obj[0] - expert.base_standoff, park_x), obj[1]])
+        goal_yaw = 0.0  # square on to the table, whose edge runs along world y
+        odom = sim.odometry()
+        error_world = goal - np.array([odom.x, odom.y])
+        c, s = math.cos(odom.yaw), math.sin(odom.yaw)
+        error_base = np.array([c * error_world[0] + s * error_world[1], -s * error_world[0] + c * error_world[1]])
+        distance = float(np.linalg.norm(error_base))
+        yaw_error = wrap_angle(goal_yaw - odom.yaw)
+        if distance < expert.base_position_tolerance and abs(yaw_error) < expert.base_yaw_tolerance:
+            self.phase = "done"
+            return self._terminate(gripper=0.0)
+        period = self.config.physics.control_period_s
+        # Constant cruise speed, and a last step that lands on the goal instead of overshooting it.
+        speed = min(expert.base_max_speed, distance / period)
+        velocity = error_base / distance * speed if distance > 0 else np.zeros(2)
+        yaw_rate = float(np.clip(expert.base_yaw_gain * yaw_error, -expert.base_max_yaw_rate, expert.base_max_yaw_rate))
+        if abs(yaw_rate) * period > abs(yaw_error):
+            yaw_rate = yaw_error / period
+        action = self._blank(mode="base", gripper=0.0)
+        action[BASE_DIMS] = (velocity[0], velocity[1], yaw_rate)
+        return self._clip(action)
+
+    # ------------------------------------------------------------------ helpers
+    def _arm_towards(
+        self, goal: np.ndarray, max_step: float, gripper: float, align_yaw: bool = False
+    ) -> tuple[np.ndarray, bool]:
+        """Arm-mode action moving the target straight at ``goal`` (base frame); True once there and settled."""
+        expert = self.config.expert
+        target, rotation = self.sim.arm_target()
+        offset = goal - target
+        distance = float(np.linalg.norm(offset))
+        step = offset if distance <= max_step else offset * (max_step / distance)
+        yaw_step = 0.0
+        if align_yaw:
+            yaw_error = self._grasp_yaw_error(rotation)
+            yaw_step = float(np.clip(yaw_error, -expert.max_rotation_step, expert.max_rotation_step))
+        else:
+            yaw_error = 0.0
+        measured = self.sim.end_effector_position()
+        arrived = (
+            distance < expert.position_tolerance
+            and abs(yaw_error) < expert.max_rotation_step / 4
+            and float(np.linalg.norm(measured - goal)) < expert.settle_tolerance
+        )
+        return self._arm_action(np.array([*step, 0.0, 0.0, yaw_step]), gripper), arrived
+
+    def _grasp_yaw_error(self, rotation: np.ndarray) -> float:
+        """Yaw that turns the fingers' closing axis onto the target's graspable direction (a cube face normal)."""
+        if self.task.target.shape != "cube":
+            return 0.0
+        closing_axis = rotation[:, 1]
+        closing_yaw = math.atan2(closing_axis[1], closing_axis[0])
+        object_yaw = self.sim.object_yaw(self.task.target_name) - self.sim.odometry().yaw
+        quarter = math.pi / 2
+        return (object_yaw - closing_yaw + quarter / 2) % quarter - quarter / 2
+
+    def _arm_action(self, delta: np.ndarray, gripper: float) -> np.ndarray:
+        action = self._blank(mode="arm", gripper=gripper)
+        action[ARM_DELTA_DIMS] = delta
+        return self._clip(action)
+
+    def _terminate(self, gripper: float) -> np.ndarray:
+        self.phase = "done"
+        return self._blank(mode="terminate", gripper=gripper)
+
+    def _blank(self, mode: str, gripper: float) -> np.ndarray:
+        action = np.zeros(NUM_ACTION_DIMS)
+        action[GRIPPER_DIM] = gripper
+        action[MODE_DIM] = self.action_space.mode_index(mode)
+        return action
+
+    def _clip(self, action: np.ndarray) -> np.ndarray:
+        action[:MODE_DIM] = np.clip(action[:MODE_DIM], self.action_space.low, self.action_space.high)
+        return action
+
+    def _next_if(self, condition: bool, phase: str, action: np.ndarray, immediate: bool = False) -> np.ndarray:
+        """Switch to ``phase`` when ``condition``; ``immediate``: the next phase acts in this same step."""
+        if condition:
+            self.phase = phase
+            self.steps_in_phase = -1 if not immediate else 0  # act() increments after this step
+            self._rerun = immediate
+        return action

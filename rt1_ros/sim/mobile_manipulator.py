@@ -1,0 +1,409 @@
+"""MobileManipulatorSim: the embedded MuJoCo simulator behind the sim node, usable without ROS.
+
+Command semantics (one RT-1 action per control period, ``physics.control_rate_hz``):
+
+* ``apply_action(base_twist, arm_delta, gripper)`` replaces the command in force.
+* The **base twist** (vx, vy in m/s, yaw rate in rad/s, base frame) is a velocity: it stays in force until the next
+  command (a zero twist stops the base).
+* The **arm delta** (x, y, z in m and roll, pitch, yaw in rad, base frame) moves the end-effector *target* by exactly
+  that amount, spread linearly over the next control period (the target moves at ``delta / period`` from the
+  ``apply_action`` call and stops after one period). A command held longer than a period therefore does not keep the
+  arm moving; calling ``apply_action`` once per period and ``advance(period)`` moves the target by the delta each
+  step. Rotation deltas are applied as extrinsic rotations about the base axes, R <- Rz(yaw) Ry(pitch) Rx(roll) R, in
+  per-IK-tick slices (equal to the full-step rotation to first order in the angles). All three axes are honoured.
+* The **gripper** closedness (0 open, 1 closed) sets both finger position targets at once.
+
+Arm control: the Cartesian target (position + rotation matrix, base frame) is advanced at ``ik_rate_hz`` and solved
+into joint targets by damped-least-squares differential IK on the grip site's Jacobian (``mj_jacSite``),
+``dq = J^T (J J^T + lambda^2 I)^-1 e`` with ``e = [p* - p; w * log(R* R^T)]``. The IK runs on a separate kinematic
+MjData whose base sits at the origin, so its world frame *is* the base frame; iterating from the previous joint target
+(not the measured joints) keeps the solution smooth and independent of tracking lag and contact forces. Position
+actuators then track the joint targets. DLS was chosen over a pseudo-inverse for its bounded joint steps near
+singularities, and over an optimisation-based IK because the target moves only millimetres per tick. The target is
+kept inside ``arm.workspace_*`` and within ``arm.max_target_lead`` of the measured end effector, so pressing against
+the table or an object cannot wind the target up.
+
+Determinism: a reset rebuilds the whole state from the seed; IK ticks are aligned to absolute physics steps, so the
+same seed and the same command sequence give the same trajectory however ``advance`` is chunked.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+# The GL backend is fixed when mujoco is imported: headless EGL unless the caller chose otherwise.
+os.environ.setdefault("MUJOCO_GL", "egl")
+import mujoco  # noqa: E402
+
+from rt1_ros.sim.config import SimConfig  # noqa: E402
+from rt1_ros.sim.scene import (  # noqa: E402
+    ARM_JOINTS,
+    BASE_BODY,
+    BASE_JOINTS,
+    FINGER_JOINTS,
+    GRIP_SITE,
+    LEFT_PAD_GEOM,
+    RIGHT_PAD_GEOM,
+    build_scene_xml,
+    object_half_height,
+    object_specs,
+)
+from rt1_ros.sim.tasks import SceneState, Task, check_success, sample_task  # noqa: E402
+
+# Gripper pointing straight down: site x along base +x, site z along base -z.
+DOWNWARD_GRIP = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass(frozen=True)
+class Odometry:
+    x: float  # world
+    y: float
+    yaw: float
+    vx: float  # base frame
+    vy: float
+    yaw_rate: float
+
+
+@dataclass(frozen=True)
+class JointStates:
+    names: tuple[str, ...]
+    positions: np.ndarray
+    velocities: np.ndarray
+    efforts: np.ndarray
+
+
+def rotation_about_axes(roll: float, pitch: float, yaw: float) -> np.ndarray:
+    """Rz(yaw) @ Ry(pitch) @ Rx(roll), (3, 3)."""
+    cr, sr, cp, sp, cy, sy = (math.cos(roll), math.sin(roll), math.cos(pitch), math.sin(pitch),
+                              math.cos(yaw), math.sin(yaw))
+    rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+    ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+    rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Rotation vector (3,) taking ``current`` to ``target``, both (3, 3), in their common frame."""
+    q_target, q_current, q_error = np.zeros(4), np.zeros(4), np.zeros(4)
+    mujoco.mju_mat2Quat(q_target, target.reshape(9))
+    mujoco.mju_mat2Quat(q_current, current.reshape(9))
+    mujoco.mju_negQuat(q_current, q_current)
+    mujoco.mju_mulQuat(q_error, q_target, q_current)
+    if q_error[0] < 0:  # shortest way round
+        q_error = -q_error
+    velocity = np.zeros(3)
+    mujoco.mju_quat2Vel(velocity, q_error, 1.0)
+    return velocity
+
+
+class MobileManipulatorSim:
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig.from_yaml()
+        self.model = mujoco.MjModel.from_xml_string(build_scene_xml(self.config))
+        self.data = mujoco.MjData(self.model)
+        self._ik_data = mujoco.MjData(self.model)
+        model = self.model
+
+        def joint_id(name: str) -> int:
+            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
+
+        self._base_qpos = np.array([model.jnt_qposadr[joint_id(n)] for n in BASE_JOINTS])
+        self._base_dof = np.array([model.jnt_dofadr[joint_id(n)] for n in BASE_JOINTS])
+        self._arm_qpos = np.array([model.jnt_qposadr[joint_id(n)] for n in ARM_JOINTS])
+        self._arm_dof = np.array([model.jnt_dofadr[joint_id(n)] for n in ARM_JOINTS])
+        self._finger_qpos = np.array([model.jnt_qposadr[joint_id(n)] for n in FINGER_JOINTS])
+        self._finger_dof = np.array([model.jnt_dofadr[joint_id(n)] for n in FINGER_JOINTS])
+        self._state_joints = ARM_JOINTS + FINGER_JOINTS
+
+        def actuator_id(name: str) -> int:
+            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name)
+
+        self._base_act = np.array([actuator_id(n) for n in BASE_JOINTS])
+        self._arm_act = np.array([actuator_id(n) for n in ARM_JOINTS])
+        self._finger_act = np.array([actuator_id(n) for n in FINGER_JOINTS])
+        self._site = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, GRIP_SITE)
+        self._base_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, BASE_BODY)
+        self._pad_geoms = (
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, LEFT_PAD_GEOM),
+            mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, RIGHT_PAD_GEOM),
+        )
+        self._camera = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera.name)
+        self._specs = {spec.name: spec for spec in object_specs(self.config)}
+        self._object_qpos = {
+            name: model.jnt_qposadr[joint_id(name)] for name in self._specs
+        }
+        self._object_geom = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self._specs}
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv))
+        self._home_joints = self._solve_ik(
+            np.zeros(len(ARM_JOINTS)), np.asarray(self.config.arm.home_position), DOWNWARD_GRIP, iterations=300
+        )
+        self._time_offset = 0.0
+        self.task: Task | None = None
+        self.reset(None, 0)
+
+    # ------------------------------------------------------------------ episode
+    def reset(self, task_family: str | None, seed: int) -> Task:
+        """Start an episode of ``task_family`` (None: drawn from the seed) laid out from ``seed``; returns the task."""
+        self._time_offset = self.sim_time
+        rng = np.random.default_rng(seed)
+        families = self.config.tasks.family_names
+        family = task_family or families[rng.integers(len(families))]
+        self.config.tasks.family(family)  # unknown names fail here, before any state changes
+        for _ in range(self.config.tasks.max_resample_attempts):
+            task = sample_task(self.config, family, seed, rng)
+            if task is None:
+                continue
+            self._lay_out(task)
+            if self.target_visible(task.target_name):
+                break
+        else:
+            raise RuntimeError(f"no visible {family} layout found for seed {seed}")
+        self.task = task
+        mujoco.mj_step(self.model, self.data, nstep=max(1, round(self.config.physics.settle_time_s / self.model.opt.timestep)))
+        self._episode_start_time = self.data.time
+        self._rest_positions = {name: self.object_position(name) for name in self._specs}
+        self._reset_base_yaw = self.odometry().yaw
+        return task
+
+    def _lay_out(self, task: Task) -> None:
+        """Write the task's initial state into data (base, arm at home, objects) and recompute kinematics."""
+        model, data = self.model, self.data
+        mujoco.mj_resetData(model, data)
+        data.qpos[self._base_qpos] = task.base_start
+        data.qpos[self._arm_qpos] = self._home_joints
+        placed = set()
+        for placement in task.placements:
+            adr = self._object_qpos[placement.spec.name]
+            z = self.config.table.height + object_half_height(self.config, placement.spec.shape)
+            data.qpos[adr:adr + 3] = (placement.x, placement.y, z)
+            data.qpos[adr + 3:adr + 7] = (math.cos(placement.yaw / 2), 0.0, 0.0, math.sin(placement.yaw / 2))
+            placed.add(placement.spec.name)
+        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData).
+        self._joint_targets = self._home_joints.copy()
+        self._target_position = np.asarray(self.config.arm.home_position, dtype=float).copy()
+        self._target_rotation = DOWNWARD_GRIP.copy()
+        self._base_twist = np.zeros(3)
+        self._arm_delta = np.zeros(6)
+        self._delta_fraction_left = 0.0
+        self._gripper = 0.0
+        self._physics_steps_to_tick = 0
+        self._write_controls()
+        mujoco.mj_forward(model, data)
+
+    # ------------------------------------------------------------------ commands
+    def apply_action(self, base_twist, arm_delta, gripper: float) -> None:
+        """Replace the command in force: base twist (3,), arm delta (6,), gripper closedness (see module doc)."""
+        base_twist = np.asarray(base_twist, dtype=float).reshape(3)
+        arm_delta = np.asarray(arm_delta, dtype=float).reshape(6)
+        if not (np.all(np.isfinite(base_twist)) and np.all(np.isfinite(arm_delta)) and math.isfinite(gripper)):
+            raise ValueError("non-finite command")
+        base = self.config.base
+        limits = np.array([base.max_linear_speed, base.max_linear_speed, base.max_angular_speed])
+        self._base_twist = np.clip(base_twist, -limits, limits)
+        self._arm_delta = arm_delta
+        self._delta_fraction_left = 1.0
+        self._gripper = float(np.clip(gripper, 0.0, 1.0))
+
+    def stop(self) -> None:
+        """Zero twist, no arm motion; the gripper keeps its closedness (dropping a held object is not 'stopping')."""
+        self.apply_action(np.zeros(3), np.zeros(6), self._gripper)
+        self._delta_fraction_left = 0.0
+
+    def advance(self, seconds: float) -> None:
+        """Step physics for ``seconds`` (rounded to whole physics steps) under the command in force."""
+        remaining = max(0, round(seconds / self.model.opt.timestep))
+        steps_per_tick = self.config.physics.physics_steps_per_ik
+        while remaining > 0:
+            if self._physics_steps_to_tick == 0:
+                self._control_tick(steps_per_tick * self.model.opt.timestep)
+                self._physics_steps_to_tick = steps_per_tick
+            chunk = min(remaining, self._physics_steps_to_tick)
+            mujoco.mj_step(self.model, self.data, nstep=chunk)
+            remaining -= chunk
+            self._physics_steps_to_tick -= chunk
+
+    def _control_tick(self, tick_s: float) -> None:
+        fraction = min(tick_s / self.config.physics.control_period_s, self._delta_fraction_left)
+        if fraction > 0.0:
+            self._delta_fraction_left -= fraction
+            step = self._arm_delta * fraction
+            self._target_position = self._target_position + step[:3]
+            self._target_rotation = rotation_about_axes(*step[3:]) @ self._target_rotation
+        arm = self.config.arm
+        target = np.clip(self._target_position, arm.workspace_min, arm.workspace_max)
+        measured = self.end_effector_position()
+        lead = target - measured
+        lead_norm = float(np.linalg.norm(lead))
+        if lead_norm > arm.max_target_lead:
+            target = measured + lead * (arm.max_target_lead / lead_norm)
+        self._target_position = target
+        self._joint_targets = self._solve_ik(self._joint_targets, target, self._target_rotation, arm.ik_iterations)
+        self._write_controls()
+
+    def _write_controls(self) -> None:
+        yaw = self.data.qpos[self._base_qpos[2]]
+        vx, vy, wz = self._base_twist
+        c, s = math.cos(yaw), math.sin(yaw)
+        self.data.ctrl[self._base_act] = (c * vx - s * vy, s * vx + c * vy, wz)
+        self.data.ctrl[self._arm_act] = self._joint_targets
+        self.data.ctrl[self._finger_act] = self.config.gripper.finger_travel * (1.0 - self._gripper)
+
+    def _solve_ik(self, joints: np.ndarray, position: np.ndarray, rotation: np.ndarray, iterations: int) -> np.ndarray:
+        """DLS IK on the kinematic copy (base at the origin, so world == base frame); returns joint targets (6,)."""
+        arm = self.config.arm
+        model, data = self.model, self._ik_data
+        lower = np.array([r[0] for r in arm.joint_ranges])
+        upper = np.array([r[1] for r in arm.joint_ranges])
+        weight = arm.ik_rotation_weight
+        joints = joints.copy()
+        for _ in range(iterations):
+            data.qpos[self._arm_qpos] = joints
+            mujoco.mj_kinematics(model, data)
+            mujoco.mj_comPos(model, data)
+            error = np.concatenate([
+                position - data.site_xpos[self._site],
+                weight * rotation_error(rotation, data.site_xmat[self._site].reshape(3, 3)),
+            ])  # (6,)
+            mujoco.mj_jacSite(model, data, self._jacp, self._jacr, self._site)
+            jacobian = np.vstack([self._jacp[:, self._arm_dof], weight * self._jacr[:, self._arm_dof]])  # (6, 6)
+            damped = jacobian @ jacobian.T + arm.ik_damping**2 * np.eye(6)
+            step = jacobian.T @ np.linalg.solve(damped, error)
+            largest = float(np.max(np.abs(step)))
+            if largest > arm.ik_max_joint_step:
+                step *= arm.ik_max_joint_step / largest
+            joints = np.clip(joints + step, lower, upper)
+        return joints
+
+    # ------------------------------------------------------------------ state
+    @property
+    def sim_time(self) -> float:
+        """Seconds of simulated time since construction; monotonic across resets (a ROS clock must not jump back)."""
+        return self._time_offset + float(self.data.time)
+
+    @property
+    def episode_time(self) -> float:
+        """Seconds since the current episode's first observation (the settling after a reset excluded)."""
+        return float(self.data.time - self._episode_start_time)
+
+    def odometry(self) -> Odometry:
+        x, y, yaw = (float(v) for v in self.data.qpos[self._base_qpos])
+        vxw, vyw, wz = (float(v) for v in self.data.qvel[self._base_dof])
+        c, s = math.cos(yaw), math.sin(yaw)
+        return Odometry(x, y, yaw, c * vxw + s * vyw, -s * vxw + c * vyw, wz)
+
+    def joint_states(self) -> JointStates:
+        qpos = np.concatenate([self._arm_qpos, self._finger_qpos])
+        dof = np.concatenate([self._arm_dof, self._finger_dof])
+        actuators = np.concatenate([self._arm_act, self._finger_act])
+        return JointStates(
+            names=self._state_joints,
+            positions=self.data.qpos[qpos].copy(),
+            velocities=self.data.qvel[dof].copy(),
+            efforts=self.data.actuator_force[actuators].copy(),
+        )
+
+    def to_base_frame(self, world_point) -> np.ndarray:
+        """World point (3,) -> base frame (3,)."""
+        x, y, yaw = self.data.qpos[self._base_qpos]
+        dx, dy = world_point[0] - x, world_point[1] - y
+        c, s = math.cos(yaw), math.sin(yaw)
+        return np.array([c * dx + s * dy, -s * dx + c * dy, world_point[2]])
+
+    def end_effector_position(self) -> np.ndarray:
+        """Measured grip-site position (3,) in the base frame."""
+        return self.to_base_frame(self.data.site_xpos[self._site])
+
+    def end_effector_rotation(self) -> np.ndarray:
+        """Measured grip-site rotation (3, 3) in the base frame."""
+        yaw = self.data.qpos[self._base_qpos[2]]
+        return rotation_about_axes(0.0, 0.0, -yaw) @ self.data.site_xmat[self._site].reshape(3, 3)
+
+    def arm_target(self) -> tuple[np.ndarray, np.ndarray]:
+        """The Cartesian target the arm servoes to: position (3,) and rotation (3, 3), base frame."""
+        return self._target_position.copy(), self._target_rotation.copy()
+
+    @property
+    def gripper_command(self) -> float:
+        """The gripper closedness in force (0 open, 1 closed)."""
+        return self._gripper
+
+    def gripper_opening(self) -> float:
+        """Distance between the finger pads' inner faces (m)."""
+        return float(np.sum(self.data.qpos[self._finger_qpos]))
+
+    def object_position(self, name: str) -> np.ndarray:
+        adr = self._object_qpos[name]
+        return self.data.qpos[adr:adr + 3].copy()
+
+    def object_yaw(self, name: str) -> float:
+        adr = self._object_qpos[name]
+        w, x, y, z = self.data.qpos[adr + 3:adr + 7]
+        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+    def rest_position(self, name: str) -> np.ndarray:
+        """Where ``name`` rested after the reset settled (world)."""
+        return self._rest_positions[name].copy()
+
+    def is_grasped(self, name: str) -> bool:
+        """Both finger pads are in contact with object ``name``."""
+        geom = self._object_geom[name]
+        touching = set()
+        for pair in self.data.contact.geom[: self.data.ncon]:
+            if geom in pair:
+                touching.update(int(g) for g in pair)
+        return all(pad in touching for pad in self._pad_geoms)
+
+    def scene_state(self) -> SceneState:
+        target = self.task.target_name
+        odom = self.odometry()
+        return SceneState(
+            base_pose=(odom.x, odom.y, odom.yaw),
+            object_position=self.object_position(target),
+            object_rest_position=self.rest_position(target),
+            reset_base_yaw=self._reset_base_yaw,
+            grasped=self.is_grasped(target),
+        )
+
+    def success(self) -> bool:
+        return check_success(self.config, self.task, self.scene_state())
+
+    # ------------------------------------------------------------------ camera
+    def target_visible(self, name: str) -> bool:
+        """The object's centre projects inside the image (with margin) and no other geom blocks the line of sight."""
+        camera = self.config.camera
+        position = self.data.cam_xpos[self._camera]
+        axes = self.data.cam_xmat[self._camera].reshape(3, 3)
+        point = self.data.xpos[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)]
+        in_camera = axes.T @ (point - position)  # camera looks along its -z
+        depth = -in_camera[2]
+        if depth <= 0:
+            return False
+        tan_half = math.tan(math.radians(camera.fovy_deg) / 2)
+        aspect = camera.width / camera.height
+        limit = 1.0 - camera.visibility_margin
+        if abs(in_camera[0] / depth) > tan_half * aspect * limit or abs(in_camera[1] / depth) > tan_half * limit:
+            return False
+        hit = np.array([-1], dtype=np.int32)
+        mujoco.mj_ray(self.model, self.data, position, point - position, None, True, self._base_body, hit)
+        return int(hit[0]) == self._object_geom[name]
+
+    def render(self, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Head camera image, (height, width, 3) uint8 RGB."""
+        width = width or self.config.camera.width
+        height = height or self.config.camera.height
+        renderer = self._renderers.get((width, height))
+        if renderer is None:
+            renderer = mujoco.Renderer(self.model, height, width)
+            self._renderers[(width, height)] = renderer
+        renderer.update_scene(self.data, camera=self._camera)
+        return renderer.render()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

@@ -1,0 +1,160 @@
+"""Instruction families: episode layouts sampled from a seed, instructions from templates, success from sim state.
+
+Families (``config/sim.yaml: tasks.families``):
+
+* ``pick``      "pick up the <colour> <object>": success while the object is held between both finger pads and its
+  centre is ``lift_margin`` above where it rested after the reset.
+* ``move_near`` "move near the <colour> <object>": success while the base centre is within ``near_distance``
+  (horizontal) of the object. The base starts far enough back that this is false at reset.
+* ``push``      "push the <colour> <object> left|right": success while the object is displaced by ``push_margin`` along
+  the base's +y (left) or -y (right) axis as it was at reset, and still rests on the table.
+
+Nothing here touches MuJoCo: layouts are plain numbers and success is computed from a :class:`SceneState` snapshot,
+which keeps the checks testable on hand-made states.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
+from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
+
+PUSH_DIRECTIONS = ("left", "right")
+
+
+@dataclass(frozen=True)
+class ObjectPlacement:
+    spec: ObjectSpec
+    x: float  # world
+    y: float
+    yaw: float
+
+
+@dataclass(frozen=True)
+class Task:
+    family: str
+    instruction: str
+    seed: int
+    target: ObjectSpec
+    direction: str | None  # push only: "left" (+y of the reset base frame) or "right"
+    base_start: tuple[float, float, float]  # world x, y, yaw
+    placements: tuple[ObjectPlacement, ...]
+
+    @property
+    def target_name(self) -> str:
+        return self.target.name
+
+
+@dataclass(frozen=True)
+class SceneState:
+    """What the success checks read, captured from the simulator."""
+
+    base_pose: tuple[float, float, float]  # world x, y, yaw
+    object_position: np.ndarray  # (3,) world, the task's target
+    object_rest_position: np.ndarray  # (3,) world, the target after the reset settled
+    reset_base_yaw: float
+    grasped: bool  # both finger pads touch the target
+
+
+def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator) -> Task | None:
+    """One candidate layout for ``family_name``; None when the draw breaks a constraint (the caller redraws).
+
+    Visibility from the camera needs the rendered model, so the simulator checks that and redraws too.
+    """
+    family = config.tasks.family(family_name)
+    placements = _sample_placements(config, rng)
+    if placements is None:
+        return None
+    candidates = [p for p in placements if abs(p.y) <= family.target_max_abs_y]
+    if not candidates:
+        return None
+    target = candidates[rng.integers(len(candidates))]
+    direction = None
+    if family_name == "push":
+        direction = PUSH_DIRECTIONS[rng.integers(len(PUSH_DIRECTIONS))]
+        if not _push_corridor_clear(config, placements, target, direction):
+            return None
+    base_start = _sample_start_pose(family, rng)
+    template = family.templates[rng.integers(len(family.templates))]
+    instruction = template.format(colour=target.spec.colour, object=target.spec.shape, direction=direction or "")
+    return Task(
+        family=family_name,
+        instruction=" ".join(instruction.split()),
+        seed=seed,
+        target=target.spec,
+        direction=direction,
+        base_start=base_start,
+        placements=tuple(placements),
+    )
+
+
+def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
+    tasks = config.tasks
+    if task.family == "pick":
+        lifted = state.object_position[2] - state.object_rest_position[2]
+        return bool(state.grasped and lifted > tasks.lift_margin)
+    if task.family == "move_near":
+        bx, by, _ = state.base_pose
+        distance = math.hypot(state.object_position[0] - bx, state.object_position[1] - by)
+        return distance < tasks.near_distance
+    if task.family == "push":
+        return push_displacement(task, state) > tasks.push_margin and state.object_position[2] > config.table.height
+    raise KeyError(f"no success check for task family {task.family!r}")
+
+
+def push_displacement(task: Task, state: SceneState) -> float:
+    """Displacement of the target along the push direction, in the base frame the episode started in (m)."""
+    delta = state.object_position[:2] - state.object_rest_position[:2]
+    yaw = state.reset_base_yaw
+    lateral = -math.sin(yaw) * delta[0] + math.cos(yaw) * delta[1]  # base +y component
+    return float(lateral if task.direction == "left" else -lateral)
+
+
+def _sample_placements(config: SimConfig, rng: np.random.Generator) -> list[ObjectPlacement] | None:
+    objects = config.objects
+    specs = object_specs(config)
+    chosen = rng.choice(len(specs), size=objects.count, replace=False)
+    placements: list[ObjectPlacement] = []
+    for index in chosen:
+        for _ in range(config.tasks.max_resample_attempts):
+            x = rng.uniform(*objects.region_x)
+            y = rng.uniform(*objects.region_y)
+            if all(math.hypot(x - p.x, y - p.y) >= objects.min_separation for p in placements):
+                break
+        else:
+            return None
+        placements.append(ObjectPlacement(specs[index], x, y, rng.uniform(-objects.max_yaw, objects.max_yaw)))
+    return placements
+
+
+def _push_corridor_clear(
+    config: SimConfig, placements: list[ObjectPlacement], target: ObjectPlacement, direction: str
+) -> bool:
+    """No other object where the fingers come down beside the target or where the target slides to."""
+    sign = 1.0 if direction == "left" else -1.0
+    expert, tasks = config.expert, config.tasks
+    reach_back = (
+        object_half_width(config, target.spec.shape)
+        + expert.push_clearance
+        + 2 * config.gripper.pad_half_extents[1]
+        + tasks.push_corridor_half_width
+    )
+    reach_forward = tasks.push_margin + expert.push_overshoot + tasks.push_corridor_half_width
+    table_edge = config.table.center[1] + sign * config.table.half_extents[1]
+    if sign * (target.y + sign * (reach_forward - tasks.push_corridor_half_width) - table_edge) > 0:
+        return False
+    for other in placements:
+        if other is target:
+            continue
+        along = sign * (other.y - target.y)
+        if abs(other.x - target.x) < tasks.push_corridor_half_width and -reach_back < along < reach_forward:
+            return False
+    return True
+
+
+def _sample_start_pose(family: TaskFamilyConfig, rng: np.random.Generator) -> tuple[float, float, float]:
+    pose = family.start_pose
+    return (rng.uniform(*pose.x), rng.uniform(*pose.y), rng.uniform(*pose.yaw))
