@@ -118,6 +118,10 @@ class Controller:
     def set_instruction(self, instruction: str) -> str:
         """Validate, embed, and start a new episode. Raises InstructionError for unusable text."""
         text = " ".join(instruction.split())
+        if not text or len(text) > self.max_instruction_chars:
+            # An unusable instruction stops the episode: better no task than the previous one by mistake.
+            self.policy.clear_instruction()
+            self._new_episode()
         if not text:
             raise InstructionError("instruction is empty or whitespace only")
         if len(text) > self.max_instruction_chars:

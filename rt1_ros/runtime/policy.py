@@ -68,6 +68,11 @@ class Policy:
         self.instruction = instruction
         self.history.clear()
 
+    def clear_instruction(self) -> None:
+        self.instruction = None
+        self._conditioning = None
+        self.history.clear()
+
     def reset(self) -> None:
         self.history.clear()
 

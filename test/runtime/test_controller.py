@@ -28,6 +28,9 @@ class ScriptedPolicy:
     def reset(self):
         self.resets += 1
 
+    def clear_instruction(self):
+        self.instruction = None
+
     def step(self, rgb):
         action = self.queue.pop(0)
         if isinstance(action, Exception):
@@ -146,6 +149,8 @@ def test_unusable_instructions_are_refused(setup, text):
     _, controller = setup
     with pytest.raises(InstructionError):
         controller.set_instruction(text)
+    assert controller.instruction is None  # the previous task does not carry on
+    assert "instruction" in controller.step(0.0, frame(0.0)).reason
 
 
 def test_no_instruction_or_no_camera_holds(tokenizer, action_space):

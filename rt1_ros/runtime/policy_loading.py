@@ -1,0 +1,70 @@
+"""Build a ready-to-step `Policy` from a checkpoint, or an untrained model of a named size."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
+from rt1_ros.model.checkpoint import from_pretrained
+from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
+from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig
+from rt1_ros.runtime.policy import Policy, resolve_device
+
+_TEXT_ENCODERS: dict[str, TextEncoder] = {}
+
+UNTRAINED_BANNER = ("UNTRAINED POLICY: no checkpoint given, RT-1 is freshly initialised and its actions are "
+                    "meaningless. Train one (README: Training) and pass checkpoint:=<dir>.")
+
+
+@dataclass(frozen=True)
+class PolicySource:
+    model_size: str = "paper"
+    checkpoint: str = ""
+    backbone_weights: str = ""
+    device: str = "auto"
+    half_precision: bool = False
+    text_encoder: str = "bundled:all-MiniLM-L6-v2"
+    action_space_file: str = ""
+    seed: int = 0
+
+
+@dataclass
+class LoadedPolicy:
+    policy: Policy
+    action_space: ActionSpaceConfig
+    trained: bool
+    description: str
+
+
+def shared_text_encoder(name_or_path: str) -> TextEncoder:
+    """The encoder is frozen and read-only, so one instance per model serves every policy in the process."""
+    if name_or_path not in _TEXT_ENCODERS:
+        _TEXT_ENCODERS[name_or_path] = TextEncoder(TextEncoderConfig(model_name_or_path=name_or_path))
+    return _TEXT_ENCODERS[name_or_path]
+
+
+def load_policy(source: PolicySource) -> LoadedPolicy:
+    """Raises CheckpointError / BackboneWeightsError / ConfigError with a message naming the file at fault."""
+    device = resolve_device(source.device)
+    if source.checkpoint:
+        model, action_space, extra = from_pretrained(source.checkpoint)
+        trained = True
+        description = f"checkpoint {Path(source.checkpoint).resolve()} (step {extra.get('step', '?')})"
+    else:
+        torch.manual_seed(source.seed)
+        model = RT1(RT1Config.from_yaml(source.model_size))
+        action_space = ActionSpaceConfig.from_yaml()
+        trained = False
+        description = f"untrained '{source.model_size}' model (seed {source.seed})"
+        if source.backbone_weights:
+            load_imagenet_backbone(model.image_encoder, source.backbone_weights)
+            description += f" with ImageNet backbone {source.backbone_weights}"
+    if source.action_space_file:
+        action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
+    encoder = shared_text_encoder(source.text_encoder)
+    policy = Policy(model, ActionTokenizer(action_space), encoder.encode, device, source.half_precision)
+    description += f" on {device}{' fp16' if policy.dtype == torch.float16 else ''}"
+    return LoadedPolicy(policy=policy, action_space=action_space, trained=trained, description=description)

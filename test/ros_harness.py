@@ -1,0 +1,115 @@
+"""Test support for ROS tests: real rclpy over Fast DDS, the node under test and a peer node in one process,
+each test in its own namespace. Importable from tests because pytest.ini puts test/ on the path."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import rclpy
+
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.model.checkpoint import save_pretrained
+from rt1_ros.model.rt1 import RT1, RT1Config
+
+
+def biased_checkpoint(directory: Path, mode: int, bins: dict[int, int]) -> Path:
+    """A tiny RT-1 whose heads ignore the input: `mode` always, and dimension d always at bin bins[d] (else 128)."""
+    torch.manual_seed(0)
+    model = RT1(RT1Config.from_yaml("tiny"))
+    with torch.no_grad():
+        for dim, head in enumerate(model.action_head.heads):
+            head.weight.zero_()
+            head.bias.zero_()
+            head.bias[mode if dim == 10 else bins.get(dim, 128)] = 50.0
+    return save_pretrained(model, directory, ActionSpaceConfig.from_yaml())
+
+
+class RosHarness:
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.namespace = ""
+        self.peer = None
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and self.context.ok():
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:  # noqa: BLE001 — a node destroyed mid-spin between tests
+                time.sleep(0.01)
+
+    def new_namespace(self) -> str:
+        self.namespace = f"/t{uuid.uuid4().hex[:8]}"
+        self.peer = rclpy.create_node("peer", namespace=self.namespace, context=self.context)
+        self.executor.add_node(self.peer)
+        return self.namespace
+
+    def start_rt1_node(self, **parameters):
+        from rt1_ros.node.rt1_node import Rt1Node
+
+        defaults = dict(model_size="tiny", device="cpu", control_rate_hz=10.0, image_timeout_s=0.5,
+                        start_enabled=True, ema_alpha=1.0)
+        defaults.update(parameters)
+        overrides = [Parameter(k, value=v) for k, v in defaults.items()]
+        node = Rt1Node(namespace=self.namespace, context=self.context, parameter_overrides=overrides)
+        self.executor.add_node(node)
+        return node
+
+    def remove(self, node) -> None:
+        self.executor.remove_node(node)
+        node.destroy_node()
+
+    def collect(self, message_type, topic: str, qos=10) -> list:
+        received: list = []
+        self.peer.create_subscription(message_type, topic, received.append, qos)
+        return received
+
+    def send_instruction(self, text: str):
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        publisher = self.peer.create_publisher(String, "instruction", qos)
+        publisher.publish(String(data=text))
+        return publisher
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=5)
+        self.executor.shutdown()
+        rclpy.try_shutdown(context=self.context)
+
+
+def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period)
+    return predicate()
+
+
+def make_image(encoding: str = "rgb8", width: int = 64, height: int = 48, padding: int = 0, stamp_ns: int = 0,
+               seed: int = 0) -> Image:
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding, 3)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, 256, size=(height, width * channels + padding), dtype=np.uint8)
+    message = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * channels + padding)
+    message.data = rows.tobytes()
+    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.header.frame_id = "camera"
+    return message
+
+
