@@ -86,6 +86,9 @@ class Policy:
         frame = frame.to(self.device, self.dtype, non_blocking=True)
         self.history.push(self.model.encode_frame(frame, self._conditioning)[0])  # (K,D)
         logits = self.model.logits_from_frame_tokens(self.history.window())  # (1,11,bins)
+        if not torch.isfinite(logits).all():
+            # argmax over NaN logits still yields valid-looking tokens: refuse them here, the caller holds the robot.
+            raise FloatingPointError("the model produced non-finite logits")
         tokens = self.tokenizer.tokens_from_logits(logits.float())[0].cpu().numpy()  # sync point on CUDA
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return PolicyStep(tokens=tokens, action=self.tokenizer.decode(tokens), inference_ms=elapsed_ms)

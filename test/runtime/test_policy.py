@@ -35,3 +35,14 @@ def test_new_instruction_clears_history(tiny_model, tokenizer):
 def test_device_resolution():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_non_finite_logits_are_refused_not_decoded(tiny_model, tokenizer):
+    import pytest
+
+    with torch.no_grad():
+        tiny_model.action_head.heads[3].bias.fill_(float("nan"))
+    policy = Policy(tiny_model, tokenizer, lambda text: torch.zeros(384), torch.device("cpu"))
+    policy.set_instruction("go")
+    with pytest.raises(FloatingPointError):
+        policy.step(np.zeros((96, 96, 3), np.uint8))
