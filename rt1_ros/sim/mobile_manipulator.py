@@ -164,7 +164,8 @@ class MobileManipulatorSim:
         else:
             raise RuntimeError(f"no visible {family} layout found for seed {seed}")
         self.task = task
-        mujoco.mj_step(self.model, self.data, nstep=max(1, round(self.config.physics.settle_time_s / self.model.opt.timestep)))
+        settle_steps = max(1, round(self.config.physics.settle_time_s / self.model.opt.timestep))
+        mujoco.mj_step(self.model, self.data, nstep=settle_steps)
         self._episode_start_time = self.data.time
         self._rest_positions = {name: self.object_position(name) for name in self._specs}
         self._reset_base_yaw = self.odometry().yaw

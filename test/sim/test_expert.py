@@ -1,0 +1,69 @@
+"""Scripted experts: they solve their families, stay inside the action space and follow the mode rules."""
+import numpy as np
+import pytest
+
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
+from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+
+
+@pytest.fixture(scope="module")
+def sim():
+    simulator = MobileManipulatorSim()
+    yield simulator
+    simulator.close()
+
+
+@pytest.fixture(scope="module")
+def space():
+    return ActionSpaceConfig.from_yaml()
+
+
+@pytest.mark.parametrize("family", ("pick", "move_near", "push"))
+def test_expert_succeeds_within_its_step_budget(sim, space, family):
+    budget = sim.config.tasks.family(family).max_steps
+    for seed in (100, 101, 102, 103):
+        result = run_expert_episode(sim, family, seed, space)
+        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
+        assert result.terminated and result.steps <= budget
+        actions = result.actions
+        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
+        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
+        assert modes[-1] == "terminate" and "terminate" not in modes[:-1]
+        for action, mode in zip(actions, modes):
+            if mode == "arm":
+                assert np.all(action[7:10] == 0)
+            if mode == "base":
+                assert np.all(action[0:6] == 0)
+        expected = {"pick": {"arm"}, "push": {"arm"}, "move_near": {"base"}}[family]
+        assert set(modes[:-1]) == expected
+        assert set(np.unique(actions[:, 6])) <= {0.0, 1.0}  # the gripper is never commanded half-closed
+
+
+def test_mode_semantics_of_applied_actions(sim, space):
+    sim.reset("move_near", 0)
+    arm_start = sim.arm_target()[0]
+    odom = sim.odometry()
+    action = np.zeros(11)
+    action[0:3] = 0.03  # arm delta present in a base-mode action must be ignored
+    action[7] = 0.4
+    action[10] = space.mode_index("base")
+    assert not apply_rt1_action(sim, action, space)
+    sim.advance(sim.config.physics.control_period_s)
+    np.testing.assert_allclose(sim.arm_target()[0], arm_start)
+    assert sim.odometry().x != pytest.approx(odom.x, abs=0.05)
+
+    action[10] = space.mode_index("arm")  # now the base velocity must be ignored and the base stop
+    assert not apply_rt1_action(sim, action, space)
+    sim.advance(sim.config.physics.control_period_s)
+    assert abs(sim.odometry().vx) < 0.01
+    np.testing.assert_allclose(sim.arm_target()[0], arm_start + 0.03, atol=1e-6)
+
+    action[10] = space.mode_index("terminate")
+    assert apply_rt1_action(sim, action, space)
+    target = sim.arm_target()[0]
+    sim.advance(0.5)
+    # Terminate freezes the target (the arm finishes its last, already commanded step) and stops the base.
+    np.testing.assert_allclose(sim.arm_target()[0], target)
+    np.testing.assert_allclose(sim.end_effector_position(), target, atol=0.003)
+    assert abs(sim.odometry().vx) < 0.01
