@@ -219,6 +219,30 @@ class ExpertConfig:
 
 
 @dataclass(frozen=True)
+class SimNodeConfig:
+    """Defaults of the sim node's ROS parameters (``rt1_ros.sim.sim_node``; ranges and meanings are declared there)."""
+
+    camera_width: int
+    camera_height: int
+    camera_rate_hz: float  # sim-time image rate in free-run mode (lockstep publishes one image per control period)
+    image_reliability: str  # reliable | best_effort (the camera publisher's QoS)
+    state_rate_hz: float  # sim-time rate of /clock, odom and joint_states
+    real_time_factor: float  # free run: sim seconds per wall second
+    lockstep: bool
+    lockstep_timeout_s: float  # wall seconds to wait for the policy's action before stepping with a zero command
+    lockstep_command_grace_s: float  # wall seconds to wait for the step's arm_command after its rt1_action
+    cmd_vel_timeout_s: float  # free run: sim seconds after which a silent cmd_vel source means stop; 0 = never
+    cmd_vel_stamped: bool  # take geometry_msgs/TwistStamped on cmd_vel instead of Twist
+    task_family: str  # first episode; empty = drawn from the seed
+    seed: int
+    max_episode_steps: int  # 0 = the family's tasks.families[].max_steps
+    publish_instruction: bool  # announce each episode's instruction on `instruction` (latched)
+    odom_frame: str
+    base_frame: str
+    camera_frame: str
+
+
+@dataclass(frozen=True)
 class SimConfig:
     physics: PhysicsConfig
     base: BaseConfig
@@ -229,6 +253,7 @@ class SimConfig:
     objects: ObjectsConfig
     tasks: TasksConfig
     expert: ExpertConfig
+    node: SimNodeConfig
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> "SimConfig":

@@ -9,7 +9,9 @@ Command semantics (one RT-1 action per control period, ``physics.control_rate_hz
   that amount, spread linearly over the next control period (the target moves at ``delta / period`` from the
   ``apply_action`` call and stops after one period). A command held longer than a period therefore does not keep the
   arm moving; calling ``apply_action`` once per period and ``advance(period)`` moves the target by the delta each
-  step. Rotation deltas are applied as extrinsic rotations about the base axes, R <- Rz(yaw) Ry(pitch) Rx(roll) R, in
+  step. A new command that arrives before the previous delta is used up first adds the unused rest to the target
+  (at most one IK tick's worth when commands come once per period), so every delta counts in full.
+  Rotation deltas are applied as extrinsic rotations about the base axes, R <- Rz(yaw) Ry(pitch) Rx(roll) R, in
   per-IK-tick slices (equal to the full-step rotation to first order in the angles). All three axes are honoured.
 * The **gripper** closedness (0 open, 1 closed) sets both finger position targets at once.
 
@@ -203,11 +205,44 @@ class MobileManipulatorSim:
         arm_delta = np.asarray(arm_delta, dtype=float).reshape(6)
         if not (np.all(np.isfinite(base_twist)) and np.all(np.isfinite(arm_delta)) and math.isfinite(gripper)):
             raise ValueError("non-finite command")
+        self.command_base(base_twist)
+        self.command_arm(arm_delta, gripper)
+
+    def command_base(self, base_twist) -> None:
+        """Replace only the base twist (3,): vx, vy (m/s), yaw rate (rad/s), base frame; clipped to the limits."""
+        base_twist = np.asarray(base_twist, dtype=float).reshape(3)
+        if not np.all(np.isfinite(base_twist)):
+            raise ValueError("non-finite base twist")
         base = self.config.base
         limits = np.array([base.max_linear_speed, base.max_linear_speed, base.max_angular_speed])
         self._base_twist = np.clip(base_twist, -limits, limits)
+
+    def command_arm(self, arm_delta, gripper: float) -> None:
+        """Replace only the arm command: a delta (6,) for the next control period and the gripper closedness."""
+        arm_delta = np.asarray(arm_delta, dtype=float).reshape(6)
+        if not (np.all(np.isfinite(arm_delta)) and math.isfinite(gripper)):
+            raise ValueError("non-finite arm command")
+        self._finish_arm_delta()
         self._arm_delta = arm_delta
         self._delta_fraction_left = 1.0
+        self._gripper = float(np.clip(gripper, 0.0, 1.0))
+
+    def _finish_arm_delta(self) -> None:
+        """Move the target by what is left of the current delta, so every commanded delta counts in full.
+
+        A control period need not hold a whole number of IK ticks (1/3 s at 50 Hz), so a new command can arrive a
+        fraction of a tick before the previous delta is used up.
+        """
+        if self._delta_fraction_left > 0.0:
+            rest = self._arm_delta * self._delta_fraction_left
+            self._target_position = self._target_position + rest[:3]
+            self._target_rotation = rotation_about_axes(*rest[3:]) @ self._target_rotation
+            self._delta_fraction_left = 0.0
+
+    def command_gripper(self, gripper: float) -> None:
+        """Replace only the gripper closedness; an arm delta in progress continues."""
+        if not math.isfinite(gripper):
+            raise ValueError("non-finite gripper command")
         self._gripper = float(np.clip(gripper, 0.0, 1.0))
 
     def stop(self) -> None:

@@ -1,0 +1,456 @@
+"""sim_node: the embedded MuJoCo mobile manipulator as a ROS 2 node (camera, clock, odometry, joints, episodes).
+
+Topics (relative names, so a namespace or remapping moves them):
+  out  camera/image_raw (sensor_msgs/Image, rgb8), /clock (rosgraph_msgs/Clock, sim time), odom (nav_msgs/Odometry),
+       joint_states (sensor_msgs/JointState), episode_status (rt1_ros/EpisodeStatus),
+       instruction (std_msgs/String, reliable + transient local: the current episode's instruction)
+  in   cmd_vel (geometry_msgs/Twist, or TwistStamped with cmd_vel_stamped), arm_command (rt1_ros/ArmCommand),
+       rt1_action (rt1_ros/RT1Action: lockstep pacing and the policy's terminate)
+  srv  reset_episode (rt1_ros/ResetEpisode)
+
+Stepping modes
+  free run   physics advances in chunks of 1/state_rate_hz sim seconds, paced at real_time_factor sim seconds per
+             wall second; images go out every 1/camera_rate_hz of sim time. Commands apply when they arrive.
+  lockstep   after each image the simulation waits (wall clock) for the policy's rt1_action whose header.stamp equals
+             that image's stamp, then for the arm_command carrying the same stamp (at most lockstep_command_grace_s:
+             the policy node publishes its rt1_action and its motion commands in the same step, in either order),
+             applies the command, advances exactly one control period, and publishes the next image. With no action
+             within lockstep_timeout_s it warns, stops the robot (zero twist, no arm delta) and steps anyway, so a dead
+             policy cannot hang an evaluation. An action with enabled=false (dry run) moves nothing.
+
+Arm commands are per-step deltas (see MobileManipulatorSim): one ArmCommand moves the arm target once, spread over
+one control period. An ArmCommand whose stamp equals the previous one (a republished command) only updates the
+gripper, so a policy node that repeats its last command cannot make the arm travel twice.
+
+Episodes end (EpisodeStatus.done) when the policy sends mode terminate or the family's step budget runs out; success
+is then latched until the next reset. Rendering happens only on the simulation thread, which owns the GL context.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, fields
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Twist, TwistStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header, String
+
+from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
+from rt1_ros.sim.config import SimConfig, SimNodeConfig
+from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+from rt1_ros.srv import ResetEpisode
+
+NODE_NAME = "sim_node"
+NANOSECONDS = 1_000_000_000
+CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
+LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
+    read_only: bool = True
+
+
+PARAMETER_SPECS: dict[str, ParameterSpec] = {
+    "camera_width": ParameterSpec("camera image width, px (at most camera.max_render_size)", range=(16, 4096)),
+    "camera_height": ParameterSpec("camera image height, px (at most camera.max_render_size)", range=(16, 4096)),
+    "camera_rate_hz": ParameterSpec("free run: images per second of sim time", range=(0.1, 120.0)),
+    "image_reliability": ParameterSpec("camera publisher QoS", choices=("reliable", "best_effort")),
+    "state_rate_hz": ParameterSpec("/clock, odom and joint_states per second of sim time", range=(1.0, 500.0)),
+    "real_time_factor": ParameterSpec("free run: sim seconds per wall second (1 = real time)", range=(0.01, 1000.0),
+                                      read_only=False),
+    "lockstep": ParameterSpec("advance one control period per policy action instead of running freely"),
+    "lockstep_timeout_s": ParameterSpec("lockstep: wall seconds to wait for rt1_action before a zero-command step",
+                                        range=(0.01, 3600.0), read_only=False),
+    "lockstep_command_grace_s": ParameterSpec("lockstep: wall seconds to wait for the step's arm_command after its "
+                                              "rt1_action", range=(0.0, 10.0), read_only=False),
+    "cmd_vel_timeout_s": ParameterSpec("free run: stop the base when cmd_vel is silent this long (sim s); 0 = never",
+                                       range=(0.0, 3600.0), read_only=False),
+    "cmd_vel_stamped": ParameterSpec("subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist"),
+    "task_family": ParameterSpec("first episode's task family; empty = drawn from the seed"),
+    "seed": ParameterSpec("first episode's seed", range=(0, 2**32 - 1)),
+    "max_episode_steps": ParameterSpec("control steps per episode; 0 = the family's budget from config/sim.yaml",
+                                       range=(0, 1_000_000)),
+    "publish_instruction": ParameterSpec("publish each episode's instruction on `instruction` (latched)"),
+    "odom_frame": ParameterSpec("odometry frame id"),
+    "base_frame": ParameterSpec("robot base frame id (odometry child frame; accepted arm_command frame)"),
+    "camera_frame": ParameterSpec("camera image frame id"),
+}
+
+
+def _stamp(nanoseconds: int) -> Time:
+    sec, nanosec = divmod(nanoseconds, NANOSECONDS)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def _stamp_ns(stamp: Time) -> int:
+    return stamp.sec * NANOSECONDS + stamp.nanosec
+
+
+@dataclass
+class _PolicyStep:
+    """The newest rt1_action and arm_command stamps seen, for lockstep pacing."""
+
+    action_stamp_ns: int = -1
+    action_enabled: bool = False
+    arm_stamp_ns: int = -1
+
+
+class SimNode(Node):
+    def __init__(self, config: SimConfig | None = None, **node_kwargs) -> None:
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.sim_config = config or SimConfig.from_yaml()
+        self._declare_parameters(self.sim_config.node)
+        self.params = SimNodeConfig(**{f.name: self.get_parameter(f.name).value for f in fields(SimNodeConfig)})
+        largest = self.sim_config.camera.max_render_size
+        if max(self.params.camera_width, self.params.camera_height) > largest:
+            raise ValueError(f"camera size above camera.max_render_size={largest} in config/sim.yaml")
+        self.sim = MobileManipulatorSim(self.sim_config)
+        self._control_period = self.sim_config.physics.control_period_s
+        # One lock for the simulator and all episode/command state; the condition wakes the lockstep wait.
+        self._cond = threading.Condition(threading.RLock())
+        self._policy = _PolicyStep()
+        self._episode_generation = 0
+        self._observation_due = True
+        self._awaited_stamp_ns = -1  # stamp of the newest published image
+        self._last_cmd_vel_time = 0.0
+        self._next_image_time = 0.0
+        self.images_published = 0
+        self.lockstep_timeouts = 0
+        self.achieved_real_time_factor = 0.0
+
+        image_qos = QoSProfile(
+            depth=1,
+            history=HistoryPolicy.KEEP_LAST,
+            reliability=(ReliabilityPolicy.RELIABLE if self.params.image_reliability == "reliable"
+                         else ReliabilityPolicy.BEST_EFFORT),
+        )
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._image_pub = self.create_publisher(Image, "camera/image_raw", image_qos)
+        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self._odom_pub = self.create_publisher(Odometry, "odom", 10)
+        self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
+        self._status_pub = self.create_publisher(EpisodeStatus, "episode_status", latched)
+        self._instruction_pub = self.create_publisher(String, "instruction", latched)
+        twist_type = TwistStamped if self.params.cmd_vel_stamped else Twist
+        self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, 10)
+        self.create_subscription(ArmCommand, "arm_command", self._on_arm_command, 10)
+        self.create_subscription(RT1Action, "rt1_action", self._on_rt1_action, 10)
+        self.create_service(ResetEpisode, "reset_episode", self._on_reset)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._start_episode(self.params.task_family or None, self.params.seed)
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="sim_loop", daemon=True)
+        self._thread.start()
+        mode = "lockstep" if self.params.lockstep else f"free run at {self.params.real_time_factor:g}x real time"
+        self.get_logger().info(f"{mode}; episode: {self.task.instruction!r}")
+
+    # -- parameters ----------------------------------------------------------------------------------------------
+    def _declare_parameters(self, defaults: SimNodeConfig) -> None:
+        for name, spec in PARAMETER_SPECS.items():
+            default = getattr(defaults, name)
+            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+            if spec.choices:
+                descriptor.additional_constraints = f"one of: {', '.join(spec.choices)}"
+            if spec.range is not None and isinstance(default, float):
+                descriptor.floating_point_range = [
+                    FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]))
+                ]
+            elif spec.range is not None and isinstance(default, int) and not isinstance(default, bool):
+                descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]))]
+            self.declare_parameter(name, default, descriptor)
+            value = self.get_parameter(name).value
+            if spec.choices and value not in spec.choices:
+                raise ValueError(f"parameter {name} must be one of {spec.choices}, got {value!r}")
+
+    def _on_set_parameters(self, parameters) -> SetParametersResult:
+        # Ranges and read-only flags are enforced by rclpy from the descriptors; only dynamic values reach here.
+        with self._cond:
+            updates = {p.name: p.value for p in parameters if p.name in PARAMETER_SPECS}
+            if updates:
+                current = {f.name: getattr(self.params, f.name) for f in fields(SimNodeConfig)}
+                current.update(updates)
+                self.params = SimNodeConfig(**current)
+            self._cond.notify_all()
+        return SetParametersResult(successful=True)
+
+    # -- episodes ------------------------------------------------------------------------------------------------
+    def _start_episode(self, task_family: str | None, seed: int):
+        """Reset the simulator (caller holds the lock or is the constructor); announces the new instruction."""
+        with self._cond:
+            self.task = self.sim.reset(task_family, seed)
+            self._episode_generation += 1
+            self._episode_steps = 0
+            self._episode_start_time = self.sim.sim_time
+            self._episode_start_ns = self._now_ns()
+            self._terminated = False
+            self._done = False
+            self._latched_success = False
+            self._policy = _PolicyStep()
+            self._last_cmd_vel_time = self.sim.sim_time
+            self._next_image_time = self.sim.sim_time
+            self._observation_due = True
+            family = self.sim_config.tasks.family(self.task.family)
+            self._max_steps = self.params.max_episode_steps or family.max_steps
+            if self.params.publish_instruction:
+                self._instruction_pub.publish(String(data=self.task.instruction))
+            self._cond.notify_all()
+            return self.task
+
+    def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
+        try:
+            task = self._start_episode(request.task_family or None, int(request.seed))
+        except (KeyError, RuntimeError) as exc:
+            response.success = False
+            response.message = str(exc)
+            return response
+        self._publish_status()
+        response.success = True
+        response.message = f"{task.family} episode, seed {task.seed}"
+        response.instruction = task.instruction
+        self.get_logger().info(f"reset: {task.instruction!r} ({response.message})")
+        return response
+
+    def _update_episode(self) -> None:
+        if self._done:
+            return
+        if self._terminated or self._episode_steps >= self._max_steps:
+            self._done = True
+            self._latched_success = self.sim.success()
+            outcome = "success" if self._latched_success else "failure"
+            reason = "policy terminated" if self._terminated else "step budget used up"
+            self.get_logger().info(f"episode done after {self._episode_steps} steps ({reason}): {outcome}")
+
+    # -- inputs --------------------------------------------------------------------------------------------------
+    def _on_cmd_vel(self, message) -> None:
+        twist = message.twist if isinstance(message, TwistStamped) else message
+        values = np.array([twist.linear.x, twist.linear.y, twist.angular.z])
+        if not np.all(np.isfinite(values)):
+            self.get_logger().warning("ignoring non-finite cmd_vel", throttle_duration_sec=5.0)
+            return
+        with self._cond:
+            self.sim.command_base(values)
+            self._last_cmd_vel_time = self.sim.sim_time
+
+    def _on_arm_command(self, message: ArmCommand) -> None:
+        frame = message.header.frame_id
+        if frame not in ("", self.params.base_frame):
+            self.get_logger().warning(f"ignoring arm_command in frame {frame!r}: deltas must be in "
+                                      f"{self.params.base_frame!r}", throttle_duration_sec=5.0)
+            return
+        delta = np.array([message.translation.x, message.translation.y, message.translation.z,
+                          message.rotation.x, message.rotation.y, message.rotation.z])
+        if not (np.all(np.isfinite(delta)) and math.isfinite(message.gripper)):
+            self.get_logger().warning("ignoring non-finite arm_command", throttle_duration_sec=5.0)
+            return
+        stamp = _stamp_ns(message.header.stamp)
+        with self._cond:
+            if stamp == self._policy.arm_stamp_ns:
+                self.sim.command_gripper(message.gripper)  # a repeat: gripper only, no second delta
+            else:
+                self.sim.command_arm(delta, message.gripper)
+            self._policy.arm_stamp_ns = stamp
+            self._cond.notify_all()
+
+    def _on_rt1_action(self, message: RT1Action) -> None:
+        stamp = _stamp_ns(message.header.stamp)
+        with self._cond:
+            self._policy.action_stamp_ns = stamp
+            self._policy.action_enabled = bool(message.enabled)
+            if (message.mode == RT1Action.MODE_TERMINATE and message.enabled
+                    and stamp >= self._episode_start_ns and not self._done):
+                self._terminated = True
+            self._cond.notify_all()
+
+    # -- outputs -------------------------------------------------------------------------------------------------
+    def _now_ns(self) -> int:
+        return round(self.sim.sim_time * NANOSECONDS)
+
+    def _publish_state(self) -> None:
+        stamp = _stamp(self._now_ns())
+        self._clock_pub.publish(Clock(clock=stamp))
+        odom = self.sim.odometry()
+        message = Odometry()
+        message.header.stamp = stamp
+        message.header.frame_id = self.params.odom_frame
+        message.child_frame_id = self.params.base_frame
+        message.pose.pose.position.x = odom.x
+        message.pose.pose.position.y = odom.y
+        message.pose.pose.orientation.z = math.sin(odom.yaw / 2)
+        message.pose.pose.orientation.w = math.cos(odom.yaw / 2)
+        message.twist.twist.linear.x = odom.vx
+        message.twist.twist.linear.y = odom.vy
+        message.twist.twist.angular.z = odom.yaw_rate
+        self._odom_pub.publish(message)
+        joints = self.sim.joint_states()
+        self._joint_pub.publish(JointState(
+            header=Header(stamp=stamp),
+            name=list(joints.names),
+            position=joints.positions.tolist(),
+            velocity=joints.velocities.tolist(),
+            effort=joints.efforts.tolist(),
+        ))
+
+    def _publish_observation(self) -> None:
+        """Render and publish one camera image (simulation thread only), then the episode status."""
+        width, height = self.params.camera_width, self.params.camera_height
+        rgb = self.sim.render(width, height)  # (H, W, 3) uint8
+        stamp_ns = self._now_ns()
+        message = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
+        message.header.stamp = _stamp(stamp_ns)
+        message.header.frame_id = self.params.camera_frame
+        message.data = rgb.tobytes()
+        self._image_pub.publish(message)
+        self._awaited_stamp_ns = stamp_ns
+        self.images_published += 1
+        self._update_episode()
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        with self._cond:
+            message = EpisodeStatus()
+            message.header.stamp = _stamp(self._now_ns())
+            message.instruction = self.task.instruction
+            message.task_family = self.task.family
+            message.seed = int(self.task.seed)
+            message.step = int(self._episode_steps)
+            message.elapsed_s = float(self.sim.episode_time)
+            message.success = bool(self._latched_success if self._done else self.sim.success())
+            message.done = bool(self._done)
+            self._status_pub.publish(message)
+
+    # -- the simulation thread ---------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self.params.lockstep:
+                self._run_lockstep()
+            else:
+                self._run_free()
+        except Exception as exc:  # noqa: BLE001 — report instead of dying silently in a daemon thread
+            if self._running:
+                self.get_logger().error(f"simulation thread stopped: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.sim.close()  # EGL contexts can only be released by the thread that made them current
+
+    def _advance_to(self, end_time: float) -> None:
+        """Advance to sim time ``end_time`` in state-rate chunks, publishing clock, odometry and joints after each.
+
+        Absolute end times keep a control period that is not a whole number of physics steps from drifting: step k
+        ends at the physics step nearest to episode start + k periods.
+        """
+        chunk = 1.0 / self.params.state_rate_hz
+        half_step = self.sim.model.opt.timestep / 2
+        while end_time - self.sim.sim_time > half_step:
+            self.sim.advance(min(chunk, end_time - self.sim.sim_time))
+            self._publish_state()
+
+    def _run_free(self) -> None:
+        wall_next = time.monotonic()
+        wall_start, sim_start = wall_next, self.sim.sim_time
+        while self._running:
+            with self._cond:
+                chunk = 1.0 / self.params.state_rate_hz
+                timeout = self.params.cmd_vel_timeout_s
+                if timeout > 0 and self.sim.sim_time - self._last_cmd_vel_time > timeout:
+                    self.sim.command_base(np.zeros(3))
+                self._advance_to(self.sim.sim_time + chunk)
+                self._episode_steps = int(self.sim.episode_time / self._control_period)
+                if self.sim.sim_time >= self._next_image_time - 1e-9:
+                    self._publish_observation()
+                    self._next_image_time = max(self._next_image_time + 1.0 / self.params.camera_rate_hz,
+                                                self.sim.sim_time)
+                rate = self.params.real_time_factor
+            wall_next += chunk / rate
+            delay = wall_next - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -CATCH_UP_LIMIT_S:
+                wall_next = time.monotonic()
+            elapsed = time.monotonic() - wall_start
+            if elapsed > 0:
+                self.achieved_real_time_factor = (self.sim.sim_time - sim_start) / elapsed
+
+    def _run_lockstep(self) -> None:
+        while self._running:
+            with self._cond:
+                if self._observation_due:
+                    self._observation_due = False
+                    self._publish_observation()
+                generation = self._episode_generation
+                awaited = self._awaited_stamp_ns
+                deadline = time.monotonic() + self.params.lockstep_timeout_s
+                while (self._running and generation == self._episode_generation
+                       and self._policy.action_stamp_ns != awaited and time.monotonic() < deadline):
+                    self._cond.wait(min(LOCKSTEP_POLL_S, max(0.0, deadline - time.monotonic())))
+                if not self._running:
+                    return
+                if generation != self._episode_generation:
+                    continue  # reset while waiting: the new episode's first image is due
+                if self._policy.action_stamp_ns != awaited:
+                    self.lockstep_timeouts += 1
+                    self.get_logger().warning(
+                        f"lockstep: no rt1_action for the image at {awaited / NANOSECONDS:.3f} s within "
+                        f"{self.params.lockstep_timeout_s:g} s; stepping with a zero command")
+                    self.sim.stop()
+                elif not self._policy.action_enabled:
+                    self.sim.stop()  # dry run: the policy computed an action but sends no motion
+                else:
+                    grace_end = time.monotonic() + self.params.lockstep_command_grace_s
+                    while self._running and self._policy.arm_stamp_ns != awaited and time.monotonic() < grace_end:
+                        self._cond.wait(max(0.0, grace_end - time.monotonic()))
+                    if self._policy.arm_stamp_ns != awaited:
+                        self.sim.command_arm(np.zeros(6), self.sim.gripper_command)  # this image gets no arm step
+                self._advance_to(self._episode_start_time + (self._episode_steps + 1) * self._control_period)
+                self._episode_steps += 1
+                self._observation_due = True
+
+    # -- shutdown ------------------------------------------------------------------------------------------------
+    def destroy_node(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SimNode()
+    except Exception as exc:  # a bad parameter or config must stop start-up with the reason
+        print(f"sim_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
