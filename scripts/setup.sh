@@ -78,20 +78,27 @@ apt_ensure() {
 APT_PACKAGES=(
   ca-certificates          # pip over https
   cmake make g++           # building msg/ and srv/ (rosidl C/C++ typesupport + the Python C extension)
-  libegl1 libgl1 libegl-mesa0  # MuJoCo offscreen rendering with MUJOCO_GL=egl (Mesa llvmpipe, no GPU)
+  libegl1 libgl1 libegl-mesa0  # MuJoCo offscreen rendering with MUJOCO_GL=egl ...
+  libgl1-mesa-dri              # ... through Mesa's llvmpipe software rasterizer (no GPU)
+  libosmesa6                   # fallback: MUJOCO_GL=osmesa where EGL cannot start
 )
 apt_ensure "${APT_PACKAGES[@]}"
 
 # ------------------------------------------------------------------------------------------------ 2. python
-if ! command -v "$PYTHON" >/dev/null 2>&1; then
-  log "no $PYTHON on PATH: installing Debian's python3 (3.11 on Debian 12)"
-  apt_ensure python3 python3-venv python3-dev
-  PYTHON=python3
-fi
-py_ver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
-[[ "$py_ver" == 3.11 ]] || die "$PYTHON is Python $py_ver; the ROS 2 wheels need CPython 3.11 (set PYTHON=...)"
+VPY="$VENV/bin/python"
+venv_info() {  # "<major.minor> <full version> <include dir>" of the venv's interpreter; -S: no site, no re-exec
+  "$VPY" -S -c 'import sys, sysconfig; print("%d.%d" % sys.version_info[:2], sys.version.split()[0],
+                sysconfig.get_paths()["include"])' 2>/dev/null
+}
 
-if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+if ! venv_py="$(venv_info)"; then
+  if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    log "no $PYTHON on PATH: installing Debian's python3 (3.11 on Debian 12)"
+    apt_ensure python3 python3-venv python3-dev
+    PYTHON=python3
+  fi
+  py_ver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  [[ "$py_ver" == 3.11 ]] || die "$PYTHON is Python $py_ver; the ROS 2 wheels need CPython 3.11 (set PYTHON=...)"
   # Debian's interpreter needs python3-venv (ensurepip) for this; pyenv/python.org builds have it.
   if ! "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt_ensure python3-venv
@@ -99,11 +106,12 @@ if [[ ! -x "$VENV/bin/python" ]] || ! "$VENV/bin/python" -c 'import sys' >/dev/n
   [[ -e "$VENV" ]] && die "$VENV exists but its interpreter does not run; remove it and rerun"
   log "creating $VENV with $("$PYTHON" -c 'import sys; print(sys.executable)')"
   "$PYTHON" -m venv "$VENV"
+  venv_py="$(venv_info)" || die "the new $VENV does not run"
 fi
-VPY="$VENV/bin/python"
+read -r venv_ver venv_full_ver py_include <<<"$venv_py"
+[[ "$venv_ver" == 3.11 ]] || die "$VENV runs Python $venv_ver; the ROS 2 wheels need 3.11 (make distclean, rerun)"
 
 # The rosidl Python extension compiles against Python.h of the venv's base interpreter.
-py_include="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
 if [[ ! -f "$py_include/Python.h" ]]; then
   case "$py_include" in
     /usr/include/*) apt_ensure python3-dev ;;
@@ -112,7 +120,7 @@ if [[ ! -f "$py_include/Python.h" ]]; then
 fi
 
 # ------------------------------------------------------------------------------------- 3. pinned requirements
-req_key="$(hash_of requirements.txt)-$("$VPY" -c 'import sys; print(sys.version.split()[0])')"
+req_key="$(hash_of requirements.txt)-$venv_full_ver"
 if ! stamp_ok "$STAMPS/requirements" "$req_key"; then
   log "installing requirements.txt into .venv (first run: a few minutes)"
   # editable_mode=compat (below) needs pip >= 23.1; Python 3.11.2/3.11.4 venvs start with older ones.
