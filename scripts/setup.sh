@@ -47,6 +47,17 @@ hash_of() {  # hash_of <file-or-dir>... : content hash of the given inputs (miss
 stamp_ok() { [[ "$FORCE" != 1 && -f "$1" && "$(cat "$1")" == "$2" ]]; }
 write_stamp() { mkdir -p "$(dirname "$1")"; printf '%s\n' "$2" >"$1"; }
 
+# One set-up at a time per checkout (several shells may run `make test` at once); the others wait, then find
+# everything up to date.
+if command -v flock >/dev/null 2>&1; then
+  mkdir -p "$ROOT/build"
+  exec 9>"$ROOT/build/.setup.lock"
+  if ! flock -n 9; then
+    log "another set-up is running in this checkout; waiting for it"
+    flock -w 3600 9 || die "timed out waiting for $ROOT/build/.setup.lock"
+  fi
+fi
+
 # --------------------------------------------------------------------------------------------------- 1. apt
 as_root() {
   if [[ $EUID -eq 0 ]]; then "$@";
