@@ -113,3 +113,50 @@ def make_image(encoding: str = "rgb8", width: int = 64, height: int = 48, paddin
     return message
 
 
+
+
+class NodeProcess:
+    """`python -m rt1_ros.node.rt1_node` as its own process, the way `ros2 run` starts it: signals, exit codes,
+    start-up failures, memory and files written are only observable on a real process."""
+
+    def __init__(self, namespace: str, parameters: dict, env: dict | None = None, cwd: str | Path | None = None,
+                 python_prefix: list[str] | None = None) -> None:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+
+        arguments = ["--ros-args", "-r", f"__ns:={namespace}"]
+        for name, value in parameters.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            arguments += ["-p", f"{name}:={text}"]
+        launcher = python_prefix or ["-m", "rt1_ros.node.rt1_node"]
+        self._output = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
+        self.process = subprocess.Popen([sys.executable, *launcher, *arguments], stdout=self._output,
+                                        stderr=subprocess.STDOUT, env=env or os.environ.copy(), cwd=cwd, text=True)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_mib(self) -> float:
+        """Resident memory now (the re-executed interpreter keeps the pid: ros-wheels-bootstrapper uses exec)."""
+        with open(f"/proc/{self.process.pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        raise RuntimeError("VmRSS not found")
+
+    def output(self) -> str:
+        self._output.flush()
+        self._output.seek(0)
+        return self._output.read()
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._output.close()

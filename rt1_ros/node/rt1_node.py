@@ -22,6 +22,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -60,6 +61,7 @@ class Rt1Node(Node):
         self.frames_invalid = 0
         self._step_times: collections.deque[float] = collections.deque(maxlen=RATE_WINDOW)
         self._last_output: ControlOutput | None = None
+        self._errors_reported = 0  # controller error count at the last diagnostics message
 
         control_group = MutuallyExclusiveCallbackGroup()
         image_group = MutuallyExclusiveCallbackGroup()
@@ -122,8 +124,9 @@ class Rt1Node(Node):
         instruction_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                      reliability=ReliabilityPolicy.RELIABLE,
                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        # Raw bytes: rclpy would silently turn invalid UTF-8 into U+FFFD and hand the policy a garbled task.
         self.create_subscription(String, "instruction", self._on_instruction, instruction_qos,
-                                 callback_group=control_group)
+                                 callback_group=control_group, raw=True)
 
     # -- inputs ------------------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -156,9 +159,9 @@ class Rt1Node(Node):
             return None
         return Frame(rgb=rgb, stamp=message.header.stamp, received_at=received_at)
 
-    def _on_instruction(self, message: String) -> None:
+    def _on_instruction(self, serialized: bytes) -> None:
         try:
-            text = self.controller.set_instruction(message.data)
+            text = self.controller.set_instruction(instruction_text(serialized))
         except InstructionError as exc:
             self.get_logger().warning(f"instruction refused, robot holding: {exc}",
                                       throttle_duration_sec=self.config.log_throttle_s)
@@ -279,15 +282,21 @@ class Rt1Node(Node):
         times = self._step_times
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
         status = DiagnosticStatus(name=f"{self.get_name()}: RT-1 policy", hardware_id=self.policy_description)
+        stats = self.controller.stats
+        # An inference failure between two reports must still show as ERROR, or a 1 Hz monitor misses it.
+        new_errors = stats.errors - self._errors_reported
+        self._errors_reported = stats.errors
         if output is None:
             status.level, status.message = DiagnosticStatus.WARN, "no control step yet"
         elif output.error:
             status.level, status.message = DiagnosticStatus.ERROR, output.reason
+        elif new_errors:
+            status.level = DiagnosticStatus.ERROR
+            status.message = f"{new_errors} failed step(s) since the last report, recovered: {stats.last_error}"
         elif output.mode == Mode.HOLD:
             status.level, status.message = DiagnosticStatus.WARN, output.reason
         else:
             status.level, status.message = DiagnosticStatus.OK, output.reason or "running"
-        stats = self.controller.stats
         values = {
             "enabled": self.controller.enabled, "instruction": self.controller.instruction or "",
             "mode": Mode(output.mode).name if output is not None else "", "control_rate_hz": round(rate, 3),
@@ -299,6 +308,19 @@ class Rt1Node(Node):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diagnostics.publish(array)
+
+
+def instruction_text(serialized: bytes) -> str:
+    """The text of a serialized std_msgs/String; InstructionError when it is malformed or not valid UTF-8."""
+    try:
+        message = deserialize_message(serialized, String)
+    except Exception as exc:  # rclpy raises its own RMWError for truncated or corrupt CDR
+        raise InstructionError(f"instruction message could not be deserialized ({len(serialized)} bytes): "
+                               f"{exc}") from exc
+    # rclpy decodes with replacement characters: valid UTF-8 re-encodes to the very bytes that were sent.
+    if message.data.encode("utf-8") not in serialized:
+        raise InstructionError("instruction is not valid UTF-8; invalid bytes would have become U+FFFD")
+    return message.data
 
 
 def _interrupt(signum, frame) -> None:
@@ -330,9 +352,12 @@ def main(args: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         node.get_logger().info("shutting down: publishing zero motion")
+        # A step or republish still running on a worker thread could send motion after our zero: disable
+        # motion, wait for the callbacks to finish, and only then send the last command.
+        node.controller.set_enabled(False)
+        executor.shutdown(timeout_sec=10.0)
         node.publish_zero_motion()
         time.sleep(0.2)  # let reliable DDS deliver the zero command before the participant goes away
-        executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -119,9 +119,7 @@ class Controller:
         """Validate, embed, and start a new episode. Raises InstructionError for unusable text."""
         text = " ".join(instruction.split())
         if not text or len(text) > self.max_instruction_chars:
-            # An unusable instruction stops the episode: better no task than the previous one by mistake.
-            self.policy.clear_instruction()
-            self._new_episode()
+            self.stop_episode()
         if not text:
             raise InstructionError("instruction is empty or whitespace only")
         if len(text) > self.max_instruction_chars:
@@ -130,6 +128,11 @@ class Controller:
         self.policy.set_instruction(text)
         self._new_episode()
         return text
+
+    def stop_episode(self) -> None:
+        """Drop the instruction: after an unusable one, better no task than the previous one by mistake."""
+        self.policy.clear_instruction()
+        self._new_episode()
 
     def reset(self) -> None:
         self.policy.reset()

@@ -73,16 +73,61 @@ def decode_raw(height: int, width: int, encoding: str, is_bigendian: bool, step:
 
 
 def decode_compressed(fmt: str, data: bytes | memoryview, max_pixels: int) -> np.ndarray:
-    """sensor_msgs/CompressedImage (jpeg/png) -> (H,W,3) uint8 RGB."""
+    """sensor_msgs/CompressedImage (jpeg/png) -> (H,W,3) uint8 RGB.
+
+    The size declared in the file header is checked before decoding: a few kilobytes of PNG can declare a
+    gigapixel image, and OpenCV would allocate all of it. Only JPEG and PNG (what image_transport's `compressed`
+    plugin sends) are passed to OpenCV, which keeps its other, rarely exercised decoders out of reach of the network.
+    """
     if len(data) == 0:
         raise ImageDecodeError("compressed image is empty")
-    array = np.frombuffer(data, dtype=np.uint8)
-    decoded = cv2.imdecode(array, cv2.IMREAD_COLOR)
+    data = bytes(data)
+    width, height = _declared_size(fmt, data)
+    if width <= 0 or height <= 0:
+        raise ImageDecodeError(f"compressed image (format '{fmt}') declares zero size ({width}×{height})")
+    if width * height > max_pixels:
+        raise ImageDecodeError(f"compressed image (format '{fmt}') declares {width}×{height}, which exceeds "
+                               f"max_image_pixels={max_pixels}")
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
-        raise ImageDecodeError(f"compressed image (format '{fmt}') could not be decoded: not a valid JPEG/PNG")
+        raise ImageDecodeError(f"compressed image (format '{fmt}') could not be decoded: corrupt JPEG/PNG data")
     if decoded.shape[0] * decoded.shape[1] > max_pixels:
         raise ImageDecodeError(f"image {decoded.shape[1]}×{decoded.shape[0]} exceeds max_image_pixels={max_pixels}")
     return decoded[:, :, ::-1]
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers carry the image size; C4 (DHT), C8 (reserved) and CC (DAC) share the range but do not.
+_JPEG_FRAME_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _declared_size(fmt: str, data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG IHDR or a JPEG start-of-frame segment, without decoding pixels."""
+    if data.startswith(_PNG_SIGNATURE):
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise ImageDecodeError(f"compressed image (format '{fmt}') could not be decoded: PNG without IHDR")
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data.startswith(b"\xff\xd8"):
+        position = 2
+        while position + 4 <= len(data):
+            if data[position] != 0xFF:
+                break
+            marker = data[position + 1]
+            if marker == 0xFF:  # fill byte before a marker
+                position += 1
+                continue
+            length = int.from_bytes(data[position + 2:position + 4], "big")
+            if marker in _JPEG_FRAME_MARKERS and position + 9 <= len(data):
+                height = int.from_bytes(data[position + 5:position + 7], "big")
+                width = int.from_bytes(data[position + 7:position + 9], "big")
+                return width, height
+            if marker == 0xDA or length < 2:  # scan data before any frame header, or a broken segment
+                break
+            position += 2 + length
+        raise ImageDecodeError(f"compressed image (format '{fmt}') could not be decoded: JPEG without a valid "
+                               f"frame header")
+    raise ImageDecodeError(f"compressed image (format '{fmt}') could not be decoded: neither JPEG nor PNG data "
+                           f"(starts with {data[:8].hex()})")
 
 
 def _to_rgb(image: np.ndarray, order: str) -> np.ndarray:
