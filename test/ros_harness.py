@@ -160,3 +160,33 @@ class NodeProcess:
             self.process.kill()
             self.process.wait(timeout=10)
         self._output.close()
+
+
+class MessageStream:
+    """Publishes ``make_message(index)`` on ``topic`` from the peer at a fixed period until stopped; ``sent`` holds
+    what each tick published (the message, or the raw bytes for serialized ones)."""
+
+    def __init__(self, ros: RosHarness, message_type, topic: str, make_message, period: float = 0.05,
+                 qos=10) -> None:
+        self.publisher = ros.peer.create_publisher(message_type, topic, qos)
+        self.make_message = make_message
+        self.sent: list = []
+        self.timer = ros.peer.create_timer(period, self._tick)
+
+    def _tick(self) -> None:
+        message = self.make_message(len(self.sent))
+        self.publisher.publish(message)
+        self.sent.append(message)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+
+
+def node_log(ros: RosHarness, node_name: str = "rt1_node") -> list:
+    """rcl_interfaces/Log lines the node under test sends to /rosout (what `ros2 topic echo /rosout` shows)."""
+    from rcl_interfaces.msg import Log
+
+    logger = f"{ros.namespace.strip('/').replace('/', '.')}.{node_name}"
+    received: list = []
+    ros.peer.create_subscription(Log, "/rosout", lambda m: received.append(m) if m.name == logger else None, 100)
+    return received

@@ -163,6 +163,7 @@ class Rt1Node(Node):
         try:
             text = self.controller.set_instruction(instruction_text(serialized))
         except InstructionError as exc:
+            self.controller.stop_episode()
             self.get_logger().warning(f"instruction refused, robot holding: {exc}",
                                       throttle_duration_sec=self.config.log_throttle_s)
             self.publish_zero_motion()
