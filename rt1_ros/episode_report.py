@@ -14,6 +14,7 @@ import numpy as np
 
 MODE_NAMES = {0: "arm", 1: "base", 2: "terminate", 255: "hold"}
 VIDEO_SCALE = 2  # 300 px frames are small on a screen; text needs the room
+LINE_HEIGHT = 20  # pixels per overlay text line
 
 
 @dataclass
@@ -61,10 +62,12 @@ def overlay(step: EpisodeStep, instruction: str, index: int) -> np.ndarray:
         "arm d[mm]=({:+.0f},{:+.0f},{:+.0f}) grip={:.0f}".format(*(step.arm[:3] * 1000), step.arm[6]),
         "base v=({:+.2f},{:+.2f}) m/s w={:+.2f} rad/s".format(*step.base),
     ]
+    band_height = 10 + LINE_HEIGHT * len(lines)
+    # Darken a band behind the text instead of outlining each glyph: legible after video compression.
+    image[:band_height] = (image[:band_height] * 0.35).astype(np.uint8)
     for row, text in enumerate(lines):
-        origin = (6, 18 + 18 * row)
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(image, text, (8, LINE_HEIGHT * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                    cv2.LINE_AA)
     return image
 
 

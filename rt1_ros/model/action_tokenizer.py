@@ -9,7 +9,7 @@ a range: its head uses only the first ``len(mode_classes)`` logits and decodes b
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

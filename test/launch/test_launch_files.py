@@ -49,3 +49,14 @@ def test_launch_description_builds_where_launch_ros_exists(name):
 @pytest.mark.parametrize("name", sorted(p.name for p in LAUNCH_DIR.glob("*.launch.py")))
 def test_launch_files_are_valid_python(name):
     compile((LAUNCH_DIR / name).read_text(), name, "exec")
+
+
+def test_sim_launch_arguments_name_real_parameters():
+    from rt1_ros.sim.sim_node import PARAMETER_SPECS as SIM_PARAMETER_SPECS
+
+    tree = ast.parse((LAUNCH_DIR / "sim.launch.py").read_text())
+    assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets}
+    for entry in assigned["PARAMETER_ARGUMENTS"].elts:
+        name, node = entry.elts[0].value, entry.elts[3].value
+        known = SIM_PARAMETER_SPECS if node == "sim_node" else PARAMETER_SPECS
+        assert name in known, f"sim.launch.py argument {name} is no parameter of {node}"

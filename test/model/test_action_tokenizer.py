@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig, ActionTokenizer
+from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig
 
 
 def random_actions(action_space, rng, n):

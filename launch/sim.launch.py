@@ -1,0 +1,45 @@
+"""The embedded MuJoCo simulator and rt1_node together, on sim time — the demo's loop for `ros2 launch` users.
+
+    ros2 launch rt1_ros sim.launch.py task_family:=pick seed:=3 checkpoint:=/path/to/checkpoint
+
+The simulator runs in lockstep with the policy (one control period per policy action), so the loop runs as fast as
+inference allows; set lockstep:=false for a free-running simulator at real time.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
+from launch_ros.substitutions import FindPackageShare
+
+# (argument, default, type, node) — each argument is a parameter of that node
+PARAMETER_ARGUMENTS = (
+    ("task_family", "move_near", str, "sim_node"),
+    ("seed", "0", int, "sim_node"),
+    ("lockstep", "true", bool, "sim_node"),
+    ("checkpoint", "", str, "rt1_node"),
+    ("model_size", "tiny", str, "rt1_node"),
+    ("device", "auto", str, "rt1_node"),
+)
+
+
+def _overrides(node_name: str) -> dict:
+    return {name: ParameterValue(LaunchConfiguration(name), value_type=kind)
+            for name, _, kind, node in PARAMETER_ARGUMENTS if node == node_name}
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("rt1_ros")
+    arguments = [DeclareLaunchArgument(name, default_value=default, description=f"{node} parameter {name}")
+                 for name, default, _, node in PARAMETER_ARGUMENTS]
+    sim = Node(
+        package="rt1_ros", executable="sim_node", name="sim_node", output="screen",
+        parameters=[{"use_sim_time": False}, _overrides("sim_node")],  # the simulator is the clock
+    )
+    rt1 = Node(
+        package="rt1_ros", executable="rt1_node", name="rt1_node", output="screen",
+        parameters=[PathJoinSubstitution([share, "config", "rt1.yaml"]), _overrides("rt1_node"),
+                    {"use_sim_time": True, "control_trigger": "image", "start_enabled": True}],
+        remappings=[("image", "camera/image_raw")],
+    )
+    return LaunchDescription([*arguments, sim, rt1])
