@@ -282,7 +282,9 @@ class Rt1Node(Node):
         output = self._last_output
         times = self._step_times
         rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
-        status = DiagnosticStatus(name=f"{self.get_name()}: RT-1 policy", hardware_id=self.policy_description)
+        # The namespaced name: two robots (or arms) each running rt1_node must be told apart on /diagnostics.
+        status = DiagnosticStatus(name=f"{self.get_fully_qualified_name()}: RT-1 policy",
+                                  hardware_id=self.policy_description)
         stats = self.controller.stats
         # An inference failure between two reports must still show as ERROR, or a 1 Hz monitor misses it.
         new_errors = stats.errors - self._errors_reported
