@@ -6,6 +6,7 @@ per instruction; a new instruction clears the history, since cached tokens were 
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -16,6 +17,7 @@ import torch
 from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime.frame_history import FrameTokenHistory
+from rt1_ros.runtime.inference_optimisation import REFERENCE, EagerPath, InferenceOptions, build_path
 from rt1_ros.runtime.image_decoding import resize_for_model
 
 DEVICES = ("auto", "cuda", "cpu")
@@ -45,12 +47,23 @@ class PolicyStep:
 
 class Policy:
     def __init__(self, model: RT1, tokenizer: ActionTokenizer, embed_text: Callable[[str], torch.Tensor],
-                 device: torch.device, half_precision: bool = False) -> None:
+                 device: torch.device, half_precision: bool = False,
+                 inference: InferenceOptions | None = None) -> None:
+        """``inference`` None runs ``model`` itself, eagerly; options build a fast path on a prepared copy
+        (`rt1_ros.runtime.inference_optimisation`). ``half_precision`` is fp16 on CUDA either way."""
         if model.config.num_bins != tokenizer.num_bins:
             raise ValueError(f"model has {model.config.num_bins} bins, action space {tokenizer.num_bins}")
         self.device = device
-        self.dtype = torch.float16 if half_precision and device.type == "cuda" else torch.float32
-        self.model = model.to(device=device, dtype=self.dtype).eval()
+        if inference is None:
+            self.dtype = torch.float16 if half_precision and device.type == "cuda" else torch.float32
+            self.model = model.to(device=device, dtype=self.dtype).eval()
+            self.inference_path = EagerPath(self.model, REFERENCE)
+        else:
+            if half_precision:
+                inference = dataclasses.replace(inference, cuda_dtype="float16")
+            self.dtype = inference.dtype_on(device)
+            self.inference_path = build_path(model, inference, device)
+            self.model = self.inference_path.model
         self.tokenizer = tokenizer
         self.embed_text = embed_text
         self.history = FrameTokenHistory(model.config.num_frames)
@@ -84,8 +97,8 @@ class Policy:
         started = time.perf_counter()
         frame = images_to_tensor(resize_for_model(rgb, self.image_size)).unsqueeze(0)  # (1,3,S,S)
         frame = frame.to(self.device, self.dtype, non_blocking=True)
-        self.history.push(self.model.encode_frame(frame, self._conditioning)[0])  # (K,D)
-        logits = self.model.logits_from_frame_tokens(self.history.window())  # (1,11,bins)
+        self.history.push(self.inference_path.encode_frame(frame, self._conditioning)[0])  # (K,D)
+        logits = self.inference_path.logits(self.history.window())  # (1,11,bins)
         if not torch.isfinite(logits).all():
             # argmax over NaN logits still yields valid-looking tokens: refuse them here, the caller holds the robot.
             raise FloatingPointError("the model produced non-finite logits")

@@ -1,0 +1,242 @@
+"""Inference fast paths for the control step, each checked against the eager fp32 reference.
+
+A path turns a trained `RT1` into the two calls a control step makes: encode the newest frame, and run the
+transformer over the cached window. What is available:
+
+- ``fold_batch_norm``: every Conv2d → BatchNorm2d pair of the FiLM-EfficientNet becomes one Conv2d with a bias
+  (eval-mode BatchNorm is an affine map per channel, so this is exact up to float rounding). It removes three
+  full passes over the expanded MBConv feature maps per block.
+- ``channels_last``: NHWC weights and activations; oneDNN's depthwise and 1×1 convolutions are faster in it on CPU.
+- ``num_threads``: intra-op threads. 0 leaves torch's choice. On a small CPU shared with other processes, fewer
+  threads than cores is faster: OpenMP workers busy-wait at every barrier, and a preempted worker stalls the rest
+  (README "Performance" has the numbers).
+- CUDA only: ``cuda_dtype`` (float32 / bfloat16 / float16 weights and activations) and ``cuda_executor``:
+  ``eager``, ``compile`` (torch.compile, default mode) or ``cuda_graph`` (each of the two calls captured once into
+  a CUDA graph with static input buffers and replayed; it removes the per-kernel launch cost that dominates a
+  batch-1 step of a ~300-kernel network).
+
+None of these changes a parameter value the model was trained with; `tokens_agree` is the check that a path
+gives the reference's action tokens on fixed inputs.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
+
+from rt1_ros.model.rt1 import RT1
+
+CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
+
+# (conv attribute, batch-norm attribute) pairs in the FiLM-EfficientNet's Stem and MBConv modules.
+CONV_BN_PAIRS = (("conv", "bn"), ("expand_conv", "expand_bn"), ("depthwise_conv", "depthwise_bn"),
+                 ("project_conv", "project_bn"))
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    fold_batch_norm: bool = True
+    channels_last: bool = True
+    num_threads: int = 0
+    cuda_dtype: str = "float32"
+    cuda_executor: str = "eager"
+
+    def __post_init__(self) -> None:
+        if self.cuda_dtype not in CUDA_DTYPES:
+            raise ValueError(f"cuda_dtype must be one of {tuple(CUDA_DTYPES)}, got '{self.cuda_dtype}'")
+        if self.cuda_executor not in CUDA_EXECUTORS:
+            raise ValueError(f"cuda_executor must be one of {CUDA_EXECUTORS}, got '{self.cuda_executor}'")
+        if self.num_threads < 0:
+            raise ValueError(f"num_threads must be >= 0 (0 = torch's default), got {self.num_threads}")
+
+    def dtype_on(self, device: torch.device) -> torch.dtype:
+        """Reduced precision is a CUDA option only: CPU inference stays fp32, where tokens are checked exactly."""
+        return CUDA_DTYPES[self.cuda_dtype] if device.type == "cuda" else torch.float32
+
+    def describe(self, device: torch.device) -> str:
+        parts = []
+        if self.fold_batch_norm:
+            parts.append("bn-folded")
+        if self.channels_last:
+            parts.append("channels-last")
+        if self.num_threads:
+            parts.append(f"{self.num_threads} thread{'s' if self.num_threads > 1 else ''}")
+        if device.type == "cuda":
+            parts += [self.cuda_dtype, self.cuda_executor]
+        return ", ".join(parts) or "eager reference"
+
+
+REFERENCE = InferenceOptions(fold_batch_norm=False, channels_last=False)
+
+
+def fold_batch_norms(model: nn.Module) -> int:
+    """Fold each eval-mode BatchNorm2d into the Conv2d before it, in place; returns how many were folded."""
+    if model.training:
+        raise RuntimeError("batch norm folding uses the running statistics: call model.eval() first")
+    folded = 0
+    for module in list(model.modules()):
+        for conv_name, bn_name in CONV_BN_PAIRS:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if not (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d)):
+                continue
+            weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                                bn.weight, bn.bias)
+            conv.weight, conv.bias = weight, bias
+            setattr(module, bn_name, nn.Identity())
+            folded += 1
+    return folded
+
+
+def prepare_model(model: RT1, options: InferenceOptions, device: torch.device) -> RT1:
+    """An eval-mode copy of ``model`` on ``device`` with the options applied; ``model`` itself is left as it is
+    (callers and tests keep it as the reference)."""
+    if options.num_threads:
+        torch.set_num_threads(options.num_threads)
+    prepared = copy.deepcopy(model).eval()
+    if options.fold_batch_norm:
+        fold_batch_norms(prepared)
+    prepared = prepared.to(device=device, dtype=options.dtype_on(device))
+    if options.channels_last:
+        prepared.image_encoder.to(memory_format=torch.channels_last)
+    for parameter in prepared.parameters():
+        parameter.requires_grad_(False)
+    return prepared
+
+
+class EagerPath:
+    """The two calls of a control step, run eagerly on a prepared model."""
+
+    def __init__(self, model: RT1, options: InferenceOptions) -> None:
+        self.model = model
+        self.options = options
+
+    def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        """frame (1,3,S,S), conditioning (1,D) -> tokens (1,K,D)."""
+        if self.options.channels_last:
+            frame = frame.contiguous(memory_format=torch.channels_last)
+        return self.model.encode_frame(frame, conditioning)
+
+    def logits(self, window: torch.Tensor) -> torch.Tensor:
+        """window (1,T,K,D) -> logits (1,11,bins)."""
+        return self.model.logits_from_frame_tokens(window)
+
+
+class CompiledPath(EagerPath):
+    """torch.compile of both calls. The first call of each compiles (tens of seconds): warm it up before use."""
+
+    def __init__(self, model: RT1, options: InferenceOptions) -> None:
+        super().__init__(model, options)
+        self._encode = torch.compile(model.encode_frame, dynamic=False)
+        self._logits = torch.compile(model.logits_from_frame_tokens, dynamic=False)
+
+    def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        if self.options.channels_last:
+            frame = frame.contiguous(memory_format=torch.channels_last)
+        return self._encode(frame, conditioning)
+
+    def logits(self, window: torch.Tensor) -> torch.Tensor:
+        return self._logits(window)
+
+
+class CudaGraphPath(EagerPath):
+    """Both calls captured into CUDA graphs on first use; later calls copy into static inputs and replay.
+
+    Outputs are cloned: a replay overwrites the static output, and frame tokens outlive the step in the history.
+    """
+
+    WARMUP_RUNS = 3  # cuDNN/cuBLAS pick algorithms and allocate workspaces on a side stream before capture
+
+    def __init__(self, model: RT1, options: InferenceOptions) -> None:
+        if not torch.cuda.is_available():
+            raise RuntimeError("the cuda_graph path needs a CUDA device")
+        super().__init__(model, options)
+        self._encode_graph: torch.cuda.CUDAGraph | None = None
+        self._logits_graph: torch.cuda.CUDAGraph | None = None
+
+    def _capture(self, run, static_inputs: tuple[torch.Tensor, ...]):
+        side_stream = torch.cuda.Stream()
+        side_stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side_stream):
+            for _ in range(self.WARMUP_RUNS):
+                run(*static_inputs)
+        torch.cuda.current_stream().wait_stream(side_stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_output = run(*static_inputs)
+        return graph, static_output
+
+    def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        if self._encode_graph is None:
+            memory_format = torch.channels_last if self.options.channels_last else torch.contiguous_format
+            self._frame = frame.clone(memory_format=memory_format)
+            self._conditioning = conditioning.clone()
+            self._encode_graph, self._tokens = self._capture(self.model.encode_frame,
+                                                             (self._frame, self._conditioning))
+        self._frame.copy_(frame)
+        self._conditioning.copy_(conditioning)
+        self._encode_graph.replay()
+        return self._tokens.clone()
+
+    def logits(self, window: torch.Tensor) -> torch.Tensor:
+        if self._logits_graph is None:
+            self._window = window.clone()
+            self._logits_graph, self._logits = self._capture(self.model.logits_from_frame_tokens, (self._window,))
+        self._window.copy_(window)
+        self._logits_graph.replay()
+        return self._logits.clone()
+
+
+def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> EagerPath:
+    """The prepared model behind the executor the options ask for (CUDA executors need a CUDA device)."""
+    prepared = prepare_model(model, options, device)
+    if device.type != "cuda" or options.cuda_executor == "eager":
+        return EagerPath(prepared, options)
+    if options.cuda_executor == "compile":
+        return CompiledPath(prepared, options)
+    return CudaGraphPath(prepared, options)
+
+
+@torch.inference_mode()
+def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torch.Tensor,
+                                   conditioning: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Run the fp32 eager ``reference`` and ``path`` over the same frames as cached control steps.
+
+    frames (N,3,S,S) in [0,1], conditioning (1,D). Returns tokens (N,11) of each and the largest absolute logit
+    difference. The reference is on the CPU or the path's device, whichever it is already on.
+    """
+    reference = reference.eval()
+    device = next(path.model.parameters()).device
+    dtype = next(path.model.parameters()).dtype
+    reference_device = next(reference.parameters()).device
+    num_frames = reference.config.num_frames
+    history_reference: list[torch.Tensor] = []
+    history_candidate: list[torch.Tensor] = []
+    tokens_reference, tokens_candidate, worst = [], [], 0.0
+    for frame in frames:
+        frame = frame.unsqueeze(0)
+        history_reference.append(reference.encode_frame(frame.to(reference_device), conditioning.to(reference_device)))
+        history_candidate.append(path.encode_frame(frame.to(device, dtype), conditioning.to(device, dtype)))
+        window_reference = _padded_window(history_reference, num_frames)
+        window_candidate = _padded_window(history_candidate, num_frames)
+        logits_reference = reference.logits_from_frame_tokens(window_reference).float().cpu()
+        logits_candidate = path.logits(window_candidate).float().cpu()
+        worst = max(worst, (logits_reference - logits_candidate).abs().max().item())
+        tokens_reference.append(logits_reference.argmax(-1)[0])
+        tokens_candidate.append(logits_candidate.argmax(-1)[0])
+    return torch.stack(tokens_reference), torch.stack(tokens_candidate), worst
+
+
+def tokens_agree(reference_tokens: torch.Tensor, candidate_tokens: torch.Tensor) -> float:
+    """Fraction of action dimensions (over all steps) where the candidate picks the reference's bin."""
+    return (reference_tokens == candidate_tokens).float().mean().item()
+
+
+def _padded_window(history: list[torch.Tensor], num_frames: int) -> torch.Tensor:
+    """Same padding as `FrameTokenHistory`: the oldest frame repeated at the front, (1,T,K,D)."""
+    recent = history[-num_frames:]
+    padded = [recent[0]] * (num_frames - len(recent)) + recent
+    return torch.cat(padded).unsqueeze(0)

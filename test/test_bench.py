@@ -1,0 +1,189 @@
+"""rt1-bench: the smoke run's JSON is complete and sane, and every inference fast path keeps the reference's tokens.
+
+No timing is asserted anywhere: this machine's CPU is shared, so only structure and correctness are checked.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rt1_ros.bench import BenchConfig, camera_frames, evaluate_targets, summarise_ms, untrained_model
+from rt1_ros.model.rt1 import RT1
+from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.inference_optimisation import (REFERENCE, InferenceOptions, build_path, fold_batch_norms,
+                                                    reference_and_candidate_tokens, tokens_agree)
+from rt1_ros.runtime.policy import Policy, images_to_tensor
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# -- the inference fast paths ----------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_with_statistics() -> RT1:
+    """Tiny RT-1 whose BatchNorm statistics and FiLM are not at their identity initialisation."""
+    return untrained_model("tiny", seed=3)
+
+
+def test_batch_norm_folding_removes_every_batch_norm_and_keeps_outputs(tiny_with_statistics):
+    model = tiny_with_statistics
+    folded = copy.deepcopy(model)
+    expected_pairs = 1 + sum(3 if block.has_expansion else 2 for block in model.image_encoder.blocks)
+    assert fold_batch_norms(folded) == expected_pairs
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    images, text = torch.rand(2, 6, 3, 96, 96), torch.randn(2, 384)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(images, text), model(images, text), rtol=1e-4, atol=1e-4)
+
+
+def test_batch_norm_folding_refuses_train_mode(tiny_with_statistics):
+    with pytest.raises(RuntimeError, match="eval"):
+        fold_batch_norms(tiny_with_statistics.train())
+
+
+@pytest.mark.parametrize("options", [InferenceOptions(), InferenceOptions(channels_last=False),
+                                     InferenceOptions(fold_batch_norm=False)], ids=lambda o: o.describe(
+                                         torch.device("cpu")).replace(", ", "+"))
+def test_cpu_fast_paths_give_the_reference_tokens(tiny_with_statistics, options):
+    model = tiny_with_statistics
+    path = build_path(model, options, torch.device("cpu"))
+    frames = images_to_tensor(camera_frames(8, 96, seed=5))
+    conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
+    reference, candidate, worst = reference_and_candidate_tokens(model, path, frames, conditioning)
+    assert torch.equal(reference, candidate)
+    assert tokens_agree(reference, candidate) == 1.0
+    assert worst < 1e-3
+
+
+def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics):
+    before = {k: v.clone() for k, v in tiny_with_statistics.state_dict().items()}
+    build_path(tiny_with_statistics, InferenceOptions(), torch.device("cpu"))
+    after = tiny_with_statistics.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(tiny_with_statistics,
+                                                                                      tokenizer):
+    model = tiny_with_statistics
+    embedding = torch.randn(384)
+    policy = Policy(model, tokenizer, lambda text: embedding, torch.device("cpu"), inference=InferenceOptions())
+    assert policy.model is not model
+    policy.set_instruction("go")
+    frames = camera_frames(9, 96, seed=2)
+    for step in range(len(frames)):
+        tokens = policy.step(frames[step]).tokens
+        window = images_to_tensor(frames[pad_window_indices(step, 6)]).unsqueeze(0)
+        with torch.no_grad():
+            expected = tokenizer.tokens_from_logits(model(window, embedding[None]))[0].numpy()
+        np.testing.assert_array_equal(tokens, expected)
+
+
+def test_options_are_validated_and_reduced_precision_is_cuda_only():
+    with pytest.raises(ValueError, match="cuda_dtype"):
+        InferenceOptions(cuda_dtype="int8")
+    with pytest.raises(ValueError, match="cuda_executor"):
+        InferenceOptions(cuda_executor="tensorrt")
+    with pytest.raises(ValueError, match="num_threads"):
+        InferenceOptions(num_threads=-1)
+    assert InferenceOptions(cuda_dtype="bfloat16").dtype_on(torch.device("cpu")) == torch.float32
+    assert REFERENCE.describe(torch.device("cpu")) == "eager reference"
+
+
+def test_cuda_executors_fall_back_to_eager_on_cpu(tiny_with_statistics):
+    path = build_path(tiny_with_statistics, InferenceOptions(cuda_executor="cuda_graph"), torch.device("cpu"))
+    assert type(path).__name__ == "EagerPath"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("executor", ["eager", "cuda_graph"])
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+def test_cuda_paths_agree_with_fp32_on_99_percent_of_dimensions(tiny_with_statistics, executor, dtype):
+    model = tiny_with_statistics
+    path = build_path(model, InferenceOptions(cuda_executor=executor, cuda_dtype=dtype), torch.device("cuda"))
+    frames = images_to_tensor(camera_frames(8, 96, seed=5))
+    conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
+    reference, candidate, _ = reference_and_candidate_tokens(model, path, frames, conditioning)
+    assert tokens_agree(reference, candidate) >= (1.0 if dtype == "float32" else 0.99)
+
+
+# -- the bench itself ------------------------------------------------------------------------------------------
+def test_both_configurations_load():
+    default, smoke = BenchConfig.from_yaml("default"), BenchConfig.from_yaml("smoke")
+    assert default.steps >= 50 and set(default.models) == {"tiny", "paper"}
+    assert smoke.models == ("tiny",)
+
+
+def test_summary_statistics():
+    summary = summarise_ms([float(v) for v in range(1, 101)])
+    assert summary["n"] == 100 and summary["median"] == pytest.approx(50.5)
+    assert summary["p90"] == pytest.approx(90.1) and summary["p99"] == pytest.approx(99.01)
+    assert summarise_ms([]) == {"n": 0}
+
+
+def test_targets_are_judged_from_the_results():
+    latency = {"paper": {"optimised": {"speedup_cached_vs_full": 5.5, "speedup_cached_vs_full_thread_cpu": 5.6,
+                                       "cached_tokens_equal_full": True, "cached": {"wall_ms": {"median": 250.0}}}}}
+    node = {"node_overhead_ms": {"median": 3.0, "p90": 4.0}}
+    targets = evaluate_targets({"latency": latency, "node": node})
+    assert [t["passed"] for t in targets] == [True, True, False]
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_smoke_run_writes_sane_json(tmp_path):
+    pytest.importorskip("rclpy")
+    output = tmp_path / "bench.json"
+    completed = subprocess.run([sys.executable, "-m", "rt1_ros.bench", "--smoke", "--output", str(output)],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=280)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "node path" in completed.stdout
+    assert "[PASS]" in completed.stdout or "[MISS]" in completed.stdout
+    results = json.loads(output.read_text())
+
+    assert results["smoke"] is True
+    assert results["machine"]["logical_cpus"] >= 1 and len(results["machine"]["load_average"]) == 3
+
+    tiny = results["latency"]["tiny"]
+    for name in ("reference", "optimised"):
+        run = tiny[name]
+        for mode in ("cached", "full_recompute"):
+            wall = run[mode]["wall_ms"]
+            assert wall["n"] >= 1 and 0 < wall["min"] <= wall["median"] <= wall["p90"] <= wall["p99"]
+        assert run["cached_tokens_equal_full"] is True and run["steps_compared"] >= 1
+        assert run["speedup_cached_vs_full"] > 0
+        assert run["memory"]["peak_rss_mb"] > 0
+    assert tiny["optimised_vs_reference_tokens"]["identical"] is True
+
+    for run in results["thread_sweep"]["by_threads"].values():
+        assert run["wall_ms"]["median"] > 0
+
+    training = results["throughput"]["tiny"]
+    assert training["samples_per_s"] > 0 and training["memory"]["peak_rss_mb"] > 0
+
+    node = results["node"]
+    assert "skipped" not in node, node.get("skipped")
+    assert node["image_in_to_twist_out_ms"]["n"] >= 1
+    assert node["model_inference_ms"]["median"] > 0
+    assert node["image_in_to_twist_out_ms"]["median"] >= node["model_inference_ms"]["median"]
+
+    assert "skipped" in results["lucidrains"]
+    assert "cuda" in results and ("skipped" in results["cuda"]) == (not torch.cuda.is_available())
+
+    profile = results["profile"]
+    for name in ("reference", "optimised"):
+        parts = profile[name]["parts_ms"]
+        assert {"stem", "transformer", "token learner", "film (all blocks)", "action heads"} <= parts.keys()
+        assert any(part.startswith("mbconv stage") for part in parts)
+        assert all(ms >= 0 for ms in parts.values()) and profile[name]["step_ms"] > 0
+        assert profile[name]["top_operators"]
+
+    assert {t["target"].split(" ")[0] for t in results["targets"]} >= {"node"}
