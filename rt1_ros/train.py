@@ -68,13 +68,13 @@ class TrainConfig:
     families: tuple[str, ...] = ()
     successful_only: bool = True
     val_fraction: float = 0.1
-    segments_per_batch: int = 6
-    segment_length: int = 8
+    segments_per_batch: int = 5
+    segment_length: int = 12
     total_steps: int = 3000
     time_budget_min: float = 0.0
     learning_rate: float = 1e-3
     min_learning_rate_ratio: float = 0.05
-    warmup_steps: int = 100
+    warmup_steps: int = 20
     weight_decay: float = 0.01
     grad_clip_norm: float = 1.0
     label_smoothing: float = 0.0
@@ -83,8 +83,8 @@ class TrainConfig:
     contrast: float = 0.15
     saturation: float = 0.15
     log_every: int = 10
-    eval_every: int = 250
-    checkpoint_every: int = 250
+    eval_every: int = 100
+    checkpoint_every: int = 50
     num_threads: int = 0
     channels_last: bool = True
     mixed_precision: str = "bfloat16"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt1_ros.data.dataset import EpisodeDataset, EpisodeInfo, EpisodeWriter, open_or_empty
+from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter, open_or_empty
 from rt1_ros.runtime.image_decoding import resize_for_model
 
 SOURCE = "sim_expert"
@@ -135,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         if mine:
             print(f"{family}: ran {len(mine)}, expert success {sum(o.success for o in mine)}/{len(mine)}, "
                   f"written {sum(o.written for o in mine)}, steps {sum(o.steps for o in mine)}")
-    dataset = EpisodeDataset(args.output)
-    print(f"{len(outcomes)} episodes in {elapsed:.1f} s; dataset {args.output}: {len(dataset)} episodes, "
-          f"{dataset.total_steps()} steps")
+    dataset = open_or_empty(args.output)  # None when every episode so far was dropped
+    print(f"{len(outcomes)} episodes in {elapsed:.1f} s; dataset {args.output}: {len(dataset) if dataset else 0} "
+          f"episodes, {dataset.total_steps() if dataset else 0} steps")
     return 0
 
 
