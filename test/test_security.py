@@ -178,7 +178,10 @@ def test_running_node_writes_no_files(tmp_path):
     folders = {name: root / name for name in ("home", "cwd", "ros_log", "tmp", "cache")}
     for folder in folders.values():
         folder.mkdir(parents=True)
-    env = dict(os.environ, HOME=str(folders["home"]), ROS_HOME=str(folders["home"] / ".ros"),
+    # torch exports TORCHINDUCTOR_CACHE_DIR into this (the test's) process once it has imported it: not inherited,
+    # the node's torch chooses its folder from TMPDIR as it would on the robot.
+    inherited = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env = dict(inherited, HOME=str(folders["home"]), ROS_HOME=str(folders["home"] / ".ros"),
                ROS_LOG_DIR=str(folders["ros_log"]), TMPDIR=str(folders["tmp"]), XDG_CACHE_HOME=str(folders["cache"]),
                PYTHONDONTWRITEBYTECODE="1")
     ros = RosHarness()
