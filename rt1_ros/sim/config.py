@@ -117,6 +117,7 @@ class CameraConfig:
     position: Vec3  # base frame
     pitch_deg: float  # downward tilt from horizontal, looking along base +x
     max_render_size: int  # offscreen buffer size: the largest width/height render() accepts
+    shadow_map_size: int  # shadows show the gripper's height over the table; the map dominates render time
     visibility_margin: float  # fraction of the half image a target must stay inside of at episode start
 
 

@@ -195,7 +195,7 @@ def build_scene_xml(config: SimConfig) -> str:
   <option timestep="{physics.timestep_s}" integrator="implicitfast" cone="elliptic" impratio="{physics.impratio}"/>
   <visual>
     <global offwidth="{camera.max_render_size}" offheight="{camera.max_render_size}"/>
-    <quality shadowsize="2048"/>
+    <quality shadowsize="{camera.shadow_map_size}"/>
     <headlight ambient="0.35 0.35 0.35" diffuse="0.4 0.4 0.4" specular="0.1 0.1 0.1"/>
   </visual>
   <asset>

@@ -11,12 +11,14 @@ Topics (relative names, so a namespace or remapping moves them):
 Stepping modes
   free run   physics advances in chunks of 1/state_rate_hz sim seconds, paced at real_time_factor sim seconds per
              wall second; images go out every 1/camera_rate_hz of sim time. Commands apply when they arrive.
-  lockstep   after each image the simulation waits (wall clock) for the policy's rt1_action whose header.stamp equals
-             that image's stamp, then for the arm_command carrying the same stamp (at most lockstep_command_grace_s:
-             the policy node publishes its rt1_action and its motion commands in the same step, in either order),
-             applies the command, advances exactly one control period, and publishes the next image. With no action
-             within lockstep_timeout_s it warns, stops the robot (zero twist, no arm delta) and steps anyway, so a dead
-             policy cannot hang an evaluation. An action with enabled=false (dry run) moves nothing.
+  lockstep   the simulation starts once camera/image_raw has a subscriber and pauses while an episode is done
+             (until reset_episode). After each image it waits (wall clock) for the policy's rt1_action whose
+             header.stamp equals that image's stamp, then for the arm_command carrying the same stamp (at most
+             lockstep_command_grace_s: the policy node publishes its rt1_action and its motion commands in the same
+             step, in either order), applies the command, advances exactly one control period, and publishes the
+             next image. With no action within lockstep_timeout_s it warns, stops the robot (zero twist, no arm
+             delta) and steps anyway, so a dead policy cannot hang an evaluation. An action with enabled=false
+             (dry run) moves nothing.
 
 Arm commands are per-step deltas (see MobileManipulatorSim): one ArmCommand moves the arm target once, spread over
 one control period. An ArmCommand whose stamp equals the previous one (a republished command) only updates the
@@ -28,6 +30,7 @@ is then latched until the next reset. Rendering happens only on the simulation t
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import threading
 import time
@@ -42,6 +45,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
@@ -55,6 +59,8 @@ NODE_NAME = "sim_node"
 NANOSECONDS = 1_000_000_000
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
+SPIN_TIMEOUT_S = 0.2
+WARNING_THROTTLE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,7 @@ class SimNode(Node):
         twist = message.twist if isinstance(message, TwistStamped) else message
         values = np.array([twist.linear.x, twist.linear.y, twist.angular.z])
         if not np.all(np.isfinite(values)):
-            self.get_logger().warning("ignoring non-finite cmd_vel", throttle_duration_sec=5.0)
+            self.get_logger().warning("ignoring non-finite cmd_vel", throttle_duration_sec=WARNING_THROTTLE_S)
             return
         with self._cond:
             self.sim.command_base(values)
@@ -252,12 +258,12 @@ class SimNode(Node):
         frame = message.header.frame_id
         if frame not in ("", self.params.base_frame):
             self.get_logger().warning(f"ignoring arm_command in frame {frame!r}: deltas must be in "
-                                      f"{self.params.base_frame!r}", throttle_duration_sec=5.0)
+                                      f"{self.params.base_frame!r}", throttle_duration_sec=WARNING_THROTTLE_S)
             return
         delta = np.array([message.translation.x, message.translation.y, message.translation.z,
                           message.rotation.x, message.rotation.y, message.rotation.z])
         if not (np.all(np.isfinite(delta)) and math.isfinite(message.gripper)):
-            self.get_logger().warning("ignoring non-finite arm_command", throttle_duration_sec=5.0)
+            self.get_logger().warning("ignoring non-finite arm_command", throttle_duration_sec=WARNING_THROTTLE_S)
             return
         stamp = _stamp_ns(message.header.stamp)
         with self._cond:
@@ -343,8 +349,9 @@ class SimNode(Node):
             else:
                 self._run_free()
         except Exception as exc:  # noqa: BLE001 — report instead of dying silently in a daemon thread
-            if self._running:
-                self.get_logger().error(f"simulation thread stopped: {type(exc).__name__}: {exc}")
+            if not self._running or not self.context.ok():
+                return  # shutting down: a publish on a finished context is expected, not an error
+            self.get_logger().error(f"simulation thread stopped: {type(exc).__name__}: {exc}")
             raise
         finally:
             self.sim.close()  # EGL contexts can only be released by the thread that made them current
@@ -390,9 +397,16 @@ class SimNode(Node):
     def _run_lockstep(self) -> None:
         while self._running:
             with self._cond:
+                if self._done or self._image_pub.get_subscription_count() == 0:
+                    # Nothing to step for: the episode is over (wait for a reset), or no policy listens yet (an
+                    # image now would be lost and cost a timeout).
+                    self._cond.wait(LOCKSTEP_POLL_S)
+                    continue
                 if self._observation_due:
                     self._observation_due = False
                     self._publish_observation()
+                    if self._done:
+                        continue
                 generation = self._episode_generation
                 awaited = self._awaited_stamp_ns
                 deadline = time.monotonic() + self.params.lockstep_timeout_s
@@ -407,7 +421,8 @@ class SimNode(Node):
                     self.lockstep_timeouts += 1
                     self.get_logger().warning(
                         f"lockstep: no rt1_action for the image at {awaited / NANOSECONDS:.3f} s within "
-                        f"{self.params.lockstep_timeout_s:g} s; stepping with a zero command")
+                        f"{self.params.lockstep_timeout_s:g} s; stepping with a zero command "
+                        f"({self.lockstep_timeouts} so far)", throttle_duration_sec=WARNING_THROTTLE_S)
                     self.sim.stop()
                 elif not self._policy.action_enabled:
                     self.sim.stop()  # dry run: the policy computed an action but sends no motion
@@ -431,10 +446,20 @@ class SimNode(Node):
         super().destroy_node()
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    # Our own SIGINT/SIGTERM handling: rclpy's would invalidate the context while the simulation thread publishes.
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         node = SimNode()
+    except KeyboardInterrupt:
+        rclpy.try_shutdown()
+        return 130
     except Exception as exc:  # a bad parameter or config must stop start-up with the reason
         print(f"sim_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
@@ -442,12 +467,15 @@ def main(args: list[str] | None = None) -> int:
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
-        executor.spin()
+        # spin_once with a timeout, not spin(): a wait with nothing to wake it would never let the Python signal
+        # handler run (this node has no timers; its work happens on the simulation thread).
+        while rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        executor.shutdown()
         node.destroy_node()
+        executor.shutdown()
         rclpy.try_shutdown()
     return 0
 

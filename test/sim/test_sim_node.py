@@ -180,3 +180,12 @@ def test_lockstep_times_out_without_a_policy_and_terminate_ends_the_episode(ros,
     FakePolicy(ros, mode=RT1Action.MODE_TERMINATE)
     assert wait_for(lambda: statuses and statuses[-1].done, timeout=10.0)
     assert not statuses[-1].success  # terminated at once, far from the object
+    # A finished episode pauses lockstep until a reset; the reset starts the next one with a fresh image.
+    count = len(images)
+    assert not wait_for(lambda: len(images) > count, timeout=1.0)
+    client = ros.peer.create_client(ResetEpisode, "reset_episode")
+    assert client.wait_for_service(timeout_sec=10.0)
+    assert client.call(ResetEpisode.Request(task_family="pick", seed=1), timeout_sec=10.0).success
+    assert wait_for(lambda: len(images) > count and statuses[-1].task_family == "pick", timeout=10.0)
+    assert wait_for(lambda: statuses[-1].done, timeout=10.0)  # the fake policy terminates this one too
+    assert node.lockstep_timeouts >= 2
