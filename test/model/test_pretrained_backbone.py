@@ -113,5 +113,10 @@ def test_files_load_without_executing_pickles(paper_config, tmp_path):
     with pytest.raises(BackboneWeightsError, match="weights_only"):
         read_state_dict(evil)
     assert not (tmp_path / "pwned").exists()
+    disguised = tmp_path / "evil.safetensors"
+    disguised.write_bytes(evil.read_bytes())
+    with pytest.raises(BackboneWeightsError, match="evil.safetensors.*not a valid safetensors"):
+        read_state_dict(disguised)
+    assert not (tmp_path / "pwned").exists()
     with pytest.raises(BackboneWeightsError, match="not found"):
         read_state_dict(tmp_path / "absent.pth")
