@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rt1_ros.runtime.controller import ControllerConfig
+from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.runtime.policy_loading import PolicySource
 from rt1_ros.yaml_config import config_dir, from_mapping, load_yaml
 
 NODE_NAME = "rt1_node"
@@ -26,6 +28,7 @@ class NodeConfig:
     text_encoder: str = "bundled:all-MiniLM-L6-v2"
     action_space_file: str = ""
     seed: int = 0
+    inference_threads: int = 0
     # inputs
     image_transport: str = "raw"
     image_reliability: str = "best_effort"
@@ -63,8 +66,11 @@ class NodeConfig:
         self.controller_config()  # cross-field checks (thresholds order, …)
 
     def controller_config(self) -> ControllerConfig:
-        names = {f.name for f in dataclasses.fields(ControllerConfig)}
-        return ControllerConfig(**{n: getattr(self, n) for n in names})
+        return _project(self, ControllerConfig)
+
+    def policy_source(self) -> PolicySource:
+        return dataclasses.replace(_project(self, PolicySource),
+                                   inference=InferenceOptions(num_threads=self.inference_threads))
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> "NodeConfig":
@@ -74,6 +80,11 @@ class NodeConfig:
         section = data.get(NODE_NAME, data.get("/**", {})).get("ros__parameters", {})
         section = {k: v for k, v in section.items() if k != "use_sim_time"}
         return from_mapping(cls, section, where=f"{path.name}:{NODE_NAME}")
+
+
+def _project(config: NodeConfig, target: type):
+    """The runtime config ``target`` from the same-named fields of the flat ROS parameter set (others: defaults)."""
+    return target(**{f.name: getattr(config, f.name) for f in dataclasses.fields(target) if hasattr(config, f.name)})
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,9 @@ PARAMETER_SPECS: dict[str, ParameterSpec] = {
     "action_space_file": ParameterSpec("action ranges YAML; empty = the checkpoint's, else config/action_space.yaml",
                                        read_only=True),
     "seed": ParameterSpec("seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True),
+    "inference_threads": ParameterSpec("intra-op CPU threads for inference; 0 = torch's default (all cores). On a "
+                                       "small or shared CPU use 1 (README: Performance)", range=(0, 256),
+                                       read_only=True),
     "image_transport": ParameterSpec("subscribe sensor_msgs/Image (raw) on `image` or CompressedImage on "
                                      "`image/compressed`", choices=("raw", "compressed"), read_only=True),
     "image_reliability": ParameterSpec("camera QoS; best_effort receives from reliable and best-effort publishers",

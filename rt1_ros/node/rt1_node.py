@@ -8,31 +8,29 @@ one mutually exclusive group, so they never interleave with a step.
 from __future__ import annotations
 
 import collections
-import signal
 import sys
 import threading
 import time
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Twist, TwistStamped, Vector3
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from rt1_ros.msg import ArmCommand, RT1Action
+from rt1_ros.node.node_process import run_node
+from rt1_ros.node.parameter_declaration import declare_parameters
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
 from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError, Mode
 from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
-from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, PolicySource, load_policy
+from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 RATE_WINDOW = 20  # control steps over which the achieved rate is reported
 
@@ -40,13 +38,9 @@ RATE_WINDOW = 20  # control steps over which the achieved rate is reported
 class Rt1Node(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self._declare_parameters(NodeConfig.from_yaml())
+        declare_parameters(self, PARAMETER_SPECS, NodeConfig.from_yaml())
         self.config = self._config_from_parameters()
-        loaded = load_policy(PolicySource(
-            model_size=self.config.model_size, checkpoint=self.config.checkpoint,
-            backbone_weights=self.config.backbone_weights, device=self.config.device,
-            half_precision=self.config.half_precision, text_encoder=self.config.text_encoder,
-            action_space_file=self.config.action_space_file, seed=self.config.seed))
+        loaded = load_policy(self.config.policy_source())
         if not loaded.trained:
             self.get_logger().warning(UNTRAINED_BANNER)
         self.get_logger().info(f"policy: {loaded.description}")
@@ -82,19 +76,6 @@ class Rt1Node(Node):
                                f"{self.config.control_rate_hz:g} Hz")
 
     # -- set-up ------------------------------------------------------------------------------------------------
-    def _declare_parameters(self, defaults: NodeConfig) -> None:
-        for name, spec in PARAMETER_SPECS.items():
-            default = getattr(defaults, name)
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-            if spec.choices:
-                descriptor.additional_constraints = f"one of: {', '.join(spec.choices)}"
-            if spec.range is not None and isinstance(default, float):
-                descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.range[0]),
-                                                                      to_value=float(spec.range[1]))]
-            elif spec.range is not None and isinstance(default, int) and not isinstance(default, bool):
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]))]
-            self.declare_parameter(name, default, descriptor)
-
     def _config_from_parameters(self) -> NodeConfig:
         return NodeConfig(**{name: self.get_parameter(name).value for name in PARAMETER_SPECS})
 
@@ -326,44 +307,20 @@ def instruction_text(serialized: bytes) -> str:
     return message.data
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+def _stop_motion(node: Rt1Node) -> None:
+    # A step or republish still running on a worker thread could send motion after our zero: disable first.
+    node.controller.set_enabled(False)
+
+
+def _send_final_zero(node: Rt1Node) -> None:
+    node.get_logger().info("shutting down: publishing zero motion")
+    node.publish_zero_motion()
+    time.sleep(0.2)  # let reliable DDS deliver the zero command before the participant goes away
 
 
 def main(args: list[str] | None = None) -> int:
-    # Our own SIGINT/SIGTERM handling: rclpy's would shut the context down before a last zero command could go out.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        node = Rt1Node()
-    except KeyboardInterrupt:
-        rclpy.try_shutdown()
-        return 130
-    except Exception as exc:  # a bad checkpoint, config or device must stop start-up with the reason
-        print(f"rt1_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    executor = MultiThreadedExecutor(num_threads=3)
-    executor.add_node(node)
-    try:
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        node.get_logger().info("shutting down: publishing zero motion")
-        # A step or republish still running on a worker thread could send motion after our zero: disable
-        # motion, wait for the callbacks to finish, and only then send the last command.
-        node.controller.set_enabled(False)
-        executor.shutdown(timeout_sec=10.0)
-        node.publish_zero_motion()
-        time.sleep(0.2)  # let reliable DDS deliver the zero command before the participant goes away
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, Rt1Node, num_threads=3, args=args, before_drain=_stop_motion,
+                    after_drain=_send_final_zero)
 
 
 if __name__ == "__main__":

@@ -30,27 +30,26 @@ is then latched until the next reset. Rendering happens only on the simulation t
 from __future__ import annotations
 
 import math
-import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, fields
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.signals import SignalHandlerOptions
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
+from rt1_ros.node.node_process import run_node
+from rt1_ros.node.parameter_declaration import declare_parameters
+from rt1_ros.node.parameters import ParameterSpec
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.srv import ResetEpisode
@@ -59,42 +58,40 @@ NODE_NAME = "sim_node"
 NANOSECONDS = 1_000_000_000
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
-SPIN_TIMEOUT_S = 0.2
 WARNING_THROTTLE_S = 5.0
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] = ()
-    read_only: bool = True
-
-
+# Fixed at start unless marked read_only=False: changing them would need a new scene or new publishers.
 PARAMETER_SPECS: dict[str, ParameterSpec] = {
-    "camera_width": ParameterSpec("camera image width, px (at most camera.max_render_size)", range=(16, 4096)),
-    "camera_height": ParameterSpec("camera image height, px (at most camera.max_render_size)", range=(16, 4096)),
-    "camera_rate_hz": ParameterSpec("free run: images per second of sim time", range=(0.1, 120.0)),
-    "image_reliability": ParameterSpec("camera publisher QoS", choices=("reliable", "best_effort")),
-    "state_rate_hz": ParameterSpec("/clock, odom and joint_states per second of sim time", range=(1.0, 500.0)),
+    "camera_width": ParameterSpec("camera image width, px (at most camera.max_render_size)", range=(16, 4096),
+                                  read_only=True),
+    "camera_height": ParameterSpec("camera image height, px (at most camera.max_render_size)", range=(16, 4096),
+                                   read_only=True),
+    "camera_rate_hz": ParameterSpec("free run: images per second of sim time", range=(0.1, 120.0), read_only=True),
+    "image_reliability": ParameterSpec("camera publisher QoS", choices=("reliable", "best_effort"), read_only=True),
+    "state_rate_hz": ParameterSpec("/clock, odom and joint_states per second of sim time", range=(1.0, 500.0),
+                                   read_only=True),
     "real_time_factor": ParameterSpec("free run: sim seconds per wall second (1 = real time)", range=(0.01, 1000.0),
                                       read_only=False),
-    "lockstep": ParameterSpec("advance one control period per policy action instead of running freely"),
+    "lockstep": ParameterSpec("advance one control period per policy action instead of running freely", read_only=True),
     "lockstep_timeout_s": ParameterSpec("lockstep: wall seconds to wait for rt1_action before a zero-command step",
                                         range=(0.01, 3600.0), read_only=False),
     "lockstep_command_grace_s": ParameterSpec("lockstep: wall seconds to wait for the step's arm_command after its "
                                               "rt1_action", range=(0.0, 10.0), read_only=False),
     "cmd_vel_timeout_s": ParameterSpec("free run: stop the base when cmd_vel is silent this long (sim s); 0 = never",
                                        range=(0.0, 3600.0), read_only=False),
-    "cmd_vel_stamped": ParameterSpec("subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist"),
-    "task_family": ParameterSpec("first episode's task family; empty = drawn from the seed"),
-    "seed": ParameterSpec("first episode's seed", range=(0, 2**32 - 1)),
+    "cmd_vel_stamped": ParameterSpec("subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist",
+                                     read_only=True),
+    "task_family": ParameterSpec("first episode's task family; empty = drawn from the seed", read_only=True),
+    "seed": ParameterSpec("first episode's seed", range=(0, 2**32 - 1), read_only=True),
     "max_episode_steps": ParameterSpec("control steps per episode; 0 = the family's budget from config/sim.yaml",
-                                       range=(0, 1_000_000)),
-    "publish_instruction": ParameterSpec("publish each episode's instruction on `instruction` (latched)"),
-    "odom_frame": ParameterSpec("odometry frame id"),
-    "base_frame": ParameterSpec("robot base frame id (odometry child frame; accepted arm_command frame)"),
-    "camera_frame": ParameterSpec("camera image frame id"),
+                                       range=(0, 1_000_000), read_only=True),
+    "publish_instruction": ParameterSpec("publish each episode's instruction on `instruction` (latched)",
+                                         read_only=True),
+    "odom_frame": ParameterSpec("odometry frame id", read_only=True),
+    "base_frame": ParameterSpec("robot base frame id (odometry child frame; accepted arm_command frame)",
+                                read_only=True),
+    "camera_frame": ParameterSpec("camera image frame id", read_only=True),
 }
 
 
@@ -120,7 +117,7 @@ class SimNode(Node):
     def __init__(self, config: SimConfig | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self.sim_config = config or SimConfig.from_yaml()
-        self._declare_parameters(self.sim_config.node)
+        declare_parameters(self, PARAMETER_SPECS, self.sim_config.node)
         self.params = SimNodeConfig(**{f.name: self.get_parameter(f.name).value for f in fields(SimNodeConfig)})
         largest = self.sim_config.camera.max_render_size
         if max(self.params.camera_width, self.params.camera_height) > largest:
@@ -168,23 +165,6 @@ class SimNode(Node):
         self.get_logger().info(f"{mode}; episode: {self.task.instruction!r}")
 
     # -- parameters ----------------------------------------------------------------------------------------------
-    def _declare_parameters(self, defaults: SimNodeConfig) -> None:
-        for name, spec in PARAMETER_SPECS.items():
-            default = getattr(defaults, name)
-            descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
-            if spec.choices:
-                descriptor.additional_constraints = f"one of: {', '.join(spec.choices)}"
-            if spec.range is not None and isinstance(default, float):
-                descriptor.floating_point_range = [
-                    FloatingPointRange(from_value=float(spec.range[0]), to_value=float(spec.range[1]))
-                ]
-            elif spec.range is not None and isinstance(default, int) and not isinstance(default, bool):
-                descriptor.integer_range = [IntegerRange(from_value=int(spec.range[0]), to_value=int(spec.range[1]))]
-            self.declare_parameter(name, default, descriptor)
-            value = self.get_parameter(name).value
-            if spec.choices and value not in spec.choices:
-                raise ValueError(f"parameter {name} must be one of {spec.choices}, got {value!r}")
-
     def _on_set_parameters(self, parameters) -> SetParametersResult:
         # Ranges and read-only flags are enforced by rclpy from the descriptors; only dynamic values reach here.
         with self._cond:
@@ -446,38 +426,8 @@ class SimNode(Node):
         super().destroy_node()
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def main(args: list[str] | None = None) -> int:
-    # Our own SIGINT/SIGTERM handling: rclpy's would invalidate the context while the simulation thread publishes.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        node = SimNode()
-    except KeyboardInterrupt:
-        rclpy.try_shutdown()
-        return 130
-    except Exception as exc:  # a bad parameter or config must stop start-up with the reason
-        print(f"sim_node: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        # spin_once with a timeout, not spin(): a wait with nothing to wake it would never let the Python signal
-        # handler run (this node has no timers; its work happens on the simulation thread).
-        while rclpy.ok():
-            executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(NODE_NAME, SimNode, num_threads=2, args=args)
 
 
 if __name__ == "__main__":
