@@ -109,6 +109,11 @@ class Controller:
         self.stats = ControllerStats()
         self._low = action_space.low
         self._high = action_space.high
+        # With 256 bins over a range symmetric about zero, zero falls between two bins and decodes to ±½ bin: a
+        # policy that means "stop" would creep (2 mm/s on the base at ±0.5 m/s). Values within half a bin of zero
+        # are therefore zero. Gripper closedness is not a velocity and is left alone.
+        self._zero_snap = (action_space.high - action_space.low) / (action_space.num_bins - 1) / 2 * (1 + 1e-6)
+        self._zero_snap[GRIPPER_DIM] = 0.0
         self._smoothing = _SmoothingState()
         self._terminated = False
         self._last_frame_at: float | None = None
@@ -201,6 +206,7 @@ class Controller:
                              stamp: object) -> ControlOutput:
         mode = Mode(int(action[MODE_DIM]))
         continuous = np.clip(action[:CONTINUOUS_DIMS], self._low, self._high)
+        continuous = np.where(np.abs(continuous) <= self._zero_snap, 0.0, continuous)
         previous = self._smoothing.continuous
         alpha = self.config.ema_alpha
         smoothed = continuous if previous is None else alpha * continuous + (1.0 - alpha) * previous

@@ -158,3 +158,14 @@ def test_no_instruction_or_no_camera_holds(tokenizer, action_space):
     assert "instruction" in controller.step(0.0, None).reason
     controller.set_instruction("go")
     assert "camera" in controller.step(0.1, None).reason
+
+
+def test_the_bin_next_to_zero_means_stop_not_creep(setup, tokenizer):
+    policy, controller = setup
+    # Tokens 127/128 decode to ∓½ bin on symmetric ranges: the policy's "zero".
+    half_bin = tokenizer.decode(np.full(11, 128))[:10]
+    policy.queue = [np.concatenate([half_bin, [1.0]]), np.concatenate([tokenizer.decode(np.full(11, 130))[:10], [1]])]
+    out = controller.step(0.0, frame(0.0))
+    assert out.mode == Mode.BASE and np.all(out.base_twist == 0.0)
+    out = controller.step(0.3, frame(0.3))
+    assert np.all(out.base_twist != 0.0), "two bins from zero is a real command"
