@@ -32,7 +32,9 @@ from rt1_ros.msg import EpisodeStatus, RT1Action
 from rt1_ros.runtime.image_decoding import decode_raw
 from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER
 
-DEFAULT_CHECKPOINT = Path("checkpoints/demo")
+# Used when --checkpoint is not given, first found wins: a checkpoint put there for the demo, then where the
+# README's training recipe writes its best checkpoint.
+DEFAULT_CHECKPOINTS = (Path("checkpoints/demo"), Path("checkpoints/tiny_sim/best"))
 NANOSECONDS = 1_000_000_000
 
 
@@ -87,8 +89,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--task-family", default="move_near", help="pick | move_near | push (config/sim.yaml)")
     parser.add_argument("--seed", type=int, default=0, help="episode seed (object poses, target, start pose)")
     parser.add_argument("--checkpoint", default=None,
-                        help=f"trained checkpoint directory (default: {DEFAULT_CHECKPOINT} if it exists, "
-                             "else an untrained model; '' forces the untrained model)")
+                        help="trained checkpoint directory (default: the first of "
+                             f"{', '.join(map(str, DEFAULT_CHECKPOINTS))} that exists, else an untrained model; "
+                             "'' forces the untrained model)")
     parser.add_argument("--model-size", default="paper", choices=("paper", "tiny"),
                         help="size of the untrained model used when there is no checkpoint")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
@@ -103,8 +106,8 @@ def run_demo(args: argparse.Namespace) -> EpisodeSummary:
     from rt1_ros.sim.sim_node import SimNode
 
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if args.checkpoint is None and (DEFAULT_CHECKPOINT / "model.safetensors").is_file():
-        checkpoint = DEFAULT_CHECKPOINT
+    if args.checkpoint is None:
+        checkpoint = next((c for c in DEFAULT_CHECKPOINTS if (c / "model.safetensors").is_file()), None)
     if checkpoint is None:
         print("=" * 100 + f"\n{UNTRAINED_BANNER}\n" + "=" * 100, flush=True)
 

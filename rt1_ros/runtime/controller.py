@@ -164,12 +164,15 @@ class Controller:
     def step(self, now: float, frame: Frame | None) -> ControlOutput:
         """One control step at node time ``now`` with the newest valid frame since the last step (or None)."""
         self.stats.steps += 1
+        # Holds carry the stamp of the image they answer, so a lockstep consumer is never left waiting for it.
+        stamp = frame.stamp if frame is not None else None
         if frame is not None:
             self._last_frame_at = frame.received_at
         if self.policy.instruction is None:
-            return self._hold("waiting for an instruction")
+            return self._hold("waiting for an instruction", image_stamp=stamp)
         if self._terminated:
-            return self._hold("episode terminated; send a new instruction or call reset", mode=Mode.TERMINATE)
+            return self._hold("episode terminated; send a new instruction or call reset", mode=Mode.TERMINATE,
+                              image_stamp=stamp)
         if self._last_frame_at is None:
             return self._hold("waiting for camera images")
         if self.is_stale(now):

@@ -169,3 +169,9 @@ def test_the_bin_next_to_zero_means_stop_not_creep(setup, tokenizer):
     assert out.mode == Mode.BASE and np.all(out.base_twist == 0.0)
     out = controller.step(0.3, frame(0.3))
     assert np.all(out.base_twist != 0.0), "two bins from zero is a real command"
+
+
+def test_holds_answer_with_the_stamp_of_the_image_they_saw(tokenizer, action_space):
+    controller = Controller(ScriptedPolicy(tokenizer), action_space, ControllerConfig(start_enabled=True))
+    out = controller.step(0.0, frame(7.0))
+    assert out.mode == Mode.HOLD and out.image_stamp == 7.0
