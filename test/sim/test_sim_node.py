@@ -96,7 +96,8 @@ def test_free_run_publishes_images_state_and_follows_cmd_vel(ros, start_sim):
     assert end.twist.twist.linear.y > 0.2
     assert stamp_ns(clocks[-1].clock) > stamps[0]
     # cmd_vel went silent: the timeout stops the base.
-    assert wait_for(lambda: abs(odoms[-1].twist.twist.linear.y) < 0.01, timeout=5.0)
+    # (a generous wall-clock bound: the check is that it stops, and a starved shared machine must not fail it)
+    assert wait_for(lambda: abs(odoms[-1].twist.twist.linear.y) < 0.01, timeout=20.0)
 
 
 def test_reset_episode_service(ros, start_sim):
