@@ -113,7 +113,11 @@ class EpisodeWriter:
         # Only old ones: a fresh .partial may belong to another writer that is still running.
         now = time.time()
         for partial in (self.root / EPISODES_DIR).glob(f".*{PARTIAL_SUFFIX}"):
-            if now - partial.stat().st_mtime > older_than_s:
+            try:
+                modified = partial.stat().st_mtime
+            except FileNotFoundError:
+                continue  # another writer finished it (renamed into place) since the glob
+            if now - modified > older_than_s:
                 shutil.rmtree(partial, ignore_errors=True)
 
     def write(self, frames: np.ndarray, actions: np.ndarray, info: EpisodeInfo) -> Episode:

@@ -183,7 +183,8 @@ def test_instructions_changing_at_10_hz_each_restart_the_history(ros, drive_chec
         [1 for text, _ in history_at_step if text == sent[-1]]) >= 6, timeout=5.0)
     camera.stop()
     stepped = list(dict.fromkeys(text for text, _ in history_at_step))
-    assert len(stepped) >= len(sent) // 2, f"only {len(stepped)} of {len(sent)} instructions reached a step"
+    # How many of the 30 get a step depends on the machine's speed; that the newest one does, in order, does not.
+    assert stepped and stepped[-1] == sent[-1], "the newest instruction never reached a control step"
     order = [sent.index(text) for text in stepped]
     assert order == sorted(order), "a step ran on an instruction older than one already used"
     for text in stepped:
