@@ -180,7 +180,7 @@ def test_instructions_changing_at_10_hz_each_restart_the_history(ros, drive_chec
         instruction.publish(String(data=text))
         time.sleep(max(0.0, started + (index + 1) * 0.1 - time.monotonic()))
     assert wait_for(lambda: actions and actions[-1].instruction == sent[-1] and len(
-        [1 for text, _ in history_at_step if text == sent[-1]]) >= 6, timeout=5.0)
+        [1 for text, _ in history_at_step if text == sent[-1]]) >= 6, timeout=30.0)  # returns as soon as true
     camera.stop()
     stepped = list(dict.fromkeys(text for text, _ in history_at_step))
     # How many of the 30 get a step depends on the machine's speed; that the newest one does, in order, does not.
