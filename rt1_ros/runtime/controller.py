@@ -123,13 +123,15 @@ class Controller:
     def set_instruction(self, instruction: str) -> str:
         """Validate, embed, and start a new episode. Raises InstructionError for unusable text."""
         text = " ".join(instruction.split())
-        if not text or len(text) > self.max_instruction_chars:
-            self.stop_episode()
+        problem = None
         if not text:
-            raise InstructionError("instruction is empty or whitespace only")
-        if len(text) > self.max_instruction_chars:
-            raise InstructionError(f"instruction has {len(text)} characters, more than max_instruction_chars="
-                                   f"{self.max_instruction_chars}")
+            problem = "instruction is empty or whitespace only"
+        elif len(text) > self.max_instruction_chars:
+            problem = f"instruction has {len(text)} characters, more than max_instruction_chars=" \
+                      f"{self.max_instruction_chars}"
+        if problem is not None:
+            self.stop_episode()
+            raise InstructionError(problem)
         self.policy.set_instruction(text)
         self._new_episode()
         return text

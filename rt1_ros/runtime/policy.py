@@ -58,9 +58,11 @@ class Policy:
             self.dtype = torch.float16 if half_precision and device.type == "cuda" else torch.float32
             self.model = model.to(device=device, dtype=self.dtype).eval()
             self.inference_path = EagerPath(self.model, REFERENCE)
+            self.inference_options = None
         else:
             if half_precision:
                 inference = dataclasses.replace(inference, cuda_dtype="float16")
+            self.inference_options = inference  # as applied, for descriptions
             self.dtype = inference.dtype_on(device)
             self.inference_path = build_path(model, inference, device)
             self.model = self.inference_path.model

@@ -1,7 +1,6 @@
 """Build a ready-to-step `Policy` from a checkpoint, or an untrained model of a named size."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +69,7 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
     if source.action_space_file:
         action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
     encoder = shared_text_encoder(source.text_encoder)
-    inference = source.inference
-    if source.half_precision:
-        inference = dataclasses.replace(inference, cuda_dtype="float16")
-    policy = Policy(model, ActionTokenizer(action_space), encoder.encode, device, inference=inference)
-    description += f" on {device} ({inference.describe(device)})"
+    policy = Policy(model, ActionTokenizer(action_space), encoder.encode, device,
+                    half_precision=source.half_precision, inference=source.inference)
+    description += f" on {device} ({policy.inference_options.describe(device)})"
     return LoadedPolicy(policy=policy, action_space=action_space, trained=trained, description=description)
