@@ -85,7 +85,7 @@ def test_free_run_publishes_images_state_and_follows_cmd_vel(ros, start_sim):
     try:
         # Sideways (+y in the base frame): odometry must move to the robot's left, not along world y.
         assert wait_for(lambda: math.hypot(odoms[-1].pose.pose.position.x - x0,
-                                           odoms[-1].pose.pose.position.y - y0) > 0.2, timeout=10.0)
+                                           odoms[-1].pose.pose.position.y - y0) > 0.2, timeout=30.0)
     finally:
         timer.cancel()
     end = odoms[-1]
