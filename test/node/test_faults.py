@@ -109,7 +109,8 @@ def test_failing_inference_stops_the_robot_reports_error_and_recovers(ros, drive
     healthy = model.encode_frame
     model.encode_frame = fault(healthy)
     count = len(twists)
-    assert wait_for(lambda: len(twists) > count and twists[-1].linear.x == 0.0, timeout=1.0), "robot not stopped"
+    # The zero goes out from the failing step itself; the wait only absorbs scheduling on a starved shared machine.
+    assert wait_for(lambda: len(twists) > count and twists[-1].linear.x == 0.0, timeout=5.0), "robot not stopped"
     assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR and reason in s.message for s in statuses()))
     stopped = len(twists)
     time.sleep(0.3)
@@ -144,7 +145,7 @@ def test_a_single_failed_step_between_reports_still_shows_as_error(ros, drive_ch
     mine = f"{ros.namespace}/rt1_node:"
     assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR and "transient device error" in s.message
                                 and s.name.startswith(mine) for d in diagnostics[reports:] for s in d.status),
-                    timeout=3.0), \
+                    timeout=10.0), \
         "a glitch between two 1 Hz reports was not reported"
     camera.stop()
     ros.remove(node)
