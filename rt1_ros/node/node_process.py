@@ -10,7 +10,7 @@ import sys
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
@@ -30,6 +30,9 @@ def run_node(name: str, make_node: Callable[[], Node], num_threads: int, args: l
              after_drain: Callable[[Node], None] | None = None) -> int:
     """Spin the node from ``make_node`` until SIGINT/SIGTERM or shutdown; returns the process exit code.
 
+    ``num_threads`` 1 spins a SingleThreadedExecutor: right for a node whose callbacks never block for long, and it
+    avoids rclpy's MultiThreadedExecutor spinning busily while a ready entity waits for its busy callback group.
+
     ``before_drain`` runs as soon as the loop ends (e.g. stop sending motion); then running callbacks are allowed to
     finish; then ``after_drain`` runs with no callback in flight (e.g. publish the final zero command).
     """
@@ -45,7 +48,7 @@ def run_node(name: str, make_node: Callable[[], Node], num_threads: int, args: l
         print(f"{name}: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()
         return EXIT_START_FAILED
-    executor = MultiThreadedExecutor(num_threads=num_threads)
+    executor = SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
     try:
         while rclpy.ok():

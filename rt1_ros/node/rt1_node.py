@@ -1,9 +1,26 @@
 """rt1_node: camera + instruction in, smoothed base Twist and arm commands out. A thin adapter over
-`rt1_ros.runtime.controller.Controller`; see README "Topics" and "Parameters".
+`rt1_ros.runtime.controller.Controller`; see README "Topics", "Parameters" and "Reliability".
 
-Threads: the camera callback only stores the newest message (its own callback group, so a long inference never
-delays it); decoding happens for the frame actually used. Control, instructions, services and diagnostics share
-one mutually exclusive group, so they never interleave with a step.
+Threads (why: an executor callback that runs an inference delays every service, parameter update and watchdog
+check behind it for as long as the inference takes):
+  executor   every ROS callback; each returns within milliseconds. The camera callback stores the newest message,
+             the control timer (or a new image, `control_trigger: image`) only wakes the inference worker, and
+             instructions and `~/reset` are validated at once and queued for the worker.
+  inference  one worker thread: applies the queued instruction/reset changes in order, then runs a control step on
+             the newest frame and publishes its outputs. Policy state is only ever touched here (or by a caller
+             holding the same lock).
+  watchdog   a small thread of its own: when the frame behind the motion currently commanded becomes older than
+             image_timeout_s it publishes zero motion, so a stalled step or a busy executor cannot leave a stale
+             command standing.
+A step's outputs are checked and published under the motion lock, which `~/enable false`, refused instructions,
+`~/reset` and the watchdog also take before publishing zero: after any of them returns, no motion computed before
+it goes out.
+
+Frame age (the stale-frame rule): a frame's time is the earlier of the DDS source timestamp (when the camera's
+writer sent it, on that host's system clock) and the middleware's reception timestamp (this host's system clock),
+compared with the node's clock at the moment of acting. Camera header stamps are not used: camera clocks are often
+not the robot's. Under `use_sim_time` a frame's time is its header stamp and the clock is sim time, since wall time
+means nothing to a paused or faster-than-real-time simulation.
 """
 from __future__ import annotations
 
@@ -11,6 +28,7 @@ import collections
 import sys
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -33,10 +51,16 @@ from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, 
 from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 RATE_WINDOW = 20  # control steps over which the achieved rate is reported
+WATCHDOG_MAX_PERIOD_S = 0.05  # the watchdog thread checks at least this often (and 4× per image_timeout_s)
+THREAD_JOIN_TIMEOUT_S = 10.0  # a step in flight at shutdown: the longest inference we wait for
 
 
 class Rt1Node(Node):
     def __init__(self, **node_kwargs) -> None:
+        # First: a start-up failure below still ends in destroy_node, which stops these.
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._wake = threading.Condition()
         super().__init__(NODE_NAME, **node_kwargs)
         declare_parameters(self, PARAMETER_SPECS, NodeConfig.from_yaml())
         self.config = self._config_from_parameters()
@@ -48,7 +72,7 @@ class Rt1Node(Node):
                                      max_instruction_chars=self.config.max_instruction_chars)
         self.policy_description = loaded.description
 
-        self._newest_image = None  # (message, received_at) — only the newest frame is kept
+        self._newest_image = None  # (message, frame time on the watchdog clock) — only the newest frame is kept
         self._image_lock = threading.Lock()
         self.frames_received = 0
         self.frames_skipped = 0  # replaced by a newer frame before a step used them
@@ -57,20 +81,33 @@ class Rt1Node(Node):
         self._last_output: ControlOutput | None = None
         self._errors_reported = 0  # controller error count at the last diagnostics message
 
-        control_group = MutuallyExclusiveCallbackGroup()
+        # Policy state belongs to whoever holds _policy_lock: the worker during a step. Callbacks queue changes.
+        self._policy_lock = threading.Lock()
+        self._ops_lock = threading.Lock()
+        self._pending_ops: list[Callable[[], None]] = []
+        self._generation = 0  # bumped by every queued instruction/reset: a step begun before one is discarded
+        self._instruction_source_ns = -1  # source timestamp of the newest instruction taken (accepted or refused)
+        # Held while deciding on and publishing motion; _motion_frame_at is the time of the frame behind the motion
+        # now commanded (None when the last command was zero).
+        self._motion_lock = threading.Lock()
+        self._motion_frame_at: float | None = None
+        self._step_requested = False
+
         image_group = MutuallyExclusiveCallbackGroup()
         self._create_publishers()
-        self._create_subscriptions(control_group, image_group)
-        self.create_service(SetBool, "~/enable", self._on_enable, callback_group=control_group)
-        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=control_group)
+        self._create_subscriptions(image_group)
+        self.create_service(SetBool, "~/enable", self._on_enable)
+        self.create_service(Trigger, "~/reset", self._on_reset)
         if self.config.control_trigger == "timer":
-            self.create_timer(1.0 / self.config.control_rate_hz, self.control_step, callback_group=control_group)
+            self.create_timer(1.0 / self.config.control_rate_hz, self._request_step)
         if self.config.command_rate_hz > 0:
-            self.create_timer(1.0 / self.config.command_rate_hz, self._republish_velocity,
-                              callback_group=control_group)
-        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self._publish_diagnostics,
-                          callback_group=control_group)
+            self.create_timer(1.0 / self.config.command_rate_hz, self._republish_velocity)
+        self.create_timer(1.0 / self.config.diagnostics_rate_hz, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._threads = [threading.Thread(target=self._inference_loop, name="rt1_inference", daemon=True),
+                         threading.Thread(target=self._watchdog_loop, name="rt1_watchdog", daemon=True)]
+        for thread in self._threads:
+            thread.start()
         state = "ENABLED" if self.controller.enabled else "DRY RUN (call ~/enable to send motion)"
         self.get_logger().info(f"ready: {state}, {self.config.control_trigger} trigger, "
                                f"{self.config.control_rate_hz:g} Hz")
@@ -91,7 +128,7 @@ class Rt1Node(Node):
         self._action = self.create_publisher(RT1Action, "rt1_action", 10)
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
 
-    def _create_subscriptions(self, control_group, image_group) -> None:
+    def _create_subscriptions(self, image_group) -> None:
         reliability = (ReliabilityPolicy.RELIABLE if self.config.image_reliability == "reliable"
                        else ReliabilityPolicy.BEST_EFFORT)
         image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
@@ -105,29 +142,39 @@ class Rt1Node(Node):
         instruction_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
                                      reliability=ReliabilityPolicy.RELIABLE,
                                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        # Raw bytes: rclpy would silently turn invalid UTF-8 into U+FFFD and hand the policy a garbled task.
-        self.create_subscription(String, "instruction", self._on_instruction, instruction_qos,
-                                 callback_group=control_group, raw=True)
+        # Raw bytes: rclpy would silently turn invalid UTF-8 into U+FFFD and cut the text at a NUL.
+        self.create_subscription(String, "instruction", self._on_instruction, instruction_qos, raw=True)
 
-    # -- inputs ------------------------------------------------------------------------------------------------
+    # -- clocks ------------------------------------------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_image(self, message) -> None:
+    def _sim_time(self) -> bool:
+        return bool(self.get_parameter("use_sim_time").value)
+
+    def _frame_time(self, message, info) -> float:
+        """When the frame counts as taken, on the node's clock (see the module docstring: frame age)."""
+        if self._sim_time():
+            return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+        # The earlier of the writer's source timestamp and the middleware's reception: a frame written while this
+        # process was frozen is received after it resumes, but was written long before.
+        times = [info.get(key, 0) for key in ("source_timestamp", "received_timestamp")] if info else []
+        times = [t for t in times if t > 0]
+        return min(times) * 1e-9 if times else self._now()
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+    def _on_image(self, message, info) -> None:
+        frame_time = self._frame_time(message, info)
         with self._image_lock:
             if self._newest_image is not None:
                 self.frames_skipped += 1
-            self._newest_image = (message, self._now())
+            self._newest_image = (message, frame_time)
             self.frames_received += 1
         if self.config.control_trigger == "image":
-            self.control_step()
+            self._request_step()
 
-    def _take_newest_frame(self) -> Frame | None:
-        with self._image_lock:
-            newest, self._newest_image = self._newest_image, None
-        if newest is None:
-            return None
-        message, received_at = newest
+    def _decode(self, newest) -> Frame | None:
+        message, frame_time = newest
         try:
             if isinstance(message, CompressedImage):
                 rgb = decode_compressed(message.format, message.data, self.config.max_image_pixels)
@@ -138,30 +185,51 @@ class Rt1Node(Node):
             self.frames_invalid += 1
             self.get_logger().warning(f"dropping camera frame: {exc}", throttle_duration_sec=self.config.log_throttle_s)
             return None
-        return Frame(rgb=rgb, stamp=message.header.stamp, received_at=received_at)
+        return Frame(rgb=rgb, stamp=message.header.stamp, received_at=frame_time)
 
-    def _on_instruction(self, serialized: bytes) -> None:
+    def _on_instruction(self, serialized: bytes, info) -> None:
+        source_ns = int(info.get("source_timestamp", 0)) if info else 0
+        if source_ns and source_ns < self._instruction_source_ns:
+            # Two transient-local publishers reach a late-joining node in either order: the newest one wins.
+            self.get_logger().warning(f"instruction ignored: written {(self._instruction_source_ns - source_ns) / 1e9:.3f}"
+                                      " s before the one in force (newest source timestamp wins)",
+                                      throttle_duration_sec=self.config.log_throttle_s)
+            return
+        self._instruction_source_ns = max(self._instruction_source_ns, source_ns)
         try:
-            text = self.controller.set_instruction(instruction_text(serialized))
+            text = self.controller.validate_instruction(instruction_text(serialized))
         except InstructionError as exc:
-            self.controller.stop_episode()
+            self._submit(self.controller.stop_episode)
             self.get_logger().warning(f"instruction refused, robot holding: {exc}",
                                       throttle_duration_sec=self.config.log_throttle_s)
             self.publish_zero_motion()
             return
-        self.get_logger().info(f"new instruction: '{text}' (history and smoothing reset)")
+
+        def apply() -> None:
+            try:
+                self.controller.set_instruction(text)
+            except InstructionError as exc:  # max_instruction_chars lowered since the check
+                self.get_logger().warning(f"instruction refused, robot holding: {exc}",
+                                          throttle_duration_sec=self.config.log_throttle_s)
+                return
+            self.get_logger().info(f"new instruction: '{text}' (history and smoothing reset)")
+
+        self._submit(apply)
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        self.controller.set_enabled(request.data)
-        if not request.data:
-            self.publish_zero_motion()
+        if request.data:
+            self.controller.set_enabled(True)
+        else:
+            with self._motion_lock:
+                self.controller.set_enabled(False)
+                self._publish_zero_locked()
         response.success = True
         response.message = "enabled: sending motion" if request.data else "disabled: dry run, no motion"
         self.get_logger().info(response.message)
         return response
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        self.controller.reset()
+        self._submit(self.controller.reset)
         self.publish_zero_motion()
         response.success = True
         response.message = "history, smoothing and terminate state cleared"
@@ -180,36 +248,128 @@ class Rt1Node(Node):
         self.controller.max_instruction_chars = candidate.max_instruction_chars
         return SetParametersResult(successful=True)
 
+    # -- the inference worker ----------------------------------------------------------------------------------
+    def _submit(self, operation: Callable[[], None]) -> None:
+        """Queue a change of policy state for the worker, which applies queued changes in order before its next
+        step; a step already running when it is queued is discarded."""
+        with self._ops_lock:
+            self._pending_ops.append(operation)
+            self._generation += 1
+        with self._wake:
+            self._wake.notify()
+
+    def _apply_pending_ops(self) -> None:
+        with self._ops_lock:
+            operations, self._pending_ops = self._pending_ops, []
+        for operation in operations:
+            operation()
+
+    def _request_step(self) -> None:
+        with self._wake:
+            self._step_requested = True
+            self._wake.notify()
+
+    def _inference_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._step_requested or self._pending_ops or self._stopping.is_set()):
+                    self._wake.wait()
+                if self._stopping.is_set():
+                    return
+                step, self._step_requested = self._step_requested, False
+            try:
+                if step:
+                    self.control_step()
+                else:
+                    with self._policy_lock:
+                        self._apply_pending_ops()
+            except Exception as exc:  # the worker must survive anything; a failure here holds the robot
+                if self._stopping.is_set():
+                    return
+                self.get_logger().error(f"control step failed: {type(exc).__name__}: {exc}",
+                                        throttle_duration_sec=self.config.log_throttle_s)
+                self.publish_zero_motion()
+
+    def _watchdog_loop(self) -> None:
+        while not self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.image_timeout_s / 4)):
+            with self._motion_lock:
+                if self._motion_frame_at is None:
+                    continue
+                age = self._now() - self._motion_frame_at
+                if age <= self.config.image_timeout_s:
+                    continue
+                self._publish_zero_locked()
+            self.get_logger().warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer "
+                                      "step acted in time): zero motion", throttle_duration_sec=self.config.log_throttle_s)
+
     # -- the control step --------------------------------------------------------------------------------------
     def control_step(self) -> None:
-        output = self.controller.step(self._now(), self._take_newest_frame())
-        self._step_times.append(time.monotonic())
-        if output.error:
-            self.get_logger().error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
-        elif output.mode == Mode.HOLD and self.controller.instruction is not None:
-            self.get_logger().warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
-        self._last_output = output
-        self._publish_action(output)
-        if self.controller.enabled:
-            self._publish_motion(output)
+        """One policy step on the newest frame, then its outputs; runs on the worker (callable from any thread)."""
+        with self._policy_lock:
+            self._apply_pending_ops()
+            generation = self._generation
+            with self._image_lock:
+                newest, self._newest_image = self._newest_image, None
+            output = self.controller.step(self._now(), self._decode(newest) if newest is not None else None)
+            with self._motion_lock:
+                if generation != self._generation:
+                    # An instruction or reset arrived during the step: its output answers a superseded task. The
+                    # frame goes back unless a newer one came, so a lockstep simulator still gets its answer.
+                    with self._image_lock:
+                        if newest is not None and self._newest_image is None:
+                            self._newest_image = newest
+                            self._request_step()
+                    return
+                if output.moving and self.controller.is_stale(self._now()):
+                    output = self.controller.expire(self._now(), output.image_stamp)
+                self._step_times.append(time.monotonic())
+                if output.error:
+                    self.get_logger().error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
+                elif output.mode == Mode.HOLD and self.controller.instruction is not None:
+                    self.get_logger().warning(f"holding: {output.reason}",
+                                              throttle_duration_sec=self.config.log_throttle_s)
+                self._last_output = output
+                self._publish_action(output)
+                if self.controller.enabled:
+                    self._publish_motion(output)
 
     def _republish_velocity(self) -> None:
         """Velocity consumers (diff drive, MoveIt Servo) time out between 3 Hz steps: repeat the current one."""
-        output = self._last_output
-        if output is None or not self.controller.enabled:
-            return
-        if not output.moving or self.controller.is_stale(self._now()):
-            output = None
-        self._publish_velocities(output)
+        with self._motion_lock:
+            output = self._last_output
+            if output is None or not self.controller.enabled:
+                return
+            if not output.moving or self._motion_frame_at is None:
+                output = None
+            self._publish_velocities(output)
+
+    def stop_threads(self) -> None:
+        """End the inference worker (after the step in flight) and the watchdog; no step runs after this."""
+        self._stopping.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=THREAD_JOIN_TIMEOUT_S)
+
+    def destroy_node(self) -> None:
+        self.stop_threads()
+        super().destroy_node()
 
     # -- outputs -----------------------------------------------------------------------------------------------
     def publish_zero_motion(self) -> None:
+        with self._motion_lock:
+            self._publish_zero_locked()
+
+    def _publish_zero_locked(self) -> None:
+        self._motion_frame_at = None
         self._publish_velocities(None)
         if self._arm_command is not None:
             gripper = self._last_output.gripper if self._last_output is not None else 0.0
             self._arm_command.publish(self._arm_message(np.zeros(6), gripper, None))
 
     def _publish_motion(self, output: ControlOutput) -> None:
+        self._motion_frame_at = self.controller.last_frame_at if output.moving else None
         self._publish_velocities(output if output.moving else None)
         if self._arm_command is not None:
             arm_delta = output.arm_delta if output.moving else np.zeros(6)
@@ -295,21 +455,44 @@ class Rt1Node(Node):
 
 
 def instruction_text(serialized: bytes) -> str:
-    """The text of a serialized std_msgs/String; InstructionError when it is malformed or not valid UTF-8."""
+    """The text of a serialized std_msgs/String; InstructionError when it is malformed, holds a NUL or is not valid
+    UTF-8. Read from the CDR bytes themselves: rclpy's conversion cuts the text at a NUL and turns invalid UTF-8
+    into U+FFFD, either of which would hand the policy a different task than the one sent."""
     try:
-        message = deserialize_message(serialized, String)
+        deserialize_message(serialized, String)
     except Exception as exc:  # rclpy raises its own RMWError for truncated or corrupt CDR
         raise InstructionError(f"instruction message could not be deserialized ({len(serialized)} bytes): "
                                f"{exc}") from exc
-    # rclpy decodes with replacement characters: valid UTF-8 re-encodes to the very bytes that were sent.
-    if message.data.encode("utf-8") not in serialized:
-        raise InstructionError("instruction is not valid UTF-8; invalid bytes would have become U+FFFD")
-    return message.data
+    raw = _cdr_string_bytes(serialized)
+    if raw is None:
+        raise InstructionError(f"instruction message is not a CDR string ({len(serialized)} bytes)")
+    if b"\x00" in raw:
+        raise InstructionError(f"instruction contains a NUL byte at character {raw.index(0)}: the text after it "
+                               "would be silently dropped")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstructionError("instruction is not valid UTF-8; invalid bytes would have become U+FFFD") from exc
+
+
+def _cdr_string_bytes(serialized: bytes) -> bytes | None:
+    """The bytes of the one string field of a serialized std_msgs/String, without its terminating NUL.
+
+    Layout: a 4-byte encapsulation header (the low bit of its second byte set: little endian), a uint32 length
+    counting the terminating NUL, the bytes. Both XCDR1 and XCDR2 lay a lone string out this way."""
+    if len(serialized) < 9:
+        return None
+    length = int.from_bytes(serialized[4:8], "little" if serialized[1] & 1 else "big")
+    if length < 1 or 8 + length > len(serialized) or serialized[8 + length - 1] != 0:
+        return None
+    return bytes(serialized[8:8 + length - 1])
 
 
 def _stop_motion(node: Rt1Node) -> None:
-    # A step or republish still running on a worker thread could send motion after our zero: disable first.
-    node.controller.set_enabled(False)
+    # A step still running on the worker could send motion after our zero: disable first, under the motion lock.
+    with node._motion_lock:
+        node.controller.set_enabled(False)
+    node.stop_threads()
 
 
 def _send_final_zero(node: Rt1Node) -> None:
@@ -319,7 +502,9 @@ def _send_final_zero(node: Rt1Node) -> None:
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(NODE_NAME, Rt1Node, num_threads=3, args=args, before_drain=_stop_motion,
+    # One executor thread: no callback blocks for long (inference has its own thread), and rclpy's
+    # MultiThreadedExecutor spins busily whenever an entity is ready but its callback group is busy.
+    return run_node(NODE_NAME, Rt1Node, num_threads=1, args=args, before_drain=_stop_motion,
                     after_drain=_send_final_zero)
 
 

@@ -120,18 +120,28 @@ class Controller:
         self._last_output: ControlOutput | None = None
 
     # -- inputs -------------------------------------------------------------------------------------------------
+    def validate_instruction(self, instruction: str) -> str:
+        """The instruction as the policy gets it (whitespace collapsed); InstructionError for unusable text.
+
+        Touches no state, so a caller may check an instruction while a step runs on another thread."""
+        # The raw length: whitespace collapse must not let 1001 characters pass a 1000-character limit.
+        if len(instruction) > self.max_instruction_chars:
+            raise InstructionError(f"instruction has {len(instruction)} characters, more than "
+                                   f"max_instruction_chars={self.max_instruction_chars}")
+        if "\x00" in instruction:
+            raise InstructionError("instruction contains a NUL character (a C string would end there)")
+        text = " ".join(instruction.split())
+        if not text:
+            raise InstructionError("instruction is empty or whitespace only")
+        return text
+
     def set_instruction(self, instruction: str) -> str:
         """Validate, embed, and start a new episode. Raises InstructionError for unusable text."""
-        text = " ".join(instruction.split())
-        problem = None
-        if not text:
-            problem = "instruction is empty or whitespace only"
-        elif len(text) > self.max_instruction_chars:
-            problem = f"instruction has {len(text)} characters, more than max_instruction_chars=" \
-                      f"{self.max_instruction_chars}"
-        if problem is not None:
+        try:
+            text = self.validate_instruction(instruction)
+        except InstructionError:
             self.stop_episode()
-            raise InstructionError(problem)
+            raise
         self.policy.set_instruction(text)
         self._new_episode()
         return text
@@ -161,6 +171,20 @@ class Controller:
 
     def is_stale(self, now: float) -> bool:
         return self._last_frame_at is None or now - self._last_frame_at > self.config.image_timeout_s
+
+    @property
+    def last_frame_at(self) -> float | None:
+        """The time (on the clock of ``now``) of the newest frame a step has taken; None before the first."""
+        return self._last_frame_at
+
+    def expire(self, now: float, image_stamp: object = None) -> ControlOutput:
+        """The hold to publish instead of a step's output whose frame was too old by the time it could be acted on
+        (a long inference, a frozen process): like a stale camera, the window and smoothing start afresh."""
+        age = now - self._last_frame_at if self._last_frame_at is not None else float("inf")
+        self.policy.reset()
+        self._smoothing.continuous = None
+        return self._hold(f"frame too old to act on: {age:.2f} s old when the step finished, image_timeout_s="
+                          f"{self.config.image_timeout_s:.2f}", image_stamp=image_stamp)
 
     # -- the control step ----------------------------------------------------------------------------------------
     def step(self, now: float, frame: Frame | None) -> ControlOutput:
