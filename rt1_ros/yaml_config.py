@@ -1,11 +1,14 @@
 """Typed configuration: YAML mappings onto (nested) dataclasses, strictly.
 
 Unknown keys are an error rather than silently ignored, so a typo in a YAML file cannot leave a default in
-force without anyone noticing.
+force without anyone noticing. YAML anchors and aliases are refused (a checkpoint's config.yaml comes from wherever
+the checkpoint came from, and nine levels of nine-fold aliases expand a 1 kB file to hundreds of millions of
+nodes), and error messages show a bounded excerpt of a value, never its full repr.
 """
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
@@ -21,6 +24,32 @@ _CONFIG_CANDIDATES = (PACKAGE_ROOT.parent / "config",)
 
 class ConfigError(ValueError):
     """A configuration file or mapping does not fit its dataclass."""
+
+
+class _NoAliasSafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses anchors and aliases while composing, before any alias could be expanded."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None, None, "YAML anchors and aliases (&name, *name) are not accepted in configuration files",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str):
+    """yaml.safe_load without anchors or aliases; yaml.YAMLError for either."""
+    loader = _NoAliasSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def short_repr(value: Any) -> str:
+    """A repr bounded in length and in the work it does, for error messages about untrusted values."""
+    return reprlib.repr(value)
 
 
 def config_dir() -> Path:
@@ -43,7 +72,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
     if data is None:
@@ -114,5 +143,6 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise ConfigError(f"{where}: expected {hint.__name__}, found {value!r}")
+        raise ConfigError(f"{where}: expected {hint.__name__}, found {type(value).__name__} "
+                          f"{short_repr(value)}")
     return value

@@ -6,6 +6,8 @@ differently shaped tensors).
 """
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import torch
@@ -13,10 +15,11 @@ import yaml
 
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.rt1 import RT1, RT1Config
-from rt1_ros.yaml_config import ConfigError, from_mapping, to_mapping
+from rt1_ros.yaml_config import ConfigError, from_mapping, safe_load, short_repr, to_mapping
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
+MAX_CONFIG_BYTES = 1 << 20  # a real one is a few kB; a bigger one is not worth parsing
 
 
 class CheckpointError(RuntimeError):
@@ -41,15 +44,37 @@ def save_pretrained(model: RT1, directory: str | Path, action_space: ActionSpace
     return directory
 
 
+def _require_regular_file(path: Path, what: str) -> None:
+    """CheckpointError naming ``path`` unless it is a regular file: missing, or a device, FIFO or directory (a
+    symlink to /dev/zero would be read forever), told apart so the message says which."""
+    if not path.exists():
+        target = f" (a symlink to {os.readlink(path)}, which does not exist)" if path.is_symlink() else ""
+        raise CheckpointError(f"checkpoint {what} not found: {path}{target}")
+    if not path.is_file():
+        mode = path.stat().st_mode
+        kind = ("a directory" if stat.S_ISDIR(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        target = f", through the symlink to {path.resolve()}" if path.is_symlink() else ""
+        raise CheckpointError(f"checkpoint {what} {path} is {kind}{target}, not a regular file")
+
+
 def read_checkpoint_config(directory: str | Path) -> tuple[RT1Config, ActionSpaceConfig, dict]:
     path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint config not found: {path}")
+    _require_regular_file(path, "config")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{size} bytes, more than a checkpoint config needs ({MAX_CONFIG_BYTES})")
+        document = safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise ConfigError(f"expected a mapping at top level, found {type(document).__name__}")
+        for section in ("model", "action_space"):
+            if not isinstance(document.get(section), dict):
+                raise ConfigError(f"section '{section}' must be a mapping, found {short_repr(document.get(section))}")
         model_config = from_mapping(RT1Config, document["model"], where=str(path))
         action_space = from_mapping(ActionSpaceConfig, document["action_space"], where=str(path))
-    except (yaml.YAMLError, KeyError, TypeError, ConfigError, ValueError) as exc:
+    except (yaml.YAMLError, TypeError, ConfigError, ValueError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"checkpoint config {path} is invalid: {exc}") from exc
     return model_config, action_space, document.get("extra") or {}
 
@@ -59,8 +84,7 @@ def load_state(directory: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     path = Path(directory) / WEIGHTS_FILE
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint weights not found: {path}")
+    _require_regular_file(path, "weights")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
