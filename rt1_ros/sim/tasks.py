@@ -99,9 +99,11 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
     if task.family == "move_near":
         bx, by, _ = state.base_pose
         distance = math.hypot(state.object_position[0] - bx, state.object_position[1] - by)
-        return distance < tasks.near_distance
+        return bool(distance < tasks.near_distance)
     if task.family == "push":
-        return push_displacement(task, state) > tasks.push_margin and state.object_position[2] > config.table.height
+        # bool(): numpy comparisons give numpy booleans, which JSON (episode.json, reports) refuses.
+        return bool(push_displacement(task, state) > tasks.push_margin
+                    and state.object_position[2] > config.table.height)
     raise KeyError(f"no success check for task family {task.family!r}")
 
 
