@@ -58,8 +58,14 @@ def run_episode(
     action_space: ActionSpaceConfig,
     max_steps: int | None = None,
     record_images: bool = False,
+    perturb: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> EpisodeResult:
-    """Run ``policy`` (called once per control step, returns (11,)) on the already reset ``sim``."""
+    """Run ``policy`` (called once per control step, returns (11,)) on the already reset ``sim``.
+
+    ``perturb`` maps the recorded action onto the one the simulator executes (DART-style noise injection: the
+    demonstration keeps the expert's label while the state drifts off the expert's path, so the data shows how to
+    recover). The recorded ``actions`` are always the policy's own.
+    """
     max_steps = max_steps or sim.config.tasks.family(task.family).max_steps
     period = sim.config.physics.control_period_s
     actions, images = [], []
@@ -69,13 +75,13 @@ def run_episode(
             images.append(sim.render())
         action = np.asarray(policy(), dtype=float)
         actions.append(action)
-        if apply_rt1_action(sim, action, action_space):
+        if apply_rt1_action(sim, perturb(action) if perturb else action, action_space):
             terminated = True
             break
         sim.advance(period)
     return EpisodeResult(
         task=task,
-        success=sim.success(),
+        success=bool(sim.success()),
         terminated=terminated,
         actions=np.array(actions).reshape(-1, MODE_DIM + 1),
         images=images,
