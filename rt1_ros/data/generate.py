@@ -8,6 +8,18 @@ records the camera frame the expert's action was taken on (rendered at the camer
 with the policy's own `resize_for_model`, so stored frames look like what the node would feed the model) and exactly
 the 11-d action the expert commanded. Failed expert episodes are dropped unless ``--keep-failed`` (they are then
 marked ``success: false`` and training skips them by default).
+
+Two options shape the data for closed-loop use:
+
+* ``--arm-noise`` / ``--base-noise`` (DART, Laskey et al. 2017): on a fraction of steps the simulator executes the
+  expert's action plus Gaussian noise, while the dataset records the expert's clean action. The expert reads the
+  perturbed state at the next step and corrects, so the demonstrations contain the recoveries a cloned policy needs
+  once its own small errors take it off the expert's path (covariate shift).
+* ``--hold-out FAMILY:COLOUR_OBJECT ...`` (e.g. ``pick:green_cylinder``): seeds whose target is a held-out
+  (family, object) pair are skipped, so that instruction never appears in training; the object still appears as a
+  distractor and as the target of the other families. The list is written into every episode's ``extra`` so
+  training records it in the checkpoint and ``rt1-eval`` can report those instructions separately (the paper's
+  "unseen instructions" in miniature).
 """
 from __future__ import annotations
 
@@ -15,15 +27,72 @@ import argparse
 import multiprocessing
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rt1_ros.model.action_tokenizer import ARM_DELTA_DIMS, BASE_DIMS, MODE_DIM
 from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter, open_or_empty
 from rt1_ros.runtime.image_decoding import resize_for_model
 
 SOURCE = "sim_expert"
 DEFAULT_FRAME_SIZE = 112
+
+
+@dataclass(frozen=True)
+class ActionNoise:
+    """DART noise: on each step with probability ``probability``, Gaussian noise on the executed command."""
+
+    arm_translation_m: float = 0.0  # std of x, y, z arm deltas
+    arm_yaw_rad: float = 0.0  # std of the yaw delta (the experts' only rotation)
+    base_linear_mps: float = 0.0  # std of base vx, vy
+    base_yaw_rate_rps: float = 0.0
+    probability: float = 0.5
+
+    @property
+    def active(self) -> bool:
+        return self.probability > 0 and any(
+            (self.arm_translation_m, self.arm_yaw_rad, self.base_linear_mps, self.base_yaw_rate_rps))
+
+    def perturber(self, rng: np.random.Generator, action_space):
+        """A function action (11,) -> executed action (11,); the terminate step and the gripper are never noised."""
+        arm_std = np.array([self.arm_translation_m] * 3 + [0.0, 0.0, self.arm_yaw_rad])
+        base_std = np.array([self.base_linear_mps, self.base_linear_mps, self.base_yaw_rate_rps])
+        arm_mode, base_mode = action_space.mode_index("arm"), action_space.mode_index("base")
+
+        def perturb(action: np.ndarray) -> np.ndarray:
+            if rng.random() >= self.probability:
+                return action
+            noisy = np.array(action, dtype=float)
+            mode = int(round(float(action[MODE_DIM])))
+            if mode == arm_mode:
+                noisy[ARM_DELTA_DIMS] += rng.normal(0.0, 1.0, 6) * arm_std
+            elif mode == base_mode:
+                noisy[BASE_DIMS] += rng.normal(0.0, 1.0, 3) * base_std
+            noisy[:MODE_DIM] = np.clip(noisy[:MODE_DIM], action_space.low, action_space.high)
+            return noisy
+
+        return perturb
+
+
+def parse_held_out(entries: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """``["pick:green_cylinder", ...]`` -> ``(("pick", "green_cylinder"), ...)``, checked against the sim config."""
+    from rt1_ros.sim.config import SimConfig
+
+    config = SimConfig.from_yaml()
+    objects = {f"{c.name}_{shape}" for c in config.objects.colours for shape in ("cube", "cylinder")}
+    pairs = []
+    for entry in entries:
+        family, sep, name = entry.partition(":")
+        if not sep or family not in config.tasks.family_names or name not in objects:
+            raise ValueError(f"--hold-out {entry!r}: expected FAMILY:COLOUR_SHAPE with FAMILY in "
+                             f"{list(config.tasks.family_names)} and COLOUR_SHAPE in {sorted(objects)}")
+        pairs.append((family, name))
+    return tuple(pairs)
+
+
+def target_key(colour: str, shape: str) -> str:
+    return f"{colour}_{shape}"
 
 
 @dataclass(frozen=True)
@@ -39,17 +108,20 @@ class JobOutcome:
     success: bool
     written: bool
     steps: int
+    held_out: bool = False  # skipped: its (family, target) is held out of training
 
 
 _worker_state: dict = {}
 
 
-def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None) -> None:
+def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None, noise: ActionNoise,
+                 held_out: tuple[tuple[str, str], ...]) -> None:
     from rt1_ros.model.action_tokenizer import ActionSpaceConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
     _worker_state.update(sim=MobileManipulatorSim(), writer=EpisodeWriter(output), frame_size=frame_size,
-                         keep_failed=keep_failed, action_space=ActionSpaceConfig.from_yaml(), max_steps=max_steps)
+                         keep_failed=keep_failed, action_space=ActionSpaceConfig.from_yaml(), max_steps=max_steps,
+                         noise=noise, held_out=held_out)
 
 
 def _run_job(job: EpisodeJob) -> JobOutcome:
@@ -59,17 +131,24 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     state = _worker_state
     sim = state["sim"]
     task = sim.reset(job.family, job.seed)
+    if (job.family, target_key(task.target.colour, task.target.shape)) in state["held_out"]:
+        return JobOutcome(job.family, job.seed, False, False, 0, held_out=True)
     expert = ScriptedExpert(sim, state["action_space"])
     expert.reset(task)
+    noise: ActionNoise = state["noise"]
+    # Seeded by the episode, so a dataset is reproducible whatever the worker count.
+    perturb = noise.perturber(np.random.default_rng([job.seed, 7]), state["action_space"]) if noise.active else None
     result = run_episode(sim, task, expert.act, state["action_space"], max_steps=state["max_steps"],
-                         record_images=True)
+                         record_images=True, perturb=perturb)
     if not result.success and not state["keep_failed"]:
         return JobOutcome(job.family, job.seed, False, False, result.steps)
     frames = np.stack([resize_for_model(image, state["frame_size"]) for image in result.images])  # (T,S,S,3)
     info = EpisodeInfo(instruction=task.instruction, task_family=task.family, seed=job.seed, success=result.success,
                        source=SOURCE, fps=sim.config.physics.control_rate_hz,
                        extra={"terminated": result.terminated, "target": task.target_name,
-                              "camera_size": list(result.images[0].shape[:2])})
+                              "camera_size": list(result.images[0].shape[:2]),
+                              "action_noise": asdict(noise) if noise.active else None,
+                              "held_out": [f"{f}:{n}" for f, n in state["held_out"]]})
     state["writer"].write(frames, result.actions.astype(np.float32), info)
     return JobOutcome(job.family, job.seed, result.success, True, result.steps)
 
@@ -84,14 +163,15 @@ def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_s
 
 def generate(output: str, families: list[str], episodes_per_family: int, seed_start: int = 0,
              frame_size: int = DEFAULT_FRAME_SIZE, keep_failed: bool = False, workers: int = 1,
-             max_steps: int | None = None, progress: bool = True) -> list[JobOutcome]:
+             max_steps: int | None = None, progress: bool = True, noise: ActionNoise = ActionNoise(),
+             held_out: tuple[tuple[str, str], ...] = ()) -> list[JobOutcome]:
     from tqdm import tqdm
 
     jobs = plan_jobs(output, families, episodes_per_family, seed_start)
     EpisodeWriter(output)  # creates the directory even when nothing is left to do
     bar = tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
     outcomes: list[JobOutcome] = []
-    init_args = (output, frame_size, keep_failed, max_steps)
+    init_args = (output, frame_size, keep_failed, max_steps, noise, tuple(held_out))
     if workers <= 1:
         _init_worker(*init_args)
         results = map(_run_job, jobs)
@@ -103,7 +183,9 @@ def generate(output: str, families: list[str], episodes_per_family: int, seed_st
         for outcome in results:
             outcomes.append(outcome)
             bar.update(1)
-            bar.set_postfix(success=f"{sum(o.success for o in outcomes) / len(outcomes):.0%}")
+            ran = [o for o in outcomes if not o.held_out]
+            if ran:
+                bar.set_postfix(success=f"{sum(o.success for o in ran) / len(ran):.0%}")
     finally:
         bar.close()
         if workers > 1:
@@ -124,17 +206,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-failed", action="store_true", help="also write episodes the expert failed")
     parser.add_argument("--max-steps", type=int, default=None, help="override the family's step limit")
     parser.add_argument("--workers", type=int, default=1, help="simulator processes")
+    parser.add_argument("--arm-noise", type=float, default=0.0, metavar="M",
+                        help="DART: std of the executed arm x/y/z delta noise in m (yaw gets 5x this in rad)")
+    parser.add_argument("--base-noise", type=float, default=0.0, metavar="MPS",
+                        help="DART: std of the executed base vx/vy noise in m/s (yaw rate the same in rad/s)")
+    parser.add_argument("--noise-probability", type=float, default=0.5, help="fraction of steps that are noised")
+    parser.add_argument("--hold-out", nargs="*", default=[], metavar="FAMILY:COLOUR_SHAPE",
+                        help="(family, target) pairs never generated, e.g. pick:green_cylinder")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    noise = ActionNoise(arm_translation_m=args.arm_noise, arm_yaw_rad=5 * args.arm_noise,
+                        base_linear_mps=args.base_noise, base_yaw_rate_rps=args.base_noise,
+                        probability=args.noise_probability)
+    try:
+        held_out = parse_held_out(args.hold_out)
+    except ValueError as error:
+        parser.error(str(error))
     started = time.perf_counter()
     outcomes = generate(args.output, args.families, args.episodes_per_family, args.seed_start, args.frame_size,
-                        args.keep_failed, args.workers, args.max_steps, progress=not args.no_progress)
+                        args.keep_failed, args.workers, args.max_steps, progress=not args.no_progress,
+                        noise=noise, held_out=held_out)
     elapsed = time.perf_counter() - started
     for family in args.families:
         mine = [o for o in outcomes if o.family == family]
         if mine:
-            print(f"{family}: ran {len(mine)}, expert success {sum(o.success for o in mine)}/{len(mine)}, "
-                  f"written {sum(o.written for o in mine)}, steps {sum(o.steps for o in mine)}")
+            ran = [o for o in mine if not o.held_out]
+            print(f"{family}: ran {len(ran)}, expert success {sum(o.success for o in ran)}/{len(ran)}, "
+                  f"written {sum(o.written for o in ran)}, steps {sum(o.steps for o in ran)}, "
+                  f"held out {len(mine) - len(ran)}")
     dataset = open_or_empty(args.output)  # None when every episode so far was dropped
     print(f"{len(outcomes)} episodes in {elapsed:.1f} s; dataset {args.output}: {len(dataset) if dataset else 0} "
           f"episodes, {dataset.total_steps() if dataset else 0} steps")
