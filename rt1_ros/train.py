@@ -420,9 +420,13 @@ class Trainer:
         frames = self.model.config.num_frames
         self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config)
         self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
+        # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
+        held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
         self.dataset_summary = {"episodes": len(dataset), "train_episodes": len(train), "val_episodes": len(val),
                                 "train_steps": sum(e.info.num_steps for e in train),
-                                "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions)}
+                                "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
+                                "families": sorted({e.info.task_family for e in dataset}),
+                                "held_out_targets": held_out}
 
     def _to_device(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         images = batch.images.to(self.device, non_blocking=True)

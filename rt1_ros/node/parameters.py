@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from rt1_ros.model.rt1 import MODEL_SIZES
 from rt1_ros.runtime.controller import ControllerConfig
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource
@@ -97,7 +98,7 @@ class ParameterSpec:
 
 PARAMETER_SPECS: dict[str, ParameterSpec] = {
     "model_size": ParameterSpec("RT-1 size from config/model.yaml when no checkpoint is given",
-                                choices=("paper", "tiny"), read_only=True),
+                                choices=MODEL_SIZES, read_only=True),
     "checkpoint": ParameterSpec("checkpoint directory (model.safetensors + config.yaml); empty = untrained",
                                 read_only=True),
     "backbone_weights": ParameterSpec("ImageNet EfficientNet weights (.safetensors/.pth) for an untrained model",
