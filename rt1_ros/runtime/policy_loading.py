@@ -19,6 +19,24 @@ _TEXT_ENCODERS: dict[str, TextEncoder] = {}
 UNTRAINED_BANNER = ("UNTRAINED POLICY: no checkpoint given, RT-1 is freshly initialised and its actions are "
                     "meaningless. Train one (README: Training) and pass checkpoint:=<dir>.")
 
+SHIPPED_MODEL = "models/rt1_sim"  # the simulator policy committed with the package (README "The shipped policy")
+
+
+def shipped_model_path() -> Path | None:
+    """The committed simulator checkpoint: in this source tree (dev set-up, ``pip install -e``), else in the
+    package's ament share directory (colcon install: CMake installs it to share/rt1_ros/models/rt1_sim)."""
+    candidates = [Path(__file__).resolve().parents[2] / SHIPPED_MODEL]
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            candidates.append(Path(get_package_share_directory("rt1_ros")) / SHIPPED_MODEL)
+        except (PackageNotFoundError, ValueError):
+            pass
+    except ImportError:
+        pass
+    return next((c for c in candidates if (c / "model.safetensors").is_file()), None)
+
 
 @dataclass(frozen=True)
 class PolicySource:
