@@ -1,197 +1,181 @@
-"""The closed-loop demo: the embedded simulator and the RT-1 node talking over real ROS 2 topics.
+"""The closed-loop demo: the shipped RT-1 policy drives the embedded simulator over real ROS 2 topics.
 
     sim_node ── camera/image_raw, instruction ──▶ rt1_node ── cmd_vel, arm_command, rt1_action ──▶ sim_node
 
-Both nodes and a recorder run in one process and one executor (real rclpy, Fast DDS). The simulator runs in
-lockstep: after each image it waits for the policy's action for that image, applies it and advances one control
-period, so the episode runs as fast as inference allows, independent of the wall clock. The recorder keeps every
-image and action and writes, to --output: episode.mp4 (camera with instruction and commands overlaid),
-actions.png (commanded arm/base actions and mode over time) and summary.json / summary.md.
+`make demo` runs one episode of each task family (pick, push, move_near) on fixed seeds the training data never
+used, with the shipped checkpoint `models/rt1_sim`. Both nodes and an observer run in one process
+(`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node); the simulator runs in lockstep, so an
+episode runs as fast as inference and rendering allow. Written to --output:
 
-    make demo                                   # or: scripts/rt1-env python -m rt1_ros.demo --task-family pick
+    contact_sheet.png            first / middle / last frame of every episode, with instruction and outcome
+    summary.json, summary.md     one entry per episode (family, seed, instruction, trained, success, steps, ...)
+    <family>_<seed>/episode.mp4  the camera with instruction and commands overlaid; actions.png; summary.json
+
+    make demo                                                  # the shipped policy, one episode per family
+    make demo DEMO_ARGS="--families pick --seeds 100003"       # another episode
+    make demo DEMO_ARGS="--untrained --model-size tiny"        # plumbing only: an untrained model (banner)
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import threading
-import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
 
 from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
-from rt1_ros.msg import EpisodeStatus, RT1Action
-from rt1_ros.runtime.image_decoding import decode_raw
-from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER
 
-# Used when --checkpoint is not given, first found wins: a checkpoint put there for the demo, then where the
-# README's training recipe writes its best checkpoint.
-DEFAULT_CHECKPOINTS = (Path("checkpoints/demo"), Path("checkpoints/tiny_sim/best"))
+DEFAULT_FAMILIES = ("pick", "push", "move_near")
+DEFAULT_SEED = 100_000  # rt1-eval's first seed: never a training seed
 NANOSECONDS = 1_000_000_000
-
-
-def stamp_ns(stamp) -> int:
-    return stamp.sec * NANOSECONDS + stamp.nanosec
-
-
-class EpisodeRecorder(Node):
-    """Keeps each camera image by stamp and pairs it with the policy's action for that image."""
-
-    def __init__(self, **node_kwargs) -> None:
-        super().__init__("demo_recorder", **node_kwargs)
-        self.frames: dict[int, np.ndarray] = {}
-        self.actions: list[RT1Action] = []
-        self.status: EpisodeStatus | None = None
-        self._lock = threading.Lock()
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(Image, "camera/image_raw", self._on_image, reliable)
-        self.create_subscription(RT1Action, "rt1_action", self._on_action, reliable)
-        self.create_subscription(EpisodeStatus, "episode_status", self._on_status, latched)
-
-    def _on_image(self, message: Image) -> None:
-        rgb = decode_raw(message.height, message.width, message.encoding, bool(message.is_bigendian), message.step,
-                         message.data, max_pixels=message.height * message.width)
-        with self._lock:
-            self.frames[stamp_ns(message.header.stamp)] = rgb.copy()
-
-    def _on_action(self, message: RT1Action) -> None:
-        with self._lock:
-            self.actions.append(message)
-
-    def _on_status(self, message: EpisodeStatus) -> None:
-        self.status = message
-
-    def episode_log(self, instruction: str) -> EpisodeLog:
-        log = EpisodeLog(instruction=instruction)
-        with self._lock:
-            for action in self.actions:
-                frame = self.frames.get(stamp_ns(action.header.stamp))
-                if frame is None:
-                    continue  # a hold published before the first image: nothing was seen
-                log.steps.append(EpisodeStep(sim_time_s=stamp_ns(action.header.stamp) / NANOSECONDS, frame=frame,
-                                             arm=np.asarray(action.arm, float), base=np.asarray(action.base, float),
-                                             mode=int(action.mode), inference_ms=float(action.inference_ms)))
-        return log
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task-family", default="move_near", help="pick | move_near | push (config/sim.yaml)")
-    parser.add_argument("--seed", type=int, default=0, help="episode seed (object poses, target, start pose)")
-    parser.add_argument("--checkpoint", default=None,
-                        help="trained checkpoint directory (default: the first of "
-                             f"{', '.join(map(str, DEFAULT_CHECKPOINTS))} that exists, else an untrained model; "
-                             "'' forces the untrained model)")
-    parser.add_argument("--model-size", default="paper", choices=("paper", "tiny"),
-                        help="size of the untrained model used when there is no checkpoint")
+    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), help="task families, in order")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help=f"one seed per family, or one for all (default {DEFAULT_SEED})")
+    parser.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped models/rt1_sim)")
+    parser.add_argument("--untrained", action="store_true",
+                        help="run a freshly initialised model instead of a checkpoint (its actions are meaningless)")
+    parser.add_argument("--model-size", default="sim", help="size of the untrained model (config/model.yaml)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
-    parser.add_argument("--max-steps", type=int, default=0, help="step budget (0: the task family's)")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="wall-clock limit for the episode")
+    parser.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0: the family's)")
+    parser.add_argument("--timeout-s", type=float, default=300.0, help="wall-clock limit per episode")
     parser.add_argument("--output", type=Path, default=Path("outputs/demo"))
-    return parser.parse_args(argv)
+    parser.add_argument("--domain-id", type=int, default=None,
+                        help="DDS domain, to watch the topics from outside (default: a private random one)")
+    args = parser.parse_args(argv)
+    seeds = args.seeds or [DEFAULT_SEED]
+    if len(seeds) not in (1, len(args.families)):
+        parser.error(f"give one seed, or one per family ({len(args.families)})")
+    args.seeds = seeds * len(args.families) if len(seeds) == 1 else seeds
+    if args.untrained and args.checkpoint:
+        parser.error("--untrained and --checkpoint exclude each other")
+    return args
 
 
-def run_demo(args: argparse.Namespace) -> EpisodeSummary:
-    from rt1_ros.node.rt1_node import Rt1Node
-    from rt1_ros.sim.sim_node import SimNode
+def resolve_checkpoint(args: argparse.Namespace) -> str:
+    """'' for the untrained model, else the checkpoint directory; exits with a clear message when it is missing."""
+    from rt1_ros.runtime.policy_loading import SHIPPED_MODEL, UNTRAINED_BANNER, shipped_model_path
 
-    checkpoint = Path(args.checkpoint) if args.checkpoint else None
-    if args.checkpoint is None:
-        checkpoint = next((c for c in DEFAULT_CHECKPOINTS if (c / "model.safetensors").is_file()), None)
-    if checkpoint is None:
+    if args.untrained:
         print("=" * 100 + f"\n{UNTRAINED_BANNER}\n" + "=" * 100, flush=True)
+        return ""
+    if args.checkpoint:
+        return args.checkpoint
+    shipped = shipped_model_path()
+    if shipped is None:
+        raise SystemExit(f"the shipped policy {SHIPPED_MODEL} is missing: `make model` rebuilds it, "
+                         "or pass --checkpoint DIR (or --untrained)")
+    return str(shipped)
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    nodes: list[Node] = []
-    spinning = True
 
-    def spin() -> None:
-        while spinning and context.ok():
-            executor.spin_once(timeout_sec=0.05)
+def episode_log(episode) -> EpisodeLog:
+    log = EpisodeLog(instruction=episode.instruction)
+    for action in episode.actions:
+        frame = episode.frames.get(action.stamp_ns)
+        if frame is None:
+            continue  # a hold published before the first image: nothing was seen
+        log.steps.append(EpisodeStep(sim_time_s=action.stamp_ns / NANOSECONDS, frame=frame, arm=action.arm,
+                                     base=action.base, mode=action.mode, inference_ms=action.inference_ms))
+    return log
 
-    spinner = threading.Thread(target=spin, daemon=True)
-    try:
-        policy_parameters = [
-            Parameter("use_sim_time", value=True),
-            Parameter("control_trigger", value="image"),  # one policy step per simulator image (lockstep)
-            Parameter("start_enabled", value=True),
-            Parameter("device", value=args.device),
-            Parameter("model_size", value=args.model_size),
-            Parameter("checkpoint", value=str(checkpoint or "")),
-        ]
-        # The policy loads first: a lockstep simulator started earlier would time out waiting for it.
-        rt1 = Rt1Node(context=context, parameter_overrides=policy_parameters,
-                      cli_args=["--ros-args", "-r", "image:=camera/image_raw"])
-        recorder = EpisodeRecorder(context=context)
-        nodes += [rt1, recorder]
-        for node in nodes:
-            executor.add_node(node)
-        spinner.start()
-        sim_parameters = [
-            Parameter("lockstep", value=True),
-            Parameter("task_family", value=args.task_family),
-            Parameter("seed", value=args.seed),
-            Parameter("max_episode_steps", value=args.max_steps),
-        ]
-        started = time.monotonic()
-        sim = SimNode(context=context, parameter_overrides=sim_parameters)
-        nodes.append(sim)
-        executor.add_node(sim)
-        instruction = sim.task.instruction
-        print(f"episode: '{instruction}' ({args.task_family}, seed {args.seed})", flush=True)
-        while time.monotonic() - started < args.timeout_s:
-            status = recorder.status
-            if status is not None and status.done and status.instruction == instruction:
-                break
-            time.sleep(0.05)
-        wall = time.monotonic() - started
-        status = recorder.status
-        done = status is not None and status.done
-        log = recorder.episode_log(instruction)
-        median_ms, p90_ms = summarise_latency(log)
-        sim_time = log.steps[-1].sim_time_s - log.steps[0].sim_time_s if len(log.steps) > 1 else 0.0
-        terminated = any(s.mode == RT1Action.MODE_TERMINATE for s in log.steps)
-        summary = EpisodeSummary(
-            instruction=instruction, task_family=args.task_family, seed=args.seed, policy=rt1.policy_description,
-            trained=checkpoint is not None, steps=len(log.steps), success=bool(done and status.success),
-            sim_time_s=round(sim_time, 3), wall_time_s=round(wall, 2),
-            control_rate_hz_wall=round(len(log.steps) / wall, 3) if wall > 0 else 0.0,
-            real_time_factor=round(sim_time / wall, 3) if wall > 0 else 0.0,
-            inference_ms_median=round(median_ms, 2), inference_ms_p90=round(p90_ms, 2),
-            end_reason=("policy terminated" if terminated else "step budget used up") if done else "timeout")
-        outputs = write_report(log, summary, args.output, fps=sim.sim_config.physics.control_rate_hz)
-        for name, path in outputs.items():
-            print(f"wrote {name}: {path}")
-        return summary
-    finally:
-        spinning = False
-        if spinner.is_alive():
-            spinner.join(timeout=5)
-        for node in nodes:
-            executor.remove_node(node)
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown(context=context)
+
+def summarise_episode(episode, log: EpisodeLog, policy: str, trained: bool) -> EpisodeSummary:
+    median_ms, p90_ms = summarise_latency(log)
+    sim_time = log.steps[-1].sim_time_s - log.steps[0].sim_time_s if len(log.steps) > 1 else 0.0
+    wall = episode.wall_s
+    return EpisodeSummary(
+        instruction=episode.instruction, task_family=episode.family, seed=episode.seed, policy=policy,
+        trained=trained, steps=episode.steps, success=episode.success, sim_time_s=round(sim_time, 3),
+        wall_time_s=round(wall, 2), control_rate_hz_wall=round(episode.steps / wall, 3) if wall > 0 else 0.0,
+        real_time_factor=round(sim_time / wall, 3) if wall > 0 else 0.0,
+        inference_ms_median=round(median_ms, 2), inference_ms_p90=round(p90_ms, 2),
+        end_reason="policy terminated" if episode.terminated else "step budget used up")
+
+
+def contact_sheet(logs: list[EpisodeLog], summaries: list[EpisodeSummary], path: Path) -> Path:
+    """One row per episode: first, middle and last frame, the instruction and the outcome written above them."""
+    import cv2
+
+    tile = 240
+    rows = []
+    for log, summary in zip(logs, summaries):
+        picks = [0, len(log.steps) // 2, len(log.steps) - 1] if log.steps else []
+        tiles = []
+        for index in picks:
+            frame = cv2.resize(log.steps[index].frame, (tile, tile), interpolation=cv2.INTER_AREA)
+            frame = np.ascontiguousarray(frame)
+            cv2.putText(frame, f"step {index}", (6, tile - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
+                        cv2.LINE_AA)
+            tiles.append(frame)
+        strip = np.concatenate(tiles, axis=1) if tiles else np.zeros((tile, 3 * tile, 3), np.uint8)
+        outcome = "SUCCESS" if summary.success else "FAILED"
+        colour = (40, 200, 60) if summary.success else (230, 50, 40)
+        header = np.full((44, strip.shape[1], 3), 30, np.uint8)
+        cv2.putText(header, f'"{summary.instruction}"  seed {summary.seed}', (8, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        cv2.putText(header, f"{outcome} in {summary.steps} steps ({summary.end_reason}), "
+                            f"{'trained' if summary.trained else 'UNTRAINED'}", (8, 37),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        rows.append(np.concatenate([header, strip], axis=0))
+    sheet = np.concatenate(rows, axis=0)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
+    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+
+    checkpoint = resolve_checkpoint(args)
+    config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,
+                              max_episode_steps=args.max_steps, episode_timeout_s=args.timeout_s,
+                              record_frames=True, domain_id=args.domain_id)
+    summaries: list[EpisodeSummary] = []
+    logs: list[EpisodeLog] = []
+    args.output.mkdir(parents=True, exist_ok=True)
+    with ClosedLoop(config, args.families[0], idle_seed=max(args.seeds) + 1) as loop:
+        print(f"policy: {loop.policy_description}", flush=True)
+        for family, seed in zip(args.families, args.seeds):
+            episode = loop.run_episode(family, seed)
+            log = episode_log(episode)
+            summary = summarise_episode(episode, log, loop.policy_description, trained=bool(checkpoint))
+            write_report(log, summary, args.output / f"{family}_{seed}", fps=loop.control_rate_hz)
+            print(f"{family:9s} seed {seed}: {'success' if summary.success else 'FAILED '} in {summary.steps:2d} "
+                  f"steps, {summary.wall_time_s:5.1f} s wall ({summary.control_rate_hz_wall:.1f} steps/s), "
+                  f"'{summary.instruction}'", flush=True)
+            summaries.append(summary)
+            logs.append(log)
+    contact_sheet(logs, summaries, args.output / "contact_sheet.png")
+    write_summary(summaries, args.output)
+    return summaries
+
+
+SUMMARY_FIELDS = ("task_family", "seed", "instruction", "trained", "success", "steps", "wall_time_s",
+                  "control_rate_hz_wall", "inference_ms_median", "end_reason")
+
+
+def write_summary(summaries: list[EpisodeSummary], directory: Path) -> None:
+    episodes = [{k: asdict(s)[k] for k in SUMMARY_FIELDS} for s in summaries]
+    document = {"policy": summaries[0].policy if summaries else "", "episodes": episodes,
+                "successes": sum(s.success for s in summaries), "episodes_run": len(summaries)}
+    (directory / "summary.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    lines = ["| family | seed | instruction | outcome | steps | wall s | steps/s |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {s.task_family} | {s.seed} | {s.instruction} | {'success' if s.success else 'failed'} | {s.steps} | "
+              f"{s.wall_time_s} | {s.control_rate_hz_wall} |" for s in summaries]
+    (directory / "summary.md").write_text("# rt1_ros demo\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
-    summary = run_demo(parse_arguments(argv))
-    print("\nsummary:")
-    for key, value in vars(summary).items():
-        print(f"  {key:22s} {value}")
+    args = parse_arguments(argv)
+    summaries = run_demo(args)
+    print(f"\n{sum(s.success for s in summaries)}/{len(summaries)} episodes succeeded; wrote "
+          f"{args.output / 'contact_sheet.png'}, {args.output / 'summary.json'} and one folder per episode")
     return 0
 
 

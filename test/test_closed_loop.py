@@ -71,3 +71,35 @@ def test_end_effector_rises_for_an_upward_arm_delta(ros, tmp_path):
     assert ee1[2] - ee0[2] > 0.05, f"end effector z went {ee0[2]:.3f} -> {ee1[2]:.3f}"
     assert abs(odom1.x - odom0.x) < 0.01, "arm mode must hold the base"
     assert all(a.mode == RT1Action.MODE_ARM for a in actions[:STEPS])
+
+
+def test_two_loops_at_once_each_run_their_own_episode(tmp_path):
+    """Two demos/evaluations on one machine: each must run and report its own episode, never the other's."""
+    import threading
+
+    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+
+    checkpoint = biased_checkpoint(tmp_path / "forward", mode=1, bins={7: 200})
+    config = ClosedLoopConfig(checkpoint=str(checkpoint), max_episode_steps=STEPS, episode_timeout_s=120.0)
+    requests = {"a": ("move_near", 7), "b": ("move_near", 8)}
+    results, errors = {}, []
+
+    def run(name: str) -> None:
+        family, seed = requests[name]
+        try:
+            with ClosedLoop(config, family, idle_seed=99) as loop:
+                results[name] = (loop.graph.domain_id, loop.run_episode(family, seed))
+        except Exception as error:  # noqa: BLE001 — reported by the assertion below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in requests]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    for name, (family, seed) in requests.items():
+        _, episode = results[name]
+        assert (episode.family, episode.seed) == (family, seed)
+        assert episode.steps == STEPS and not episode.terminated
+        assert len(episode.actions) >= STEPS and all(a.mode == RT1Action.MODE_BASE for a in episode.actions[:STEPS])

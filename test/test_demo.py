@@ -1,4 +1,4 @@
-"""`make demo` end to end, shortened: both nodes over real topics, an episode, and the report files."""
+"""`make demo` end to end, shortened: both nodes over real topics, episodes of two families, and the report files."""
 import json
 
 import pytest
@@ -8,12 +8,33 @@ pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`"
 from rt1_ros.demo import main  # noqa: E402
 
 
-def test_demo_runs_an_episode_and_writes_its_report(tmp_path, capsys):
+def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
     output = tmp_path / "demo"
-    assert main(["--model-size", "tiny", "--max-steps", "3", "--device", "cpu", "--output", str(output),
-                 "--checkpoint", "", "--timeout-s", "120"]) == 0
+    assert main(["--untrained", "--model-size", "tiny", "--families", "pick", "move_near", "--seeds", "100001",
+                 "--max-steps", "3", "--device", "cpu", "--output", str(output), "--timeout-s", "120"]) == 0
     assert "UNTRAINED POLICY" in capsys.readouterr().out
     summary = json.loads((output / "summary.json").read_text())
-    assert summary["trained"] is False and summary["end_reason"] != "timeout"
-    assert 1 <= summary["steps"] <= 3 and summary["inference_ms_median"] > 0
-    assert (output / "episode.mp4").stat().st_size > 0 and (output / "actions.png").stat().st_size > 0
+    episodes = summary["episodes"]
+    assert [(e["task_family"], e["seed"]) for e in episodes] == [("pick", 100001), ("move_near", 100001)]
+    for episode in episodes:
+        assert episode["trained"] is False
+        assert 1 <= episode["steps"] <= 3 and episode["inference_ms_median"] > 0
+        assert episode["instruction"].startswith({"pick": "pick up the", "move_near": "move near the"}
+                                                 [episode["task_family"]])
+        folder = output / f"{episode['task_family']}_{episode['seed']}"
+        assert (folder / "episode.mp4").stat().st_size > 0 and (folder / "actions.png").stat().st_size > 0
+    assert (output / "contact_sheet.png").stat().st_size > 0
+    assert "| pick | 100001 |" in (output / "summary.md").read_text()
+
+
+def test_demo_without_the_shipped_model_names_it(monkeypatch, tmp_path):
+    import rt1_ros.runtime.policy_loading as policy_loading
+
+    monkeypatch.setattr(policy_loading, "shipped_model_path", lambda: None)
+    with pytest.raises(SystemExit, match="models/rt1_sim is missing"):
+        main(["--output", str(tmp_path / "demo")])
+
+
+def test_demo_seeds_must_match_the_families():
+    with pytest.raises(SystemExit):
+        main(["--families", "pick", "push", "move_near", "--seeds", "1", "2"])
