@@ -29,6 +29,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,7 @@ class EpisodeOutcome:
     inference_ms: list[float] = field(default_factory=list)
     target: str = ""  # colour_shape of the task's target object
     held_out: bool = False  # (family, target) was held out of the checkpoint's training data
+    failure: str = ""  # direct mode: why it failed, from the simulator's state (rt1_ros.sim.failure_analysis)
 
 
 @dataclass(frozen=True)
@@ -109,21 +111,26 @@ class DirectEvaluation:
 
     def run_episode(self, family: str, seed: int) -> EpisodeOutcome:
         from rt1_ros.sim.episode import run_episode
+        from rt1_ros.sim.failure_analysis import FailureTracer
 
         started = time.monotonic()
         task = self.sim.reset(family, seed)
+        self.policy.reset()
         self.policy.set_instruction(task.instruction)
         inference: list[float] = []
+        tracer = FailureTracer(self.sim, task)
 
         def act() -> np.ndarray:
+            tracer.after_step()  # the state the previous action left
             step = self.policy.step(self.sim.render())
             inference.append(step.inference_ms)
             return step.action
 
         result = run_episode(self.sim, task, act, self.action_space, max_steps=self.settings.max_episode_steps or None)
+        tracer.after_step()
         return EpisodeOutcome(family=family, seed=seed, instruction=task.instruction, success=result.success,
                               steps=result.steps, terminated=result.terminated, wall_s=time.monotonic() - started,
-                              inference_ms=inference)
+                              inference_ms=inference, failure=tracer.classify(result.success))
 
     def close(self) -> None:
         self.sim.close()
@@ -214,6 +221,7 @@ def summarise(outcomes: list[EpisodeOutcome], families: tuple[str, ...]) -> dict
             "inference_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
             "wall_s_per_episode": float(np.mean([o.wall_s for o in mine])),
             "targets": sorted({o.target for o in mine}) if "held out" in name else None,
+            "failures": dict(Counter(o.failure for o in mine if o.failure and not o.success)) or None,
         }
     return summary
 
@@ -265,6 +273,11 @@ def evaluate(settings: EvalSettings, direct: bool = False, output: str | Path | 
         # zero command. Reported so a slow or racy run is visible next to its numbers.
         summary.setdefault("all", summary.get("all (held out)", {}))["lockstep_timeouts"] = lockstep_timeouts
     table = markdown_table(summary, mode_label, settings.checkpoint)
+    failures = {name: row["failures"] for name, row in summary.items() if row.get("failures")}
+    if failures:
+        table += "\nFailures (from the simulator's state):\n" + "".join(
+            f"- {name}: " + ", ".join(f"{kind} ×{count}" for kind, count in sorted(kinds.items())) + "\n"
+            for name, kinds in failures.items() if not name.startswith("all"))
     report = {"mode": "direct" if direct else "ros", "mode_label": mode_label, "settings": asdict(settings),
               "held_out_targets": sorted(f"{f}:{t}" for f, t in held_out),
               "summary": summary, "episodes": [asdict(o) for o in outcomes], "table_markdown": table}

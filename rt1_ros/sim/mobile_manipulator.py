@@ -354,6 +354,10 @@ class MobileManipulatorSim:
         """Measured grip-site position (3,) in the base frame."""
         return self.to_base_frame(self.data.site_xpos[self._site])
 
+    def grip_site_world(self) -> np.ndarray:
+        """Measured grip-site position (3,) in the world frame."""
+        return np.asarray(self.data.site_xpos[self._site], dtype=float).copy()
+
     def end_effector_rotation(self) -> np.ndarray:
         """Measured grip-site rotation (3, 3) in the base frame."""
         yaw = self.data.qpos[self._base_qpos[2]]

@@ -1,0 +1,92 @@
+"""Why a closed-loop episode failed, read from the simulator's privileged state: the diagnosis behind README
+"The shipped policy" (perception/grounding vs control vs running out of steps).
+
+A `FailureTracer` watches an episode step by step (it needs the state at the moment the gripper first closes, which
+the end of the episode no longer shows) and `classify()` names the failure:
+
+* pick      ``never closed``; ``closed on another object`` (another object nearer the grip site than the target:
+            grounding); ``closed beside the target`` (nothing within reach: localisation); ``closed on the target,
+            not lifted`` (right object, bad grasp or lift: control); ``lifted, not terminated in time``.
+* push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched``.
+* move_near ``stopped nearer another object`` (grounding); ``stopped N m short`` (control / step budget).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+from rt1_ros.sim.tasks import Task, push_displacement
+
+REACH_M = 0.035  # grip site within this (horizontal) distance of an object's centre counts as on it
+MOVED_M = 0.02  # an object displaced more than this was touched
+
+
+@dataclass
+class GripperClosing:
+    grip_site: np.ndarray  # (3,) world
+    objects: dict[str, np.ndarray]  # name -> (3,) world, every object on the table
+
+
+class FailureTracer:
+    def __init__(self, sim: MobileManipulatorSim, task: Task) -> None:
+        self.sim = sim
+        self.task = task
+        self.first_close: GripperClosing | None = None
+        self._names = [p.spec.name for p in task.placements]
+
+    def after_step(self) -> None:
+        """Call after each control step has been applied."""
+        if self.first_close is None and self.sim.gripper_command > 0.5:
+            self.first_close = GripperClosing(self.sim.grip_site_world(),
+                                              {n: self.sim.object_position(n) for n in self._names})
+
+    def classify(self, success: bool) -> str:
+        if success:
+            return "success"
+        family = self.task.family
+        if family == "pick":
+            return self._pick()
+        if family == "push":
+            return self._push()
+        return self._move_near()
+
+    def _pick(self) -> str:
+        if self.first_close is None:
+            return "never closed"
+        target = self.task.target_name
+        distances = {n: float(np.linalg.norm((p - self.first_close.grip_site)[:2]))
+                     for n, p in self.first_close.objects.items()}
+        nearest = min(distances, key=distances.get)
+        if nearest != target and distances[nearest] < REACH_M:
+            return "closed on another object"
+        if distances[target] >= REACH_M:
+            return "closed beside the target"
+        lifted = self.sim.object_position(target)[2] - self.sim.rest_position(target)[2]
+        if self.sim.is_grasped(target) and lifted > self.sim.config.tasks.lift_margin:
+            return "lifted, not terminated in time"
+        return "closed on the target, not lifted"
+
+    def _push(self) -> str:
+        target = self.task.target_name
+        moved = {n: float(np.linalg.norm((self.sim.object_position(n) - self.sim.rest_position(n))[:2]))
+                 for n in self._names}
+        if any(moved[n] > MOVED_M for n in self._names if n != target):
+            return "moved another object"
+        if moved[target] <= MOVED_M:
+            return "target not touched"
+        displacement = push_displacement(self.task, self.sim.scene_state())
+        needed = self.sim.config.tasks.push_margin
+        return f"target moved {100 * max(0.0, displacement):.0f} cm of the {100 * needed:.0f} needed"
+
+    def _move_near(self) -> str:
+        odom = self.sim.odometry()
+        distances = {n: math.hypot(*(self.sim.object_position(n)[:2] - (odom.x, odom.y))) for n in self._names}
+        target = self.task.target_name
+        nearest = min(distances, key=distances.get)
+        if nearest != target and distances[nearest] < self.sim.config.tasks.near_distance:
+            return "stopped nearer another object"
+        short = distances[target] - self.sim.config.tasks.near_distance
+        return f"stopped {short:.1f} m short"
