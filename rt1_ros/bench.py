@@ -429,7 +429,6 @@ def bench_node(config: BenchConfig) -> dict[str, Any]:
     try:
         import rclpy
         from geometry_msgs.msg import Twist
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
@@ -437,6 +436,7 @@ def bench_node(config: BenchConfig) -> dict[str, Any]:
 
         from rt1_ros.msg import RT1Action
         from rt1_ros.node.rt1_node import Rt1Node
+        from rt1_ros.ros_graph import InProcessGraph
     except ImportError as exc:
         return {"skipped": f"ROS 2 Python or the built messages are missing ({exc}); run `make setup`"}
 
@@ -452,27 +452,14 @@ def bench_node(config: BenchConfig) -> dict[str, Any]:
         checkpoint = save_pretrained(model, Path(directory) / "policy", ActionSpaceConfig.from_yaml())
         del model
 
-        context = rclpy.Context()
-        rclpy.init(context=context)
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        graph = InProcessGraph()
         namespace = f"/rt1_bench_{os.getpid()}"
-        running = True
-
-        def spin() -> None:
-            while running and context.ok():
-                executor.spin_once(timeout_sec=0.05)
-
-        spinner = threading.Thread(target=spin, daemon=True)
-        node = peer = None
         try:
             overrides = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled=True,
                              ema_alpha=1.0, image_timeout_s=60.0, image_reliability="reliable")
-            node = Rt1Node(namespace=namespace, context=context,
-                           parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
-            peer = rclpy.create_node("rt1_bench_peer", namespace=namespace, context=context)
-            executor.add_node(node)
-            executor.add_node(peer)
-            spinner.start()
+            node = graph.add(Rt1Node(namespace=namespace, context=graph.context,
+                                     parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]))
+            peer = graph.add(rclpy.create_node("rt1_bench_peer", namespace=namespace, context=graph.context))
 
             arrivals: dict[str, list] = defaultdict(list)
             arrived = threading.Condition()
@@ -530,14 +517,7 @@ def bench_node(config: BenchConfig) -> dict[str, Any]:
                     "model_inference_ms": summarise_ms(model_ms), "node_overhead_ms": summarise_ms(overhead),
                     "frames_skipped": node.frames_skipped}
         finally:
-            running = False
-            if spinner.is_alive():
-                spinner.join(timeout=5)
-            executor.shutdown()
-            for created in (node, peer):
-                if created is not None:
-                    created.destroy_node()
-            rclpy.try_shutdown(context=context)
+            graph.close()
 
 
 def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
