@@ -3,9 +3,11 @@
     ros2 launch rt1_ros rt1.launch.py image_topic:=/head_camera/image_raw use_sim_time:=true \
         checkpoint:=/path/to/checkpoint start_enabled:=true
 """
+import os
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -33,10 +35,27 @@ PARAMETER_ARGUMENTS = (
 )
 
 
+# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE (3.x: Kilted on) or FASTRTPS_DEFAULT_PROFILES_FILE
+# (2.x: Humble, Jazzy; 3.x still reads it but warns). config/fastdds.xml gives participants shared-memory segments
+# large enough for camera frames (README: Transport); a profile already set in the environment is kept.
+FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+
+
+def transport_profile_actions(share) -> list:
+    profile = PathJoinSubstitution([share, "config", "fastdds.xml"])
+    variables = ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    if os.environ.get("ROS_DISTRO", "") in FAST_DDS_2_DISTROS:
+        variables = ["FASTRTPS_DEFAULT_PROFILES_FILE"]
+    arguments = [DeclareLaunchArgument("fastdds_profile", default_value=EnvironmentVariable(
+        variables[0], default_value=profile), description="Fast DDS XML profile for the launched nodes")]
+    return arguments + [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile")) for name in variables]
+
+
 def generate_launch_description() -> LaunchDescription:
     default_params = PathJoinSubstitution([FindPackageShare("rt1_ros"), "config", "rt1.yaml"])
-    arguments = [DeclareLaunchArgument("params_file", default_value=default_params,
-                                       description="rt1_node parameters (ROS params file)")]
+    arguments = transport_profile_actions(FindPackageShare("rt1_ros"))
+    arguments += [DeclareLaunchArgument("params_file", default_value=default_params,
+                                        description="rt1_node parameters (ROS params file)")]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=text)
                   for name, default, text in TOPIC_ARGUMENTS]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=f"rt1_node parameter {name}")

@@ -5,9 +5,11 @@
 The simulator runs in lockstep with the policy (one control period per policy action), so the loop runs as fast as
 inference allows; set lockstep:=false for a free-running simulator at real time.
 """
+import os
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -23,6 +25,22 @@ PARAMETER_ARGUMENTS = (
 )
 
 
+# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE (3.x: Kilted on) or FASTRTPS_DEFAULT_PROFILES_FILE
+# (2.x: Humble, Jazzy; 3.x still reads it but warns). config/fastdds.xml gives participants shared-memory segments
+# large enough for camera frames (README: Transport); a profile already set in the environment is kept.
+FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
+
+
+def transport_profile_actions(share) -> list:
+    profile = PathJoinSubstitution([share, "config", "fastdds.xml"])
+    variables = ["FASTDDS_DEFAULT_PROFILES_FILE"]
+    if os.environ.get("ROS_DISTRO", "") in FAST_DDS_2_DISTROS:
+        variables = ["FASTRTPS_DEFAULT_PROFILES_FILE"]
+    arguments = [DeclareLaunchArgument("fastdds_profile", default_value=EnvironmentVariable(
+        variables[0], default_value=profile), description="Fast DDS XML profile for the launched nodes")]
+    return arguments + [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile")) for name in variables]
+
+
 def _overrides(node_name: str) -> dict:
     return {name: ParameterValue(LaunchConfiguration(name), value_type=kind)
             for name, _, kind, node in PARAMETER_ARGUMENTS if node == node_name}
@@ -30,8 +48,9 @@ def _overrides(node_name: str) -> dict:
 
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("rt1_ros")
-    arguments = [DeclareLaunchArgument(name, default_value=default, description=f"{node} parameter {name}")
-                 for name, default, _, node in PARAMETER_ARGUMENTS]
+    arguments = transport_profile_actions(share)
+    arguments += [DeclareLaunchArgument(name, default_value=default, description=f"{node} parameter {name}")
+                  for name, default, _, node in PARAMETER_ARGUMENTS]
     sim = Node(
         package="rt1_ros", executable="sim_node", name="sim_node", output="screen",
         parameters=[{"use_sim_time": False}, _overrides("sim_node")],  # the simulator is the clock

@@ -6,7 +6,9 @@
 # PYTHONPATH and AMENT_PREFIX_PATH, with .venv (the ROS wheels' prefix) on the latter too.
 # Defaults (kept when already set, so a caller can override each): ROS_DOMAIN_ID=42,
 # ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (DDS stays on loopback; use SUBNET on a real robot network),
-# RMW_IMPLEMENTATION=rmw_fastrtps_cpp, MUJOCO_GL=egl, HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1.
+# RMW_IMPLEMENTATION=rmw_fastrtps_cpp, MUJOCO_GL=egl, HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1,
+# FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds.xml (shared-memory segments that fit camera frames; README: Transport;
+# not set when FASTRTPS_DEFAULT_PROFILES_FILE, the Fast DDS 2.x name, already names a profile).
 #
 # The ros-wheels-bootstrapper .pth re-executes Python once with .venv/lib and the wheels' *.libs directories added
 # to LD_LIBRARY_PATH; it keeps the entries already there, so build/ros/install/lib survives the re-exec (its
@@ -55,6 +57,9 @@ export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-egl}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export TRANSFORMERS_OFFLINE="${TRANSFORMERS_OFFLINE:-1}"
+if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}" ]; then
+  export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$RT1_ROS_ROOT/config/fastdds.xml}"
+fi
 
 unset _rt1_venv _rt1_prefix
 unset -f _rt1_prepend
