@@ -184,8 +184,27 @@ def of_another_architecture(directory: Path) -> Path:
     return directory
 
 
+def alias_bombed(directory: Path) -> Path:
+    """A 'billion laughs' YAML bomb (9**9 leaves) as the value of a scalar field: it hung start-up for minutes at
+    gigabytes of memory while an error message formatted it."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    config = directory / "config.yaml"
+    config.write_text("\n".join(lines) + "\n" + config.read_text().replace("image_size: 96", "image_size: *l8"))
+    return directory
+
+
+def weights_on_dev_zero(directory: Path) -> Path:
+    (directory / WEIGHTS_FILE).unlink()
+    (directory / WEIGHTS_FILE).symlink_to("/dev/zero")
+    return directory
+
+
 def test_bad_checkpoints_stop_the_node_process_at_start_with_file_and_reason(ros, tmp_path):
     cases = {
+        "alias bomb": (alias_bombed(biased_checkpoint(tmp_path / "bomb", 1, {})), "anchors and aliases"),
+        "weights on /dev/zero": (weights_on_dev_zero(biased_checkpoint(tmp_path / "zero", 1, {})),
+                                 "character device"),
         "missing": (tmp_path / "no_such_checkpoint", "checkpoint directory not found"),
         "truncated": (truncated(biased_checkpoint(tmp_path / "half", 1, {})), "corrupt or truncated"),
         "another architecture": (of_another_architecture(biased_checkpoint(tmp_path / "other", 1, {})),
@@ -243,6 +262,9 @@ def test_sigint_and_sigterm_send_a_zero_command_before_a_clean_exit(ros, drive_c
                 f"{name}: the last command before exit must be zero motion"
             assert arms[name][-1][1].translation.x == 0.0
             assert "publishing zero motion" in processes[name].output()
+            # A callback still dispatched while the node was being destroyed used to leave this on stderr.
+            assert "never retrieved" not in processes[name].output(), processes[name].output()[-1500:]
+            assert "Traceback" not in processes[name].output(), processes[name].output()[-1500:]
     finally:
         for stream in streams:
             stream.stop()

@@ -206,6 +206,12 @@ def truncated_instruction() -> bytes:
     return serialize_message(String(data="move near the red cube"))[:9]
 
 
+def cdr_string(text: bytes) -> bytes:
+    """std_msgs/String as little-endian CDR, built by hand: rclpy cannot serialize a string holding a NUL."""
+    body = len(text + b"\x00").to_bytes(4, "little") + text + b"\x00"
+    return b"\x00\x01\x00\x00" + body + b"\x00" * (-len(body) % 4)
+
+
 BAD_INSTRUCTIONS = {
     "empty": (String(data=""), "empty or whitespace only"),
     "whitespace only": (String(data=" \t\n  \r\n"), "empty or whitespace only"),
@@ -213,6 +219,10 @@ BAD_INSTRUCTIONS = {
     "invalid UTF-8": (serialize_message(String(data="move near the red cube")).replace(b"red", b"r\xff\xfe"),
                       "not valid UTF-8"),
     "truncated serialized message": (truncated_instruction(), "could not be deserialized"),
+    # rclpy's conversion ends the text at the NUL: the node acted on "move near the blue cube" and said nothing
+    "embedded NUL": (cdr_string(b"move near the blue cube\x00 then stop"), "contains a NUL"),
+    # 1001 characters that whitespace collapse brings to 1000: the limit is on what was sent
+    "1001 characters collapsing to 1000": (String(data="a" * 998 + "  b"), "1001 characters"),
 }
 
 
