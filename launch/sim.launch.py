@@ -1,6 +1,8 @@
 """The embedded MuJoCo simulator and rt1_node together, on sim time — the demo's loop for `ros2 launch` users.
 
-    ros2 launch rt1_ros sim.launch.py task_family:=pick seed:=3 checkpoint:=/path/to/checkpoint
+    ros2 launch rt1_ros sim.launch.py task_family:=pick seed:=100003          # the shipped policy models/rt1_sim
+    ros2 launch rt1_ros sim.launch.py checkpoint:=/path/to/checkpoint         # your own
+    ros2 launch rt1_ros sim.launch.py checkpoint:="" model_size:=tiny        # an untrained model (plumbing only)
 
 The simulator runs in lockstep with the policy (one control period per policy action), so the loop runs as fast as
 inference allows; set lockstep:=false for a free-running simulator at real time.
@@ -19,8 +21,8 @@ PARAMETER_ARGUMENTS = (
     ("task_family", "move_near", str, "sim_node"),
     ("seed", "0", int, "sim_node"),
     ("lockstep", "true", bool, "sim_node"),
-    ("checkpoint", "", str, "rt1_node"),
-    ("model_size", "tiny", str, "rt1_node"),
+    ("checkpoint", None, str, "rt1_node"),  # default: the package's shipped models/rt1_sim (below)
+    ("model_size", "sim", str, "rt1_node"),
     ("device", "auto", str, "rt1_node"),
 )
 
@@ -49,7 +51,9 @@ def _overrides(node_name: str) -> dict:
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("rt1_ros")
     arguments = transport_profile_actions(share)
-    arguments += [DeclareLaunchArgument(name, default_value=default, description=f"{node} parameter {name}")
+    defaults = {"checkpoint": PathJoinSubstitution([share, "models", "rt1_sim"])}
+    arguments += [DeclareLaunchArgument(name, default_value=defaults.get(name, default),
+                                        description=f"{node} parameter {name}")
                   for name, default, _, node in PARAMETER_ARGUMENTS]
     sim = Node(
         package="rt1_ros", executable="sim_node", name="sim_node", output="screen",
