@@ -61,6 +61,7 @@ class Rt1Node(Node):
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._wake = threading.Condition()
+        self._motion_event = threading.Event()  # set while motion is commanded: wakes the watchdog
         super().__init__(NODE_NAME, **node_kwargs)
         declare_parameters(self, PARAMETER_SPECS, NodeConfig.from_yaml())
         self.config = self._config_from_parameters()
@@ -291,16 +292,24 @@ class Rt1Node(Node):
                 self.publish_zero_motion()
 
     def _watchdog_loop(self) -> None:
-        while not self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.image_timeout_s / 4)):
+        # Asleep while nothing moves (no cost to an idle node); while motion is commanded, checks every
+        # WATCHDOG_MAX_PERIOD_S (or a quarter of image_timeout_s), independently of the executor and the worker.
+        while not self._stopping.is_set():
+            if not self._motion_event.wait(timeout=1.0) or self._stopping.is_set():
+                continue
             with self._motion_lock:
                 if self._motion_frame_at is None:
+                    self._motion_event.clear()
                     continue
                 age = self._now() - self._motion_frame_at
-                if age <= self.config.image_timeout_s:
-                    continue
-                self._publish_zero_locked()
-            self.get_logger().warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer "
-                                      "step acted in time): zero motion", throttle_duration_sec=self.config.log_throttle_s)
+                stale = age > self.config.image_timeout_s
+                if stale:
+                    self._publish_zero_locked()
+            if stale:
+                self.get_logger().warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no "
+                                          "newer step acted in time): zero motion",
+                                          throttle_duration_sec=self.config.log_throttle_s)
+            self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.image_timeout_s / 4))
 
     # -- the control step --------------------------------------------------------------------------------------
     def control_step(self) -> None:
@@ -346,6 +355,7 @@ class Rt1Node(Node):
     def stop_threads(self) -> None:
         """End the inference worker (after the step in flight) and the watchdog; no step runs after this."""
         self._stopping.set()
+        self._motion_event.set()
         with self._wake:
             self._wake.notify_all()
         for thread in self._threads:
@@ -363,6 +373,7 @@ class Rt1Node(Node):
 
     def _publish_zero_locked(self) -> None:
         self._motion_frame_at = None
+        self._motion_event.clear()
         self._publish_velocities(None)
         if self._arm_command is not None:
             gripper = self._last_output.gripper if self._last_output is not None else 0.0
@@ -370,6 +381,8 @@ class Rt1Node(Node):
 
     def _publish_motion(self, output: ControlOutput) -> None:
         self._motion_frame_at = self.controller.last_frame_at if output.moving else None
+        if output.moving:
+            self._motion_event.set()
         self._publish_velocities(output if output.moving else None)
         if self._arm_command is not None:
             arm_delta = output.arm_delta if output.moving else np.zeros(6)

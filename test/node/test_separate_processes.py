@@ -200,11 +200,14 @@ def test_a_640x480_camera_in_another_process_gets_through_with_the_default_set_u
 
 
 @pytest.mark.full
-@pytest.mark.parametrize("width,height", [(640, 480), (1920, 1080)])
-def test_paper_model_with_a_camera_process_for_20_s(ros, width, height):
+@pytest.mark.parametrize("width,height,reliability", [(640, 480, "best_effort"), (1920, 1080, "best_effort"),
+                                                      (640, 480, "reliable")])
+def test_paper_model_with_a_camera_process_for_20_s(ros, width, height, reliability):
     figures = stream_from_camera_process(ros, dict(model_size="paper", device="cpu", start_enabled=True,
-                                                   inference_threads=1), width, height, seconds=20.0)
-    print("\n" + report(f"{width}x{height} rgb8 at 30 fps, paper model (untrained)", figures))
+                                                   inference_threads=1, image_reliability=reliability),
+                                         width, height, seconds=20.0)
+    print("\n" + report(f"{width}x{height} rgb8 at 30 fps, paper model (untrained), {reliability} reader",
+                         figures))
     assert figures["received"] >= 0.5 * figures["published"]
 
 
