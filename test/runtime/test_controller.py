@@ -144,7 +144,7 @@ def test_disabled_controller_computes_but_does_not_move(tokenizer, action_space)
     assert not out.moving and out.base_twist[0] == pytest.approx(0.3) and "dry run" in out.reason
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t", "x" * 10_000])
+@pytest.mark.parametrize("text", ["", "   \n\t", "x" * 10_000, "a" * 998 + "  b", "move near\x00 then stop"])
 def test_unusable_instructions_are_refused(setup, text):
     _, controller = setup
     with pytest.raises(InstructionError):
@@ -175,3 +175,29 @@ def test_holds_answer_with_the_stamp_of_the_image_they_saw(tokenizer, action_spa
     controller = Controller(ScriptedPolicy(tokenizer), action_space, ControllerConfig(start_enabled=True))
     out = controller.step(0.0, frame(7.0))
     assert out.mode == Mode.HOLD and out.image_stamp == 7.0
+
+
+def test_validating_an_instruction_touches_no_state(setup):
+    policy, controller = setup
+    assert controller.validate_instruction("  move   near\tthe cube ") == "move near the cube"
+    with pytest.raises(InstructionError, match="1001 characters"):
+        controller.validate_instruction("a" * 998 + "  b")  # collapses to 1000: the raw length counts
+    with pytest.raises(InstructionError, match="NUL"):
+        controller.validate_instruction("move near the blue cube\x00 then stop")
+    assert policy.instruction == "pick up the red cube" and policy.resets == 0
+
+
+def test_a_frame_that_aged_past_the_timeout_during_inference_is_not_acted_on(setup):
+    """The node's check at the moment of acting, on an injected clock: the step began on a fresh frame, the
+    inference took longer than image_timeout_s."""
+    policy, controller = setup
+    policy.queue = [action(base=(0.3, 0, 0), mode=1), action(base=(0.3, 0, 0), mode=1)]
+    out = controller.step(10.0, frame(9.9))
+    assert out.moving and not controller.is_stale(10.5)
+    assert controller.is_stale(11.0)  # 1.1 s after the frame: too old to act on
+    held = controller.expire(11.0, image_stamp=out.image_stamp)
+    assert held.mode == Mode.HOLD and not held.moving and "too old" in held.reason
+    assert held.image_stamp == 9.9 and np.all(held.base_twist == 0)
+    assert policy.resets == 1  # the window starts afresh, as after a stale camera
+    assert controller.last_frame_at == 9.9
+    assert controller.step(11.1, frame(11.05)).moving  # a fresh frame acts again
