@@ -47,3 +47,58 @@ def test_failed_episodes_are_dropped_unless_kept(tmp_path):
     dataset = EpisodeDataset(output)
     assert len(dataset) == 1 and not dataset[0].info.success and dataset[0].info.num_steps == 2
     assert len(EpisodeDataset(output, successful_only=True)) == 0
+
+
+def test_held_out_pairs_never_reach_the_dataset(tmp_path, capsys):
+    """Seeds whose (family, target) is held out are skipped; the list travels with every written episode."""
+    output = tmp_path / "data"
+    sim = MobileManipulatorSim()
+    targets = {seed: sim.reset("move_near", seed).target for seed in range(6)}
+    held = targets[0]
+    held_name = f"{held.colour}_{held.shape}"
+    assert main(["--output", str(output), "--families", "move_near", "--episodes-per-family", "6",
+                 "--frame-size", "32", "--no-progress", "--hold-out", f"move_near:{held_name}"]) == 0
+    dataset = EpisodeDataset(output)
+    expected = sorted(s for s, t in targets.items() if (t.colour, t.shape) != (held.colour, held.shape))
+    assert sorted(e.info.seed for e in dataset) == expected and 0 not in expected
+    assert all(e.info.extra["held_out"] == [f"move_near:{held_name}"] for e in dataset)
+    assert f"held out {6 - len(expected)}" in capsys.readouterr().out
+
+
+def test_hold_out_names_are_checked():
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--output", "unused", "--hold-out", "pick:purple_cube"])
+
+
+def test_dart_noise_perturbs_only_what_is_executed():
+    from rt1_ros.data.generate import ActionNoise
+    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.expert import ScriptedExpert
+
+    space = ActionSpaceConfig.from_yaml()
+    noise = ActionNoise(arm_translation_m=0.01, arm_yaw_rad=0.05, base_linear_mps=0.05, base_yaw_rate_rps=0.05,
+                        probability=1.0)
+    perturb = noise.perturber(np.random.default_rng(0), space)
+    arm = np.zeros(11)
+    arm[6], arm[10] = 1.0, space.mode_index("arm")
+    noisy = perturb(arm)
+    assert np.abs(noisy[:3]).max() > 0 and noisy[3] == noisy[4] == 0.0  # x y z (and yaw) noised, roll/pitch not
+    assert noisy[6] == 1.0 and noisy[10] == arm[10] and np.all(noisy[7:10] == 0)  # gripper, mode, base untouched
+    terminate = np.zeros(11)
+    terminate[10] = space.mode_index("terminate")
+    np.testing.assert_array_equal(perturb(terminate), terminate)
+
+    # In an episode the dataset keeps the expert's clean actions while the simulator drifts and the expert corrects.
+    sim = MobileManipulatorSim()
+    clean = run_expert_episode(sim, "pick", 2)
+    task = sim.reset("pick", 2)
+    expert = ScriptedExpert(sim, space)
+    expert.reset(task)
+    # The generator seeds each episode's noise with [seed, 7]: this is pick seed 2 exactly as `make model` records it.
+    recipe = ActionNoise(arm_translation_m=0.01, arm_yaw_rad=0.05, base_linear_mps=0.05, base_yaw_rate_rps=0.05)
+    noised = run_episode(sim, task, expert.act, space, perturb=recipe.perturber(np.random.default_rng([2, 7]), space))
+    assert noised.success and clean.success
+    assert noised.steps != clean.steps or not np.allclose(noised.actions, clean.actions)
+    assert np.all(noised.actions[:, :10] >= space.low - 1e-6) and np.all(noised.actions[:, :10] <= space.high + 1e-6)
