@@ -13,8 +13,8 @@ check behind it for as long as the inference takes):
              image_timeout_s it publishes zero motion, so a stalled step or a busy executor cannot leave a stale
              command standing.
 A step's outputs are checked and published under the motion lock, which `~/enable false`, refused instructions,
-`~/reset` and the watchdog also take before publishing zero: after any of them returns, no motion computed before
-it goes out.
+`~/reset` and the watchdog also take before publishing zero: after the first three, no motion computed before them
+goes out; after the watchdog's zero, only motion on a frame younger than image_timeout_s.
 
 Frame age (the stale-frame rule): a frame's time is the earlier of the DDS source timestamp (when the camera's
 writer sent it, on that host's system clock) and the middleware's reception timestamp (this host's system clock),
