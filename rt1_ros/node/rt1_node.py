@@ -192,8 +192,9 @@ class Rt1Node(Node):
         source_ns = int(info.get("source_timestamp", 0)) if info else 0
         if source_ns and source_ns < self._instruction_source_ns:
             # Two transient-local publishers reach a late-joining node in either order: the newest one wins.
-            self.get_logger().warning(f"instruction ignored: written {(self._instruction_source_ns - source_ns) / 1e9:.3f}"
-                                      " s before the one in force (newest source timestamp wins)",
+            older_s = (self._instruction_source_ns - source_ns) / 1e9
+            self.get_logger().warning(f"instruction ignored: written {older_s:.3f} s before the one in force "
+                                      "(newest source timestamp wins)",
                                       throttle_duration_sec=self.config.log_throttle_s)
             return
         self._instruction_source_ns = max(self._instruction_source_ns, source_ns)

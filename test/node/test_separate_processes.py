@@ -349,7 +349,7 @@ def test_a_frozen_node_process_never_acts_on_frames_older_than_the_timeout(ros, 
             time.sleep(3.0)
             resumed_wall = time.time()
             node.process.send_signal(signal.SIGCONT)
-            assert wait_for(lambda: arms[-1][1] > resumed_wall + 1.0 and arms[-1][2].translation.z > 0.04,
+            assert wait_for(lambda since=resumed_wall: arms[-1][1] > since + 1.0 and arms[-1][2].translation.z > 0.04,
                             timeout=60), "motion did not resume on fresh frames"
             for _, received_wall, command in arms:
                 stamp = command.header.stamp.sec + command.header.stamp.nanosec * 1e-9
