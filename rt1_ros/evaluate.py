@@ -4,7 +4,8 @@
     rt1-eval --checkpoint outputs/model/rt1_sim/best --episodes-per-family 50 --held-out-episodes-per-family 20
 
 Headline mode (default, "ros"): the real `Rt1Node` and the real `SimNode` run in this process
-(`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node), and talk only over ROS 2 topics (Fast DDS): the sim publishes `camera/image_raw` and the episode's instruction, the
+(`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node), and talk only over ROS 2 topics
+(Fast DDS): the sim publishes `camera/image_raw` and the episode's instruction, the
 policy node (remapped `image` -> `camera/image_raw`, `control_trigger: image`) answers each image with `rt1_action`,
 `cmd_vel` and `arm_command`, and the sim in lockstep mode applies them and advances exactly one control period. So
 the evaluation runs as fast as inference allows and measures the deployed code path: image decoding, frame-token
@@ -19,8 +20,8 @@ labelled as such in every output; the ROS mode is the one to report.
 Seeds: per family, the first seeds from ``seed_start`` (100000, far from the generator's 0, 1, ...) whose task is a
 seen instruction, and, with ``--held-out-episodes-per-family``, the first whose (family, target) the checkpoint's
 training data held out (rt1-generate --hold-out; recorded in the checkpoint); the two are reported in separate rows
-with 95 % Wilson intervals. Evaluation layouts are never training layouts. Outputs: ``<output>/results.json`` (per episode
-and summary) and ``<output>/results.md`` (the success table), also printed.
+with 95 % Wilson intervals. Evaluation layouts are never training layouts. Outputs: ``<output>/results.json``
+(per episode and summary) and ``<output>/results.md`` (the success table), also printed.
 """
 from __future__ import annotations
 
