@@ -57,6 +57,11 @@ class FiLMEfficientNetConfig:
     token_grid: int = 9
     embed_dim: int = 512
     conditioning_dim: int = 512
+    # A learned embedding per grid cell added to the spatial tokens. The TokenLearner's weighted sums keep *what*
+    # the attended cells contain but not *where* they are; without this, where the gripper is relative to the
+    # target (what a reach needs) survives only as far as border padding leaks into the features. Off in the
+    # paper's design (the official network has none); the `sim` size uses it.
+    position_embedding: bool = False
 
     @property
     def num_blocks(self) -> int:
@@ -160,6 +165,9 @@ class FiLMEfficientNet(nn.Module):
         self.films = nn.ModuleList(films)
         self.pool = nn.AdaptiveAvgPool2d(config.token_grid)
         self.token_projection = nn.Conv2d(config.backbone_channels, config.embed_dim, 1)
+        self.position_embedding = None
+        if config.position_embedding:
+            self.position_embedding = nn.Parameter(torch.randn(config.token_grid ** 2, config.embed_dim) * 0.02)
 
     def forward(self, images: torch.Tensor, conditioning: torch.Tensor, use_film: bool = True) -> torch.Tensor:
         """images (B,3,H,W) in [0,1], conditioning (B,conditioning_dim) -> tokens (B, token_grid², embed_dim).
@@ -174,7 +182,10 @@ class FiLMEfficientNet(nn.Module):
                 x = film(x, conditioning)
         x = self.pool(x)  # (B,C_last,g,g)
         x = self.token_projection(x)  # (B,D,g,g)
-        return x.flatten(2).transpose(1, 2)  # (B,g·g,D)
+        tokens = x.flatten(2).transpose(1, 2)  # (B,g·g,D)
+        if self.position_embedding is not None:
+            tokens = tokens + self.position_embedding  # (g·g,D) broadcast over B
+        return tokens
 
 
 def output_spatial_size(image_size: int, config: FiLMEfficientNetConfig) -> int:

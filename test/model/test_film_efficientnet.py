@@ -43,3 +43,31 @@ def test_feature_map_at_300_pixels_is_10_and_pooled_to_9(paper_config):
     with torch.no_grad():
         tokens = backbone(torch.rand(1, 3, 300, 300), torch.zeros(1, 512))
     assert tokens.shape == (1, 81, 512)
+
+
+def test_position_embedding_keeps_where_features_are_through_the_token_learner():
+    """The TokenLearner pools positions with learned weights, so it cannot tell a feature map from the same features
+    at other positions; the position embedding (on in the `sim` size) is what makes the two differ."""
+    import torch
+
+    from rt1_ros.model.rt1 import RT1, RT1Config
+
+    torch.manual_seed(0)
+    model = RT1(RT1Config.from_yaml("sim")).eval()
+    encoder, learner = model.image_encoder, model.token_learner
+    assert encoder.position_embedding is not None
+    assert RT1(RT1Config.from_yaml("tiny")).image_encoder.position_embedding is None  # the paper's design: none
+    features = torch.randn(1, encoder.config.token_grid ** 2, encoder.config.embed_dim)
+    moved = features[:, torch.randperm(features.shape[1])]  # the same features, elsewhere in the image
+    with torch.no_grad():
+        assert torch.allclose(learner(features), learner(moved), atol=1e-5)  # without positions: identical
+        with_position = learner(features + encoder.position_embedding)
+        moved_with_position = learner(moved + encoder.position_embedding)
+    assert (with_position - moved_with_position).abs().max() > 1e-3
+
+    images, conditioning = torch.rand(2, 3, 128, 128), torch.randn(2, encoder.config.conditioning_dim)
+    with torch.no_grad():
+        tokens = encoder(images, conditioning)
+        embedding, encoder.position_embedding = encoder.position_embedding, None
+        bare = encoder(images, conditioning)
+    torch.testing.assert_close(tokens - bare, embedding.expand_as(tokens))
