@@ -3,7 +3,7 @@
 #   make test    setup, then the test suite (pytest.ini: fast default run, `full` marker deselected)
 #   make test-full  setup, then every test including those marked `full`
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
-#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train -> copy (~1 h 45 min)
+#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train -> copy (~1 h 25 min)
 #   make model-quick  the same recipe at a quarter of the data and 22 minutes of training (< 30 min in all)
 #   make lint    setup, then ruff (ruff.toml)
 #   make clean   remove the interface build (build/ros); distclean also removes .venv
