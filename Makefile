@@ -4,7 +4,6 @@
 #   make test-full  setup, then every test including those marked `full`
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
 #   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train -> copy (~1 h 25 min)
-#   make model-quick  the same recipe at a quarter of the data and 22 minutes of training (< 30 min in all)
 #   make lint    setup, then ruff (ruff.toml)
 #   make clean   remove the interface build (build/ros); distclean also removes .venv
 # Set-up steps are keyed on hashes of their inputs, so reruns take about a second.
@@ -30,7 +29,7 @@ HELD_OUT := pick:green_cylinder push:yellow_cube move_near:red_cylinder
 GENERATE_RECIPE := --families pick push move_near --workers 2 --frame-size 144 --arm-noise 0.01 --base-noise 0.05 \
 	--hold-out $(HELD_OUT)
 
-.PHONY: setup test test-full demo model model-quick lint clean distclean
+.PHONY: setup test test-full demo model lint clean distclean
 
 setup:
 	@scripts/setup.sh
@@ -51,11 +50,6 @@ model: setup
 		$(MODEL_TRAIN_ARGS)
 	mkdir -p models/rt1_sim
 	cp $(MODEL_RUN)/best/model.safetensors $(MODEL_RUN)/best/config.yaml models/rt1_sim/
-
-model-quick: setup
-	$(ENV) python -m rt1_ros.data.generate --output $(MODEL_DATA)_quick --episodes-per-family 80 $(GENERATE_RECIPE)
-	$(ENV) python -m rt1_ros.train --config config/train_sim.yaml --data $(MODEL_DATA)_quick \
-		--output $(MODEL_RUN)_quick --set time_budget_min=22 $(MODEL_TRAIN_ARGS)
 
 lint: setup
 	$(ENV) ruff check .
