@@ -27,16 +27,6 @@ CONTROL_PERIOD_S = 0.1  # the harness runs the node at 10 Hz
 SLACK_S = 0.5  # thread scheduling on two shared CI cores
 
 
-@pytest.fixture(scope="module")
-def drive_checkpoint(tmp_path_factory):
-    return biased_checkpoint(tmp_path_factory.mktemp("drive"), mode=1, bins={7: BIN_MAX, 9: BIN_MIN})
-
-
-@pytest.fixture(scope="module")
-def arm_checkpoint(tmp_path_factory):
-    return biased_checkpoint(tmp_path_factory.mktemp("arm"), mode=0, bins={2: BIN_MAX, 6: BIN_MAX})
-
-
 class TimedCamera(MessageStream):
     """A camera whose last publish time is known, to time the watchdog from the last frame actually sent."""
 

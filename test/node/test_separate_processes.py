@@ -28,7 +28,7 @@ from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
-from ros_harness import MessageStream, NodeProcess, biased_checkpoint, make_image, wait_for
+from ros_harness import MessageStream, NodeProcess, make_image, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
 
 BIN_MAX, BIN_MIN = 255, 0
@@ -112,16 +112,6 @@ class CameraProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def drive_checkpoint(tmp_path_factory):
-    return biased_checkpoint(tmp_path_factory.mktemp("drive"), mode=1, bins={7: BIN_MAX, 9: BIN_MIN})
-
-
-@pytest.fixture(scope="module")
-def arm_checkpoint(tmp_path_factory):
-    return biased_checkpoint(tmp_path_factory.mktemp("arm"), mode=0, bins={2: BIN_MAX, 6: BIN_MAX})
 
 
 def wait_started(ros, node: NodeProcess, topic_type, topic: str, collected: list) -> None:
