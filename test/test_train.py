@@ -12,16 +12,17 @@ from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.policy_loading import PolicySource, load_policy
-from rt1_ros.train import (OPTIMIZER_FILE, EpisodeArrays, TrainConfig, Trainer, WindowedRT1, WindowSampler,
-                           action_loss, learning_rate_at, main, parse_overrides)
+from rt1_ros.train import (AUXILIARY_HEAD_FILE, OPTIMIZER_FILE, EpisodeArrays, TrainConfig, Trainer, WindowedRT1,
+                           WindowSampler, action_loss, gaussian_bin_targets, learning_rate_at, main, parse_overrides)
 
 FAST = ["image_size=32", "segments_per_batch=2", "segment_length=4", "val_fraction=0.25", "warmup_steps=2",
         "time_budget_min=0", "log_every=2", "eval_every=5", "checkpoint_every=5", "learning_rate=0.003",
         "crop_scale_min=0.9"]
 
 
-def _write_dataset(root, episodes: int = 4, steps: int = 6, size: int = 40) -> None:
-    """Episodes whose actions are readable from the image: the frame's brightness says the x command."""
+def _write_dataset(root, episodes: int = 4, steps: int = 6, size: int = 40, scene_state: bool = False) -> None:
+    """Episodes whose actions are readable from the image: the frame's brightness says the x command (and, with
+    ``scene_state``, a privileged state column that is the brightness level too)."""
     rng = np.random.default_rng(0)
     writer = EpisodeWriter(root)
     for seed in range(episodes):
@@ -32,9 +33,10 @@ def _write_dataset(root, episodes: int = 4, steps: int = 6, size: int = 40) -> N
         actions[:, 0] = (levels - 1) * 0.04
         actions[:, 6] = 1.0
         actions[-1, 10] = 2
+        state = np.stack([levels, np.full(steps, seed)], axis=1).astype(np.float32) if scene_state else None
         writer.write(frames, actions, EpisodeInfo(instruction="pick up the red cube" if seed % 2 else
                                                   "move near the blue cube", task_family="pick", seed=seed,
-                                                  success=True, source="test", fps=3.0))
+                                                  success=True, source="test", fps=3.0), scene_state=state)
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def test_shared_frame_encoding_equals_the_per_window_forward():
     text[:] = text[0]  # one run: one instruction
     windows = torch.tensor([pad_window_indices(i, 6) for i in range(8)])  # (8,6)
     with torch.no_grad():
-        shared = WindowedRT1(model)(images, text, windows)
+        shared, _ = WindowedRT1(model)(images, text, windows)
         direct = model(images[windows], text[:8])  # (8,6,3,96,96): every window encoded from scratch
     torch.testing.assert_close(shared, direct, atol=1e-4, rtol=1e-4)
 
@@ -109,7 +111,7 @@ def test_smoke_train_loss_decreases_checkpoint_loads_and_resumes(dataset, tmp_pa
         torch.manual_seed(1)
         with torch.no_grad():
             images, text, windows, targets = trainer._to_device(fixed)
-            return action_loss(trainer.windowed(images, text, windows), targets, 3)[0].item()
+            return action_loss(trainer.windowed(images, text, windows)[0], targets, 3)[0].item()
 
     before = loss_on_fixed_batch()
     result = trainer.run()
@@ -152,3 +154,61 @@ def test_cli_runs_a_few_steps(dataset, tmp_path, capsys):
                  "--set", *FAST, "total_steps=3"]) == 0
     assert "node-loadable checkpoint" in capsys.readouterr().out
     assert (tmp_path / "cli" / "best" / "config.yaml").is_file()
+
+
+def test_gaussian_targets_make_a_near_miss_cheaper_than_a_far_one():
+    soft = gaussian_bin_targets(torch.tensor([0, 100, 255]), 256, sigma_bins=4.0)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(3))
+    assert soft.argmax(dim=1).tolist() == [0, 100, 255]
+
+    targets = torch.full((1, 11), 128, dtype=torch.long)
+    targets[0, 10] = 0
+
+    def loss_when_predicting(bin_index: int, sigma: float) -> float:
+        logits = torch.full((1, 11, 256), -10.0)
+        logits[0, :, bin_index] = 10.0
+        logits[0, 10, 0] = 10.0
+        return action_loss(logits, targets, num_modes=3, target_sigma_bins=sigma)[0].item()
+
+    # One-hot: one bin off is as wrong as sixty. Gaussian: the loss knows which is closer.
+    assert abs(loss_when_predicting(130, 0.0) - loss_when_predicting(190, 0.0)) < 1e-3
+    assert loss_when_predicting(130, 4.0) < loss_when_predicting(190, 4.0) - 1.0
+
+
+def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(tmp_path):
+    data = tmp_path / "data"
+    _write_dataset(data, scene_state=True)
+    run = tmp_path / "run"
+    config = parse_overrides(TrainConfig(), FAST + [f"data={data}", "total_steps=10", "auxiliary_state_weight=1.0",
+                                                    "target_sigma_bins=3.0"])
+    trainer = Trainer(config, run, progress=False, device="cpu")
+    head = trainer.auxiliary_head
+    assert head is not None and head.projection.out_features == 2
+    fixed = next(trainer.train_sampler.sequential(max_targets=64))
+    assert fixed.scene_state is not None and fixed.scene_state.shape == (len(fixed.targets), 2)
+
+    def auxiliary_loss() -> float:
+        trainer.windowed.train()
+        torch.manual_seed(1)
+        with torch.no_grad():
+            images, text, windows, _ = trainer._to_device(fixed)
+            return head.loss(trainer.windowed(images, text, windows)[1], fixed.scene_state).item()
+
+    before = auxiliary_loss()
+    trainer.run()
+    assert auxiliary_loss() < before
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert any(r["train_auxiliary_loss"] for r in rows) and any(r["val_auxiliary_loss"] for r in rows)
+    assert any(r["val_arm_step_error_mm"] for r in rows)
+    # The head is the trainer's: the node's checkpoint holds only the policy, the run directory keeps the head.
+    assert (run / "latest" / AUXILIARY_HEAD_FILE).is_file()
+    model, _, _ = from_pretrained(run / "latest")
+    assert not any("auxiliary" in key for key in model.state_dict())
+    resumed = Trainer(parse_overrides(config, ["total_steps=12"]), run, resume=True, progress=False, device="cpu")
+    torch.testing.assert_close(resumed.auxiliary_head.projection.weight, head.projection.weight)
+
+
+def test_auxiliary_weight_without_recorded_state_is_refused(dataset, tmp_path):
+    config = parse_overrides(TrainConfig(), FAST + [f"data={dataset}", "auxiliary_state_weight=1.0"])
+    with pytest.raises(SystemExit, match="scene_state"):
+        Trainer(config, tmp_path / "run", progress=False, device="cpu")

@@ -8,6 +8,8 @@ Layout::
         frames.npy                   (T,H,W,3) uint8 RGB, the image each action was computed from
         actions.npy                  (T,11) float32, the action commanded at that step (tokenizer ranges, mode index)
         episode.json                 instruction, task family, seed, success, source, fps, frame size, ...
+        scene_state.npy              optional (T,S) float32 privileged simulator state per step (rt1-generate:
+                                     target and gripper positions, names in episode.json extra.scene_state_names)
 
 Why this format
 * Training reads random windows of consecutive frames: ``.npy`` opens with ``np.load(mmap_mode="r")``, so a window
@@ -45,6 +47,7 @@ MANIFEST_FILE = "manifest.jsonl"
 EPISODES_DIR = "episodes"
 FRAMES_FILE = "frames.npy"
 ACTIONS_FILE = "actions.npy"
+SCENE_STATE_FILE = "scene_state.npy"
 EPISODE_FILE = "episode.json"
 PARTIAL_SUFFIX = ".partial"
 FORMAT_VERSION = 1
@@ -88,6 +91,13 @@ class Episode:
         """(T,11) float32."""
         return np.load(self.path / ACTIONS_FILE)
 
+    @property
+    def scene_state(self) -> np.ndarray | None:
+        """(T,S) float32 privileged simulator state per step (names in ``info.extra["scene_state_names"]``), or
+        None for episodes recorded without it (real robots, older datasets)."""
+        path = self.path / SCENE_STATE_FILE
+        return np.load(path) if path.is_file() else None
+
 
 def _validate(frames: np.ndarray, actions: np.ndarray) -> None:
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -120,10 +130,16 @@ class EpisodeWriter:
             if now - modified > older_than_s:
                 shutil.rmtree(partial, ignore_errors=True)
 
-    def write(self, frames: np.ndarray, actions: np.ndarray, info: EpisodeInfo) -> Episode:
+    def write(self, frames: np.ndarray, actions: np.ndarray, info: EpisodeInfo,
+              scene_state: np.ndarray | None = None) -> Episode:
         frames = np.ascontiguousarray(frames)
         actions = np.ascontiguousarray(actions, dtype=np.float32)
         _validate(frames, actions)
+        if scene_state is not None:
+            scene_state = np.ascontiguousarray(scene_state, dtype=np.float32)
+            if scene_state.ndim != 2 or len(scene_state) != len(actions) or not np.isfinite(scene_state).all():
+                raise DatasetError(f"scene_state must be (T,S) finite with T={len(actions)}, got "
+                                   f"{scene_state.shape}")
         episode_id = info.episode_id or f"{info.task_family}_{info.seed:06d}_{uuid.uuid4().hex[:8]}"
         info = EpisodeInfo(**{**asdict(info), "episode_id": episode_id, "num_steps": len(frames),
                               "frame_height": frames.shape[1], "frame_width": frames.shape[2],
@@ -135,8 +151,12 @@ class EpisodeWriter:
         partial.mkdir()
         np.save(partial / FRAMES_FILE, frames)
         np.save(partial / ACTIONS_FILE, actions)
+        files = [FRAMES_FILE, ACTIONS_FILE, EPISODE_FILE]
+        if scene_state is not None:
+            np.save(partial / SCENE_STATE_FILE, scene_state)
+            files.append(SCENE_STATE_FILE)
         (partial / EPISODE_FILE).write_text(json.dumps(asdict(info), indent=1), encoding="utf-8")
-        for name in (FRAMES_FILE, ACTIONS_FILE, EPISODE_FILE):
+        for name in files:
             _fsync_file(partial / name)
         os.replace(partial, final)
         self._append_manifest({**asdict(info), "path": f"{EPISODES_DIR}/{episode_id}"})

@@ -125,7 +125,7 @@ def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int
 
 
 def _run_job(job: EpisodeJob) -> JobOutcome:
-    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.episode import SCENE_STATE_NAMES, run_episode
     from rt1_ros.sim.expert import ScriptedExpert
 
     state = _worker_state
@@ -139,7 +139,7 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     # Seeded by the episode, so a dataset is reproducible whatever the worker count.
     perturb = noise.perturber(np.random.default_rng([job.seed, 7]), state["action_space"]) if noise.active else None
     result = run_episode(sim, task, expert.act, state["action_space"], max_steps=state["max_steps"],
-                         record_images=True, perturb=perturb)
+                         record_images=True, perturb=perturb, record_scene_state=True)
     if not result.success and not state["keep_failed"]:
         return JobOutcome(job.family, job.seed, False, False, result.steps)
     frames = np.stack([resize_for_model(image, state["frame_size"]) for image in result.images])  # (T,S,S,3)
@@ -148,8 +148,9 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
                        extra={"terminated": result.terminated, "target": task.target_name,
                               "camera_size": list(result.images[0].shape[:2]),
                               "action_noise": asdict(noise) if noise.active else None,
-                              "held_out": [f"{f}:{n}" for f, n in state["held_out"]]})
-    state["writer"].write(frames, result.actions.astype(np.float32), info)
+                              "held_out": [f"{f}:{n}" for f, n in state["held_out"]],
+                              "scene_state_names": list(SCENE_STATE_NAMES)})
+    state["writer"].write(frames, result.actions.astype(np.float32), info, scene_state=result.scene_states)
     return JobOutcome(job.family, job.seed, result.success, True, result.steps)
 
 

@@ -81,11 +81,15 @@ class RT1(nn.Module):
         spatial_tokens = self.image_encoder(images, instruction)  # (B,g²,D)
         return self.token_learner(spatial_tokens)  # (B,K,D)
 
-    def logits_from_frame_tokens(self, frame_tokens: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B,T,K,D) -> logits (B,11,bins), read from the last token."""
+    def action_features(self, frame_tokens: torch.Tensor) -> torch.Tensor:
+        """frame_tokens (B,T,K,D) -> (B,D), the transformer's output at the last token: what the heads read."""
         batch, frames, per_frame, dim = frame_tokens.shape
         sequence = self.transformer(frame_tokens.reshape(batch, frames * per_frame, dim))  # (B,T·K,D)
-        return self.action_head(sequence[:, -1])
+        return sequence[:, -1]
+
+    def logits_from_frame_tokens(self, frame_tokens: torch.Tensor) -> torch.Tensor:
+        """frame_tokens (B,T,K,D) -> logits (B,11,bins), read from the last token."""
+        return self.action_head(self.action_features(frame_tokens))
 
     def encode_frames(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """images (B,T,3,H,W), text_embedding (B,384) -> frame tokens (B,T,K,D)."""

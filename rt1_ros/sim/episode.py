@@ -24,6 +24,23 @@ from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.tasks import Task
 
 
+# Privileged simulator state recorded beside each demonstration frame. The policy never sees it; training may use
+# it as an auxiliary target (rt1-train `auxiliary_state_weight`), so that the image encoder learns where the named
+# object and the gripper are, which is exactly what the arm's next step depends on.
+SCENE_STATE_NAMES = (
+    "target_x", "target_y", "target_z",              # the instruction's object, base frame (m)
+    "gripper_x", "gripper_y", "gripper_z",           # the arm's commanded end-effector target, base frame (m)
+    "target_minus_gripper_x", "target_minus_gripper_y", "target_minus_gripper_z",
+)
+
+
+def scene_state(sim: MobileManipulatorSim, task: Task) -> np.ndarray:
+    """(len(SCENE_STATE_NAMES),) float32 for the simulator's current state."""
+    target = sim.to_base_frame(sim.object_position(task.target_name))
+    gripper, _ = sim.arm_target()
+    return np.concatenate([target, gripper, target - gripper]).astype(np.float32)
+
+
 def apply_rt1_action(sim: MobileManipulatorSim, action: np.ndarray, action_space: ActionSpaceConfig) -> bool:
     """Command ``sim`` with one decoded action (11,); True when the action terminates the episode."""
     mode_index = int(round(float(action[MODE_DIM])))
@@ -45,6 +62,7 @@ class EpisodeResult:
     terminated: bool  # the policy chose terminate (rather than running out of steps)
     actions: np.ndarray  # (steps, 11)
     images: list[np.ndarray] = field(default_factory=list)  # (H, W, 3) uint8 each, the image each action saw
+    scene_states: np.ndarray | None = None  # (steps, len(SCENE_STATE_NAMES)) when recorded, see scene_state()
 
     @property
     def steps(self) -> int:
@@ -59,20 +77,24 @@ def run_episode(
     max_steps: int | None = None,
     record_images: bool = False,
     perturb: Callable[[np.ndarray], np.ndarray] | None = None,
+    record_scene_state: bool = False,
 ) -> EpisodeResult:
     """Run ``policy`` (called once per control step, returns (11,)) on the already reset ``sim``.
 
     ``perturb`` maps the recorded action onto the one the simulator executes (DART-style noise injection: the
     demonstration keeps the expert's label while the state drifts off the expert's path, so the data shows how to
-    recover). The recorded ``actions`` are always the policy's own.
+    recover). The recorded ``actions`` are always the policy's own. ``record_scene_state`` also keeps
+    :func:`scene_state` at every step, taken when the step's image is.
     """
     max_steps = max_steps or sim.config.tasks.family(task.family).max_steps
     period = sim.config.physics.control_period_s
-    actions, images = [], []
+    actions, images, states = [], [], []
     terminated = False
     for _ in range(max_steps):
         if record_images:
             images.append(sim.render())
+        if record_scene_state:
+            states.append(scene_state(sim, task))
         action = np.asarray(policy(), dtype=float)
         actions.append(action)
         if apply_rt1_action(sim, perturb(action) if perturb else action, action_space):
@@ -85,6 +107,7 @@ def run_episode(
         terminated=terminated,
         actions=np.array(actions).reshape(-1, MODE_DIM + 1),
         images=images,
+        scene_states=np.stack(states) if record_scene_state and states else None,
     )
 
 

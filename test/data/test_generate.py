@@ -28,6 +28,12 @@ def test_generate_records_expert_actions_and_skips_existing_seeds(tmp_path, caps
     assert np.all(actions[:, :10] >= space.low - 1e-6) and np.all(actions[:, :10] <= space.high + 1e-6)
     assert actions[-1, 10] == space.mode_index("terminate")
     assert frames.std() > 5  # a real rendered scene, not a blank frame
+    # The privileged state beside each frame: the target stays put while the base drives up to it.
+    state = episode.scene_state
+    assert state.shape == (episode.info.num_steps, len(episode.info.extra["scene_state_names"]))
+    target_distance = np.linalg.norm(state[:, 0:2], axis=1)
+    assert target_distance[-1] < target_distance[0] - 0.1
+    np.testing.assert_allclose(state[:, 6:9], state[:, 0:3] - state[:, 3:6], atol=1e-5)
 
     # A rerun with a larger count adds only the missing seed.
     assert main(["--output", str(output), "--families", "move_near", "--episodes-per-family", "2",
