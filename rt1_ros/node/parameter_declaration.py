@@ -8,7 +8,7 @@ from __future__ import annotations
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 
-from rt1_ros.node.parameters import ParameterSpec
+from rt1_ros.node.parameter_spec import ParameterSpec
 
 
 def declare_parameters(node: Node, specs: dict[str, ParameterSpec], defaults: object) -> None:

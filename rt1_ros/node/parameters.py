@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rt1_ros.model.rt1 import MODEL_SIZES
+from rt1_ros.node.parameter_spec import ParameterSpec
 from rt1_ros.runtime.controller import ControllerConfig
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource
@@ -86,14 +87,6 @@ class NodeConfig:
 def _project(config: NodeConfig, target: type):
     """The runtime config ``target`` from the same-named fields of the flat ROS parameter set (others: defaults)."""
     return target(**{f.name: getattr(config, f.name) for f in dataclasses.fields(target) if hasattr(config, f.name)})
-
-
-@dataclass(frozen=True)
-class ParameterSpec:
-    description: str
-    range: tuple[float, float] | None = None
-    choices: tuple[str, ...] = ()
-    read_only: bool = False  # needs a restart: model, device, topics' types and QoS
 
 
 PARAMETER_SPECS: dict[str, ParameterSpec] = {

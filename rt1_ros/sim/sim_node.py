@@ -49,7 +49,7 @@ from std_msgs.msg import Header, String
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
-from rt1_ros.node.parameters import ParameterSpec
+from rt1_ros.node.parameter_spec import ParameterSpec
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.srv import ResetEpisode
