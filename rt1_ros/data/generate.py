@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rt1_ros.model.action_tokenizer import ARM_DELTA_DIMS, BASE_DIMS, MODE_DIM
+from rt1_ros.action_layout import ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, MODE_DIM
 from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter, open_or_empty
 from rt1_ros.runtime.image_decoding import resize_for_model
 
@@ -69,7 +69,7 @@ class ActionNoise:
                 noisy[ARM_DELTA_DIMS] += rng.normal(0.0, 1.0, 6) * arm_std
             elif mode == base_mode:
                 noisy[BASE_DIMS] += rng.normal(0.0, 1.0, 3) * base_std
-            noisy[:MODE_DIM] = np.clip(noisy[:MODE_DIM], action_space.low, action_space.high)
+            noisy[:CONTINUOUS_DIMS] = np.clip(noisy[:CONTINUOUS_DIMS], action_space.low, action_space.high)
             return noisy
 
         return perturb
@@ -116,7 +116,7 @@ _worker_state: dict = {}
 
 def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None, noise: ActionNoise,
                  held_out: tuple[tuple[str, str], ...]) -> None:
-    from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+    from rt1_ros.action_layout import ActionSpaceConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
     _worker_state.update(sim=MobileManipulatorSim(), writer=EpisodeWriter(output), frame_size=frame_size,

@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rt1_ros.action_layout import ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig
 from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter
-from rt1_ros.model.action_tokenizer import ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS, \
-    ActionSpaceConfig
 from rt1_ros.runtime.image_decoding import decode_compressed, decode_raw, resize_for_model
 from rt1_ros.yaml_config import config_dir
 

@@ -1,4 +1,4 @@
-"""ActionTokenizer: continuous 11-d actions <-> 256-bin tokens (SPEC "Action space and tokenizer").
+"""ActionTokenizer: continuous 11-d actions <-> 256-bin tokens (README "The model"; RT-1 paper, Brohan et al. 2022).
 
     encode: bin = round((clip(v, lo, hi) - lo) / (hi - lo) * (num_bins - 1))
     decode: v   = lo + bin / (num_bins - 1) * (hi - lo)
@@ -9,66 +9,16 @@ a range: its head uses only the first ``len(mode_classes)`` logits and decodes b
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from rt1_ros.yaml_config import config_dir, load_dataclass
+# The layout and the action-space config live in the torch-free rt1_ros.action_layout; re-exported here for the
+# importers that already use this module.
+from rt1_ros.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM,
+                                   NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig)
 
-ARM_DIMS = slice(0, 7)  # x y z roll pitch yaw gripper
-ARM_DELTA_DIMS = slice(0, 6)
-GRIPPER_DIM = 6
-BASE_DIMS = slice(7, 10)  # x y yaw
-MODE_DIM = 10
-NUM_ACTION_DIMS = 11
-CONTINUOUS_DIMS = 10
-
-
-@dataclass(frozen=True)
-class ActionDimension:
-    name: str
-    low: float
-    high: float
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.high > self.low):
-            raise ValueError(f"action dimension {self.name}: need finite low < high, got [{self.low}, {self.high}]")
-
-
-@dataclass(frozen=True)
-class ActionSpaceConfig:
-    dimensions: tuple[ActionDimension, ...]
-    num_bins: int = 256
-    mode_classes: tuple[str, ...] = ("arm", "base", "terminate")
-
-    def __post_init__(self) -> None:
-        if len(self.dimensions) != CONTINUOUS_DIMS:
-            raise ValueError(f"expected {CONTINUOUS_DIMS} continuous dimensions, got {len(self.dimensions)}")
-        if not 2 <= self.num_bins <= 256:
-            raise ValueError("num_bins must be in [2, 256] (tokens travel as uint8)")
-        if sorted(self.mode_classes) != ["arm", "base", "terminate"]:
-            raise ValueError(f"mode_classes must order exactly arm, base, terminate; got {self.mode_classes}")
-
-    @classmethod
-    def from_yaml(cls, path: str | Path | None = None) -> "ActionSpaceConfig":
-        return load_dataclass(cls, path or config_dir() / "action_space.yaml")
-
-    @property
-    def low(self) -> np.ndarray:
-        return np.array([d.low for d in self.dimensions], dtype=np.float64)
-
-    @property
-    def high(self) -> np.ndarray:
-        return np.array([d.high for d in self.dimensions], dtype=np.float64)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.dimensions) + ("mode",)
-
-    def mode_index(self, mode_name: str) -> int:
-        return self.mode_classes.index(mode_name)
+__all__ = ["ARM_DELTA_DIMS", "ARM_DIMS", "BASE_DIMS", "CONTINUOUS_DIMS", "GRIPPER_DIM", "MODE_DIM", "NUM_ACTION_DIMS",
+           "ActionDimension", "ActionSpaceConfig", "ActionTokenizer"]
 
 
 class ActionTokenizer:

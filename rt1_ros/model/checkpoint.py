@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.yaml_config import ConfigError, from_mapping, safe_load, short_repr, to_mapping
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rt1_ros.model.action_tokenizer import NUM_ACTION_DIMS
+from rt1_ros.action_layout import NUM_ACTION_DIMS
 from rt1_ros.model.film_efficientnet import FiLMEfficientNet, FiLMEfficientNetConfig
 from rt1_ros.model.token_learner import TokenLearner, TokenLearnerConfig
 from rt1_ros.model.transformer import CausalTransformer, TransformerConfig

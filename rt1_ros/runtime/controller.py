@@ -3,9 +3,10 @@
     newest frame ─ Policy.step ─ decoded action (11) ─ finite? ─ EMA (continuous dims) ─ gripper hysteresis
       ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when enabled and valid)
 
-Mode semantics (SPEC): arm → arm delta out, base zero; base → base twist out, arm delta zero and gripper held;
-terminate → everything zero and the episode is latched done until a new instruction or reset. Anything that leaves
-no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a HOLD: zero motion.
+Mode semantics (README "Behaviour", Mode): arm → arm delta out, base zero; base → base twist out, arm delta zero
+and gripper held; terminate → everything zero and the episode is latched done until a new instruction or reset.
+Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a
+HOLD: zero motion.
 
 The gripper is not EMA-smoothed (a half-closed gripper drops objects): it switches closed when the decoded
 closedness exceeds `gripper_close_threshold`, open below `gripper_open_threshold`, and keeps its state in between.
@@ -13,22 +14,13 @@ closedness exceeds `gripper_close_threshold`, open below `gripper_open_threshold
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
 import numpy as np
 
-from rt1_ros.model.action_tokenizer import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM,
-                                            NUM_ACTION_DIMS, ActionSpaceConfig)
+# Mode (the RT1Action mode values) is part of the action layout; importers of this module may keep taking it here.
+from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
+                                   ActionSpaceConfig, Mode)
 from rt1_ros.runtime.policy import Policy
-
-
-class Mode(IntEnum):
-    """Values match the RT1Action message constants."""
-
-    ARM = 0
-    BASE = 1
-    TERMINATE = 2
-    HOLD = 255
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import torch
 
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
+from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
 from rt1_ros.model.rt1 import RT1, RT1Config

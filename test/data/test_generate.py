@@ -5,7 +5,7 @@ import numpy as np
 
 from rt1_ros.data.dataset import EpisodeDataset, read_manifest
 from rt1_ros.data.generate import main
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import run_expert_episode
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 

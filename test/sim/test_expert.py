@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 

@@ -1,0 +1,96 @@
+"""The 11-d RT-1 action: which index is what, the mode classes and the per-robot ranges. Imports no torch.
+
+The layout is the RT-1 paper's (Brohan et al. 2022, "RT-1: Robotics Transformer for Real-World Control at Scale":
+seven arm dimensions, three base dimensions and a discrete mode), one action per control step:
+
+    ARM_DIMS          0:7   arm_x arm_y arm_z arm_roll arm_pitch arm_yaw gripper  (RT1Action.arm)
+      ARM_DELTA_DIMS  0:6   arm_x ... arm_yaw                                     (ArmCommand's deltas)
+      GRIPPER_DIM     6     gripper
+    BASE_DIMS         7:10  base_x base_y base_yaw                                (RT1Action.base, cmd_vel)
+    MODE_DIM          10    mode
+    CONTINUOUS_DIMS = 10 dimensions before the mode; NUM_ACTION_DIMS = 11 in all
+
+Arm values are per-step end-effector deltas (m, rad) and the gripper's closedness (0 open, 1 closed); base values
+are velocities (m/s, rad/s); the mode is a class index into ``ActionSpaceConfig.mode_classes`` (README "Topics and
+services of `rt1_node`" and "The model"). The simulator, the demonstration data, the ROS messages and the model all
+read the layout from here, so the ROS-free and torch-free parts (``rt1_ros.sim``, ``rt1_ros.data``) need no torch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+import numpy as np
+
+from rt1_ros.yaml_config import config_dir, load_dataclass
+
+NUM_ACTION_DIMS = 11
+CONTINUOUS_DIMS = 10  # every dimension before the mode
+ARM_DIMS = slice(0, 7)  # x y z roll pitch yaw gripper (RT1Action.arm)
+ARM_DELTA_DIMS = slice(0, 6)  # x y z roll pitch yaw (ArmCommand's deltas)
+GRIPPER_DIM = 6
+BASE_DIMS = slice(7, 10)  # x y yaw (RT1Action.base, cmd_vel)
+MODE_DIM = 10
+
+DIMENSION_NAMES = ("arm_x", "arm_y", "arm_z", "arm_roll", "arm_pitch", "arm_yaw", "gripper",
+                   "base_x", "base_y", "base_yaw", "mode")
+MODE_CLASSES = ("arm", "base", "terminate")  # the mode head's classes, in the default order
+
+
+class Mode(IntEnum):
+    """A published step's mode. Values match the RT1Action message constants (MODE_ARM, ...); the first three are
+    the mode classes in their default order, HOLD is what the node publishes when no valid action exists."""
+
+    ARM = 0
+    BASE = 1
+    TERMINATE = 2
+    HOLD = 255
+
+
+@dataclass(frozen=True)
+class ActionDimension:
+    name: str
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.high > self.low):
+            raise ValueError(f"action dimension {self.name}: need finite low < high, got [{self.low}, {self.high}]")
+
+
+@dataclass(frozen=True)
+class ActionSpaceConfig:
+    """One robot's ranges of the continuous dimensions, the tokenizer's bin count and the mode classes' order
+    (config/action_space.yaml; a checkpoint carries its own)."""
+
+    dimensions: tuple[ActionDimension, ...]
+    num_bins: int = 256
+    mode_classes: tuple[str, ...] = MODE_CLASSES
+
+    def __post_init__(self) -> None:
+        if len(self.dimensions) != CONTINUOUS_DIMS:
+            raise ValueError(f"expected {CONTINUOUS_DIMS} continuous dimensions, got {len(self.dimensions)}")
+        if not 2 <= self.num_bins <= 256:
+            raise ValueError("num_bins must be in [2, 256] (tokens travel as uint8)")
+        if sorted(self.mode_classes) != sorted(MODE_CLASSES):
+            raise ValueError(f"mode_classes must order exactly arm, base, terminate; got {self.mode_classes}")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None = None) -> "ActionSpaceConfig":
+        return load_dataclass(cls, path or config_dir() / "action_space.yaml")
+
+    @property
+    def low(self) -> np.ndarray:
+        return np.array([d.low for d in self.dimensions], dtype=np.float64)
+
+    @property
+    def high(self) -> np.ndarray:
+        return np.array([d.high for d in self.dimensions], dtype=np.float64)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.dimensions) + ("mode",)
+
+    def mode_index(self, mode_name: str) -> int:
+        return self.mode_classes.index(mode_name)
