@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
+from rt1_ros.action_layout import MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig
+from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.model.rt1 import RT1, RT1Config, count_parameters
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.image_decoding import resize_for_model
@@ -408,7 +409,7 @@ def training_throughput(size: str, batch: int, config: BenchConfig, device: torc
     frames, image_size = model.config.num_frames, model.config.image_size
     images = torch.rand(batch, frames, 3, image_size, image_size, device=device)
     text = torch.randn(batch, 384, device=device)
-    targets = torch.randint(0, model.config.num_bins, (batch, 11), device=device)
+    targets = torch.randint(0, model.config.num_bins, (batch, NUM_ACTION_DIMS), device=device)
 
     def step(_: int) -> None:
         model.zero_grad(set_to_none=True)
@@ -448,8 +449,9 @@ def bench_node(config: BenchConfig) -> dict[str, Any]:
         with torch.no_grad():
             # An untrained mode head may pick "terminate", after which the node stops stepping the model; pin
             # "base" so every image runs a full control step.
-            model.action_head.heads[10].bias[1] += 50.0
-        checkpoint = save_pretrained(model, Path(directory) / "policy", ActionSpaceConfig.from_yaml())
+            action_space = ActionSpaceConfig.from_yaml()
+            model.action_head.heads[MODE_DIM].bias[action_space.mode_index("base")] += 50.0
+        checkpoint = save_pretrained(model, Path(directory) / "policy", action_space)
         del model
 
         graph = InProcessGraph()
@@ -571,7 +573,8 @@ def bench_lucidrains(config: BenchConfig, device: torch.device) -> dict[str, Any
     # Its README's configuration.
     vit = max_vit(num_classes=1000, dim_conv_stem=64, dim=96, dim_head=32, depth=(2, 2, 5, 2), window_size=7,
                   mbconv_expansion_rate=4, mbconv_shrinkage_rate=0.25, dropout=0.1)
-    theirs = lucid_rt1(vit=vit, num_actions=11, depth=6, heads=8, dim_head=64, cond_drop_prob=0.2).to(device).eval()
+    theirs = lucid_rt1(vit=vit, num_actions=NUM_ACTION_DIMS, depth=6, heads=8, dim_head=64,
+                       cond_drop_prob=0.2).to(device).eval()
     frames = 6
     video = torch.rand(1, 3, frames, size, size, device=device)
     text_embeds = torch.randn(1, 768, device=device)

@@ -12,7 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-MODE_NAMES = {0: "arm", 1: "base", 2: "terminate", 255: "hold"}
+from rt1_ros.action_layout import GRIPPER_DIM, Mode
+
+MODE_NAMES = {mode.value: mode.name.lower() for mode in Mode}  # RT1Action.mode -> arm, base, terminate, hold
 VIDEO_SCALE = 2  # 300 px frames are small on a screen; text needs the room
 LINE_HEIGHT = 20  # pixels per overlay text line
 
@@ -21,7 +23,7 @@ LINE_HEIGHT = 20  # pixels per overlay text line
 class EpisodeStep:
     sim_time_s: float
     frame: np.ndarray  # (H,W,3) uint8 RGB, the image the policy acted on
-    arm: np.ndarray  # (7,) x y z roll pitch yaw gripper, as published
+    arm: np.ndarray  # (7,) x y z roll pitch yaw gripper, as published: action[ARM_DIMS], so action indices apply
     base: np.ndarray  # (3,) vx vy wz
     mode: int
     inference_ms: float
@@ -59,7 +61,7 @@ def overlay(step: EpisodeStep, instruction: str, index: int) -> np.ndarray:
         instruction,
         f"step {index}  t={step.sim_time_s:.1f}s  mode={MODE_NAMES.get(step.mode, step.mode)}  "
         f"{step.inference_ms:.0f} ms",
-        "arm d[mm]=({:+.0f},{:+.0f},{:+.0f}) grip={:.0f}".format(*(step.arm[:3] * 1000), step.arm[6]),
+        "arm d[mm]=({:+.0f},{:+.0f},{:+.0f}) grip={:.0f}".format(*(step.arm[:3] * 1000), step.arm[GRIPPER_DIM]),
         "base v=({:+.2f},{:+.2f}) m/s w={:+.2f} rad/s".format(*step.base),
     ]
     band_height = 10 + LINE_HEIGHT * len(lines)
@@ -103,12 +105,12 @@ def write_action_plot(log: EpisodeLog, path: Path) -> Path:
     axes[0].set_ylabel("arm Δ [mm/step]")
     for i, name in enumerate(("roll", "pitch", "yaw")):
         axes[1].step(t, arm[:, 3 + i], where="post", label=name)
-    axes[1].step(t, arm[:, 6], where="post", label="gripper", color="k", linestyle="--")
+    axes[1].step(t, arm[:, GRIPPER_DIM], where="post", label="gripper", color="k", linestyle="--")
     axes[1].set_ylabel("arm rot Δ [rad], gripper")
     for i, name in enumerate(("vx", "vy", "wz")):
         axes[2].step(t, base[:, i], where="post", label=name)
     axes[2].set_ylabel("base [m/s, rad/s]")
-    axes[3].step(t, np.where(mode == 255, -1, mode), where="post", color="tab:purple")
+    axes[3].step(t, np.where(mode == Mode.HOLD, -1, mode), where="post", color="tab:purple")
     axes[3].set_yticks([-1, 0, 1, 2], ["hold", "arm", "base", "terminate"])
     axes[3].set_ylabel("mode")
     axes[3].set_xlabel("sim time [s]")

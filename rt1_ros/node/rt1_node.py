@@ -42,11 +42,12 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
+from rt1_ros.action_layout import ARM_DIMS, BASE_DIMS, Mode
 from rt1_ros.msg import ArmCommand, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
-from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError, Mode
+from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError
 from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
 from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
@@ -425,8 +426,8 @@ class Rt1Node(Node):
                                 else self.get_clock().now().to_msg())
         message.header.frame_id = self.config.arm_frame_id
         message.tokens = [int(t) for t in np.clip(output.tokens, 0, 255)]
-        message.arm = [float(v) for v in output.action[:7]]
-        message.base = [float(v) for v in output.action[7:10]]
+        message.arm = [float(v) for v in output.action[ARM_DIMS]]
+        message.base = [float(v) for v in output.action[BASE_DIMS]]
         message.mode = int(output.mode)
         message.enabled = self.controller.enabled
         message.inference_ms = float(output.inference_ms)
