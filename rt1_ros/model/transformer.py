@@ -3,12 +3,13 @@
     tokens (B,T·K,D) + learned positions (T·K,D) ─ L × [x + Attn(LN(x)); x + FFN(LN(x))] ─ LN ─ (B,T·K,D)
 
 A decoder-only model is self-attention with a mask (no cross-attention). Masks:
-- "causal": token i attends to tokens j ≤ i (the default, the seed's design);
+- "causal": token i attends to tokens j ≤ i (the default; README "The model");
 - "block_causal": bidirectional inside a frame, causal across frames (token i attends to j when frame(j) ≤ frame(i)).
 Either way nothing at a position depends on later frames, which is what makes per-frame caching and training on
 windows consistent.
 
-Feed-forward "mlp" is D→ffn_dim→D with GELU (the seed); "dense" is the official RT-1's single Dense(D) layer.
+Feed-forward "mlp" is D→ffn_dim→D with GELU (the default; README "The model"); "dense" is the official RT-1's single
+Dense(D) layer (Brohan et al. 2022, "RT-1: Robotics Transformer for Real-World Control at Scale").
 """
 from __future__ import annotations
 
