@@ -4,8 +4,9 @@
     decode: v   = lo + bin / (num_bins - 1) * (hi - lo)
 
 Rounding (not the official truncation) makes bins 0 and 255 hit the bounds exactly and lets every in-range value
-round-trip within half a bin; zero round-trips exactly on symmetric ranges. The mode dimension is a class index, not
-a range: its head uses only the first ``len(mode_classes)`` logits and decodes by argmax over those alone.
+round-trip within half a bin. Zero round-trips exactly on a symmetric range only with an odd number of bins; with 256
+it decodes half a bin off (the controller snaps that to zero). The mode dimension is a class index, not a range: its
+head uses only the first ``len(mode_classes)`` logits and decodes by argmax over those alone.
 """
 from __future__ import annotations
 
