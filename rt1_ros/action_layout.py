@@ -73,7 +73,7 @@ class ActionSpaceConfig:
             raise ValueError(f"expected {CONTINUOUS_DIMS} continuous dimensions, got {len(self.dimensions)}")
         if not 2 <= self.num_bins <= 256:
             raise ValueError("num_bins must be in [2, 256] (tokens travel as uint8)")
-        if sorted(self.mode_classes) != sorted(MODE_CLASSES):
+        if tuple(self.mode_classes) != MODE_CLASSES:  # the node publishes the index as RT1Action.mode
             raise ValueError(f"mode_classes must order exactly arm, base, terminate; got {self.mode_classes}")
 
     @classmethod

@@ -64,3 +64,12 @@ def test_the_tokenizer_module_still_exports_the_layout():
     assert action_tokenizer.ActionSpaceConfig is ActionSpaceConfig
     assert (action_tokenizer.ARM_DIMS, action_tokenizer.BASE_DIMS, action_tokenizer.MODE_DIM) == \
         (ARM_DIMS, BASE_DIMS, MODE_DIM)
+
+
+def test_a_reordered_mode_list_is_refused():
+    # The node publishes the mode's class index as RT1Action.mode (Mode.ARM = 0 ...): another order would make every
+    # consumer misread the mode, so it is an error, not a preference.
+    space = ActionSpaceConfig.from_yaml()
+    with pytest.raises(ValueError, match="arm, base, terminate"):
+        ActionSpaceConfig(dimensions=space.dimensions, num_bins=space.num_bins,
+                          mode_classes=("base", "arm", "terminate"))
