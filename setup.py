@@ -37,7 +37,7 @@ setup(
             "rt1_node=rt1_ros.node.rt1_node:main",
             "sim_node=rt1_ros.sim.sim_node:main",
             "rt1-demo=rt1_ros.demo:main",
-            "rt1-train=rt1_ros.train:main",
+            "rt1-train=rt1_ros.training.cli:main",
             "rt1-eval=rt1_ros.evaluate:main",
             "rt1-bench=rt1_ros.bench:main",
             "rt1-generate=rt1_ros.data.generate:main",

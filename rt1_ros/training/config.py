@@ -1,0 +1,73 @@
+"""TrainConfig: every training setting, loaded strictly from config/train.yaml (whose comments explain each key)
+and overridable with ``--set key=value``."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from rt1_ros.yaml_config import config_dir, from_mapping, load_dataclass, to_mapping
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model_size: str = "tiny"
+    image_size: int = 0
+    data: str = "data/sim"
+    families: tuple[str, ...] = ()
+    successful_only: bool = True
+    val_fraction: float = 0.1
+    segments_per_batch: int = 5
+    segment_length: int = 12
+    total_steps: int = 3000
+    time_budget_min: float = 0.0
+    learning_rate: float = 1e-3
+    min_learning_rate_ratio: float = 0.05
+    warmup_steps: int = 20
+    weight_decay: float = 0.01
+    grad_clip_norm: float = 1.0
+    label_smoothing: float = 0.0
+    target_sigma_bins: float = 0.0
+    auxiliary_state_weight: float = 0.0
+    crop_scale_min: float = 0.88
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.15
+    log_every: int = 10
+    eval_every: int = 100
+    checkpoint_every: int = 50
+    num_threads: int = 0
+    channels_last: bool = True
+    mixed_precision: str = "bfloat16"
+    seed: int = 0
+    text_encoder: str = "bundled:all-MiniLM-L6-v2"
+
+    def __post_init__(self) -> None:
+        if self.segment_length < 1 or self.segments_per_batch < 1:
+            raise ValueError("segment_length and segments_per_batch must be >= 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError("val_fraction must be in [0, 1)")
+        if not 0.0 < self.crop_scale_min <= 1.0:
+            raise ValueError("crop_scale_min must be in (0, 1]")
+        if self.target_sigma_bins < 0.0:
+            raise ValueError("target_sigma_bins must be >= 0")
+        if self.auxiliary_state_weight < 0.0:
+            raise ValueError("auxiliary_state_weight must be >= 0")
+        if self.mixed_precision not in ("bfloat16", "float16", "none"):
+            raise ValueError("mixed_precision must be bfloat16, float16 or none")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None = None) -> "TrainConfig":
+        return load_dataclass(cls, path or config_dir() / "train.yaml")
+
+
+def parse_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
+    """``key=value`` strings (values parsed as YAML) applied over ``config``, type-checked like the YAML file."""
+    mapping = to_mapping(config)
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"override '{assignment}' is not key=value")
+        mapping[key.strip()] = yaml.safe_load(value)
+    return from_mapping(TrainConfig, mapping, where="train config")

@@ -1,0 +1,149 @@
+"""Training and validation batches: the episode split, windows built exactly as at inference, augmentation.
+
+Training windows follow inference exactly: 6 frames ending at the target step, front-padded by repeating frame 0
+(`pad_window_indices`), frames resized with `resize_for_model`.
+
+Efficiency: a batch is a few runs of consecutive steps. Each frame of a run is encoded once by the backbone and its
+tokens are gathered into every window that contains it (the tokens of a frame depend only on that frame and the
+instruction, which is what the node's frame-token cache relies on too). One crop and one colour jitter per run, as a
+real camera would drift, not flicker.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rt1_ros.data.dataset import Episode
+from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.training.config import TrainConfig
+
+
+@dataclass
+class EpisodeArrays:
+    frames: np.ndarray  # (T,H,W,3) uint8, memory-mapped
+    tokens: np.ndarray  # (T,11) int64
+    instruction_index: int
+    family: str
+    scene_state: np.ndarray | None = None  # (T,S) float32 privileged state, when the dataset recorded it
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # (F,3,S,S) float in [0,1]: every distinct frame the batch needs
+    frame_instruction: torch.Tensor  # (F,) long: row of the instruction table for each frame
+    windows: torch.Tensor  # (N,T) long: rows of `images` making each target's window, oldest first
+    targets: torch.Tensor  # (N,11) long
+    families: list[str]  # (N,)
+    scene_state: torch.Tensor | None = None  # (N,S) float, rows of NaN where an episode has none
+
+
+def split_episodes(episodes: list[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
+    """Hold out whole episodes, the same fraction of each family, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for family in sorted({e.info.task_family for e in episodes}):
+        members = [e for e in episodes if e.info.task_family == family]
+        order = rng.permutation(len(members))
+        held_out = int(round(len(members) * val_fraction)) if len(members) > 1 else 0
+        val += [members[i] for i in order[:held_out]]
+        train += [members[i] for i in order[held_out:]]
+    return train, val
+
+
+class WindowSampler:
+    """Builds batches of windows from episodes, with the inference-time padding and resize."""
+
+    def __init__(self, episodes: list[EpisodeArrays], num_frames: int, image_size: int, config: TrainConfig) -> None:
+        if not episodes:
+            raise ValueError("no episodes to sample from")
+        self.episodes = episodes
+        self.num_frames = num_frames
+        self.image_size = image_size
+        self.config = config
+        lengths = np.array([len(e.tokens) for e in episodes], dtype=np.float64)
+        # Episodes drawn in proportion to their length (plus the runs overhanging either end) covers every step,
+        # first and last (terminate) included, equally often.
+        weights = lengths + config.segment_length - 1
+        self._probabilities = weights / weights.sum()
+        widths = {e.scene_state.shape[1] for e in episodes if e.scene_state is not None}
+        if len(widths) > 1:
+            raise ValueError(f"episodes disagree on the scene state's width: {sorted(widths)}")
+        self.scene_state_width = widths.pop() if widths else 0
+
+    def sample(self, rng: np.random.Generator) -> Batch:
+        """A training batch: random runs, with crop and colour augmentation."""
+        runs = []
+        length = self.config.segment_length
+        for index in rng.choice(len(self.episodes), size=self.config.segments_per_batch, p=self._probabilities):
+            steps = len(self.episodes[index].tokens)
+            start = int(rng.integers(-(length - 1), steps))
+            runs.append((int(index), max(0, start), min(steps, start + length)))
+        return self._assemble(runs, rng)
+
+    def sequential(self, max_targets: int = 64):
+        """Every step of every episode once, no augmentation: the validation pass."""
+        runs: list[tuple[int, int, int]] = []
+        count = 0
+        for index, episode in enumerate(self.episodes):
+            steps = len(episode.tokens)
+            for start in range(0, steps, max_targets):
+                runs.append((index, start, min(steps, start + max_targets)))
+                count += runs[-1][2] - start
+                if count >= max_targets:
+                    yield self._assemble(runs, None)
+                    runs, count = [], 0
+        if runs:
+            yield self._assemble(runs, None)
+
+    def _assemble(self, runs: list[tuple[int, int, int]], rng: np.random.Generator | None) -> Batch:
+        images, frame_instruction, windows, targets, families, states = [], [], [], [], [], []
+        offset = 0
+        for index, first, end in runs:
+            episode = self.episodes[index]
+            context_start = max(0, first - self.num_frames + 1)
+            frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,S,S)
+            images.append(frames)
+            frame_instruction += [episode.instruction_index] * len(frames)
+            for step in range(first, end):
+                windows.append([offset + i - context_start for i in pad_window_indices(step, self.num_frames)])
+            targets.append(episode.tokens[first:end])
+            families += [episode.family] * (end - first)
+            if episode.scene_state is not None:
+                states.append(np.asarray(episode.scene_state[first:end], dtype=np.float32))
+            else:
+                states.append(np.full((end - first, self.scene_state_width), np.nan, dtype=np.float32))
+            offset += len(frames)
+        scene_state = torch.from_numpy(np.concatenate(states)) if self.scene_state_width else None
+        return Batch(images=torch.cat(images), frame_instruction=torch.tensor(frame_instruction),
+                     windows=torch.tensor(windows), targets=torch.from_numpy(np.concatenate(targets)),
+                     families=families, scene_state=scene_state)
+
+    def _prepare_frames(self, frames: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
+        """(n,H,W,3) uint8 -> (n,3,S,S) float in [0,1], one crop and one jitter for the whole run."""
+        height, width = frames.shape[1:3]
+        if rng is not None and self.config.crop_scale_min < 1.0:
+            scale = rng.uniform(self.config.crop_scale_min, 1.0)
+            crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
+            top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
+            frames = frames[:, top:top + crop_h, left:left + crop_w]
+        resized = np.stack([resize_for_model(frame, self.image_size) for frame in frames])  # (n,S,S,3)
+        images = torch.from_numpy(resized).permute(0, 3, 1, 2).float().div_(255.0)
+        if rng is not None:
+            images = colour_jitter(images, rng, self.config)
+        return images
+
+
+def colour_jitter(images: torch.Tensor, rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:
+    """(n,3,S,S) in [0,1], one random brightness/contrast/saturation change applied to all n frames."""
+    brightness = 1.0 + rng.uniform(-config.brightness, config.brightness)
+    contrast = 1.0 + rng.uniform(-config.contrast, config.contrast)
+    saturation = 1.0 + rng.uniform(-config.saturation, config.saturation)
+    images = images * brightness
+    gray = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)  # (n,1,S,S)
+    images = gray + (images - gray) * saturation
+    mean = gray.mean(dim=(2, 3), keepdim=True)
+    images = mean + (images - mean) * contrast
+    return images.clamp_(0.0, 1.0)

@@ -1,0 +1,322 @@
+"""The Trainer: builds the model, the data and the optimizer (or resumes them), then `run` trains.
+
+AdamW, linear warm-up then cosine decay, gradient-norm clipping, autocast on CUDA. The frozen sentence encoder runs
+once per distinct instruction before training; only the (B,384) embeddings enter the loop.
+
+Output directory::
+
+    latest/   model.safetensors + config.yaml (what rt1_node loads) + optimizer.safetensors + trainer_state.json
+    best/     the same, for the lowest validation loss
+    metrics.csv, train_config.yaml
+
+With the auxiliary scene-state head, latest/ and best/ also hold auxiliary_head.safetensors (training only: the
+policy the node loads never contains it).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from rt1_ros.data.dataset import Episode, EpisodeDataset
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
+from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config, save_pretrained
+from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.training.config import TrainConfig
+from rt1_ros.training.distributed import setup_distributed
+from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
+from rt1_ros.training.objective import SceneStateHead, WindowedRT1, action_loss, predicted_tokens
+from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
+from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
+from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
+from rt1_ros.yaml_config import to_mapping
+
+TRAINER_STATE_FILE = "trainer_state.json"
+AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads
+TRAIN_CONFIG_FILE = "train_config.yaml"
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, output: Path, resume: bool = False, progress: bool = True,
+                 device: str = "auto") -> None:
+        self.config = config
+        self.output = Path(output)
+        self.progress = progress
+        self.dist = setup_distributed()
+        self.device = self._select_device(device)
+        torch.manual_seed(config.seed)
+
+        self.step = 0
+        self.elapsed_s = 0.0
+        self.best_val_loss = math.inf
+        latest = self.output / "latest"
+        model_config, self.action_space = self._model_spec(latest if resume else None)
+        self.tokenizer = ActionTokenizer(self.action_space)
+        self.model = RT1(model_config).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.num_modes = len(self.action_space.mode_classes)
+
+        self._load_data()
+        self.auxiliary_head = self._make_auxiliary_head()
+        self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
+        if resume:
+            self._resume(latest)
+        self.windowed: nn.Module = self.dist.wrap(WindowedRT1(self.model, self.auxiliary_head), self.device)
+        self.autocast_dtype = None
+        if self.device.type == "cuda" and config.mixed_precision != "none":
+            self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+
+    # ------------------------------------------------------------------------------------------------- set-up
+    def _select_device(self, device: str) -> torch.device:
+        if device == "auto":
+            device = f"cuda:{self.dist.local_rank}" if torch.cuda.is_available() else "cpu"
+        if torch.device(device).type == "cpu":
+            torch.set_num_threads(self.config.num_threads or max(1, len(os.sched_getaffinity(0))))
+        return torch.device(device)
+
+    def _model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig]:
+        """The model and action space the config names; a resumed run keeps those it was started with."""
+        action_space = ActionSpaceConfig.from_yaml()
+        model_config = RT1Config.from_yaml(self.config.model_size)
+        if self.config.image_size:
+            model_config = replace(model_config, image_size=self.config.image_size)
+        if resume_from is not None and (resume_from / TRAINER_STATE_FILE).is_file():
+            model_config, action_space, _ = read_checkpoint_config(resume_from)
+        return model_config, action_space
+
+    def _load_data(self) -> None:
+        config = self.config
+        dataset = EpisodeDataset(config.data, families=config.families or None,
+                                 successful_only=config.successful_only)
+        if len(dataset) == 0:
+            raise SystemExit(f"no usable episodes in {config.data} (families {list(config.families) or 'all'})")
+        train, val = split_episodes(list(dataset), config.val_fraction, config.seed)
+        instructions = sorted({e.info.instruction for e in dataset})
+        # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,384)
+        from rt1_ros.runtime.policy_loading import shared_text_encoder
+
+        self.text_table = shared_text_encoder(config.text_encoder).encode(instructions).to(self.device)
+        row = {text: i for i, text in enumerate(instructions)}
+
+        def arrays(episode: Episode) -> EpisodeArrays:
+            return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(episode.actions),
+                                 instruction_index=row[episode.info.instruction], family=episode.info.task_family,
+                                 scene_state=episode.scene_state if config.auxiliary_state_weight > 0 else None)
+
+        size = self.model.config.image_size
+        frames = self.model.config.num_frames
+        self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config)
+        self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
+        # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
+        held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
+        self.dataset_summary = {"episodes": len(dataset), "train_episodes": len(train), "val_episodes": len(val),
+                                "train_steps": sum(e.info.num_steps for e in train),
+                                "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
+                                "families": sorted({e.info.task_family for e in dataset}),
+                                "held_out_targets": held_out}
+
+    def _make_auxiliary_head(self) -> SceneStateHead | None:
+        if self.config.auxiliary_state_weight <= 0.0:
+            return None
+        states = [e.scene_state for e in self.train_sampler.episodes if e.scene_state is not None]
+        if not states:
+            raise SystemExit(f"auxiliary_state_weight > 0 needs episodes with scene_state.npy; {self.config.data} "
+                             "has none (rt1-generate records it)")
+        stacked = torch.from_numpy(np.concatenate(states))  # (steps,S)
+        # Columns that never vary (e.g. an object's height on the table) would divide by ~0: floor the std.
+        std = stacked.std(dim=0).clamp_min(1e-2)
+        return SceneStateHead(self.model.config.embed_dim, stacked.mean(dim=0), std).to(self.device)
+
+    def _trainable_named_parameters(self):
+        yield from self.model.named_parameters()
+        if self.auxiliary_head is not None:
+            yield from (("auxiliary_head." + n, p) for n, p in self.auxiliary_head.named_parameters())
+
+    # -------------------------------------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        """Train until the step count (or the time budget) is spent; rank 0 logs, validates and checkpoints on the
+        way. -> final step, training time, best validation loss and the last validation metrics."""
+        from tqdm import tqdm
+
+        config, main = self.config, self.dist.is_main
+        log = self._start_run_directory() if main else None
+        bar = tqdm(initial=self.step, total=config.total_steps, desc="train", unit="step",
+                   disable=not (self.progress and main))
+        window = TrainWindow()
+        metrics: dict = {}
+        clock = time.perf_counter()  # elapsed_s counts training only: the clock restarts after validation and saving
+        try:
+            while self._progress_fraction() < 1.0:
+                rng = np.random.default_rng([config.seed, self.step, self.dist.rank])
+                window.add(*self.train_step(rng))
+                now = time.perf_counter()
+                self.elapsed_s += now - clock
+                clock = now
+                self.step += 1
+                bar.update(1)
+                if not main:
+                    continue
+                finished = self._progress_fraction() >= 1.0
+                if finished or self.step % config.log_every == 0:
+                    self._log_training(log, window, bar, now)
+                if finished or self.step % config.eval_every == 0:
+                    metrics = self._validate_and_log(log, bar)
+                    clock = time.perf_counter()
+                if finished or self.step % config.checkpoint_every == 0:
+                    self._checkpoint(metrics)
+                    clock = time.perf_counter()
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+        self.dist.finish()
+        return {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss, **metrics}
+
+    def _progress_fraction(self) -> float:
+        """How much of the run is done (1 ends it): by steps, or by time when that is further along."""
+        by_steps = self.step / self.config.total_steps
+        if self.config.time_budget_min > 0:
+            return max(by_steps, self.elapsed_s / (self.config.time_budget_min * 60.0))
+        return by_steps
+
+    def train_step(self, rng: np.random.Generator) -> tuple[float, float, int, float | None]:
+        """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, auxiliary loss or None)."""
+        self.windowed.train()
+        batch = self.train_sampler.sample(rng)
+        images, frame_text, windows, targets = self._to_device(batch)
+        set_learning_rate(self.optimizer, learning_rate_at(self.config, self.step, self._progress_fraction()))
+        with self._autocast():
+            logits, auxiliary = self.windowed(images, frame_text, windows)  # (N,11,bins), (N,S) or None
+        loss, _ = action_loss(logits, targets, self.num_modes, self.config.label_smoothing,
+                              self.config.target_sigma_bins)
+        auxiliary_loss = self._auxiliary_loss(auxiliary, batch)
+        if auxiliary_loss is not None:
+            loss = loss + self.config.auxiliary_state_weight * auxiliary_loss
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_([p for _, p in self._trainable_named_parameters()], self.config.grad_clip_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        accuracy = (predicted_tokens(logits.detach(), self.num_modes) == targets).float().mean().item()
+        return loss.item(), accuracy, len(targets), auxiliary_loss.item() if auxiliary_loss is not None else None
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Loss and exact-token accuracy per dimension (and per family) over every held-out step."""
+        if self.val_sampler is None:
+            return {}
+        self.model.eval()
+        # The plain module, not the DistributedDataParallel wrapper: only rank 0 validates.
+        windowed = WindowedRT1(self.model, self.auxiliary_head)
+        tally = ValidationTally(self.action_space, self.device)
+        for batch in self.val_sampler.sequential():
+            images, frame_text, windows, targets = self._to_device(batch)
+            with self._autocast():
+                logits, auxiliary = windowed(images, frame_text, windows)
+            loss, _ = action_loss(logits, targets, self.num_modes)
+            tally.add(loss, predicted_tokens(logits, self.num_modes), targets, batch.families,
+                      self._auxiliary_loss(auxiliary, batch))
+        return tally.metrics()
+
+    def _to_device(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        images = batch.images.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        frame_text = self.text_table[batch.frame_instruction.to(self.device)]  # (F,384)
+        return images, frame_text, batch.windows.to(self.device), batch.targets.to(self.device)
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                              enabled=self.autocast_dtype is not None)
+
+    def _auxiliary_loss(self, prediction: torch.Tensor | None, batch: Batch) -> torch.Tensor | None:
+        if self.auxiliary_head is None or prediction is None or batch.scene_state is None:
+            return None
+        return self.auxiliary_head.loss(prediction, batch.scene_state.to(self.device))
+
+    # ------------------------------------------------------------------------- logging, validation, saving
+    def _start_run_directory(self) -> MetricsLog:
+        """Create the run directory, record the config, say what is being trained; -> metrics.csv, open to append."""
+        self.output.mkdir(parents=True, exist_ok=True)
+        (self.output / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
+        print(f"data {self.config.data}: {self.dataset_summary}; model {self.config.model_size} "
+              f"{self.model.config.image_size} px, {sum(p.numel() for p in self.model.parameters()):,} parameters "
+              f"on {self.device} (world size {self.dist.world_size})")
+        return MetricsLog(self.output, self.action_space.names)
+
+    def _log_training(self, log: MetricsLog, window: TrainWindow, bar, now: float) -> None:
+        """A training row (means since the last one) to metrics.csv and the progress bar; starts a new window."""
+        row = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), "lr": self.optimizer.param_groups[0]["lr"],
+               **window.row(now)}
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_token_acc']:.3f}",
+                        tps=f"{window.targets_per_s(now):.0f}")
+        log.write(row)
+        window.reset()
+
+    def _validate_and_log(self, log: MetricsLog, bar) -> dict:
+        """Validate, write the row, report it, and save best/ when the validation loss is the lowest yet."""
+        metrics = self.validate()
+        if not metrics:
+            return metrics
+        log.write({"step": self.step, "elapsed_s": round(self.elapsed_s, 1), **metrics})
+        families = " ".join(f"{k[len('val_acc_family_'):]}={v:.3f}" for k, v in metrics.items()
+                            if k.startswith("val_acc_family_"))
+        bar.write(f"step {self.step}: val loss {metrics['val_loss']:.4f}, token acc "
+                  f"{metrics['val_token_acc']:.3f} {families}")
+        if metrics["val_loss"] < self.best_val_loss:
+            self.best_val_loss = metrics["val_loss"]
+            self.save("best", metrics)
+        return metrics
+
+    def _checkpoint(self, metrics: dict) -> None:
+        """latest/, and best/ too when there is no validation split to choose it by."""
+        self.save("latest", metrics)
+        if self.val_sampler is None:
+            self.save("best", metrics)
+
+    def save(self, name: str, metrics: dict) -> Path:
+        directory = self.output / name
+        extra = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), "train_config": to_mapping(self.config),
+                 "dataset": self.dataset_summary, "metrics": metrics}
+        save_pretrained(self.model, directory, self.action_space, extra=json.loads(json.dumps(extra)))
+        save_optimizer_state(self.optimizer, directory)
+        if self.auxiliary_head is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.auxiliary_head.state_dict().items()},
+                      str(directory / AUXILIARY_HEAD_FILE))
+        state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
+                 "grad_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
+        (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        return directory
+
+    def _resume(self, directory: Path) -> None:
+        if not (directory / TRAINER_STATE_FILE).is_file():
+            print(f"no checkpoint to resume in {directory}; starting fresh", file=sys.stderr)
+            return
+        load_weights_into(self.model, directory)
+        if self.auxiliary_head is not None:
+            from safetensors.torch import load_file
+
+            if not (directory / AUXILIARY_HEAD_FILE).is_file():
+                raise SystemExit(f"{directory} was trained without the auxiliary head; resume with "
+                                 "auxiliary_state_weight=0 or start a new run")
+            self.auxiliary_head.load_state_dict(load_file(str(directory / AUXILIARY_HEAD_FILE)))
+        load_optimizer_state(self.optimizer, directory)
+        state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
+        self.step, self.elapsed_s = int(state["step"]), float(state["elapsed_s"])
+        self.best_val_loss = float(state["best_val_loss"]) if state["best_val_loss"] is not None else math.inf
+        if self.dist.is_main:
+            print(f"resumed from {directory} at step {self.step} ({self.elapsed_s / 60:.1f} min trained)")
