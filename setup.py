@@ -39,7 +39,7 @@ setup(
             "rt1-demo=rt1_ros.demo:main",
             "rt1-train=rt1_ros.training.cli:main",
             "rt1-eval=rt1_ros.evaluate:main",
-            "rt1-bench=rt1_ros.bench:main",
+            "rt1-bench=rt1_ros.bench.cli:main",
             "rt1-generate=rt1_ros.data.generate:main",
             "rt1-import-bag=rt1_ros.data.rosbag_import:main",
         ],

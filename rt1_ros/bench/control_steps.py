@@ -1,0 +1,98 @@
+"""The two ways a control step is timed (cached `Policy.step`, full 6-frame recompute) and the token check of an
+optimised path against the eager reference; shared by the latency, lucidrains and cuda sections."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.bench.config import BenchConfig
+from rt1_ros.bench.fixtures import INSTRUCTION, instruction_embedding
+from rt1_ros.bench.measurement import Timings, time_calls
+from rt1_ros.model.action_tokenizer import ActionTokenizer
+from rt1_ros.model.rt1 import RT1
+from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, reference_and_candidate_tokens,
+                                                    tokens_agree)
+from rt1_ros.runtime.policy import Policy, images_to_tensor
+
+
+def make_policy(model: RT1, options: InferenceOptions | None, device: torch.device) -> Policy:
+    embedding = instruction_embedding()
+    policy = Policy(model, ActionTokenizer(ActionSpaceConfig.from_yaml()), lambda text: embedding, device,
+                    inference=options)
+    policy.set_instruction(INSTRUCTION)
+    return policy
+
+
+def cached_steps(policy: Policy, frames: np.ndarray, config: BenchConfig, steps: int | None = None,
+                 warmup: int | None = None) -> tuple[Timings, list[np.ndarray]]:
+    """Policy.step on consecutive frames from an empty history; returns timings and every step's tokens."""
+    policy.reset()
+    tokens: list[np.ndarray] = []
+
+    def step(i: int) -> None:
+        tokens.append(policy.step(frames[i % len(frames)]).tokens)
+
+    timings = time_calls(step, config.warmup_steps if warmup is None else warmup,
+                         config.steps if steps is None else steps, config.max_seconds_per_measurement)
+    return timings, tokens
+
+
+def full_recompute_steps(policy: Policy, frames: np.ndarray, config: BenchConfig) -> tuple[Timings, list[np.ndarray]]:
+    """What a step costs without the cache: the same preprocessing, then RT1.forward over the padded 6-frame
+    window (the newest frame plus the five before it), on the policy's (possibly optimised) model."""
+    model, size, num_frames = policy.model, policy.image_size, policy.model.config.num_frames
+    embedding = instruction_embedding().reshape(1, -1).to(policy.device, policy.dtype)
+    memory_format = (torch.channels_last if policy.inference_path.options.channels_last
+                     else torch.contiguous_format)
+    preprocessed: list[torch.Tensor] = []
+    tokens: list[np.ndarray] = []
+
+    @torch.inference_mode()
+    def step(i: int) -> None:
+        frame = images_to_tensor(resize_for_model(frames[i % len(frames)], size))
+        preprocessed.append(frame.to(policy.device, policy.dtype))
+        window = torch.stack([preprocessed[j] for j in pad_window_indices(len(preprocessed) - 1, num_frames)])
+        # The frames laid out as the prepared encoder expects (channels_last on the optimised path, as
+        # EagerPath.encode_frame does for the cached step); RT1.encode_frames flattens the batch of one into the
+        # frames as a view, so the layout reaches the encoder.
+        images = window.contiguous(memory_format=memory_format).unsqueeze(0)  # (1,T,3,S,S)
+        logits = model.logits_from_frame_tokens(model.encode_frames(images, embedding))
+        tokens.append(policy.tokenizer.tokens_from_logits(logits.float())[0].cpu().numpy())
+
+    timings = time_calls(step, config.warmup_steps, config.steps, config.max_seconds_per_measurement)
+    return timings, tokens
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """Tokens of an optimised path vs the eager fp32 reference's on the same fixed frames."""
+
+    options: str
+    frames: int
+    token_agreement: float
+    identical: bool
+    max_abs_logit_difference: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"options": self.options, "frames": self.frames, "token_agreement": self.token_agreement,
+                "identical": self.identical, "max_abs_logit_difference": self.max_abs_logit_difference}
+
+
+def check_optimised_tokens(model: RT1, frames: np.ndarray, device: torch.device,
+                           options: InferenceOptions | None = None) -> TokenCheck:
+    """Tokens of the optimised path vs the eager fp32 reference on the same fixed frames (cached steps)."""
+    options = options or InferenceOptions()
+    path = build_path(model, options, device)
+    images = images_to_tensor(np.stack([resize_for_model(f, model.config.image_size) for f in frames]))
+    conditioning = model.embed_instruction(instruction_embedding()[None]).detach()
+    reference_tokens, candidate_tokens, worst = reference_and_candidate_tokens(model, path, images, conditioning)
+    return TokenCheck(options=options.describe(device), frames=len(frames),
+                      token_agreement=tokens_agree(reference_tokens, candidate_tokens),
+                      identical=bool(torch.equal(reference_tokens, candidate_tokens)),
+                      max_abs_logit_difference=worst)

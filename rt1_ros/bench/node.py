@@ -1,0 +1,177 @@
+"""The node section: image message in → Twist out over real topics (rclpy, a peer node in the same process), minus
+the model time the node reports in rt1_action.inference_ms = node overhead."""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from rt1_ros.action_layout import MODE_DIM, ActionSpaceConfig
+from rt1_ros.bench.config import BenchConfig, NodeBenchConfig
+from rt1_ros.bench.fixtures import INSTRUCTION, camera_frames, untrained_model
+from rt1_ros.bench.measurement import Skipped, summarise_ms
+
+
+@dataclass
+class NodeResult:
+    model_size: str
+    image: str
+    transport: str
+    image_in_to_twist_out_ms: list[float]
+    model_inference_ms: list[float]
+    frames_skipped: int
+
+    @property
+    def node_overhead_ms(self) -> list[float]:
+        return [total - model for total, model in zip(self.image_in_to_twist_out_ms, self.model_inference_ms)]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"model_size": self.model_size, "image": self.image, "transport": self.transport,
+                "image_in_to_twist_out_ms": summarise_ms(self.image_in_to_twist_out_ms),
+                "model_inference_ms": summarise_ms(self.model_inference_ms),
+                "node_overhead_ms": summarise_ms(self.node_overhead_ms), "frames_skipped": self.frames_skipped}
+
+    def format(self) -> list[str]:
+        overhead = summarise_ms(self.node_overhead_ms)
+        return ["", f"node path ({self.model_size}, {self.image}, {self.transport}): image->Twist median "
+                    f"{summarise_ms(self.image_in_to_twist_out_ms)['median']:.1f} ms, model "
+                    f"{summarise_ms(self.model_inference_ms)['median']:.1f} ms, overhead median "
+                    f"{overhead['median']:.2f} / p90 {overhead['p90']:.2f} ms"]
+
+
+def skipped(reason: str) -> Skipped:
+    return Skipped(reason, "node path: skipped ({reason})", blank_line_before=True)
+
+
+def bench_node(config: BenchConfig) -> NodeResult | Skipped:
+    """Images published one at a time by a peer node; each waits for its Twist (control_trigger: image)."""
+    try:
+        import rclpy
+        from geometry_msgs.msg import Twist
+        from rclpy.parameter import Parameter
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import Image
+        from std_msgs.msg import String
+
+        from rt1_ros.msg import RT1Action
+        from rt1_ros.node.rt1_node import Rt1Node
+        from rt1_ros.ros_graph import InProcessGraph
+    except ImportError as exc:
+        return skipped(f"ROS 2 Python or the built messages are missing ({exc}); run `make setup`")
+
+    settings = config.node
+    with tempfile.TemporaryDirectory(prefix="rt1-bench-") as directory:
+        checkpoint = _always_stepping_checkpoint(settings.model_size, Path(directory))
+        graph = InProcessGraph()
+        namespace = f"/rt1_bench_{os.getpid()}"
+        try:
+            overrides = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled=True,
+                             ema_alpha=1.0, image_timeout_s=60.0, image_reliability="reliable")
+            node = graph.add(Rt1Node(namespace=namespace, context=graph.context,
+                                     parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]))
+            peer = graph.add(rclpy.create_node("rt1_bench_peer", namespace=namespace, context=graph.context))
+
+            arrivals = _Arrivals()
+            peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
+            peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
+            image_publisher = peer.create_publisher(Image, "image", 10)
+            instruction_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+            peer.create_publisher(String, "instruction", instruction_qos).publish(String(data=INSTRUCTION))
+            if not _wait(lambda: node.controller.instruction is not None
+                         and image_publisher.get_subscription_count() > 0, settings.timeout_s):
+                return skipped("the node did not receive the instruction / discover the camera in time")
+
+            frames = camera_frames(8, max(settings.image_width, settings.image_height), seed=1)
+            frames = frames[:, :settings.image_height, :settings.image_width]
+            end_to_end, model_ms = [], []
+            for i in range(settings.warmup_messages + settings.messages):
+                message = _image_message(Image, frames[i % len(frames)], settings, stamp_sec=1000 + i)
+                twists_before = arrivals.count("twist")
+                sent = time.perf_counter()
+                image_publisher.publish(message)
+                reply = arrivals.wait_for_reply(twists_before, 1000 + i, settings.timeout_s)
+                if reply is None:
+                    return skipped(f"no Twist for image {i} within {settings.timeout_s} s")
+                received, action = reply
+                if i < settings.warmup_messages:
+                    continue
+                end_to_end.append((received - sent) * 1000.0)
+                model_ms.append(action.inference_ms)
+            return NodeResult(model_size=settings.model_size,
+                              image=f"{settings.image_width}x{settings.image_height} rgb8",
+                              transport=f"{os.environ.get('RMW_IMPLEMENTATION', 'default rmw')}, in-process peer",
+                              image_in_to_twist_out_ms=end_to_end, model_inference_ms=model_ms,
+                              frames_skipped=node.frames_skipped)
+        finally:
+            graph.close()
+
+
+def _always_stepping_checkpoint(model_size: str, directory: Path) -> Path:
+    from rt1_ros.model.checkpoint import save_pretrained
+
+    model = untrained_model(model_size)
+    with torch.no_grad():
+        # An untrained mode head may pick "terminate", after which the node stops stepping the model; pin
+        # "base" so every image runs a full control step.
+        action_space = ActionSpaceConfig.from_yaml()
+        model.action_head.heads[MODE_DIM].bias[action_space.mode_index("base")] += 50.0
+    return save_pretrained(model, directory / "policy", action_space)
+
+
+def _image_message(image_type, frame: np.ndarray, settings: NodeBenchConfig, stamp_sec: int):
+    message = image_type(height=settings.image_height, width=settings.image_width, encoding="rgb8",
+                         is_bigendian=0, step=settings.image_width * 3)
+    message.data = frame.tobytes()
+    message.header.stamp.sec = stamp_sec
+    message.header.frame_id = "camera"
+    return message
+
+
+class _Arrivals:
+    """(perf_counter, message) of every Twist and RT1Action the peer receives, guarded by a condition."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[str, list] = defaultdict(list)
+        self._arrived = threading.Condition()
+
+    def recorder(self, kind: str) -> Callable[[Any], None]:
+        def callback(message) -> None:
+            with self._arrived:
+                self._by_kind[kind].append((time.perf_counter(), message))
+                self._arrived.notify_all()
+        return callback
+
+    def count(self, kind: str) -> int:
+        with self._arrived:
+            return len(self._by_kind[kind])
+
+    def wait_for_reply(self, twists_before: int, stamp_sec: int, timeout: float) -> tuple[float, Any] | None:
+        """(arrival time of the first new Twist, the RT1Action stamped ``stamp_sec``), or None on timeout."""
+        def replied() -> bool:
+            return (len(self._by_kind["twist"]) > twists_before
+                    and any(a[1].header.stamp.sec == stamp_sec for a in self._by_kind["action"]))
+
+        with self._arrived:
+            if not self._arrived.wait_for(replied, timeout=timeout):
+                return None
+            received = self._by_kind["twist"][twists_before][0]
+            action = next(a[1] for a in self._by_kind["action"] if a[1].header.stamp.sec == stamp_sec)
+            return received, action
+
+
+def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
