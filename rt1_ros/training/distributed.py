@@ -30,6 +30,18 @@ class Distributed:
         ids = [self.local_rank] if device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)
 
+    def decided_by_main(self, flag: bool, device: torch.device) -> bool:
+        """Rank 0's ``flag`` on every process. Why: a time budget is measured on each process's own clock, and rank
+        0's validation pauses are spent by the others waiting inside their next step, so left alone the processes
+        would stop after different step counts and the last one would block forever in a gradient all-reduce."""
+        if self.world_size <= 1:
+            return flag
+        import torch.distributed as dist
+
+        decision = torch.tensor([1 if flag else 0], device=device)
+        dist.broadcast(decision, src=0)
+        return bool(decision.item())
+
     def finish(self) -> None:
         """Wait for every process, then leave the process group (nothing to do in a single process)."""
         if self.world_size <= 1:

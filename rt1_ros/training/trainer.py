@@ -157,7 +157,7 @@ class Trainer:
         metrics: dict = {}
         clock = time.perf_counter()  # elapsed_s counts training only: the clock restarts after validation and saving
         try:
-            while self._progress_fraction() < 1.0:
+            while not self.dist.decided_by_main(self._progress_fraction() >= 1.0, self.device):
                 rng = np.random.default_rng([config.seed, self.step, self.dist.rank])
                 window.add(*self.train_step(rng))
                 now = time.perf_counter()
