@@ -64,13 +64,12 @@ class Rt1Node(Node):
         self._wake = threading.Condition()
         self._motion_event = threading.Event()  # set while motion is commanded: wakes the watchdog
         super().__init__(NODE_NAME, **node_kwargs)
-        declare_parameters(self, PARAMETER_SPECS, NodeConfig.from_yaml())
-        self.config = self._config_from_parameters()
-        loaded = load_policy(self.config.policy_source())
+        self.config = declare_parameters(self, NodeConfig())
+        loaded = load_policy(self.config.policy)
         if not loaded.trained:
             self.get_logger().warning(UNTRAINED_BANNER)
         self.get_logger().info(f"policy: {loaded.description}")
-        self.controller = Controller(loaded.policy, loaded.action_space, self.config.controller_config(),
+        self.controller = Controller(loaded.policy, loaded.action_space, self.config.controller,
                                      max_instruction_chars=self.config.max_instruction_chars)
         self.policy_description = loaded.description
 
@@ -115,9 +114,6 @@ class Rt1Node(Node):
                                f"{self.config.control_rate_hz:g} Hz")
 
     # -- set-up ------------------------------------------------------------------------------------------------
-    def _config_from_parameters(self) -> NodeConfig:
-        return NodeConfig(**{name: self.get_parameter(name).value for name in PARAMETER_SPECS})
-
     def _create_publishers(self) -> None:
         base_type = TwistStamped if self.config.base_output == "twist_stamped" else Twist
         self._cmd_vel = self.create_publisher(base_type, "cmd_vel", 10)
@@ -243,11 +239,11 @@ class Rt1Node(Node):
         if not changes:
             return SetParametersResult(successful=True)
         try:
-            candidate = NodeConfig(**{**{n: getattr(self.config, n) for n in PARAMETER_SPECS}, **changes})
+            candidate = self.config.with_parameters(changes)
         except (TypeError, ValueError) as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         self.config = candidate
-        self.controller.update_config(candidate.controller_config())
+        self.controller.update_config(candidate.controller)
         self.controller.max_instruction_chars = candidate.max_instruction_chars
         return SetParametersResult(successful=True)
 
@@ -304,14 +300,14 @@ class Rt1Node(Node):
                     self._motion_event.clear()
                     continue
                 age = self._now() - self._motion_frame_at
-                stale = age > self.config.image_timeout_s
+                stale = age > self.config.controller.image_timeout_s
                 if stale:
                     self._publish_zero_locked()
             if stale:
                 self.get_logger().warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no "
                                           "newer step acted in time): zero motion",
                                           throttle_duration_sec=self.config.log_throttle_s)
-            self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.image_timeout_s / 4))
+            self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.controller.image_timeout_s / 4))
 
     # -- the control step --------------------------------------------------------------------------------------
     def control_step(self) -> None:

@@ -20,20 +20,25 @@ import numpy as np
 # Mode (the RT1Action mode values) is part of the action layout; importers of this module may keep taking it here.
 from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
                                    ActionSpaceConfig, Mode)
+from rt1_ros.node.parameter_spec import parameter
 from rt1_ros.runtime.policy import Policy
 
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    ema_alpha: float = 0.5  # weight of the newest action; 1.0 disables smoothing
-    gripper_close_threshold: float = 0.6
-    gripper_open_threshold: float = 0.4
-    image_timeout_s: float = 1.0
-    max_base_linear_speed: float = 0.5  # m/s
-    max_base_angular_speed: float = 1.0  # rad/s
-    max_arm_translation_step: float = 0.05  # m per step
-    max_arm_rotation_step: float = 0.25  # rad per step
-    start_enabled: bool = False
+    """Smoothing and safety limits; each field is also an rt1_node ROS parameter of the same name (README
+    "Parameters"), declared from the description, range and read-only flag given here."""
+
+    ema_alpha: float = parameter(0.5, "EMA weight of the newest action (1 = no smoothing)", range=(0.01, 1.0))
+    gripper_close_threshold: float = parameter(0.6, "gripper closes above this closedness", range=(0.0, 1.0))
+    gripper_open_threshold: float = parameter(0.4, "gripper opens below this closedness", range=(0.0, 1.0))
+    image_timeout_s: float = parameter(1.0, "zero motion when the newest valid image is older", range=(0.01, 60.0))
+    max_base_linear_speed: float = parameter(0.5, "m/s, planar speed limit", range=(0.0, 5.0))
+    max_base_angular_speed: float = parameter(1.0, "rad/s", range=(0.0, 10.0))
+    max_arm_translation_step: float = parameter(0.05, "m per control step", range=(0.0, 0.5))
+    max_arm_rotation_step: float = parameter(0.25, "rad per control step", range=(0.0, 3.15))
+    start_enabled: bool = parameter(False, "false = dry run at start: compute and publish actions, send no motion",
+                                    read_only=True)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.ema_alpha <= 1.0:

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from rt1_ros.model.rt1 import RT1
+from rt1_ros.node.parameter_spec import parameter as ros_parameter
 
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
@@ -41,7 +42,10 @@ CONV_BN_PAIRS = (("conv", "bn"), ("expand_conv", "expand_bn"), ("depthwise_conv"
 class InferenceOptions:
     fold_batch_norm: bool = True
     channels_last: bool = True
-    num_threads: int = 0
+    # rt1_node's inference_threads parameter (the other options are no ROS parameters)
+    num_threads: int = ros_parameter(0, "intra-op CPU threads for inference; 0 = torch's default (all cores). On "
+                                     "a small or shared CPU use 1 (README: Performance)", range=(0, 256),
+                                     read_only=True, name="inference_threads")
     cuda_dtype: str = "float32"
     cuda_executor: str = "eager"
 

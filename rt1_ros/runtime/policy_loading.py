@@ -10,8 +10,9 @@ from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
-from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.model.rt1 import MODEL_SIZES, RT1, RT1Config
 from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig
+from rt1_ros.node.parameter_spec import parameter
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 from rt1_ros.runtime.policy import Policy, resolve_device
 
@@ -41,16 +42,25 @@ def shipped_model_path() -> Path | None:
 
 @dataclass(frozen=True)
 class PolicySource:
-    model_size: str = "paper"
-    checkpoint: str = ""
-    backbone_weights: str = ""
-    device: str = "auto"
-    half_precision: bool = False
-    text_encoder: str = "bundled:all-MiniLM-L6-v2"
-    action_space_file: str = ""
-    seed: int = 0
+    """Which model to load and how to run it; each field is also a read-only rt1_node ROS parameter (README
+    "Parameters"), declared from the description and choices given here."""
+
+    model_size: str = parameter("paper", "RT-1 size from config/model.yaml when no checkpoint is given",
+                                choices=MODEL_SIZES, read_only=True)
+    checkpoint: str = parameter("", "checkpoint directory (model.safetensors + config.yaml); empty = untrained",
+                                read_only=True)
+    backbone_weights: str = parameter("", "ImageNet EfficientNet weights (.safetensors/.pth) for an untrained model",
+                                      read_only=True)
+    device: str = parameter("auto", "inference device", choices=("auto", "cuda", "cpu"), read_only=True)
+    half_precision: bool = parameter(False, "fp16 inference on CUDA (ignored on CPU)", read_only=True)
+    text_encoder: str = parameter("bundled:all-MiniLM-L6-v2", "SentenceTransformer name or path; "
+                                  "bundled:all-MiniLM-L6-v2 works offline", read_only=True)
+    action_space_file: str = parameter("", "action ranges YAML; empty = the checkpoint's, else "
+                                       "config/action_space.yaml", read_only=True)
+    seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)
     # Batch-norm folding and channels-last are on by default: same tokens, ~25% less CPU per frame (README
-    # "Performance"). CUDA stays eager fp32 until `rt1-bench` has been run on the target GPU.
+    # "Performance"). CUDA stays eager fp32 until `rt1-bench` has been run on the target GPU. Only its num_threads
+    # is a ROS parameter (inference_threads).
     inference: InferenceOptions = InferenceOptions()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rt1_ros.node.parameter_spec import parameter
 from rt1_ros.yaml_config import config_dir, load_dataclass
 
 Vec2 = tuple[float, float]
@@ -221,26 +222,44 @@ class ExpertConfig:
 
 @dataclass(frozen=True)
 class SimNodeConfig:
-    """Defaults of the sim node's ROS parameters (``rt1_ros.sim.sim_node``; ranges and meanings are declared there)."""
+    """The sim node's ROS parameters (``rt1_ros.sim.sim_node``): meaning, range and read-only flag here, defaults in
+    config/sim.yaml ``node:``. Fixed at start unless read_only=False: changing them needs a new scene or publishers."""
 
-    camera_width: int
-    camera_height: int
-    camera_rate_hz: float  # sim-time image rate in free-run mode (lockstep publishes one image per control period)
-    image_reliability: str  # reliable | best_effort (the camera publisher's QoS)
-    state_rate_hz: float  # sim-time rate of /clock, odom and joint_states
-    real_time_factor: float  # free run: sim seconds per wall second
-    lockstep: bool
-    lockstep_timeout_s: float  # wall seconds to wait for the policy's action before stepping with a zero command
-    lockstep_command_grace_s: float  # wall seconds to wait for the step's arm_command after its rt1_action
-    cmd_vel_timeout_s: float  # free run: sim seconds after which a silent cmd_vel source means stop; 0 = never
-    cmd_vel_stamped: bool  # take geometry_msgs/TwistStamped on cmd_vel instead of Twist
-    task_family: str  # first episode; empty = drawn from the seed
-    seed: int
-    max_episode_steps: int  # 0 = the family's tasks.families[].max_steps
-    publish_instruction: bool  # announce each episode's instruction on `instruction` (latched)
-    odom_frame: str
-    base_frame: str
-    camera_frame: str
+    camera_width: int = parameter(description="camera image width, px (at most camera.max_render_size)",
+                                  range=(16, 4096), read_only=True)
+    camera_height: int = parameter(description="camera image height, px (at most camera.max_render_size)",
+                                   range=(16, 4096), read_only=True)
+    # lockstep publishes one image per control period instead
+    camera_rate_hz: float = parameter(description="free run: images per second of sim time", range=(0.1, 120.0),
+                                      read_only=True)
+    image_reliability: str = parameter(description="camera publisher QoS", choices=("reliable", "best_effort"),
+                                       read_only=True)
+    state_rate_hz: float = parameter(description="/clock, odom and joint_states per second of sim time",
+                                     range=(1.0, 500.0), read_only=True)
+    real_time_factor: float = parameter(description="free run: sim seconds per wall second (1 = real time)",
+                                        range=(0.01, 1000.0), read_only=False)
+    lockstep: bool = parameter(description="advance one control period per policy action instead of running freely",
+                               read_only=True)
+    lockstep_timeout_s: float = parameter(description="lockstep: wall seconds to wait for rt1_action before a "
+                                          "zero-command step", range=(0.01, 3600.0), read_only=False)
+    lockstep_command_grace_s: float = parameter(description="lockstep: wall seconds to wait for the step's "
+                                                "arm_command after its rt1_action", range=(0.0, 10.0),
+                                                read_only=False)
+    cmd_vel_timeout_s: float = parameter(description="free run: stop the base when cmd_vel is silent this long "
+                                         "(sim s); 0 = never", range=(0.0, 3600.0), read_only=False)
+    cmd_vel_stamped: bool = parameter(description="subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist",
+                                      read_only=True)
+    task_family: str = parameter(description="first episode's task family; empty = drawn from the seed",
+                                 read_only=True)
+    seed: int = parameter(description="first episode's seed", range=(0, 2**32 - 1), read_only=True)
+    max_episode_steps: int = parameter(description="control steps per episode; 0 = the family's budget from "
+                                       "config/sim.yaml", range=(0, 1_000_000), read_only=True)
+    publish_instruction: bool = parameter(description="publish each episode's instruction on `instruction` "
+                                          "(latched)", read_only=True)
+    odom_frame: str = parameter(description="odometry frame id", read_only=True)
+    base_frame: str = parameter(description="robot base frame id (odometry child frame; accepted arm_command frame)",
+                                read_only=True)
+    camera_frame: str = parameter(description="camera image frame id", read_only=True)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -49,7 +49,7 @@ from std_msgs.msg import Header, String
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
-from rt1_ros.node.parameter_spec import ParameterSpec
+from rt1_ros.node.parameter_spec import ParameterSpec, from_parameters, parameter_specs
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.srv import ResetEpisode
@@ -61,38 +61,8 @@ LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed pr
 WARNING_THROTTLE_S = 5.0
 
 
-# Fixed at start unless marked read_only=False: changing them would need a new scene or new publishers.
-PARAMETER_SPECS: dict[str, ParameterSpec] = {
-    "camera_width": ParameterSpec("camera image width, px (at most camera.max_render_size)", range=(16, 4096),
-                                  read_only=True),
-    "camera_height": ParameterSpec("camera image height, px (at most camera.max_render_size)", range=(16, 4096),
-                                   read_only=True),
-    "camera_rate_hz": ParameterSpec("free run: images per second of sim time", range=(0.1, 120.0), read_only=True),
-    "image_reliability": ParameterSpec("camera publisher QoS", choices=("reliable", "best_effort"), read_only=True),
-    "state_rate_hz": ParameterSpec("/clock, odom and joint_states per second of sim time", range=(1.0, 500.0),
-                                   read_only=True),
-    "real_time_factor": ParameterSpec("free run: sim seconds per wall second (1 = real time)", range=(0.01, 1000.0),
-                                      read_only=False),
-    "lockstep": ParameterSpec("advance one control period per policy action instead of running freely", read_only=True),
-    "lockstep_timeout_s": ParameterSpec("lockstep: wall seconds to wait for rt1_action before a zero-command step",
-                                        range=(0.01, 3600.0), read_only=False),
-    "lockstep_command_grace_s": ParameterSpec("lockstep: wall seconds to wait for the step's arm_command after its "
-                                              "rt1_action", range=(0.0, 10.0), read_only=False),
-    "cmd_vel_timeout_s": ParameterSpec("free run: stop the base when cmd_vel is silent this long (sim s); 0 = never",
-                                       range=(0.0, 3600.0), read_only=False),
-    "cmd_vel_stamped": ParameterSpec("subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist",
-                                     read_only=True),
-    "task_family": ParameterSpec("first episode's task family; empty = drawn from the seed", read_only=True),
-    "seed": ParameterSpec("first episode's seed", range=(0, 2**32 - 1), read_only=True),
-    "max_episode_steps": ParameterSpec("control steps per episode; 0 = the family's budget from config/sim.yaml",
-                                       range=(0, 1_000_000), read_only=True),
-    "publish_instruction": ParameterSpec("publish each episode's instruction on `instruction` (latched)",
-                                         read_only=True),
-    "odom_frame": ParameterSpec("odometry frame id", read_only=True),
-    "base_frame": ParameterSpec("robot base frame id (odometry child frame; accepted arm_command frame)",
-                                read_only=True),
-    "camera_frame": ParameterSpec("camera image frame id", read_only=True),
-}
+# Declared from SimNodeConfig's fields (descriptions, ranges, read-only flags); defaults from config/sim.yaml.
+PARAMETER_SPECS: dict[str, ParameterSpec] = parameter_specs(SimNodeConfig)
 
 
 def _stamp(nanoseconds: int) -> Time:
@@ -117,8 +87,7 @@ class SimNode(Node):
     def __init__(self, config: SimConfig | None = None, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self.sim_config = config or SimConfig.from_yaml()
-        declare_parameters(self, PARAMETER_SPECS, self.sim_config.node)
-        self.params = SimNodeConfig(**{f.name: self.get_parameter(f.name).value for f in fields(SimNodeConfig)})
+        self.params = declare_parameters(self, self.sim_config.node)
         largest = self.sim_config.camera.max_render_size
         if max(self.params.camera_width, self.params.camera_height) > largest:
             raise ValueError(f"camera size above camera.max_render_size={largest} in config/sim.yaml")
@@ -170,9 +139,7 @@ class SimNode(Node):
         with self._cond:
             updates = {p.name: p.value for p in parameters if p.name in PARAMETER_SPECS}
             if updates:
-                current = {f.name: getattr(self.params, f.name) for f in fields(SimNodeConfig)}
-                current.update(updates)
-                self.params = SimNodeConfig(**current)
+                self.params = from_parameters(SimNodeConfig, updates, base=self.params)
             self._cond.notify_all()
         return SetParametersResult(successful=True)
 
