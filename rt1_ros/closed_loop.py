@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from rt1_ros import qos
 from rt1_ros.msg import EpisodeStatus, RT1Action
 from rt1_ros.ros_graph import InProcessGraph, stamp_ns
 from rt1_ros.runtime.image_decoding import decode_raw
@@ -175,13 +175,10 @@ class _Observer(Node):
         self._status = None
         self._actions: list[ObservedAction] = []
         self._frames: dict[int, np.ndarray] = {}
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(EpisodeStatus, "episode_status", self._on_status, latched)
-        self.create_subscription(RT1Action, "rt1_action", self._on_action, reliable)
+        self.create_subscription(EpisodeStatus, "episode_status", self._on_status, qos.LATCHED)
+        self.create_subscription(RT1Action, "rt1_action", self._on_action, qos.RECORDING)
         if record_frames:
-            self.create_subscription(Image, "camera/image_raw", self._on_image, reliable)
+            self.create_subscription(Image, "camera/image_raw", self._on_image, qos.RECORDING)
 
     def _on_status(self, message) -> None:
         with self._condition:

@@ -8,14 +8,21 @@ demo). A single-threaded executor runs one callback at a time and only waits whe
 node costs nothing; separate threads keep a slow node (the simulator, the policy) from delaying the others.
 
 Why a private domain: two runs on one machine (two `make demo`, an evaluation next to a test suite) would otherwise
-share the global ``/clock`` and, with equal namespaces, each other's topics.
+share the global ``/clock`` and, with equal namespaces, each other's topics. The tests' harness joins the environment's
+ROS_DOMAIN_ID instead (`environment_domain_id`): the node processes it starts must find its peer.
+
+Stamps: ``builtin_interfaces/Time`` <-> integer nanoseconds here (`stamp_ns`, `to_stamp`), exactly; everything that
+compares or stores a stamp uses these, and seconds are ``stamp_ns(stamp) / NANOSECONDS``.
 """
 from __future__ import annotations
 
+import os
 import random
 import threading
+import traceback
 
 import rclpy
+from builtin_interfaces.msg import Time
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
@@ -25,14 +32,26 @@ PRIVATE_DOMAIN_RANGE = (101, 232)
 
 
 def stamp_ns(stamp) -> int:
-    """builtin_interfaces/Time -> integer nanoseconds (exact; float seconds would round)."""
+    """builtin_interfaces/Time (or rosgraph Clock's ``clock``) -> integer nanoseconds (exact; float seconds would
+    round)."""
     return stamp.sec * NANOSECONDS + stamp.nanosec
+
+
+def to_stamp(nanoseconds: int) -> Time:
+    """Integer nanoseconds (>= 0) -> builtin_interfaces/Time."""
+    sec, nanosec = divmod(int(nanoseconds), NANOSECONDS)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def private_domain_id() -> int:
     """A random DDS domain id above the ones people set by hand (and above scripts/env.sh's default 42), so two
     graphs on one machine almost never share one (1 in 132); their namespaces keep them apart even then."""
     return random.SystemRandom().randint(*PRIVATE_DOMAIN_RANGE)
+
+
+def environment_domain_id() -> int:
+    """The DDS domain that ``ros2 run`` and a plain ``rclpy.init()`` join: ROS_DOMAIN_ID, else 0."""
+    return int(os.environ.get("ROS_DOMAIN_ID") or 0)
 
 
 class InProcessGraph:
@@ -44,22 +63,31 @@ class InProcessGraph:
         self.context = rclpy.Context()
         rclpy.init(context=self.context, domain_id=self.domain_id)
         self._spinners: list[tuple[Node, SingleThreadedExecutor, threading.Thread]] = []
+        self.errors: list[BaseException] = []  # exceptions raised by callbacks (logged, and the node spins on)
 
     def add(self, node: Node) -> Node:
         """Start spinning ``node`` (created with ``context=graph.context``) in a thread of its own."""
         executor = SingleThreadedExecutor(context=self.context)
         executor.add_node(node)
-        thread = threading.Thread(target=self._spin, args=(executor,), name=f"spin-{node.get_name()}", daemon=True)
+        thread = threading.Thread(target=self._spin, args=(node, executor), name=f"spin-{node.get_name()}",
+                                  daemon=True)
         thread.start()
         self._spinners.append((node, executor, thread))
         return node
 
-    @staticmethod
-    def _spin(executor: SingleThreadedExecutor) -> None:
-        try:
-            executor.spin()  # blocks in rcl_wait while idle; shutdown() wakes it
-        except ExternalShutdownException:
-            pass
+    def _spin(self, node: Node, executor: SingleThreadedExecutor) -> None:
+        # spin() blocks in rcl_wait while idle; shutdown() wakes it. A callback's exception would end spin() and
+        # leave the node deaf without a word: it is logged and kept, and the node spins on.
+        while True:
+            try:
+                executor.spin()  # returns at once once the executor or the context is shut down
+                return
+            except ExternalShutdownException:
+                return
+            except Exception as exc:  # noqa: BLE001 — reported, then the node keeps serving
+                self.errors.append(exc)
+                node.get_logger().error(f"callback raised {type(exc).__name__}: {exc}\n"
+                                        f"{''.join(traceback.format_exception(exc))}")
 
     def remove(self, node: Node) -> None:
         for entry in list(self._spinners):

@@ -1,8 +1,11 @@
 """Test support for ROS tests: real rclpy over Fast DDS, the node under test and a peer node in one process,
-each test in its own namespace. Importable from tests because pytest.ini puts test/ on the path."""
+each test in its own namespace. Importable from tests because pytest.ini puts test/ on the path.
+
+The graph is `rt1_ros.ros_graph.InProcessGraph`, as in the demo, evaluation and bench: each node spins in its own
+single-threaded executor thread. It joins the environment's ROS_DOMAIN_ID (not a private domain), because node
+processes the tests start (`NodeProcess`, camera_process.py) must find the peer."""
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -12,12 +15,12 @@ import torch
 
 import rclpy
 
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
+from rt1_ros import qos
+from rt1_ros.ros_graph import InProcessGraph, environment_domain_id, to_stamp
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
@@ -37,27 +40,19 @@ def biased_checkpoint(directory: Path, mode: int, bins: dict[int, int]) -> Path:
 
 class RosHarness:
     def __init__(self) -> None:
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.graph = InProcessGraph(environment_domain_id())
+        self.context = self.graph.context
         self.namespace = ""
         self.peer = None
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._running = True
-        self._thread.start()
-
-    def _spin(self) -> None:
-        while self._running and self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except Exception:  # noqa: BLE001 — a node destroyed mid-spin between tests
-                time.sleep(0.01)
 
     def new_namespace(self) -> str:
         self.namespace = f"/t{uuid.uuid4().hex[:8]}"
-        self.peer = rclpy.create_node("peer", namespace=self.namespace, context=self.context)
-        self.executor.add_node(self.peer)
+        self.peer = self.add(rclpy.create_node("peer", namespace=self.namespace, context=self.context))
         return self.namespace
+
+    def add(self, node):
+        """Spin ``node`` (made with ``context=ros.context``) in a thread of its own; `remove` or `close` stops it."""
+        return self.graph.add(node)
 
     def start_rt1_node(self, **parameters):
         from rt1_ros.node.rt1_node import Rt1Node
@@ -66,30 +61,23 @@ class RosHarness:
                         start_enabled=True, ema_alpha=1.0)
         defaults.update(parameters)
         overrides = [Parameter(k, value=v) for k, v in defaults.items()]
-        node = Rt1Node(namespace=self.namespace, context=self.context, parameter_overrides=overrides)
-        self.executor.add_node(node)
-        return node
+        return self.add(Rt1Node(namespace=self.namespace, context=self.context, parameter_overrides=overrides))
 
     def remove(self, node) -> None:
-        self.executor.remove_node(node)
-        node.destroy_node()
+        self.graph.remove(node)
 
-    def collect(self, message_type, topic: str, qos=10) -> list:
+    def collect(self, message_type, topic: str, qos_profile=qos.COMMANDS_AND_STATE) -> list:
         received: list = []
-        self.peer.create_subscription(message_type, topic, received.append, qos)
+        self.peer.create_subscription(message_type, topic, received.append, qos_profile)
         return received
 
     def send_instruction(self, text: str):
-        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        publisher = self.peer.create_publisher(String, "instruction", qos)
+        publisher = self.peer.create_publisher(String, "instruction", qos.LATCHED)
         publisher.publish(String(data=text))
         return publisher
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(timeout=5)
-        self.executor.shutdown()
-        rclpy.try_shutdown(context=self.context)
+        self.graph.close()
 
 
 def wait_for(predicate, timeout: float = 10.0, period: float = 0.02) -> bool:
@@ -108,7 +96,7 @@ def make_image(encoding: str = "rgb8", width: int = 64, height: int = 48, paddin
     rows = rng.integers(0, 256, size=(height, width * channels + padding), dtype=np.uint8)
     message = Image(height=height, width=width, encoding=encoding, is_bigendian=0, step=width * channels + padding)
     message.data = rows.tobytes()
-    message.header.stamp.sec, message.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+    message.header.stamp = to_stamp(stamp_ns)
     message.header.frame_id = "camera"
     return message
 
@@ -167,8 +155,8 @@ class MessageStream:
     what each tick published (the message, or the raw bytes for serialized ones)."""
 
     def __init__(self, ros: RosHarness, message_type, topic: str, make_message, period: float = 0.05,
-                 qos=10) -> None:
-        self.publisher = ros.peer.create_publisher(message_type, topic, qos)
+                 qos_profile=qos.COMMANDS_AND_STATE) -> None:
+        self.publisher = ros.peer.create_publisher(message_type, topic, qos_profile)
         self.make_message = make_message
         self.sent: list = []
         self.timer = ros.peer.create_timer(period, self._tick)

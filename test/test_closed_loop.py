@@ -1,6 +1,7 @@
 """The whole loop over real topics: sim_node (lockstep) ⇄ rt1_node, a few steps, and the robot moves as commanded.
 
-The policies are tiny RT-1 checkpoints whose heads are biased to one action, so the direction of motion is known.
+The loop is `rt1_ros.closed_loop.ClosedLoop`, the one the demo and the evaluation build. The policies are tiny RT-1
+checkpoints whose heads are biased to one action, so the direction of motion is known.
 """
 from __future__ import annotations
 
@@ -9,55 +10,42 @@ import pytest
 
 pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
 
-from rclpy.parameter import Parameter  # noqa: E402
-from ros_harness import RosHarness, biased_checkpoint, wait_for  # noqa: E402
+from ros_harness import biased_checkpoint  # noqa: E402
 
 from rt1_ros.msg import RT1Action  # noqa: E402
 
 BIN_MAX, BIN_MIN = 255, 0
 STEPS = 4
+SEED = 3
 
 
-@pytest.fixture(scope="module")
-def ros():
-    harness = RosHarness()
-    yield harness
-    harness.close()
+def run_lockstep_episode(checkpoint, family: str):
+    """One STEPS-step episode of ``family`` through `ClosedLoop`: ((odometry, end effector) at its start, the same at
+    its end, the policy's actions)."""
+    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+
+    config = ClosedLoopConfig(checkpoint=str(checkpoint), max_episode_steps=STEPS, episode_timeout_s=120.0)
+    with ClosedLoop(config, family, idle_seed=99) as loop:
+        # An episode starts from the state its (family, seed) lays out, whatever ran before: read it off a twin.
+        twin = MobileManipulatorSim(loop.sim_node.sim_config)
+        try:
+            twin.reset(family, SEED)
+            start = (twin.odometry(), twin.end_effector_position().copy())
+        finally:
+            twin.close()
+        episode = loop.run_episode(family, SEED)  # returns once the sim reports this episode done
+        sim = loop.sim_node
+        with sim._cond:  # the lockstep sim is paused at the episode's end
+            end = (sim.sim.odometry(), sim.sim.end_effector_position().copy())
+    assert len(episode.actions) >= STEPS, f"only {len(episode.actions)} policy steps arrived"
+    assert episode.steps == STEPS
+    return start, end, episode.actions
 
 
-def run_lockstep_episode(ros, checkpoint, family: str):
-    from rt1_ros.node.rt1_node import Rt1Node
-    from rt1_ros.sim.sim_node import SimNode
-
-    ros.new_namespace()
-    actions = ros.collect(RT1Action, "rt1_action")
-    rt1 = Rt1Node(namespace=ros.namespace, context=ros.context,
-                  cli_args=["--ros-args", "-r", "image:=camera/image_raw"],
-                  parameter_overrides=[Parameter("checkpoint", value=str(checkpoint)),
-                                       Parameter("device", value="cpu"),
-                                       Parameter("control_trigger", value="image"),
-                                       Parameter("start_enabled", value=True),
-                                       Parameter("ema_alpha", value=1.0),
-                                       Parameter("use_sim_time", value=True)])
-    ros.executor.add_node(rt1)
-    sim = SimNode(namespace=ros.namespace, context=ros.context,
-                  parameter_overrides=[Parameter("lockstep", value=True), Parameter("task_family", value=family),
-                                       Parameter("seed", value=3), Parameter("max_episode_steps", value=STEPS),
-                                       Parameter("camera_width", value=128), Parameter("camera_height", value=128)])
-    start = (sim.sim.odometry(), sim.sim.end_effector_position().copy())
-    ros.executor.add_node(sim)
-    assert wait_for(lambda: sim.sim.odometry() is not None and len(actions) >= STEPS, timeout=60), \
-        f"only {len(actions)} policy steps arrived"
-    assert wait_for(lambda: sim._done, timeout=30)
-    end = (sim.sim.odometry(), sim.sim.end_effector_position().copy())
-    ros.remove(sim)
-    ros.remove(rt1)
-    return start, end, actions
-
-
-def test_base_drives_forward_in_its_own_frame(ros, tmp_path):
+def test_base_drives_forward_in_its_own_frame(tmp_path):
     checkpoint = biased_checkpoint(tmp_path / "forward", mode=1, bins={7: BIN_MAX})
-    (odom0, _), (odom1, _), actions = run_lockstep_episode(ros, checkpoint, "move_near")
+    (odom0, _), (odom1, _), actions = run_lockstep_episode(checkpoint, "move_near")
     heading = np.array([np.cos(odom0.yaw), np.sin(odom0.yaw)])
     travelled = np.array([odom1.x - odom0.x, odom1.y - odom0.y])
     assert travelled @ heading > 0.3, f"base moved {travelled} for a forward command"
@@ -65,9 +53,9 @@ def test_base_drives_forward_in_its_own_frame(ros, tmp_path):
     assert all(a.mode == RT1Action.MODE_BASE for a in actions[:STEPS])
 
 
-def test_end_effector_rises_for_an_upward_arm_delta(ros, tmp_path):
+def test_end_effector_rises_for_an_upward_arm_delta(tmp_path):
     checkpoint = biased_checkpoint(tmp_path / "up", mode=0, bins={2: BIN_MAX, 6: BIN_MIN})
-    (odom0, ee0), (odom1, ee1), actions = run_lockstep_episode(ros, checkpoint, "pick")
+    (odom0, ee0), (odom1, ee1), actions = run_lockstep_episode(checkpoint, "pick")
     assert ee1[2] - ee0[2] > 0.05, f"end effector z went {ee0[2]:.3f} -> {ee1[2]:.3f}"
     assert abs(odom1.x - odom0.x) < 0.01, "arm mode must hold the base"
     assert all(a.mode == RT1Action.MODE_ARM for a in actions[:STEPS])

@@ -1,12 +1,14 @@
 """The generated interfaces (msg/, srv/) with real rclpy over Fast DDS: import, constants, pub/sub, service.
 
 Needs the interface build (`make setup`) and the environment of scripts/rt1-env (`make test` provides both).
-Each test uses its own rclpy context and unique names, so it neither depends on nor disturbs other ROS tests.
+Each test has its own graph (`rt1_ros.ros_graph.InProcessGraph`: a context on a private DDS domain, every node spun in
+its own thread) and unique names, so it neither depends on nor disturbs other ROS tests. Tests wait for events
+(a message arrived, a response came), each with a generous deadline.
 """
 from __future__ import annotations
 
 import math
-import time
+import threading
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -15,11 +17,10 @@ import pytest
 
 try:
     import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+    from rt1_ros import qos
     from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
+    from rt1_ros.ros_graph import InProcessGraph
     from rt1_ros.srv import ResetEpisode
 except ImportError as exc:  # pragma: no cover - a broken set-up must fail loudly, never skip
     pytest.fail(
@@ -38,42 +39,20 @@ TIMEOUT_S = 30.0
 
 # ----------------------------------------------------------------------------------------------- helpers
 @pytest.fixture
-def ros_context():
-    context = Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    nodes = []
-
-    def make_node(prefix: str):
-        node = rclpy.create_node(f"{prefix}_{uuid.uuid4().hex[:8]}", context=context)
-        nodes.append(node)
-        executor.add_node(node)
-        return node
-
-    try:
-        yield make_node, executor
-    finally:
-        executor.shutdown(timeout_sec=5.0)
-        for node in nodes:
-            node.destroy_node()
-        context.try_shutdown()
+def make_node():
+    """Makes spinning nodes in a graph of the test's own."""
+    with InProcessGraph() as graph:
+        yield lambda prefix: graph.add(rclpy.create_node(f"{prefix}_{uuid.uuid4().hex[:8]}", context=graph.context))
 
 
 def unique_topic(name: str) -> str:
     return f"/rt1_ros_test_{uuid.uuid4().hex[:10]}/{name}"
 
 
-def spin_until(executor, condition, timeout_s: float = TIMEOUT_S, on_tick=None) -> bool:
-    deadline = time.monotonic() + timeout_s
-    next_tick = 0.0
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        if on_tick is not None and time.monotonic() >= next_tick:
-            on_tick()
-            next_tick = time.monotonic() + 0.2
-        executor.spin_once(timeout_sec=0.05)
-    return condition()
+def future_done(future, timeout_s: float = TIMEOUT_S) -> bool:
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    return done.wait(timeout_s)
 
 
 # ----------------------------------------------------------------------------------- import and constants
@@ -196,29 +175,36 @@ def _check_episode_status(got: EpisodeStatus) -> None:
     ],
     ids=["ArmCommand", "RT1Action", "EpisodeStatus"],
 )
-def test_message_round_trip_between_nodes(ros_context, msg_type, build, check):
-    make_node, executor = ros_context
+def test_message_round_trip_between_nodes(make_node, msg_type, build, check):
     assert rclpy.get_rmw_implementation_identifier() == "rmw_fastrtps_cpp"
     topic = unique_topic(msg_type.__name__.lower())
-    qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
 
     talker = make_node("rt1_test_talker")
     listener = make_node("rt1_test_listener")
     received: list = []
-    listener.create_subscription(msg_type, topic, received.append, qos)
-    publisher = talker.create_publisher(msg_type, topic, qos)
+    arrived = threading.Event()
+
+    def on_message(message) -> None:
+        received.append(message)
+        arrived.set()
+
+    listener.create_subscription(msg_type, topic, on_message, qos.COMMANDS_AND_STATE)
+    publisher = talker.create_publisher(msg_type, topic, qos.COMMANDS_AND_STATE)
 
     sent = build()
-    # Publish until discovery has matched the two endpoints and one message arrived.
-    ok = spin_until(executor, lambda: bool(received), on_tick=lambda: publisher.publish(sent))
-    assert ok, f"no {msg_type.__name__} received on {topic} within {TIMEOUT_S} s"
+    # Publish until discovery has matched the two endpoints and one message arrived (a message published before
+    # the match is lost: volatile).
+    for _ in range(round(TIMEOUT_S / 0.2)):
+        publisher.publish(sent)
+        if arrived.wait(0.2):
+            break
+    assert arrived.is_set(), f"no {msg_type.__name__} received on {topic} within {TIMEOUT_S} s"
     assert isinstance(received[0], msg_type)
     check(received[0])
 
 
 # ----------------------------------------------------------------------------------------- service call
-def test_reset_episode_service_round_trip(ros_context):
-    make_node, executor = ros_context
+def test_reset_episode_service_round_trip(make_node):
     service_name = unique_topic("reset_episode")
     calls: list[tuple[str, int]] = []
 
@@ -234,10 +220,10 @@ def test_reset_episode_service_round_trip(ros_context):
     client_node = make_node("rt1_test_client")
     client = client_node.create_client(ResetEpisode, service_name)
 
-    assert spin_until(executor, client.service_is_ready), f"service {service_name} not discovered"
+    assert client.wait_for_service(timeout_sec=TIMEOUT_S), f"service {service_name} not discovered"
     request = ResetEpisode.Request(task_family="pick_place", seed=7)
     future = client.call_async(request)
-    assert spin_until(executor, future.done), "no ResetEpisode response"
+    assert future_done(future), "no ResetEpisode response"
     response = future.result()
     assert calls == [("pick_place", 7)]
     assert response.success is True

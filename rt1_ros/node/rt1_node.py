@@ -36,17 +36,18 @@ from geometry_msgs.msg import Twist, TwistStamped, Vector3
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
+from rt1_ros import qos
 from rt1_ros.action_layout import ARM_DIMS, BASE_DIMS, Mode
 from rt1_ros.msg import ArmCommand, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns
 from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError
 from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
 from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
@@ -116,36 +117,30 @@ class Rt1Node(Node):
     # -- set-up ------------------------------------------------------------------------------------------------
     def _create_publishers(self) -> None:
         base_type = TwistStamped if self.config.base_output == "twist_stamped" else Twist
-        self._cmd_vel = self.create_publisher(base_type, "cmd_vel", 10)
+        self._cmd_vel = self.create_publisher(base_type, "cmd_vel", qos.COMMANDS_AND_STATE)
         self._arm_command = None
         self._servo_twist = None
         if self.config.arm_output in ("arm_command", "both"):
-            self._arm_command = self.create_publisher(ArmCommand, "arm_command", 10)
+            self._arm_command = self.create_publisher(ArmCommand, "arm_command", qos.COMMANDS_AND_STATE)
         if self.config.arm_output in ("servo_twist", "both"):
-            self._servo_twist = self.create_publisher(TwistStamped, "servo_twist", 10)
-        self._action = self.create_publisher(RT1Action, "rt1_action", 10)
-        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self._servo_twist = self.create_publisher(TwistStamped, "servo_twist", qos.COMMANDS_AND_STATE)
+        self._action = self.create_publisher(RT1Action, "rt1_action", qos.COMMANDS_AND_STATE)
+        self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", qos.COMMANDS_AND_STATE)
 
     def _create_subscriptions(self, image_group) -> None:
-        reliability = (ReliabilityPolicy.RELIABLE if self.config.image_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        image_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=reliability,
-                               durability=DurabilityPolicy.VOLATILE)
+        image_qos = qos.camera(self.config.image_reliability)
         if self.config.image_transport == "compressed":
             self.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos,
                                      callback_group=image_group)
         else:
             self.create_subscription(Image, "image", self._on_image, image_qos, callback_group=image_group)
-        # Transient local: a node started after the instruction was sent still receives it.
-        instruction_qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                                     reliability=ReliabilityPolicy.RELIABLE,
-                                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        # Raw bytes: rclpy would silently turn invalid UTF-8 into U+FFFD and cut the text at a NUL.
-        self.create_subscription(String, "instruction", self._on_instruction, instruction_qos, raw=True)
+        # Latched: a node started after the instruction was sent still receives it. Raw bytes: rclpy would silently
+        # turn invalid UTF-8 into U+FFFD and cut the text at a NUL.
+        self.create_subscription(String, "instruction", self._on_instruction, qos.LATCHED, raw=True)
 
     # -- clocks ------------------------------------------------------------------------------------------------
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self.get_clock().now().nanoseconds / NANOSECONDS
 
     def _sim_time(self) -> bool:
         return bool(self.get_parameter("use_sim_time").value)
@@ -153,12 +148,12 @@ class Rt1Node(Node):
     def _frame_time(self, message, info) -> float:
         """When the frame counts as taken, on the node's clock (see the module docstring: frame age)."""
         if self._sim_time():
-            return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+            return stamp_ns(message.header.stamp) / NANOSECONDS
         # The earlier of the writer's source timestamp and the middleware's reception: a frame written while this
         # process was frozen is received after it resumes, but was written long before.
         times = [info.get(key, 0) for key in ("source_timestamp", "received_timestamp")] if info else []
         times = [t for t in times if t > 0]
-        return min(times) * 1e-9 if times else self._now()
+        return min(times) / NANOSECONDS if times else self._now()
 
     # -- inputs ------------------------------------------------------------------------------------------------
     def _on_image(self, message, info) -> None:
@@ -189,7 +184,7 @@ class Rt1Node(Node):
         source_ns = int(info.get("source_timestamp", 0)) if info else 0
         if source_ns and source_ns < self._instruction_source_ns:
             # Two transient-local publishers reach a late-joining node in either order: the newest one wins.
-            older_s = (self._instruction_source_ns - source_ns) / 1e9
+            older_s = (self._instruction_source_ns - source_ns) / NANOSECONDS
             self.get_logger().warning(f"instruction ignored: written {older_s:.3f} s before the one in force "
                                       "(newest source timestamp wins)",
                                       throttle_duration_sec=self.config.log_throttle_s)

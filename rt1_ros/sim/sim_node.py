@@ -36,26 +36,25 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Twist, TwistStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
+from rt1_ros import qos
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
 from rt1_ros.node.parameter_spec import ParameterSpec, from_parameters, parameter_specs
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.srv import ResetEpisode
 
 NODE_NAME = "sim_node"
-NANOSECONDS = 1_000_000_000
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
 WARNING_THROTTLE_S = 5.0
@@ -63,15 +62,6 @@ WARNING_THROTTLE_S = 5.0
 
 # Declared from SimNodeConfig's fields (descriptions, ranges, read-only flags); defaults from config/sim.yaml.
 PARAMETER_SPECS: dict[str, ParameterSpec] = parameter_specs(SimNodeConfig)
-
-
-def _stamp(nanoseconds: int) -> Time:
-    sec, nanosec = divmod(nanoseconds, NANOSECONDS)
-    return Time(sec=sec, nanosec=nanosec)
-
-
-def _stamp_ns(stamp: Time) -> int:
-    return stamp.sec * NANOSECONDS + stamp.nanosec
 
 
 @dataclass
@@ -105,24 +95,16 @@ class SimNode(Node):
         self.lockstep_timeouts = 0
         self.achieved_real_time_factor = 0.0
 
-        image_qos = QoSProfile(
-            depth=1,
-            history=HistoryPolicy.KEEP_LAST,
-            reliability=(ReliabilityPolicy.RELIABLE if self.params.image_reliability == "reliable"
-                         else ReliabilityPolicy.BEST_EFFORT),
-        )
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._image_pub = self.create_publisher(Image, "camera/image_raw", image_qos)
-        self._clock_pub = self.create_publisher(Clock, "/clock", 10)
-        self._odom_pub = self.create_publisher(Odometry, "odom", 10)
-        self._joint_pub = self.create_publisher(JointState, "joint_states", 10)
-        self._status_pub = self.create_publisher(EpisodeStatus, "episode_status", latched)
-        self._instruction_pub = self.create_publisher(String, "instruction", latched)
+        self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.camera(self.params.image_reliability))
+        self._clock_pub = self.create_publisher(Clock, "/clock", qos.COMMANDS_AND_STATE)
+        self._odom_pub = self.create_publisher(Odometry, "odom", qos.COMMANDS_AND_STATE)
+        self._joint_pub = self.create_publisher(JointState, "joint_states", qos.COMMANDS_AND_STATE)
+        self._status_pub = self.create_publisher(EpisodeStatus, "episode_status", qos.LATCHED)
+        self._instruction_pub = self.create_publisher(String, "instruction", qos.LATCHED)
         twist_type = TwistStamped if self.params.cmd_vel_stamped else Twist
-        self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, 10)
-        self.create_subscription(ArmCommand, "arm_command", self._on_arm_command, 10)
-        self.create_subscription(RT1Action, "rt1_action", self._on_rt1_action, 10)
+        self.create_subscription(twist_type, "cmd_vel", self._on_cmd_vel, qos.COMMANDS_AND_STATE)
+        self.create_subscription(ArmCommand, "arm_command", self._on_arm_command, qos.COMMANDS_AND_STATE)
+        self.create_subscription(RT1Action, "rt1_action", self._on_rt1_action, qos.COMMANDS_AND_STATE)
         self.create_service(ResetEpisode, "reset_episode", self._on_reset)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -212,7 +194,7 @@ class SimNode(Node):
         if not (np.all(np.isfinite(delta)) and math.isfinite(message.gripper)):
             self.get_logger().warning("ignoring non-finite arm_command", throttle_duration_sec=WARNING_THROTTLE_S)
             return
-        stamp = _stamp_ns(message.header.stamp)
+        stamp = stamp_ns(message.header.stamp)
         with self._cond:
             if stamp == self._policy.arm_stamp_ns:
                 self.sim.command_gripper(message.gripper)  # a repeat: gripper only, no second delta
@@ -222,7 +204,7 @@ class SimNode(Node):
             self._cond.notify_all()
 
     def _on_rt1_action(self, message: RT1Action) -> None:
-        stamp = _stamp_ns(message.header.stamp)
+        stamp = stamp_ns(message.header.stamp)
         with self._cond:
             self._policy.action_stamp_ns = stamp
             self._policy.action_enabled = bool(message.enabled)
@@ -236,7 +218,7 @@ class SimNode(Node):
         return round(self.sim.sim_time * NANOSECONDS)
 
     def _publish_state(self) -> None:
-        stamp = _stamp(self._now_ns())
+        stamp = to_stamp(self._now_ns())
         self._clock_pub.publish(Clock(clock=stamp))
         odom = self.sim.odometry()
         message = Odometry()
@@ -264,13 +246,13 @@ class SimNode(Node):
         """Render and publish one camera image (simulation thread only), then the episode status."""
         width, height = self.params.camera_width, self.params.camera_height
         rgb = self.sim.render(width, height)  # (H, W, 3) uint8
-        stamp_ns = self._now_ns()
+        now_ns = self._now_ns()
         message = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3)
-        message.header.stamp = _stamp(stamp_ns)
+        message.header.stamp = to_stamp(now_ns)
         message.header.frame_id = self.params.camera_frame
         message.data = rgb.tobytes()
         self._image_pub.publish(message)
-        self._awaited_stamp_ns = stamp_ns
+        self._awaited_stamp_ns = now_ns
         self.images_published += 1
         self._update_episode()
         self._publish_status()
@@ -278,7 +260,7 @@ class SimNode(Node):
     def _publish_status(self) -> None:
         with self._cond:
             message = EpisodeStatus()
-            message.header.stamp = _stamp(self._now_ns())
+            message.header.stamp = to_stamp(self._now_ns())
             message.instruction = self.task.instruction
             message.task_family = self.task.family
             message.seed = int(self.task.seed)

@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import rclpy
-    from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
+
+    from rt1_ros import qos
 
     rclpy.init()
     stopping = False
@@ -42,11 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     node = rclpy.create_node("camera_process")
     # A camera driver's usual QoS: keep the newest frame only (image_transport's sensor-data default is best effort,
-    # most drivers publish reliable; both are offered).
-    qos = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST,
-                     reliability=ReliabilityPolicy.RELIABLE if args.reliability == "reliable"
-                     else ReliabilityPolicy.BEST_EFFORT)
-    publisher = node.create_publisher(Image, args.topic, qos)
+    # most drivers publish reliable; both are offered). That is the package's camera profile.
+    publisher = node.create_publisher(Image, args.topic, qos.camera(args.reliability))
     deadline = time.monotonic() + args.wait_for_subscriber
     while publisher.get_subscription_count() == 0 and time.monotonic() < deadline and not stopping:
         time.sleep(0.05)

@@ -12,7 +12,6 @@ import torch
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import Twist, TwistStamped
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
@@ -21,6 +20,8 @@ from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import WEIGHTS_FILE, save_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.msg import ArmCommand
+from rt1_ros.qos import LATCHED
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CONTROL_PERIOD_S = 0.1  # the harness runs the node at 10 Hz
@@ -94,7 +95,7 @@ class SimulatedClock:
         self.ticks += 1
         seconds = self.now_s()
         message = self._clock_type()
-        message.clock.sec, message.clock.nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+        message.clock = to_stamp(round(seconds * NANOSECONDS))
         self._clock.publish(message)
         if self.camera_on and self.ticks % self.frame_every == 0:
             image = make_image("rgb8", seed=self.ticks)
@@ -125,7 +126,7 @@ def test_camera_loss_on_a_simulated_clock_never_moves_on_a_frame_older_than_the_
         last_frame = clock.last_frame_s
 
         def stamp_s(message) -> float:
-            return message.header.stamp.sec + message.header.stamp.nanosec * 1e-9
+            return stamp_ns(message.header.stamp) / NANOSECONDS
 
         moving = [stamp_s(t) for t in twists if t.twist.linear.x != 0.0]
         zero = next(stamp_s(t) for t in twists if t.twist.linear.x == 0.0 and stamp_s(t) > last_frame)
@@ -304,8 +305,7 @@ def test_sigint_and_sigterm_send_a_zero_command_before_a_clean_exit(ros, drive_c
             ros.peer.create_subscription(ArmCommand, f"{name}/arm_command", lambda m, n=name: arms[n].append(
                 (time.monotonic(), m)), 50)
             streams.append(MessageStream(ros, Image, f"{name}/image", lambda i: make_image("rgb8", stamp_ns=i + 1)))
-            instruction = ros.peer.create_publisher(String, f"{name}/instruction", QoSProfile(
-                depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+            instruction = ros.peer.create_publisher(String, f"{name}/instruction", LATCHED)
             instruction.publish(String(data="move near the red cube"))
         for name in signals:
             assert wait_for(lambda n=name: twists[n] and twists[n][-1][1].linear.x > 0.4, timeout=90), \

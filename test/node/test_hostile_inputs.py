@@ -16,20 +16,18 @@ from geometry_msgs.msg import Twist
 from rcl_interfaces.msg import Log, ParameterType, ParameterValue
 from rcl_interfaces.msg import Parameter as ParameterMessage
 from rcl_interfaces.srv import GetParameters, SetParameters
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
 from ros_harness import MessageStream, biased_checkpoint, make_image, node_log, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
+from rt1_ros.qos import LATCHED
 
 BIN_MAX, BIN_MIN = 255, 0
 IMAGE_TIMEOUT_S = 0.5
 CONTROL_PERIOD_S = 0.1  # the harness runs the node at 10 Hz
 SLACK_S = 1.0  # scheduling on two shared CI cores
-INSTRUCTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +235,7 @@ def test_unusable_instruction_stops_the_episode_and_a_good_one_restarts_it(ros, 
     twists = ros.collect(Twist, "cmd_vel")
     arms = ros.collect(ArmCommand, "arm_command")
     actions = ros.collect(RT1Action, "rt1_action")
-    instruction = ros.peer.create_publisher(String, "instruction", INSTRUCTION_QOS)
+    instruction = ros.peer.create_publisher(String, "instruction", LATCHED)
     instruction.publish(String(data="move near the red cube"))
     camera = MessageStream(ros, Image, "image", good_image)
     assert wait_for(lambda: twists and twists[-1].linear.x > 0.4)

@@ -15,12 +15,13 @@ import pytest
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from ros_harness import MessageStream, biased_checkpoint, make_image, wait_for
 from rt1_ros.msg import RT1Action
+from rt1_ros.qos import LATCHED
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CAMERA_HZ = 30.0
@@ -81,8 +82,7 @@ def stream_full_hd(ros, node, seconds: float) -> LoadFigures:
         if rss_start is None and now - started >= WARM_UP_S:
             rss_start = rss_mib()
         index = len(sent_at)
-        message.header.stamp.sec, message.header.stamp.nanosec = divmod(1_000_000_000 + index * FRAME_NS,
-                                                                         1_000_000_000)
+        message.header.stamp = to_stamp(NANOSECONDS + index * FRAME_NS)
         publisher.publish(message)
         sent_at.append(time.monotonic())
         delay = started + (index + 1) / CAMERA_HZ - time.monotonic()
@@ -96,7 +96,7 @@ def stream_full_hd(ros, node, seconds: float) -> LoadFigures:
               and a.mode == RT1Action.MODE_BASE]
     lags, lags_at_receipt = [], []
     for received, action in steady:
-        used = (action.header.stamp.sec * 1_000_000_000 + action.header.stamp.nanosec - 1_000_000_000) // FRAME_NS
+        used = (stamp_ns(action.header.stamp) - NANOSECONDS) // FRAME_NS
         step_began = received - action.inference_ms / 1000.0
         lags.append(sum(1 for t in sent_at if t <= step_began) - 1 - used)
         lags_at_receipt.append(sum(1 for t in sent_at if t <= received) - 1 - used)
@@ -172,8 +172,7 @@ def test_instructions_changing_at_10_hz_each_restart_the_history(ros, drive_chec
     actions = ros.collect(RT1Action, "rt1_action")
     twists = ros.collect(Twist, "cmd_vel")
     camera = MessageStream(ros, Image, "image", lambda i: make_image("rgb8", stamp_ns=i + 1, seed=i), period=0.033)
-    instruction = ros.peer.create_publisher(String, "instruction", QoSProfile(
-        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    instruction = ros.peer.create_publisher(String, "instruction", LATCHED)
     sent = [f"task {i}: move near cube {i}" for i in range(30)]
     started = time.monotonic()
     for index, text in enumerate(sent):

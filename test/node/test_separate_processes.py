@@ -30,6 +30,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from ros_harness import MessageStream, NodeProcess, make_image, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CAMERA = Path(__file__).resolve().parent / "camera_process.py"
@@ -213,7 +214,7 @@ def wall_camera(ros, period: float = 0.033) -> MessageStream:
     """Frames stamped with the wall clock, so a command's image stamp tells the test how old its frame was."""
     def frame(index: int) -> Image:
         image = make_image("rgb8", seed=index)
-        image.header.stamp.sec, image.header.stamp.nanosec = divmod(time.time_ns(), 1_000_000_000)
+        image.header.stamp = to_stamp(time.time_ns())
         return image
     return MessageStream(ros, Image, "image", frame, period=period)
 
@@ -342,7 +343,7 @@ def test_a_frozen_node_process_never_acts_on_frames_older_than_the_timeout(ros, 
             assert wait_for(lambda since=resumed_wall: arms[-1][1] > since + 1.0 and arms[-1][2].translation.z > 0.04,
                             timeout=60), "motion did not resume on fresh frames"
             for _, received_wall, command in arms:
-                stamp = command.header.stamp.sec + command.header.stamp.nanosec * 1e-9
+                stamp = stamp_ns(command.header.stamp) / NANOSECONDS
                 if received_wall > resumed_wall and command.translation.z > 0.0 and stamp < resumed_wall - timeout_s:
                     violations.append(round(received_wall - stamp, 2))
         assert not violations, f"motion on frames this many seconds old (at receipt): {violations}"
@@ -355,12 +356,11 @@ def test_a_frozen_node_process_never_acts_on_frames_older_than_the_timeout(ros, 
 OPERATOR = r'''
 import sys, time
 import rclpy
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
+from rt1_ros.qos import LATCHED
 rclpy.init()
 node = rclpy.create_node("operator")
-qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-publisher = node.create_publisher(String, sys.argv[1], qos)
+publisher = node.create_publisher(String, sys.argv[1], LATCHED)
 publisher.publish(String(data=sys.argv[2]))
 print("published", flush=True)
 while True:

@@ -11,19 +11,18 @@ pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`"
 from geometry_msgs.msg import Twist  # noqa: E402
 from nav_msgs.msg import Odometry  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
 from ros_harness import RosHarness, wait_for  # noqa: E402
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action  # noqa: E402
+from rt1_ros.qos import LATCHED  # noqa: E402
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns  # noqa: E402
 from rt1_ros.sim.sim_node import SimNode  # noqa: E402
 from rt1_ros.srv import ResetEpisode  # noqa: E402
 
 pytestmark = pytest.mark.ros
-NS = 1_000_000_000
-LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +42,13 @@ def start_sim(ros):
         defaults.update(parameters)
         node = SimNode(namespace=ros.namespace, context=ros.context,
                        parameter_overrides=[Parameter(k, value=v) for k, v in defaults.items()])
-        ros.executor.add_node(node)
+        ros.add(node)
         nodes.append(node)
         return node
 
     yield start
     for node in nodes:
         ros.remove(node)
-
-
-def stamp_ns(stamp) -> int:
-    return stamp.sec * NS + stamp.nanosec
 
 
 def yaw_of(odom: Odometry) -> float:
@@ -156,8 +151,8 @@ def test_lockstep_advances_one_control_period_per_action(ros, start_sim):
     stamps = [stamp_ns(i.header.stamp) for i in images[:7]]
     # One control period per step, to the nearest physics step and without drift (1/3 s is not a whole number of
     # 2 ms steps).
-    period = NS / node.sim_config.physics.control_rate_hz
-    physics_step = node.sim.model.opt.timestep * NS
+    period = NANOSECONDS / node.sim_config.physics.control_rate_hz
+    physics_step = node.sim.model.opt.timestep * NANOSECONDS
     assert all(abs((s - stamps[0]) - k * period) <= physics_step / 2 + 1 for k, s in enumerate(stamps)), stamps
     assert set(stamps[:-1]) <= set(policy.answered)
     assert node.lockstep_timeouts == 0
