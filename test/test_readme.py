@@ -21,3 +21,11 @@ def test_every_sim_node_parameter_is_documented():
 
 def test_readme_names_the_two_commands():
     assert "make demo" in README and "make test" in README
+
+
+def test_parameter_tables_are_generated_from_the_config_fields():
+    from rt1_ros.node.parameter_table import readme_tables
+
+    for node, table in readme_tables().items():
+        assert table in README, (f"README's {node} parameter table differs from the config fields: paste the output "
+                                 f"of `scripts/rt1-env python -m rt1_ros.node.parameter_table {node}`")
