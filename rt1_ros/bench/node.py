@@ -57,12 +57,12 @@ def bench_node(config: BenchConfig) -> NodeResult | Skipped:
         import rclpy
         from geometry_msgs.msg import Twist
         from rclpy.parameter import Parameter
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
 
         from rt1_ros.msg import RT1Action
         from rt1_ros.node.rt1_node import Rt1Node
+        from rt1_ros.qos import LATCHED
         from rt1_ros.ros_graph import InProcessGraph
     except ImportError as exc:
         return skipped(f"ROS 2 Python or the built messages are missing ({exc}); run `make setup`")
@@ -83,9 +83,7 @@ def bench_node(config: BenchConfig) -> NodeResult | Skipped:
             peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
             peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
             image_publisher = peer.create_publisher(Image, "image", 10)
-            instruction_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-            peer.create_publisher(String, "instruction", instruction_qos).publish(String(data=INSTRUCTION))
+            peer.create_publisher(String, "instruction", LATCHED).publish(String(data=INSTRUCTION))
             if not _wait(lambda: node.controller.instruction is not None
                          and image_publisher.get_subscription_count() > 0, settings.timeout_s):
                 return skipped("the node did not receive the instruction / discover the camera in time")
