@@ -19,7 +19,18 @@ from rt1_ros.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUO
                                    NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig)
 
 __all__ = ["ARM_DELTA_DIMS", "ARM_DIMS", "BASE_DIMS", "CONTINUOUS_DIMS", "GRIPPER_DIM", "MODE_DIM", "NUM_ACTION_DIMS",
-           "ActionDimension", "ActionSpaceConfig", "ActionTokenizer"]
+           "ActionDimension", "ActionSpaceConfig", "ActionTokenizer", "tokens_from_logits"]
+
+
+def tokens_from_logits(logits: torch.Tensor, num_modes: int) -> torch.Tensor:
+    """(..., 11, num_bins) logits -> (..., 11) tokens: each continuous dimension by argmax over all bins, the mode by
+    argmax over its ``num_modes`` valid classes only (the logits above them are no class and never trained).
+
+    The one logits -> tokens rule: the runtime policy, training's accuracy metrics and the inference fast-path check
+    all decode through it."""
+    tokens = logits[..., :CONTINUOUS_DIMS, :].argmax(dim=-1)
+    mode = logits[..., MODE_DIM, :num_modes].argmax(dim=-1, keepdim=True)
+    return torch.cat([tokens, mode], dim=-1)
 
 
 class ActionTokenizer:
@@ -69,9 +80,7 @@ class ActionTokenizer:
 
     def tokens_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """(..., 11, num_bins) logits -> (..., 11) tokens; mode by argmax over its valid classes only."""
-        tokens = logits[..., :CONTINUOUS_DIMS, :].argmax(dim=-1)
-        mode = logits[..., MODE_DIM, : self.num_modes].argmax(dim=-1, keepdim=True)
-        return torch.cat([tokens, mode], dim=-1)
+        return tokens_from_logits(logits, self.num_modes)
 
     def bin_width(self) -> np.ndarray:
         return (self._high - self._low) / (self.num_bins - 1)

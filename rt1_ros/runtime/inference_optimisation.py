@@ -27,8 +27,11 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
+from rt1_ros.action_layout import MODE_CLASSES
+from rt1_ros.model.action_tokenizer import tokens_from_logits
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.node.parameter_spec import parameter as ros_parameter
+from rt1_ros.runtime.frame_history import FrameTokenHistory
 
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
@@ -205,42 +208,36 @@ def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> E
 
 
 @torch.inference_mode()
-def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torch.Tensor,
-                                   conditioning: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torch.Tensor, conditioning: torch.Tensor,
+                                   num_modes: int = len(MODE_CLASSES)) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Run the fp32 eager ``reference`` and ``path`` over the same frames as cached control steps.
 
-    frames (N,3,S,S) in [0,1], conditioning (1,D). Returns tokens (N,11) of each and the largest absolute logit
-    difference. The reference is on the CPU or the path's device, whichever it is already on.
+    frames (N,3,S,S) in [0,1], conditioning (1,D). Returns tokens (N,11) of each, decoded as the policy decodes them
+    (`tokens_from_logits`: the mode over its ``num_modes`` valid classes), and the largest absolute logit
+    difference. Windows are padded as the policy pads them (`FrameTokenHistory`). The reference is on the CPU or the
+    path's device, whichever it is already on.
     """
     reference = reference.eval()
     device = next(path.model.parameters()).device
     dtype = next(path.model.parameters()).dtype
     reference_device = next(reference.parameters()).device
     num_frames = reference.config.num_frames
-    history_reference: list[torch.Tensor] = []
-    history_candidate: list[torch.Tensor] = []
+    history_reference = FrameTokenHistory(num_frames)
+    history_candidate = FrameTokenHistory(num_frames)
     tokens_reference, tokens_candidate, worst = [], [], 0.0
     for frame in frames:
         frame = frame.unsqueeze(0)
-        history_reference.append(reference.encode_frame(frame.to(reference_device), conditioning.to(reference_device)))
-        history_candidate.append(path.encode_frame(frame.to(device, dtype), conditioning.to(device, dtype)))
-        window_reference = _padded_window(history_reference, num_frames)
-        window_candidate = _padded_window(history_candidate, num_frames)
-        logits_reference = reference.logits_from_frame_tokens(window_reference).float().cpu()
-        logits_candidate = path.logits(window_candidate).float().cpu()
+        history_reference.push(reference.encode_frame(frame.to(reference_device),
+                                                      conditioning.to(reference_device))[0])
+        history_candidate.push(path.encode_frame(frame.to(device, dtype), conditioning.to(device, dtype))[0])
+        logits_reference = reference.logits_from_frame_tokens(history_reference.window()).float().cpu()
+        logits_candidate = path.logits(history_candidate.window()).float().cpu()
         worst = max(worst, (logits_reference - logits_candidate).abs().max().item())
-        tokens_reference.append(logits_reference.argmax(-1)[0])
-        tokens_candidate.append(logits_candidate.argmax(-1)[0])
+        tokens_reference.append(tokens_from_logits(logits_reference, num_modes)[0])
+        tokens_candidate.append(tokens_from_logits(logits_candidate, num_modes)[0])
     return torch.stack(tokens_reference), torch.stack(tokens_candidate), worst
 
 
 def tokens_agree(reference_tokens: torch.Tensor, candidate_tokens: torch.Tensor) -> float:
     """Fraction of action dimensions (over all steps) where the candidate picks the reference's bin."""
     return (reference_tokens == candidate_tokens).float().mean().item()
-
-
-def _padded_window(history: list[torch.Tensor], num_frames: int) -> torch.Tensor:
-    """Same padding as `FrameTokenHistory`: the oldest frame repeated at the front, (1,T,K,D)."""
-    recent = history[-num_frames:]
-    padded = [recent[0]] * (num_frames - len(recent)) + recent
-    return torch.cat(padded).unsqueeze(0)

@@ -88,10 +88,3 @@ def action_loss(logits: torch.Tensor, targets: torch.Tensor, num_modes: int, lab
     mode = F.cross_entropy(logits[:, MODE_DIM, :num_modes], targets[:, MODE_DIM], label_smoothing=label_smoothing)
     per_dim = torch.cat([continuous, mode.unsqueeze(0)])  # (11,)
     return per_dim.mean(), per_dim
-
-
-def predicted_tokens(logits: torch.Tensor, num_modes: int) -> torch.Tensor:
-    """(N,11,bins) -> (N,11), the mode by argmax over its valid classes (as ActionTokenizer.tokens_from_logits)."""
-    tokens = logits[:, :CONTINUOUS_DIMS].argmax(dim=-1)
-    mode = logits[:, MODE_DIM, :num_modes].argmax(dim=-1, keepdim=True)
-    return torch.cat([tokens, mode], dim=-1)

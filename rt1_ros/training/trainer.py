@@ -28,13 +28,13 @@ import yaml
 from torch import nn
 
 from rt1_ros.data.dataset import Episode, EpisodeDataset
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer, tokens_from_logits
 from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config, save_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.distributed import setup_distributed
 from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
-from rt1_ros.training.objective import SceneStateHead, WindowedRT1, action_loss, predicted_tokens
+from rt1_ros.training.objective import SceneStateHead, WindowedRT1, action_loss
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
@@ -209,7 +209,7 @@ class Trainer:
         nn.utils.clip_grad_norm_([p for _, p in self._trainable_named_parameters()], self.config.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        accuracy = (predicted_tokens(logits.detach(), self.num_modes) == targets).float().mean().item()
+        accuracy = (tokens_from_logits(logits.detach(), self.num_modes) == targets).float().mean().item()
         return loss.item(), accuracy, len(targets), auxiliary_loss.item() if auxiliary_loss is not None else None
 
     @torch.no_grad()
@@ -226,7 +226,7 @@ class Trainer:
             with self._autocast():
                 logits, auxiliary = windowed(images, frame_text, windows)
             loss, _ = action_loss(logits, targets, self.num_modes)
-            tally.add(loss, predicted_tokens(logits, self.num_modes), targets, batch.families,
+            tally.add(loss, tokens_from_logits(logits, self.num_modes), targets, batch.families,
                       self._auxiliary_loss(auxiliary, batch))
         return tally.metrics()
 

@@ -5,6 +5,7 @@ No timing is asserted anywhere: this machine's CPU is shared, so only structure 
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ import torch
 from torch import nn
 
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
+from rt1_ros.model.action_tokenizer import MODE_DIM
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime.frame_history import pad_window_indices
-from rt1_ros.runtime.inference_optimisation import (REFERENCE, InferenceOptions, build_path, fold_batch_norms,
-                                                    reference_and_candidate_tokens, tokens_agree)
+from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, InferenceOptions, build_path,
+                                                    fold_batch_norms, reference_and_candidate_tokens, tokens_agree)
 from rt1_ros.runtime.policy import Policy, images_to_tensor
 
 
@@ -53,6 +55,51 @@ def test_cpu_fast_paths_give_the_reference_tokens(tiny_with_statistics, options)
     assert torch.equal(reference, candidate)
     assert tokens_agree(reference, candidate) == 1.0
     assert worst < 1e-3
+
+
+class ScriptedLogits(nn.Module):
+    """Stands in for RT-1 in the token check: each frame's tokens are its index, the logits the same every step.
+
+    It records the windows it is given (as frame indices), so the padding can be compared with the policy's."""
+
+    def __init__(self, logits: torch.Tensor, num_frames: int = 3) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # the check reads device and dtype off the parameters
+        self.config = SimpleNamespace(num_frames=num_frames)
+        self.scripted = logits  # (1,11,bins), every step
+        self.windows: list[list[int]] = []
+
+    def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        return frame[:, :1, :1, :1].reshape(1, 1, 1)  # (1,K=1,D=1): the frame's index, set by the caller
+
+    def logits_from_frame_tokens(self, window: torch.Tensor) -> torch.Tensor:
+        self.windows.append(window.flatten().int().tolist())
+        return self.scripted.clone()
+
+
+def test_token_check_decodes_the_mode_over_its_valid_classes_only():
+    """A mode row whose largest logit is at bin 200 (no class) but which prefers class 1 of the 3 valid ones: the
+    check must report class 1, as the policy would act on it (an argmax over all bins said 200)."""
+    logits = torch.zeros(1, 11, 256)
+    logits[0, :MODE_DIM, 17] = 1.0
+    logits[0, MODE_DIM, 200] = 100.0
+    logits[0, MODE_DIM, 1] = 1.0
+    model = ScriptedLogits(logits)
+    frames = torch.arange(4.0).reshape(4, 1, 1, 1).expand(4, 3, 2, 2)
+    reference, candidate, worst = reference_and_candidate_tokens(model, EagerPath(model, REFERENCE), frames,
+                                                                 torch.zeros(1, 1))
+    assert reference[:, MODE_DIM].tolist() == [1, 1, 1, 1]
+    assert torch.equal(reference, candidate) and worst == 0.0
+    assert reference[:, :MODE_DIM].unique().tolist() == [17]
+
+
+def test_token_check_pads_windows_as_the_policy_does():
+    model = ScriptedLogits(torch.zeros(1, 11, 256), num_frames=3)
+    frames = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 3, 2, 2)
+    reference_and_candidate_tokens(model, EagerPath(model, REFERENCE), frames, torch.zeros(1, 1))
+    expected = [pad_window_indices(step, 3) for step in range(5)]
+    assert model.windows[0::2] == expected  # the reference's windows; the candidate's interleave with them
+    assert model.windows[1::2] == expected
 
 
 def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics):

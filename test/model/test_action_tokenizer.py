@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig
+from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig, tokens_from_logits
 
 
 def random_actions(action_space, rng, n):
@@ -56,6 +56,16 @@ def test_mode_decodes_by_argmax_over_its_three_classes_only(tokenizer):
     logits[1, MODE_DIM, 2] = 1.0
     tokens = tokenizer.tokens_from_logits(logits)
     assert tokens[:, MODE_DIM].tolist() == [1, 2]
+
+
+def test_the_method_and_the_module_function_are_one_rule(tokenizer):
+    logits = torch.randn(4, 3, 11, 256, generator=torch.Generator().manual_seed(0))
+    logits[..., MODE_DIM, 3:] += 10.0  # invalid mode bins above every valid one
+    tokens = tokens_from_logits(logits, tokenizer.num_modes)
+    assert tokens.shape == (4, 3, 11)
+    assert torch.equal(tokens, tokenizer.tokens_from_logits(logits))
+    assert torch.equal(tokens[..., :MODE_DIM], logits[..., :MODE_DIM, :].argmax(dim=-1))
+    assert torch.equal(tokens[..., MODE_DIM], logits[..., MODE_DIM, :3].argmax(dim=-1))
 
 
 def test_ranges_come_from_yaml(tmp_path):
