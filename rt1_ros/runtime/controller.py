@@ -21,7 +21,7 @@ import numpy as np
 from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
                                    ActionSpaceConfig, Mode)
 from rt1_ros.node.parameter_spec import parameter
-from rt1_ros.runtime.policy import Policy
+from rt1_ros.runtime.policy import ControlPolicy
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class ControllerStats:
 
 
 class Controller:
-    def __init__(self, policy: Policy, action_space: ActionSpaceConfig, config: ControllerConfig,
+    def __init__(self, policy: ControlPolicy, action_space: ActionSpaceConfig, config: ControllerConfig,
                  max_instruction_chars: int = 1000) -> None:
         self.policy = policy
         self.action_space = action_space

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -43,6 +43,26 @@ class PolicyStep:
     tokens: np.ndarray  # (11,) int
     action: np.ndarray  # (11,) float, decoded (mode as class index)
     inference_ms: float
+
+
+@runtime_checkable
+class ControlPolicy(Protocol):
+    """What `rt1_ros.runtime.controller.Controller` needs from a policy: `Policy` is the real one; tests drive the
+    controller with scripted ones. ``instruction`` is None while no instruction is set."""
+
+    instruction: str | None
+
+    def set_instruction(self, instruction: str) -> None:
+        """Start an episode on this (validated) instruction; the frame history restarts."""
+
+    def clear_instruction(self) -> None:
+        """Drop the instruction; `step` is not called again until a new one is set."""
+
+    def reset(self) -> None:
+        """Restart the frame history (stale camera, failed step), keeping the instruction."""
+
+    def step(self, rgb: np.ndarray) -> PolicyStep:
+        """rgb (H,W,3) uint8 of the newest frame -> tokens and decoded action; may raise (the controller holds)."""
 
 
 class Policy:

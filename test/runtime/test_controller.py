@@ -3,12 +3,17 @@
 The model here is a scripted stand-in for RT-1 (the controller's contract is the decoded action it receives); the
 real model is exercised through the same Policy in test_policy.py and in the node tests.
 """
+import ast
+import inspect
+
 import numpy as np
 import pytest
+import torch
 
 from rt1_ros.model.action_tokenizer import ActionTokenizer
+from rt1_ros.runtime import controller as controller_module
 from rt1_ros.runtime.controller import Controller, ControllerConfig, Frame, InstructionError, Mode
-from rt1_ros.runtime.policy import PolicyStep
+from rt1_ros.runtime.policy import ControlPolicy, Policy, PolicyStep
 
 FRAME = np.zeros((8, 8, 3), np.uint8)
 
@@ -37,6 +42,32 @@ class ScriptedPolicy:
             raise action
         return PolicyStep(tokens=self.tokenizer.encode(np.nan_to_num(action)), action=np.asarray(action, float),
                           inference_ms=1.0)
+
+
+PROTOCOL_MEMBERS = {"instruction", "set_instruction", "clear_instruction", "reset", "step"}
+
+
+def test_the_control_policy_protocol_is_what_the_controller_uses():
+    """Controller reads exactly the protocol's members off its policy: no more (they would be duck typing again),
+    no fewer (the protocol would ask test doubles for what nothing needs)."""
+    tree = ast.parse(inspect.getsource(controller_module))
+    used = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Attribute) and node.value.attr == "policy"}
+    assert used == PROTOCOL_MEMBERS
+    declared = {name for name in vars(ControlPolicy) if not name.startswith("_")} | set(
+        ControlPolicy.__annotations__)
+    assert declared == PROTOCOL_MEMBERS
+    assert inspect.signature(Controller).parameters["policy"].annotation in (ControlPolicy, "ControlPolicy")
+
+
+def test_the_real_policy_and_the_scripted_one_satisfy_the_protocol(tiny_model, tokenizer):
+    policy = Policy(tiny_model, tokenizer, lambda text: torch.zeros(384), torch.device("cpu"))
+    assert isinstance(policy, ControlPolicy)
+    assert isinstance(ScriptedPolicy(tokenizer), ControlPolicy)
+    for member in PROTOCOL_MEMBERS - {"instruction"}:
+        assert callable(getattr(Policy, member)), member
+    assert policy.instruction is None
+    assert not isinstance(object(), ControlPolicy)
 
 
 def action(arm=(0, 0, 0, 0, 0, 0), gripper=0.0, base=(0, 0, 0), mode=0):
