@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
+from rt1_ros.yaml_config import apply_overrides
 
 DEFAULT_FAMILIES = ("pick", "push", "move_near")
 DEFAULT_SEED = 100_000  # rt1-eval's first seed: never a training seed
@@ -48,6 +49,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--domain-id", type=int, default=None,
                         help="DDS domain, to watch the topics from outside (default: a private random one)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override any ClosedLoopConfig field, after the flags above (e.g. ema_alpha=0.5)")
     args = parser.parse_args(argv)
     seeds = args.seeds or [DEFAULT_SEED]
     if len(seeds) not in (1, len(args.families)):
@@ -135,6 +138,10 @@ def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
     config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,
                               max_episode_steps=args.max_steps, episode_timeout_s=args.timeout_s,
                               record_frames=True, domain_id=args.domain_id)
+    try:
+        config = apply_overrides(config, args.set, where="demo --set")
+    except ValueError as exc:
+        raise SystemExit(f"demo: {exc}") from None
     summaries: list[EpisodeSummary] = []
     logs: list[EpisodeLog] = []
     args.output.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rt1_ros.yaml_config import apply_overrides
+
 DEFAULT_SEED_START = 100_000
 
 
@@ -55,7 +57,7 @@ class EpisodeOutcome:
 
 
 @dataclass(frozen=True)
-class EvalSettings:
+class EvalConfig:
     checkpoint: str
     families: tuple[str, ...] = ("pick", "push", "move_near")
     episodes_per_family: int = 10  # seeds whose instruction was in the training data (seen instructions)
@@ -72,7 +74,7 @@ class EvalSettings:
 class RosEvaluation:
     """Episodes through the real nodes over topics (`rt1_ros.closed_loop`)."""
 
-    def __init__(self, settings: EvalSettings, first_family: str, idle_seed: int) -> None:
+    def __init__(self, settings: EvalConfig, first_family: str, idle_seed: int) -> None:
         from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
 
         self.loop = ClosedLoop(ClosedLoopConfig(checkpoint=settings.checkpoint, device=settings.device,
@@ -100,7 +102,7 @@ class RosEvaluation:
 class DirectEvaluation:
     """ROS-free: Policy.step on the simulator's render; raw decoded actions, applied like the node's mode rules."""
 
-    def __init__(self, settings: EvalSettings) -> None:
+    def __init__(self, settings: EvalConfig) -> None:
         from rt1_ros.runtime.policy_loading import PolicySource, load_policy
         from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
@@ -157,7 +159,7 @@ def held_out_pairs(checkpoint: str) -> set[tuple[str, str]]:
     return {tuple(entry.split(":", 1)) for entry in pairs}
 
 
-def plan_jobs(settings: EvalSettings, held_out: set[tuple[str, str]]) -> list[EpisodeJob]:
+def plan_jobs(settings: EvalConfig, held_out: set[tuple[str, str]]) -> list[EpisodeJob]:
     """Per family, the first seeds from ``seed_start`` on: ``episodes_per_family`` whose instruction was seen in
     training and ``held_out_episodes_per_family`` whose (family, target) was held out. The task a seed gives is read
     from a local simulator reset (a layout only: no rendering, no stepping)."""
@@ -242,7 +244,7 @@ def markdown_table(summary: dict, mode_label: str, checkpoint: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def evaluate(settings: EvalSettings, direct: bool = False, output: str | Path | None = None,
+def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | None = None,
              progress: bool = True) -> dict:
     from tqdm import tqdm
 
@@ -295,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint directory (e.g. <run>/best); default: the shipped models/rt1_sim")
-    parser.add_argument("--families", nargs="+", default=list(EvalSettings.families))
+    parser.add_argument("--families", nargs="+", default=list(EvalConfig.families))
     parser.add_argument("--episodes-per-family", type=int, default=10,
                         help="episodes on seeds whose instruction the training data contained")
     parser.add_argument("--held-out-episodes-per-family", type=int, default=0,
@@ -308,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default outputs/eval/<checkpoint dir name>[_direct])")
     parser.add_argument("--direct", action="store_true", help="ROS-free quick check (not the headline number)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
     args = parser.parse_args(argv)
     if args.checkpoint is None:
         from rt1_ros.runtime.policy_loading import SHIPPED_MODEL, shipped_model_path
@@ -316,11 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         if shipped is None:
             parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
         args.checkpoint = str(shipped)
-    settings = EvalSettings(checkpoint=args.checkpoint, families=tuple(args.families),
-                            episodes_per_family=args.episodes_per_family,
-                            held_out_episodes_per_family=args.held_out_episodes_per_family,
-                            seed_start=args.seed_start,
-                            device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps)
+    settings = EvalConfig(checkpoint=args.checkpoint, families=tuple(args.families),
+                          episodes_per_family=args.episodes_per_family,
+                          held_out_episodes_per_family=args.held_out_episodes_per_family,
+                          seed_start=args.seed_start,
+                          device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps)
+    try:
+        settings = apply_overrides(settings, args.set, where="rt1-eval --set")
+    except ValueError as exc:
+        parser.error(str(exc))
     checkpoint = Path(args.checkpoint).resolve()
     output = args.output or f"outputs/eval/{checkpoint.parent.name}_{checkpoint.name}{'_direct' if args.direct else ''}"
     report = evaluate(settings, direct=args.direct, output=output, progress=not args.no_progress)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from rt1_ros.evaluate import EvalSettings, evaluate, main
+from rt1_ros.evaluate import EvalConfig, evaluate, main
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_ros_evaluation_of_one_episode(terminating_checkpoint, tmp_path):
 
 
 def test_direct_evaluation_is_labelled_and_drives_the_sim(driving_checkpoint, tmp_path):
-    settings = EvalSettings(checkpoint=str(driving_checkpoint), families=("move_near",), episodes_per_family=1,
+    settings = EvalConfig(checkpoint=str(driving_checkpoint), families=("move_near",), episodes_per_family=1,
                             max_episode_steps=3)
     report = evaluate(settings, direct=True, output=tmp_path / "direct", progress=False)
     assert report["mode"] == "direct" and "DIRECT" in report["table_markdown"]
@@ -64,7 +64,7 @@ def test_held_out_seeds_are_planned_and_reported_apart(tmp_path):
     """Seeds are sorted by whether the checkpoint's training data held their (family, target) out."""
     from rt1_ros.evaluate import plan_jobs, summarise
 
-    settings = EvalSettings(checkpoint="unused", families=("pick",), episodes_per_family=3,
+    settings = EvalConfig(checkpoint="unused", families=("pick",), episodes_per_family=3,
                             held_out_episodes_per_family=2)
     jobs = plan_jobs(settings, {("pick", "red_cube")})
     assert [j.held_out for j in jobs].count(True) == 2 and [j.held_out for j in jobs].count(False) == 3
@@ -83,4 +83,4 @@ def test_held_out_episodes_need_a_checkpoint_that_records_them():
     from rt1_ros.evaluate import plan_jobs
 
     with pytest.raises(ValueError, match="no held-out targets"):
-        plan_jobs(EvalSettings(checkpoint="x", families=("pick",), held_out_episodes_per_family=1), set())
+        plan_jobs(EvalConfig(checkpoint="x", families=("pick",), held_out_episodes_per_family=1), set())

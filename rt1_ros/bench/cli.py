@@ -19,6 +19,7 @@ from rt1_ros.bench.profiling import profile_step
 from rt1_ros.bench.report import BenchReport
 from rt1_ros.bench.targets import evaluate_targets
 from rt1_ros.bench.throughput import bench_throughput
+from rt1_ros.yaml_config import apply_overrides
 
 SECTIONS = ("latency", "throughput", "node", "lucidrains", "cuda", "profile")
 
@@ -61,12 +62,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="bench.json", help="where the JSON results go")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override BenchConfig fields over the chosen section; dotted keys reach nested ones "
+                             "(e.g. node.messages=20)")
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; known: {', '.join(SECTIONS)}")
     config = BenchConfig.from_yaml("smoke" if args.smoke else "default", args.config)
+    try:
+        config = apply_overrides(config, args.set, where="rt1-bench --set")
+    except ValueError as exc:
+        parser.error(str(exc))
     report = run_bench(config, sections, smoke=args.smoke)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
     overrides = list(args.set) + ([f"data={args.data}"] if args.data else [])
-    config = parse_overrides(config, overrides)
+    try:
+        config = parse_overrides(config, overrides)
+    except ValueError as exc:
+        parser.error(str(exc))
     trainer = Trainer(config, Path(args.output), resume=args.resume, progress=not args.no_progress,
                       device=args.device)
     result = trainer.run()

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from rt1_ros.yaml_config import config_dir, from_mapping, load_dataclass, to_mapping
+from rt1_ros.yaml_config import apply_overrides, config_dir, load_dataclass
 
 
 @dataclass(frozen=True)
@@ -64,10 +62,4 @@ class TrainConfig:
 
 def parse_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:
     """``key=value`` strings (values parsed as YAML) applied over ``config``, type-checked like the YAML file."""
-    mapping = to_mapping(config)
-    for assignment in assignments:
-        key, sep, value = assignment.partition("=")
-        if not sep:
-            raise ValueError(f"override '{assignment}' is not key=value")
-        mapping[key.strip()] = yaml.safe_load(value)
-    return from_mapping(TrainConfig, mapping, where="train config")
+    return apply_overrides(config, assignments, where="train config")

@@ -1,0 +1,37 @@
+"""The one override syntax (`--set key=value`) of rt1-train, rt1-eval, rt1-bench and the demo."""
+from __future__ import annotations
+
+import pytest
+
+from rt1_ros.bench.config import BenchConfig
+from rt1_ros.yaml_config import ConfigError, apply_overrides
+
+
+def test_overrides_are_parsed_as_yaml_type_checked_and_reach_nested_configs():
+    config = BenchConfig.from_yaml("smoke")
+    changed = apply_overrides(config, ["node.messages=7", "node.image_width=320"])
+    assert (changed.node.messages, changed.node.image_width) == (7, 320)
+    assert changed.node.model_size == config.node.model_size  # untouched fields keep their values
+    with pytest.raises(ConfigError, match="no_such"):
+        apply_overrides(config, ["node.no_such=1"])
+    with pytest.raises(ConfigError, match="messages"):
+        apply_overrides(config, ["node.messages=many"])
+    with pytest.raises(ConfigError, match="not a nested config"):
+        apply_overrides(config, ["node.messages.deeper=1"])
+    with pytest.raises(ConfigError, match="not key=value"):
+        apply_overrides(config, ["node.messages"])
+
+
+def test_every_command_line_tool_takes_set_and_names_an_unknown_key(capsys):
+    from rt1_ros.bench.cli import main as bench_main
+    from rt1_ros.demo import main as demo_main
+    from rt1_ros.evaluate import main as eval_main
+    from rt1_ros.training.cli import main as train_main
+
+    for main, argv in ((bench_main, ["--smoke"]), (eval_main, []), (train_main, ["--output", "unused"])):
+        with pytest.raises(SystemExit) as exited:
+            main(argv + ["--set", "no_such_key=1"])
+        assert exited.value.code == 2
+        assert "no_such_key" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no_such_key"):
+        demo_main(["--set", "no_such_key=1"])
