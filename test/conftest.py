@@ -25,6 +25,18 @@ def tiny_model(tiny_config) -> RT1:
 
 
 @pytest.fixture(scope="session")
+def trained_model() -> RT1:
+    """The shipped trained policy (models/rt1_sim, 128 px). Checks that two computations give the same output use it:
+    an untrained model's logits barely depend on the image (tiny, seed 0: ~1e-6), so they would agree whatever the
+    code did (`rt1_ros.runtime.inference_optimisation.input_dependence`)."""
+    from rt1_ros.model.checkpoint import from_pretrained
+    from rt1_ros.runtime.policy_loading import shipped_model_path
+
+    model, _, _ = from_pretrained(shipped_model_path())
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
 def action_space() -> ActionSpaceConfig:
     return ActionSpaceConfig.from_yaml()
 

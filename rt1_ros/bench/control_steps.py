@@ -16,8 +16,8 @@ from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, reference_and_candidate_tokens,
-                                                    tokens_agree)
+from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
+                                                    reference_and_candidate_tokens, tokens_agree)
 from rt1_ros.runtime.policy import Policy, images_to_tensor
 
 
@@ -78,10 +78,17 @@ class TokenCheck:
     token_agreement: float
     identical: bool
     max_abs_logit_difference: float
+    input_dependence: float  # the reference's largest logit change between frames (`input_dependence`)
+
+    @property
+    def vacuous(self) -> bool:
+        """The reference barely reacts to its input: agreement then says nothing about the optimised path."""
+        return self.input_dependence <= max(1e-3, 100.0 * self.max_abs_logit_difference)
 
     def as_dict(self) -> dict[str, Any]:
         return {"options": self.options, "frames": self.frames, "token_agreement": self.token_agreement,
-                "identical": self.identical, "max_abs_logit_difference": self.max_abs_logit_difference}
+                "identical": self.identical, "max_abs_logit_difference": self.max_abs_logit_difference,
+                "input_dependence": self.input_dependence, "vacuous": self.vacuous}
 
 
 def check_optimised_tokens(model: RT1, frames: np.ndarray, device: torch.device,
@@ -95,4 +102,5 @@ def check_optimised_tokens(model: RT1, frames: np.ndarray, device: torch.device,
     return TokenCheck(options=options.describe(device), frames=len(frames),
                       token_agreement=tokens_agree(reference_tokens, candidate_tokens),
                       identical=bool(torch.equal(reference_tokens, candidate_tokens)),
-                      max_abs_logit_difference=worst)
+                      max_abs_logit_difference=worst,
+                      input_dependence=input_dependence(model, images, conditioning))

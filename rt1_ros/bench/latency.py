@@ -84,7 +84,9 @@ class ModelLatency:
         check = self.optimised_vs_reference_tokens
         return (self.reference.rows(size, "reference") + self.optimised.rows(size, "optimised")
                 + [f"{size:6} optimised vs reference tokens: agreement {check.token_agreement:.3f} on "
-                   f"{check.frames} frames, max |logit diff| {check.max_abs_logit_difference:.2e}"])
+                   f"{check.frames} frames, max |logit diff| {check.max_abs_logit_difference:.2e}, "
+                   f"logits move {check.input_dependence:.2e} between frames"
+                   + (" — VACUOUS: the model ignores its input" if check.vacuous else "")])
 
 
 @dataclass

@@ -238,6 +238,28 @@ def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torc
     return torch.stack(tokens_reference), torch.stack(tokens_candidate), worst
 
 
+@torch.inference_mode()
+def input_dependence(reference: RT1, frames: torch.Tensor, conditioning: torch.Tensor) -> float:
+    """How much ``reference``'s logits change with the frame: the largest absolute logit difference between any
+    frame's first control step (its window padded with itself, as at an episode's start) and the first frame's.
+
+    Why: a check that two paths give the same tokens proves nothing when the model's output ignores its input (an
+    untrained paper-size encoder's activations vanish, so every frame gives the same logits). Report this beside
+    every agreement figure and call the check vacuous when it is not well above the paths' own logit difference."""
+    reference = reference.eval()
+    device = next(reference.parameters()).device
+    first = None
+    spread = 0.0
+    for frame in frames:
+        history = FrameTokenHistory(reference.config.num_frames)
+        history.push(reference.encode_frame(frame.unsqueeze(0).to(device), conditioning.to(device))[0])
+        logits = reference.logits_from_frame_tokens(history.window()).float().cpu()
+        if first is None:
+            first = logits
+        spread = max(spread, (logits - first).abs().max().item())
+    return spread
+
+
 def tokens_agree(reference_tokens: torch.Tensor, candidate_tokens: torch.Tensor) -> float:
     """Fraction of action dimensions (over all steps) where the candidate picks the reference's bin."""
     return (reference_tokens == candidate_tokens).float().mean().item()

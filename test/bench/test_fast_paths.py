@@ -1,4 +1,4 @@
-"""Every inference fast path keeps the reference's tokens, on the bench's untrained models and camera frames.
+"""Every inference fast path keeps the reference's tokens, on the shipped trained model and camera frames.
 
 No timing is asserted anywhere: this machine's CPU is shared, so only structure and correctness are checked.
 """
@@ -12,13 +12,26 @@ import pytest
 import torch
 from torch import nn
 
+from rt1_ros.bench.control_steps import TokenCheck
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.model.action_tokenizer import MODE_DIM
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, InferenceOptions, build_path,
-                                                    fold_batch_norms, reference_and_candidate_tokens, tokens_agree)
+                                                    fold_batch_norms, input_dependence, reference_and_candidate_tokens,
+                                                    tokens_agree)
 from rt1_ros.runtime.policy import Policy, images_to_tensor
+
+
+@pytest.fixture(scope="module")
+def trained() -> RT1:
+    """The shipped trained policy (models/rt1_sim). Token-identity checks run on it because an untrained model's
+    logits barely depend on the frame (tiny, seed 3: 3e-6 between camera frames), so any two paths would agree."""
+    from rt1_ros.model.checkpoint import from_pretrained
+    from rt1_ros.runtime.policy_loading import shipped_model_path
+
+    model, _, _ = from_pretrained(shipped_model_path())
+    return model.eval()
 
 
 @pytest.fixture
@@ -46,12 +59,14 @@ def test_batch_norm_folding_refuses_train_mode(tiny_with_statistics):
 @pytest.mark.parametrize("options", [InferenceOptions(), InferenceOptions(channels_last=False),
                                      InferenceOptions(fold_batch_norm=False)], ids=lambda o: o.describe(
                                          torch.device("cpu")).replace(", ", "+"))
-def test_cpu_fast_paths_give_the_reference_tokens(tiny_with_statistics, options):
-    model = tiny_with_statistics
+def test_cpu_fast_paths_give_the_reference_tokens(trained, options):
+    model = trained
     path = build_path(model, options, torch.device("cpu"))
-    frames = images_to_tensor(camera_frames(8, 96, seed=5))
+    frames = images_to_tensor(camera_frames(8, model.config.image_size, seed=5))
     conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
     reference, candidate, worst = reference_and_candidate_tokens(model, path, frames, conditioning)
+    # Not vacuous: the model's logits move with the frame far more than the two paths differ.
+    assert input_dependence(model, frames, conditioning) > max(1e-2, 100 * worst)
     assert torch.equal(reference, candidate)
     assert tokens_agree(reference, candidate) == 1.0
     assert worst < 1e-3
@@ -93,6 +108,18 @@ def test_token_check_decodes_the_mode_over_its_valid_classes_only():
     assert reference[:, :MODE_DIM].unique().tolist() == [17]
 
 
+def test_a_model_that_ignores_its_input_makes_the_token_check_vacuous():
+    """Fixed logits agree with themselves whatever the code does: the check must say so, not pass silently."""
+    model = ScriptedLogits(torch.randn(1, 11, 256))
+    frames = torch.arange(4.0).reshape(4, 1, 1, 1).expand(4, 3, 2, 2)
+    assert input_dependence(model, frames, torch.zeros(1, 1)) == 0.0
+    check = TokenCheck(options="eager", frames=4, token_agreement=1.0, identical=True, max_abs_logit_difference=0.0,
+                       input_dependence=0.0)
+    assert check.vacuous and check.as_dict()["vacuous"] is True
+    assert not TokenCheck(options="eager", frames=4, token_agreement=1.0, identical=True,
+                          max_abs_logit_difference=1e-6, input_dependence=0.5).vacuous
+
+
 def test_token_check_pads_windows_as_the_policy_does():
     model = ScriptedLogits(torch.zeros(1, 11, 256), num_frames=3)
     frames = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 3, 2, 2)
@@ -110,14 +137,15 @@ def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics)
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(tiny_with_statistics,
-                                                                                      tokenizer):
-    model = tiny_with_statistics
+def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(trained, tokenizer):
+    model = trained
     embedding = torch.randn(384)
     policy = Policy(model, tokenizer, lambda text: embedding, torch.device("cpu"), inference=InferenceOptions())
     assert policy.model is not model
     policy.set_instruction("go")
-    frames = camera_frames(9, 96, seed=2)
+    frames = camera_frames(9, model.config.image_size, seed=2)
+    # Not vacuous: this model's output depends on the frame.
+    assert input_dependence(model, images_to_tensor(frames), model.embed_instruction(embedding[None]).detach()) > 1e-2
     for step in range(len(frames)):
         tokens = policy.step(frames[step]).tokens
         window = images_to_tensor(frames[pad_window_indices(step, 6)]).unsqueeze(0)
@@ -146,10 +174,11 @@ def test_cuda_executors_fall_back_to_eager_on_cpu(tiny_with_statistics):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("executor", ["eager", "cuda_graph"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_cuda_paths_agree_with_fp32_on_99_percent_of_dimensions(tiny_with_statistics, executor, dtype):
-    model = tiny_with_statistics
+def test_cuda_paths_agree_with_fp32_on_99_percent_of_dimensions(trained, executor, dtype):
+    model = trained
     path = build_path(model, InferenceOptions(cuda_executor=executor, cuda_dtype=dtype), torch.device("cuda"))
-    frames = images_to_tensor(camera_frames(8, 96, seed=5))
+    frames = images_to_tensor(camera_frames(8, model.config.image_size, seed=5))
     conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
+    assert input_dependence(model, frames, conditioning) > 1e-2
     reference, candidate, _ = reference_and_candidate_tokens(model, path, frames, conditioning)
     assert tokens_agree(reference, candidate) >= (1.0 if dtype == "float32" else 0.99)

@@ -4,6 +4,7 @@ import torch
 
 from rt1_ros.model.rt1 import RT1, count_parameters
 from rt1_ros.runtime.frame_history import FrameTokenHistory, pad_window_indices
+from rt1_ros.runtime.inference_optimisation import input_dependence
 
 
 def test_paper_config_size_and_forward_shape(paper_config):
@@ -28,18 +29,21 @@ def test_tiny_forward_shape_and_batch_independence(tiny_model):
     torch.testing.assert_close(batch[1:2], single, rtol=1e-5, atol=1e-5)
 
 
-def test_token_cache_gives_the_full_forward_logits_at_every_step(tiny_model, tiny_config):
+def test_token_cache_gives_the_full_forward_logits_at_every_step(trained_model):
+    model, size, frames = trained_model, trained_model.config.image_size, trained_model.config.num_frames
     torch.manual_seed(2)
-    episode = torch.rand(9, 3, 96, 96)  # more frames than the window, so the cache also rolls over
+    episode = torch.rand(9, 3, size, size)  # more frames than the window, so the cache also rolls over
     text = torch.randn(1, 384)
-    history = FrameTokenHistory(tiny_config.num_frames)
+    history = FrameTokenHistory(frames)
     with torch.no_grad():
-        instruction = tiny_model.embed_instruction(text)
+        instruction = model.embed_instruction(text)
+        # Not vacuous: the logits move with the frames by far more than the tolerance below.
+        assert input_dependence(model, episode, instruction) > 1e-2
         for step in range(len(episode)):
-            history.push(tiny_model.encode_frame(episode[step:step + 1], instruction)[0])
-            cached = tiny_model.logits_from_frame_tokens(history.window())
-            window = episode[pad_window_indices(step, tiny_config.num_frames)].unsqueeze(0)
-            full = tiny_model(window, text)
+            history.push(model.encode_frame(episode[step:step + 1], instruction)[0])
+            cached = model.logits_from_frame_tokens(history.window())
+            window = episode[pad_window_indices(step, frames)].unsqueeze(0)
+            full = model(window, text)
             torch.testing.assert_close(cached, full, rtol=0, atol=1e-5)
 
 
