@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rt1_ros.model.action_tokenizer import MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig
+from rt1_ros.model.action_tokenizer import MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig, ActionTokenizer
 
 METRICS_FILE = "metrics.csv"
 METRIC_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "train_token_acc", "targets_per_s", "val_loss",
@@ -77,8 +77,8 @@ class ValidationTally:
     def __init__(self, action_space: ActionSpaceConfig, device: torch.device) -> None:
         self.action_space = action_space
         self.arm_mode = action_space.mode_index("arm")
-        spans = [(d.high - d.low) for d in action_space.dimensions[ARM_POSITION]]
-        self.arm_bin_width_mm = torch.tensor(spans, device=device) / (action_space.num_bins - 1) * 1000.0
+        bin_width_m = ActionTokenizer(action_space).bin_width()[ARM_POSITION]  # (3,)
+        self.arm_bin_width_mm = torch.as_tensor(bin_width_m * 1000.0, dtype=torch.float32, device=device)
         self.total_loss, self.count = 0.0, 0
         self.auxiliary_total, self.auxiliary_count = 0.0, 0
         self.arm_error_sum, self.arm_error_count = 0.0, 0

@@ -111,9 +111,9 @@ class WindowSampler:
                 windows.append([offset + i - context_start for i in pad_window_indices(step, self.num_frames)])
             targets.append(episode.tokens[first:end])
             families += [episode.family] * (end - first)
-            if episode.scene_state is not None:
+            if self.scene_state_width and episode.scene_state is not None:
                 states.append(np.asarray(episode.scene_state[first:end], dtype=np.float32))
-            else:
+            elif self.scene_state_width:
                 states.append(np.full((end - first, self.scene_state_width), np.nan, dtype=np.float32))
             offset += len(frames)
         scene_state = torch.from_numpy(np.concatenate(states)) if self.scene_state_width else None

@@ -23,17 +23,6 @@ from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, Infere
 from rt1_ros.runtime.policy import Policy, images_to_tensor
 
 
-@pytest.fixture(scope="module")
-def trained() -> RT1:
-    """The shipped trained policy (models/rt1_sim). Token-identity checks run on it because an untrained model's
-    logits barely depend on the frame (tiny, seed 3: 3e-6 between camera frames), so any two paths would agree."""
-    from rt1_ros.model.checkpoint import from_pretrained
-    from rt1_ros.runtime.policy_loading import shipped_model_path
-
-    model, _, _ = from_pretrained(shipped_model_path())
-    return model.eval()
-
-
 @pytest.fixture
 def tiny_with_statistics() -> RT1:
     """Tiny RT-1 whose BatchNorm statistics and FiLM are not at their identity initialisation."""
@@ -59,8 +48,8 @@ def test_batch_norm_folding_refuses_train_mode(tiny_with_statistics):
 @pytest.mark.parametrize("options", [InferenceOptions(), InferenceOptions(channels_last=False),
                                      InferenceOptions(fold_batch_norm=False)], ids=lambda o: o.describe(
                                          torch.device("cpu")).replace(", ", "+"))
-def test_cpu_fast_paths_give_the_reference_tokens(trained, options):
-    model = trained
+def test_cpu_fast_paths_give_the_reference_tokens(trained_model, options):
+    model = trained_model
     path = build_path(model, options, torch.device("cpu"))
     frames = images_to_tensor(camera_frames(8, model.config.image_size, seed=5))
     conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
@@ -137,8 +126,8 @@ def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics)
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(trained, tokenizer):
-    model = trained
+def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(trained_model, tokenizer):
+    model = trained_model
     embedding = torch.randn(384)
     policy = Policy(model, tokenizer, lambda text: embedding, torch.device("cpu"), inference=InferenceOptions())
     assert policy.model is not model
@@ -174,8 +163,8 @@ def test_cuda_executors_fall_back_to_eager_on_cpu(tiny_with_statistics):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("executor", ["eager", "cuda_graph"])
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
-def test_cuda_paths_agree_with_fp32_on_99_percent_of_dimensions(trained, executor, dtype):
-    model = trained
+def test_cuda_paths_agree_with_fp32_on_99_percent_of_dimensions(trained_model, executor, dtype):
+    model = trained_model
     path = build_path(model, InferenceOptions(cuda_executor=executor, cuda_dtype=dtype), torch.device("cuda"))
     frames = images_to_tensor(camera_frames(8, model.config.image_size, seed=5))
     conditioning = model.embed_instruction(torch.randn(1, 384)).detach()
