@@ -108,7 +108,11 @@ class WindowSampler:
             images.append(frames)
             frame_instruction += [episode.instruction_index] * len(frames)
             for step in range(first, end):
-                windows.append([offset + i - context_start for i in pad_window_indices(step, self.num_frames)])
+                indices = pad_window_indices(step, self.num_frames)
+                if rng is not None and self.config.history_dropout > 0.0 \
+                        and rng.random() < self.config.history_dropout:
+                    indices = [step] * self.num_frames  # only the current frame, as on an episode's first step
+                windows.append([offset + i - context_start for i in indices])
             targets.append(episode.tokens[first:end])
             families += [episode.family] * (end - first)
             if self.scene_state_width and episode.scene_state is not None:
