@@ -26,11 +26,16 @@ setup(
         "matplotlib>=3.7",
         "imageio>=2.30",
         "rosbags>=0.9",
+        # The CPU inference backends (inference_backend; `auto` runs OpenVINO on x86 and falls back to torch with a
+        # warning where it is missing) and the ONNX exports they run (rt1-export).
+        "onnx>=1.16",
+        "openvino>=2024.4; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
     ],
     extras_require={
         # rclpy and the message packages come from the ros-* wheels (Kilted) or a ROS 2 install.
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-geometry-msgs", "ros-std-msgs", "ros-std-srvs"],
         "test": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
+        "onnxruntime": ["onnxruntime>=1.18"],  # inference_backend: onnxruntime
     },
     entry_points={
         "console_scripts": [
@@ -40,6 +45,7 @@ setup(
             "rt1-train=rt1_ros.training.cli:main",
             "rt1-eval=rt1_ros.evaluate:main",
             "rt1-bench=rt1_ros.bench.cli:main",
+            "rt1-export=rt1_ros.runtime.onnx_export:main",
             "rt1-generate=rt1_ros.data.generate:main",
             "rt1-import-bag=rt1_ros.data.rosbag_import:main",
         ],

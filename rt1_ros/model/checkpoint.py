@@ -119,4 +119,8 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     model_config, action_space, extra = read_checkpoint_config(directory)
     model = RT1(model_config)
     load_weights_into(model, directory)
+    # Where the weights came from, so derived files (the ONNX exports of rt1_ros.runtime.onnx_export) can be
+    # cached beside them; those are keyed by the weights' hash, so a model changed after loading is not confused
+    # with its checkpoint.
+    model.checkpoint_directory = directory.resolve()
     return model.to(device).eval(), action_space, extra

@@ -15,12 +15,21 @@ transformer over the cached window. What is available:
   a CUDA graph with static input buffers and replayed; it removes the per-kernel launch cost that dominates a
   batch-1 step of a ~300-kernel network).
 
+- ``backend``: who runs the two calls. ``torch`` (the paths above; the reference, and the only one on CUDA),
+  ``onnxruntime`` or ``openvino`` (CPU only: ONNX exports of the two calls, `rt1_ros.runtime.onnx_backends`), or
+  ``auto``: `AUTO_CPU_BACKEND` on an x86 CPU, torch anywhere else. A backend that is not installed or fails to
+  export or load falls back to torch with one warning. ``openvino_dtype`` bfloat16 is opt-in only (README
+  "Performance": tokens checked on the trained model first).
+
 None of these changes a parameter value the model was trained with; `tokens_agree` is the check that a path
 gives the reference's action tokens on fixed inputs.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
+import logging
+import platform
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +44,14 @@ from rt1_ros.runtime.frame_history import FrameTokenHistory
 
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+# What ``auto`` runs on an x86 CPU: the fastest backend whose tokens were identical to torch's on the shipped trained
+# model in `rt1-bench --sections backends` (README "Performance" has the run).
+AUTO_CPU_BACKEND = "openvino"
+OPENVINO_DTYPES = ("float32", "bfloat16")
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
+
+logger = logging.getLogger(__name__)
 
 # (conv attribute, batch-norm attribute) pairs in the FiLM-EfficientNet's Stem and MBConv modules.
 CONV_BN_PAIRS = (("conv", "bn"), ("expand_conv", "expand_bn"), ("depthwise_conv", "depthwise_bn"),
@@ -51,8 +68,18 @@ class InferenceOptions:
                                      read_only=True, name="inference_threads")
     cuda_dtype: str = "float32"
     cuda_executor: str = "eager"
+    # rt1_node's inference_backend parameter
+    backend: str = ros_parameter("auto", "who runs the model on a CPU: torch, onnxruntime or openvino (ONNX exports "
+                                 "cached beside the checkpoint, rt1-export); auto = openvino on x86, torch elsewhere. "
+                                 "CUDA always runs torch (README: Performance)", choices=BACKENDS, read_only=True,
+                                 name="inference_backend")
+    openvino_dtype: str = "float32"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got '{self.backend}'")
+        if self.openvino_dtype not in OPENVINO_DTYPES:
+            raise ValueError(f"openvino_dtype must be one of {OPENVINO_DTYPES}, got '{self.openvino_dtype}'")
         if self.cuda_dtype not in CUDA_DTYPES:
             raise ValueError(f"cuda_dtype must be one of {tuple(CUDA_DTYPES)}, got '{self.cuda_dtype}'")
         if self.cuda_executor not in CUDA_EXECUTORS:
@@ -64,7 +91,21 @@ class InferenceOptions:
         """Reduced precision is a CUDA option only: CPU inference stays fp32, where tokens are checked exactly."""
         return CUDA_DTYPES[self.cuda_dtype] if device.type == "cuda" else torch.float32
 
+    def backend_on(self, device: torch.device) -> str:
+        """The backend these options run on ``device``: ``auto`` resolved, and torch on any non-CPU device (the
+        ONNX backends run on the CPU)."""
+        if device.type != "cpu":
+            return "torch"
+        if self.backend == "auto":
+            return AUTO_CPU_BACKEND if platform.machine().lower() in X86_MACHINES else "torch"
+        return self.backend
+
     def describe(self, device: torch.device) -> str:
+        backend = self.backend_on(device)
+        if backend != "torch":
+            threads = f", {self.num_threads} thread{'s' if self.num_threads > 1 else ''}" if self.num_threads else ""
+            precision = " bf16" if backend == "openvino" and self.openvino_dtype == "bfloat16" else ""
+            return f"{backend}{precision}{threads}"
         parts = []
         if self.fold_batch_norm:
             parts.append("bn-folded")
@@ -77,7 +118,7 @@ class InferenceOptions:
         return ", ".join(parts) or "eager reference"
 
 
-REFERENCE = InferenceOptions(fold_batch_norm=False, channels_last=False)
+REFERENCE = InferenceOptions(fold_batch_norm=False, channels_last=False, backend="torch")
 
 
 def fold_batch_norms(model: nn.Module) -> int:
@@ -198,8 +239,24 @@ class CudaGraphPath(EagerPath):
 
 
 def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> EagerPath:
-    """The prepared model behind the executor the options ask for (CUDA executors need a CUDA device)."""
+    """The prepared model behind the backend and executor the options ask for (CUDA executors need a CUDA device;
+    the ONNX backends run on the CPU). The path's ``options`` say which backend it runs (``auto`` resolved; torch
+    after a fallback)."""
+    backend = options.backend_on(device)
+    if options.backend not in ("auto", backend):
+        logger.warning("inference backend '%s' runs on the CPU only; running torch on %s", options.backend, device)
+    if backend != options.backend:
+        options = dataclasses.replace(options, backend=backend)
     prepared = prepare_model(model, options, device)
+    if backend != "torch":
+        try:
+            from rt1_ros.runtime.onnx_backends import build_onnx_path
+
+            return build_onnx_path(model, prepared, options, backend)
+        except Exception as exc:  # a missing runtime or a failed export must not stop the robot: torch still runs
+            logger.warning("inference backend '%s' is unavailable (%s: %s); running torch instead", backend,
+                           type(exc).__name__, exc)
+            options = dataclasses.replace(options, backend="torch")
     if device.type != "cuda" or options.cuda_executor == "eager":
         return EagerPath(prepared, options)
     if options.cuda_executor == "compile":

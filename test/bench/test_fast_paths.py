@@ -45,9 +45,10 @@ def test_batch_norm_folding_refuses_train_mode(tiny_with_statistics):
         fold_batch_norms(tiny_with_statistics.train())
 
 
-@pytest.mark.parametrize("options", [InferenceOptions(), InferenceOptions(channels_last=False),
-                                     InferenceOptions(fold_batch_norm=False)], ids=lambda o: o.describe(
-                                         torch.device("cpu")).replace(", ", "+"))
+@pytest.mark.parametrize("options", [InferenceOptions(backend="torch"),
+                                     InferenceOptions(backend="torch", channels_last=False),
+                                     InferenceOptions(backend="torch", fold_batch_norm=False)],
+                         ids=lambda o: o.describe(torch.device("cpu")).replace(", ", "+"))
 def test_cpu_fast_paths_give_the_reference_tokens(trained_model, options):
     model = trained_model
     path = build_path(model, options, torch.device("cpu"))
@@ -155,7 +156,8 @@ def test_options_are_validated_and_reduced_precision_is_cuda_only():
 
 
 def test_cuda_executors_fall_back_to_eager_on_cpu(tiny_with_statistics):
-    path = build_path(tiny_with_statistics, InferenceOptions(cuda_executor="cuda_graph"), torch.device("cpu"))
+    path = build_path(tiny_with_statistics, InferenceOptions(cuda_executor="cuda_graph", backend="torch"),
+                      torch.device("cpu"))
     assert type(path).__name__ == "EagerPath"
 
 

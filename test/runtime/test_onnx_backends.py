@@ -1,0 +1,191 @@
+"""The ONNX Runtime and OpenVINO backends: the torch reference's tokens on the shipped trained model over
+consecutive frames of a simulator episode, the export cache (hit, miss on a changed checkpoint, a damaged file,
+a read-only checkpoint), `rt1-export`, and the fall-back to torch. No timing is asserted."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from rt1_ros.model.checkpoint import from_pretrained, save_pretrained
+from rt1_ros.model.rt1 import RT1
+from rt1_ros.runtime import inference_optimisation, onnx_export
+from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.runtime.inference_optimisation import (AUTO_CPU_BACKEND, EagerPath, InferenceOptions, build_path,
+                                                    input_dependence, reference_and_candidate_tokens)
+from rt1_ros.runtime.onnx_export import FixedGridAveragePool, cached_export
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def private_export_cache(tmp_path, monkeypatch):
+    """Exports of models without a checkpoint go to this test's folder, not the user's cache."""
+    monkeypatch.setenv(onnx_export.CACHE_ENVIRONMENT_VARIABLE, str(tmp_path))
+BACKENDS = ("onnxruntime", "openvino")
+EPISODE_FRAMES = 6
+
+
+@pytest.fixture(scope="module")
+def episode_frames(trained_model) -> torch.Tensor:
+    """(N,3,S,S): the head camera over the first steps of a scripted pick episode (a seed no training used)."""
+    from rt1_ros.action_layout import ActionSpaceConfig
+    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+
+    sim = MobileManipulatorSim()
+    task = sim.reset("pick", 100_000)
+    expert = ScriptedExpert(sim, ActionSpaceConfig.from_yaml())
+    expert.reset(task)
+    episode = run_episode(sim, task, expert.act, ActionSpaceConfig.from_yaml(), max_steps=EPISODE_FRAMES,
+                          record_images=True)
+    size = trained_model.config.image_size
+    rgb = np.stack([resize_for_model(image, size) for image in episode.images])
+    return torch.from_numpy(rgb).movedim(-1, -3).float().div(255.0)
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(trained_model, tmp_path_factory):
+    """A private copy of the shipped checkpoint, so exports made here never land beside models/rt1_sim."""
+    directory = tmp_path_factory.mktemp("rt1_sim")
+    for name in ("model.safetensors", "config.yaml"):
+        shutil.copy(trained_model.checkpoint_directory / name, directory / name)
+    model, _, _ = from_pretrained(directory)
+    return model
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backend_gives_the_torch_tokens_over_a_sim_episode(trained_checkpoint, episode_frames, backend):
+    model = trained_checkpoint
+    conditioning = model.embed_instruction(torch.randn(1, 384, generator=torch.Generator().manual_seed(1))).detach()
+    # Not vacuous: the trained model's logits move with the frame far more than any backend's rounding.
+    dependence = input_dependence(model, episode_frames, conditioning)
+    assert dependence > 1e-1
+    path = build_path(model, InferenceOptions(backend=backend, num_threads=1), CPU)
+    assert type(path).__name__ == {"onnxruntime": "OnnxRuntimePath", "openvino": "OpenVinoPath"}[backend]
+    assert path.options.backend == backend
+    reference, candidate, worst = reference_and_candidate_tokens(model, path, episode_frames, conditioning)
+    assert worst < 1e-3 and dependence > 100 * worst
+    assert torch.equal(reference, candidate)
+    # The frames differ enough that the torch reference itself does not answer the same at every step.
+    assert len({tuple(row) for row in reference.tolist()}) > 1
+
+
+def test_a_backend_that_computes_something_else_is_caught(trained_checkpoint, episode_frames):
+    """The check above can fail: a path whose encoder sees a slightly different frame gives other tokens."""
+    model = trained_checkpoint
+    conditioning = model.embed_instruction(torch.zeros(1, 384)).detach()
+    path = build_path(model, InferenceOptions(backend="onnxruntime", num_threads=1), CPU)
+    encode = path.encode_frame
+    path.encode_frame = lambda frame, cond: encode(frame.flip(-1), cond)
+    reference, candidate, worst = reference_and_candidate_tokens(model, path, episode_frames, conditioning)
+    assert worst > 1e-2 and not torch.equal(reference, candidate)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, tiny_model, action_space):
+    save_pretrained(tiny_model, tmp_path / "checkpoint", action_space)
+    return tmp_path / "checkpoint"
+
+
+def test_export_is_reused_until_the_checkpoint_changes(tiny_checkpoint, tmp_path, action_space):
+    model, _, _ = from_pretrained(tiny_checkpoint)
+    first = cached_export(model, cache=tmp_path / "cache")
+    assert first.created and first.directory == tiny_checkpoint / "onnx"
+    assert first.encoder.is_file() and first.transformer.is_file()
+    again = cached_export(from_pretrained(tiny_checkpoint)[0], cache=tmp_path / "cache")
+    assert not again.created and again.key == first.key
+    encoder_bytes = first.encoder.read_bytes()
+
+    with torch.no_grad():  # new weights in the same directory: a new key, exported again in place
+        model.action_head.heads[0].bias.add_(1.0)
+    save_pretrained(model, tiny_checkpoint, action_space)
+    changed = cached_export(from_pretrained(tiny_checkpoint)[0], cache=tmp_path / "cache")
+    assert changed.created and changed.key != first.key and changed.directory == first.directory
+    assert changed.encoder.read_bytes() == encoder_bytes  # only the heads changed
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_damaged_export_is_redone(tiny_checkpoint, tmp_path):
+    model, _, _ = from_pretrained(tiny_checkpoint)
+    export = cached_export(model, cache=tmp_path / "cache")
+    export.transformer.write_bytes(export.transformer.read_bytes()[:1000])  # truncated
+    assert cached_export(model, cache=tmp_path / "cache").created
+    assert not cached_export(model, cache=tmp_path / "cache").created
+
+
+def test_a_read_only_checkpoint_exports_into_the_cache_keyed_by_its_hash(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(onnx_export, "writable", lambda directory: directory.is_relative_to(tmp_path / "cache"))
+    model, _, _ = from_pretrained(tiny_checkpoint)
+    export = cached_export(model, cache=tmp_path / "cache")
+    assert export.created and export.directory == tmp_path / "cache" / export.key[:32]
+    assert not (tiny_checkpoint / "onnx").exists()
+    assert not cached_export(model, cache=tmp_path / "cache").created
+
+
+def test_rt1_export_command(tiny_checkpoint, tmp_path, capsys):
+    assert onnx_export.main([str(tiny_checkpoint)]) == 0
+    assert "exported" in capsys.readouterr().out
+    assert onnx_export.main([str(tiny_checkpoint)]) == 0
+    output = capsys.readouterr().out
+    assert "up to date" in output and str(tiny_checkpoint / "onnx" / onnx_export.ENCODER_FILE) in output
+    assert onnx_export.main([str(tmp_path / "missing")]) == 2
+
+
+def test_the_backends_run_a_model_without_a_checkpoint_from_the_cache(tiny_model, tmp_path):
+    path = build_path(tiny_model, InferenceOptions(backend="openvino"), CPU)
+    assert path.export.directory.parent == tmp_path
+    frame, conditioning = torch.rand(1, 3, 96, 96), torch.randn(1, tiny_model.config.embed_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(path.encode_frame(frame, conditioning),
+                                   tiny_model.encode_frame(frame, conditioning), atol=1e-4, rtol=1e-4)
+
+
+def test_a_missing_runtime_falls_back_to_torch_with_one_warning(tiny_model, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    with caplog.at_level(logging.WARNING, logger=inference_optimisation.__name__):
+        path = build_path(tiny_model, InferenceOptions(backend="openvino"), CPU)
+    assert type(path) is EagerPath and path.options.backend == "torch"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "openvino" in warnings[0].getMessage() and "torch" in warnings[0].getMessage()
+
+
+def test_auto_picks_the_measured_backend_on_x86_and_torch_elsewhere(monkeypatch):
+    options = InferenceOptions()
+    assert options.backend == "auto"
+    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
+    assert options.backend_on(CPU) == AUTO_CPU_BACKEND
+    assert options.backend_on(torch.device("cuda")) == "torch"
+    assert InferenceOptions(backend="openvino").backend_on(torch.device("cuda")) == "torch"
+    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "aarch64")
+    assert options.backend_on(CPU) == "torch"
+    with pytest.raises(ValueError, match="backend"):
+        InferenceOptions(backend="tensorrt")
+    with pytest.raises(ValueError, match="openvino_dtype"):
+        InferenceOptions(openvino_dtype="float16")
+
+
+@pytest.mark.parametrize("side, grid", [(10, 9), (8, 8), (19, 9), (7, 3)])
+def test_exportable_pooling_is_adaptive_average_pooling(side, grid):
+    x = torch.randn(2, 5, side, side)
+    torch.testing.assert_close(FixedGridAveragePool(grid)(x), torch.nn.AdaptiveAvgPool2d(grid)(x))
+
+
+def test_an_encoder_whose_grid_does_not_divide_its_feature_map_exports_and_agrees(tiny_config, tmp_path):
+    """The paper size pools 10×10 to 9×9, which the TorchScript exporter refuses as AdaptiveAvgPool2d; the export
+    swaps in averaging matrices. Tiny with a 5×5 grid over its 6×6 map is the same case, small."""
+    config = dataclasses.replace(tiny_config, backbone=dataclasses.replace(tiny_config.backbone, token_grid=5))
+    torch.manual_seed(0)
+    model = RT1(config).eval()
+    path = build_path(model, InferenceOptions(backend="onnxruntime"), CPU)
+    assert path.export.directory.parent == tmp_path
+    frame, conditioning = torch.rand(1, 3, 96, 96), torch.randn(1, config.embed_dim)
+    with torch.no_grad():
+        torch.testing.assert_close(path.encode_frame(frame, conditioning), model.encode_frame(frame, conditioning),
+                                   atol=1e-4, rtol=1e-4)
