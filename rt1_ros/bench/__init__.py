@@ -11,6 +11,10 @@ whose function returns a typed result that writes its own JSON (`as_dict`) and t
   transformer over the cached window) vs the full 6-frame recompute (`RT1.forward`), on the eager reference and
   on the optimised path (`rt1_ros.runtime.inference_optimisation`), with their tokens compared step by step;
   plus a thread sweep;
+- backends (`backends.py`): the cached control step on torch (BatchNorm folded, channels-last), ONNX Runtime and
+  OpenVINO side by side in interleaved rounds, on the shipped trained model (tokens checked on simulator frames)
+  and the paper size, per thread count: ratios to torch, token agreement, input dependence, and the fastest
+  backend with identical tokens (what `inference_backend: auto` runs on x86);
 - throughput (`throughput.py`): training-shaped batches (B,6,3,S,S), forward + cross-entropy + backward,
   samples/s;
 - memory (`measurement.py`): peak RSS of each section (VmHWM, reset between sections); CUDA max allocated when

@@ -11,6 +11,7 @@ import torch
 
 from rt1_ros import bench
 from rt1_ros.bench import cuda, lucidrains
+from rt1_ros.bench.backends import bench_backends
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.latency import bench_latency, bench_thread_sweep
 from rt1_ros.bench.machine import machine_state
@@ -21,7 +22,7 @@ from rt1_ros.bench.targets import evaluate_targets
 from rt1_ros.bench.throughput import bench_throughput
 from rt1_ros.yaml_config import apply_overrides
 
-SECTIONS = ("latency", "throughput", "node", "lucidrains", "cuda", "profile")
+SECTIONS = ("latency", "backends", "throughput", "node", "lucidrains", "cuda", "profile")
 
 
 def run_bench(config: BenchConfig, sections: tuple[str, ...] = SECTIONS, smoke: bool = False) -> BenchReport:
@@ -35,6 +36,8 @@ def run_bench(config: BenchConfig, sections: tuple[str, ...] = SECTIONS, smoke: 
         if "latency" in sections:
             results["latency"] = bench_latency(config, device)
             results["thread_sweep"] = bench_thread_sweep(config, device)
+        if "backends" in sections:
+            results["backends"] = bench_backends(config)
         if "throughput" in sections:
             results["throughput"] = bench_throughput(config, device)
         if "node" in sections:

@@ -48,6 +48,20 @@ class CudaBenchConfig:
 
 
 @dataclass(frozen=True)
+class BackendsBenchConfig:
+    # "trained" is the shipped models/rt1_sim (tokens checked on simulator frames); other names are sizes of
+    # config/model.yaml, untrained (their token checks are flagged vacuous when the output ignores the frame).
+    models: tuple[str, ...] = ("trained", "paper")
+    backends: tuple[str, ...] = ("torch", "onnxruntime", "openvino")
+    threads: tuple[int, ...] = (1, 2)
+    warmup_steps: int = 5
+    steps: int = 50  # per backend and thread count, timed in `rounds` interleaved rounds
+    rounds: int = 5  # load from other jobs drifts; interleaving makes it fall on every backend alike
+    check_frames: int = 8
+    openvino_bf16: bool = False  # opt-in: also time OpenVINO at bf16 (never the default unless its tokens agree)
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     models: tuple[str, ...] = ("tiny", "paper")
     num_threads: int = 1
@@ -62,6 +76,7 @@ class BenchConfig:
     lucidrains: LucidrainsConfig = field(default_factory=LucidrainsConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     cuda: CudaBenchConfig = field(default_factory=CudaBenchConfig)
+    backends: BackendsBenchConfig = field(default_factory=BackendsBenchConfig)
 
     @classmethod
     def from_yaml(cls, section: str = "default", path: str | Path | None = None) -> "BenchConfig":

@@ -44,3 +44,23 @@ def camera_frames(count: int, size: int, seed: int = 0) -> np.ndarray:
 
 def instruction_embedding(seed: int = 0) -> torch.Tensor:
     return torch.randn(384, generator=torch.Generator().manual_seed(seed))
+
+
+def simulator_frames(count: int, family: str = "pick", seed: int = 100_000) -> np.ndarray:
+    """(count,H,W,3) uint8: the head camera over the first ``count`` steps of the scripted expert's episode
+    (family, seed); seeds from 100000 on were never used for training. Frames a trained checkpoint reacts to."""
+    from rt1_ros.action_layout import ActionSpaceConfig
+    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+
+    sim = MobileManipulatorSim()
+    task = sim.reset(family, seed)
+    action_space = ActionSpaceConfig.from_yaml()
+    expert = ScriptedExpert(sim, action_space)
+    expert.reset(task)
+    episode = run_episode(sim, task, expert.act, action_space, max_steps=count, record_images=True)
+    frames = list(episode.images)
+    while len(frames) < count:  # the expert finished early: hold its last view
+        frames.append(frames[-1])
+    return np.stack(frames[:count])

@@ -8,6 +8,8 @@ from typing import Any, Mapping
 TARGET_CACHED_SPEEDUP = 5.0
 TARGET_PAPER_STEPS_PER_S = 3.0
 TARGET_NODE_OVERHEAD_MS = 2.0
+TARGET_BACKEND_SPEEDUP = 2.0  # issue 12: the CPU backend's cached step vs the torch path, same threads
+TARGET_PAPER_FAST_STEPS_PER_S = 20.0  # issue 12's ambition for the paper size on 2 cores
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
         targets.append(Target(target=f"paper >= {TARGET_PAPER_STEPS_PER_S:g} control steps/s on this CPU",
                               value=f"{1000.0 / median:.2f} steps/s (median {median:.0f} ms)",
                               passed=1000.0 / median >= TARGET_PAPER_STEPS_PER_S))
+    targets += backend_targets(results.get("backends", {}))
     node = results.get("node", {})
     if "node_overhead_ms" in node:
         overhead = node["node_overhead_ms"]["median"]
@@ -47,3 +50,28 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
                               value=f"{overhead:.2f} ms median, p90 {node['node_overhead_ms']['p90']:.2f} ms",
                               passed=overhead < TARGET_NODE_OVERHEAD_MS))
     return targets
+
+
+def backend_targets(backends: Mapping[str, Any]) -> list[Target]:
+    """The recommended CPU backend vs torch on the paper size (best thread count), its tokens on the trained model."""
+    recommended = backends.get("recommended_cpu_backend")
+    paper = backends.get("models", {}).get("paper")
+    trained = backends.get("models", {}).get("trained")
+    if not recommended or not paper or not trained:
+        return []
+    runs = [run for run in paper["candidates"].values() if run["backend"] == recommended and "wall_ms" in run]
+    if not runs:
+        return []
+    fastest = max(runs, key=lambda run: run["speedup_vs_torch"] or 0.0)
+    identical = all(run["tokens"]["identical"] and not run["tokens"]["vacuous"]
+                    for run in trained["candidates"].values() if run["backend"] == recommended and "tokens" in run)
+    median = min(run["wall_ms"]["median"] for run in runs)
+    return [Target(target=f"paper cached step on {recommended} >= {TARGET_BACKEND_SPEEDUP:g}x the torch path (same "
+                          "threads), tokens identical on the trained model",
+                   value=f"{fastest['speedup_vs_torch']}x at {fastest['threads']} thread(s), tokens "
+                         f"{'identical' if identical else 'DIFFER'}",
+                   passed=bool(fastest["speedup_vs_torch"] and fastest["speedup_vs_torch"] >= TARGET_BACKEND_SPEEDUP
+                               and identical)),
+            Target(target=f"paper >= {TARGET_PAPER_FAST_STEPS_PER_S:g} control steps/s on {recommended}",
+                   value=f"{1000.0 / median:.1f} steps/s (median {median:.1f} ms)",
+                   passed=1000.0 / median >= TARGET_PAPER_FAST_STEPS_PER_S)]

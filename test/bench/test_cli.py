@@ -64,4 +64,9 @@ def test_smoke_run_writes_sane_json(tmp_path):
         assert all(ms >= 0 for ms in parts.values()) and profile[name]["step_ms"] > 0
         assert profile[name]["top_operators"]
 
+    backends = results["backends"]  # smoke: the trained model, one thread
+    for run in backends["models"]["trained"]["candidates"].values():
+        assert run["wall_ms"]["median"] > 0 and run["tokens"]["identical"] and not run["tokens"]["vacuous"]
+    assert backends["recommended_cpu_backend"] in ("torch", "onnxruntime", "openvino")
+
     assert {t["target"].split(" ")[0] for t in results["targets"]} >= {"node"}

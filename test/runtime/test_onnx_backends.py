@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from rt1_ros.bench.fixtures import simulator_frames
 from rt1_ros.model.checkpoint import from_pretrained, save_pretrained
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime import inference_optimisation, onnx_export
@@ -34,19 +35,8 @@ EPISODE_FRAMES = 6
 @pytest.fixture(scope="module")
 def episode_frames(trained_model) -> torch.Tensor:
     """(N,3,S,S): the head camera over the first steps of a scripted pick episode (a seed no training used)."""
-    from rt1_ros.action_layout import ActionSpaceConfig
-    from rt1_ros.sim.episode import run_episode
-    from rt1_ros.sim.expert import ScriptedExpert
-    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
-
-    sim = MobileManipulatorSim()
-    task = sim.reset("pick", 100_000)
-    expert = ScriptedExpert(sim, ActionSpaceConfig.from_yaml())
-    expert.reset(task)
-    episode = run_episode(sim, task, expert.act, ActionSpaceConfig.from_yaml(), max_steps=EPISODE_FRAMES,
-                          record_images=True)
     size = trained_model.config.image_size
-    rgb = np.stack([resize_for_model(image, size) for image in episode.images])
+    rgb = np.stack([resize_for_model(image, size) for image in simulator_frames(EPISODE_FRAMES)])
     return torch.from_numpy(rgb).movedim(-1, -3).float().div(255.0)
 
 
