@@ -17,6 +17,10 @@ from rt1_ros.bench.measurement import PeakMemory, Timings, ratio
 from rt1_ros.model.rt1 import count_parameters
 from rt1_ros.runtime.inference_optimisation import REFERENCE, InferenceOptions
 
+# The torch path's optimisations (BatchNorm folded, channels-last): this section is about the token cache and threads
+# on one path; the backends section (backends.py) compares torch with the ONNX Runtime and OpenVINO backends.
+TORCH_OPTIMISED = InferenceOptions(backend="torch")
+
 TABLE_HEADER = (f"{'model':6} {'path':10} {'mode':15} {'median':>9} {'p90':>9} {'p99':>9} {'cpu med':>9} "
                 f"{'n':>4}  notes")
 
@@ -109,7 +113,7 @@ def bench_latency(config: BenchConfig, device: torch.device) -> LatencyResult:
         model = untrained_model(size)
         frames = camera_frames(max(config.steps + config.warmup_steps, config.check_frames), 320)
         paths: dict[str, PathLatency] = {}
-        for name, options in (("reference", None), ("optimised", InferenceOptions())):
+        for name, options in (("reference", None), ("optimised", TORCH_OPTIMISED)):
             with PeakMemory() as memory:
                 policy = make_policy(model, options, device)
                 cached, cached_tokens = cached_steps(policy, frames, config)
@@ -158,7 +162,7 @@ def bench_thread_sweep(config: BenchConfig, device: torch.device) -> ThreadSweep
     size = "paper" if "paper" in config.models else config.models[-1]
     model = untrained_model(size)
     frames = camera_frames(config.thread_sweep_steps + 2, 320)
-    policy = make_policy(model, InferenceOptions(), device)
+    policy = make_policy(model, TORCH_OPTIMISED, device)
     results = ThreadSweepResult(model=size, path="optimised cached step", by_threads={})
     previous = torch.get_num_threads()
     try:
