@@ -87,7 +87,8 @@ class OpenVinoPath:
     @property
     def precision(self) -> str:
         """The precision OpenVINO runs at (a CPU without bf16 support runs f32 whatever was asked)."""
-        return str(self._encoder.get_property("INFERENCE_PRECISION_HINT"))
+        precision = self._encoder.get_property("INFERENCE_PRECISION_HINT")  # an openvino.Type
+        return precision.to_string() if hasattr(precision, "to_string") else str(precision)
 
     def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
         self._encode_request.infer({"frame": as_array(frame), "conditioning": as_array(conditioning)})

@@ -164,9 +164,9 @@ def test_failing_inference_stops_the_robot_reports_error_and_recovers(ros, drive
     camera = MessageStream(ros, Image, "image", lambda i: make_image("rgb8", stamp_ns=i + 1, seed=i))
     ros.send_instruction("move near the red cube")
     assert wait_for(lambda: twists and twists[-1].linear.x > 0.4)
-    model = node.controller.policy.model
-    healthy = model.encode_frame
-    model.encode_frame = fault(healthy)
+    path = node.controller.policy.inference_path  # what each step runs, whichever backend
+    healthy = path.encode_frame
+    path.encode_frame = fault(healthy)
     count = len(twists)
     # The zero goes out from the failing step itself; the wait only absorbs scheduling on a starved shared machine.
     assert wait_for(lambda: len(twists) > count and twists[-1].linear.x == 0.0, timeout=5.0), "robot not stopped"
@@ -174,7 +174,7 @@ def test_failing_inference_stops_the_robot_reports_error_and_recovers(ros, drive
     stopped = len(twists)
     time.sleep(0.3)
     assert all(t.linear.x == 0.0 for t in twists[stopped:]), "the robot moved while inference was failing"
-    model.encode_frame = healthy
+    path.encode_frame = healthy
     assert wait_for(lambda: twists[-1].linear.x > 0.4), "the node must recover on the next good step"
     recovered = len(statuses())
     assert wait_for(lambda: any(s.level == DiagnosticStatus.OK for s in statuses()[recovered:]))
@@ -191,15 +191,15 @@ def test_a_single_failed_step_between_reports_still_shows_as_error(ros, drive_ch
     camera = MessageStream(ros, Image, "image", lambda i: make_image("rgb8", stamp_ns=i + 1, seed=i))
     ros.send_instruction("move near the red cube")
     assert wait_for(lambda: twists and twists[-1].linear.x > 0.4)
-    model = node.controller.policy.model
-    healthy = model.encode_frame
+    path = node.controller.policy.inference_path  # what each step runs, whichever backend
+    healthy = path.encode_frame
 
     def fail_once(frame, conditioning):
-        model.encode_frame = healthy
+        path.encode_frame = healthy
         raise RuntimeError("transient device error")
 
     reports = len(diagnostics)
-    model.encode_frame = fail_once
+    path.encode_frame = fail_once
     assert wait_for(lambda: node.controller.stats.errors == 1)
     mine = f"{ros.namespace}/rt1_node:"
     assert wait_for(lambda: any(s.level == DiagnosticStatus.ERROR and "transient device error" in s.message
