@@ -36,7 +36,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from rt1_ros.model.rt1 import RT1
+from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.yaml_config import to_mapping
 
 FORMAT_VERSION = 1  # bump when what is exported changes (graph boundaries, pooling, folding), to re-export
@@ -109,16 +109,32 @@ class TransformerGraph(nn.Module):
 
 
 def export_key(model: RT1) -> str:
+    return weights_key(model.config, model.state_dict())
+
+
+def weights_key(config: RT1Config, state: dict[str, torch.Tensor]) -> str:
     """sha256 of the recipe, the model config and every tensor of the state dict (name, dtype, shape, bytes)."""
     digest = hashlib.sha256()
-    recipe = {"format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__,
-              "config": to_mapping(model.config)}
+    recipe = {"format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__, "config": to_mapping(config)}
     digest.update(json.dumps(recipe, sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(state.items()):
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
     return digest.hexdigest()
+
+
+def checkpoint_holds(checkpoint: Path, key: str) -> bool:
+    """Whether the checkpoint's files are the weights of ``key``. Why: a model loaded from a checkpoint and then
+    changed in memory (fine-tuning, tests) still names that checkpoint; its export must not replace the one of the
+    weights on disk."""
+    from rt1_ros.model.checkpoint import CheckpointError, load_state, read_checkpoint_config
+
+    try:
+        config, _, _ = read_checkpoint_config(checkpoint)
+        return weights_key(config, load_state(checkpoint)) == key
+    except CheckpointError:
+        return False
 
 
 def cache_root() -> Path:
@@ -222,7 +238,8 @@ def export_lock(directory: Path) -> Iterator[None]:
 def cached_export(model: RT1, checkpoint: str | Path | None = None, cache: str | Path | None = None,
                   force: bool = False) -> OnnxExport:
     """The export of ``model``: a valid one with its key beside the checkpoint or in the cache is reused, else it
-    is written beside the checkpoint when that directory is writable, into the cache when not (manifest last).
+    is written beside the checkpoint when that directory is writable and holds these weights, into the cache when
+    not (manifest last).
 
     ``checkpoint`` is the directory ``model`` was loaded from (`from_pretrained` records it on the model as
     ``checkpoint_directory``); without one the export lives in the cache only."""
@@ -235,7 +252,8 @@ def cached_export(model: RT1, checkpoint: str | Path | None = None, cache: str |
             found = read_valid_export(directory, key)
             if found is not None:
                 return found
-    directory = next(d for d in candidates if writable(d) or d == candidates[-1])
+    beside_usable = checkpoint is not None and writable(candidates[0]) and checkpoint_holds(Path(checkpoint), key)
+    directory = candidates[0] if beside_usable else candidates[-1]
     directory.mkdir(parents=True, exist_ok=True)
     with export_lock(directory):
         found = None if force else read_valid_export(directory, key)  # another process may just have written it

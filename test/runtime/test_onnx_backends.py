@@ -102,6 +102,17 @@ def test_export_is_reused_until_the_checkpoint_changes(tiny_checkpoint, tmp_path
     assert not (tmp_path / "cache").exists()
 
 
+def test_a_model_changed_after_loading_leaves_its_checkpoints_export_alone(tiny_checkpoint, tmp_path):
+    model, _, _ = from_pretrained(tiny_checkpoint)
+    on_disk = cached_export(model, cache=tmp_path / "cache")
+    with torch.no_grad():
+        model.action_head.heads[0].bias.add_(1.0)  # fine-tuned in memory; the file still holds the old weights
+    changed = cached_export(model, cache=tmp_path / "cache")
+    assert changed.created and changed.directory == tmp_path / "cache" / changed.key[:32]
+    assert not cached_export(from_pretrained(tiny_checkpoint)[0], cache=tmp_path / "cache").created
+    assert on_disk.directory == tiny_checkpoint / "onnx"
+
+
 def test_a_damaged_export_is_redone(tiny_checkpoint, tmp_path):
     model, _, _ = from_pretrained(tiny_checkpoint)
     export = cached_export(model, cache=tmp_path / "cache")
