@@ -13,7 +13,7 @@ cache, controller mode rules, gripper hysteresis, clamps, message conversion. Ep
 `reset_episode` service and scored from `episode_status` (done + success, latched by the sim); the policy node's
 `~/reset` clears its history and terminate state between episodes.
 
-`--direct` is a ROS-free shortcut for quick checks: `Policy.step` on `sim.render()` via
+`--direct` is a ROS-free shortcut for quick checks: `RT1Policy.select_action` on `sim.render()` via
 `rt1_ros.sim.episode.run_episode` (raw decoded actions: no EMA, no gripper hysteresis, no node clamps). It is
 labelled as such in every output; the ROS mode is the one to report.
 
@@ -100,7 +100,8 @@ class RosEvaluation:
 
 # ------------------------------------------------------------------------------------------------ direct (no ROS)
 class DirectEvaluation:
-    """ROS-free: Policy.step on the simulator's render; raw decoded actions, applied like the node's mode rules."""
+    """ROS-free: RT1Policy.select_action on the simulator's render; raw decoded actions, applied like the node's
+    mode rules."""
 
     def __init__(self, settings: EvalConfig) -> None:
         from rt1_ros.runtime.policy_loading import PolicySource, load_policy
@@ -125,7 +126,7 @@ class DirectEvaluation:
 
         def act() -> np.ndarray:
             tracer.after_step()  # the state the previous action left
-            step = self.policy.step(self.sim.render())
+            step = self.policy.select_action(self.sim.render())
             inference.append(step.inference_ms)
             return step.action
 

@@ -7,7 +7,7 @@ Sections (each one a key of the JSON written to --output, and a block of the pri
 whose function returns a typed result that writes its own JSON (`as_dict`) and table lines (`format`)):
 - machine (`machine.py`): CPU, cores, load average before/after, torch and its thread count; other engineers'
   jobs share this CPU, so every latency is reported as median / p90 / p99 and with the load it was taken under;
-- latency (`latency.py`): per model size, the cached control step (`Policy.step`: encode the newest frame,
+- latency (`latency.py`): per model size, the cached control step (`RT1Policy.select_action`: encode the newest frame,
   transformer over the cached window) vs the full 6-frame recompute (`RT1.forward`), on the eager reference and
   on the optimised path (`rt1_ros.runtime.inference_optimisation`), with their tokens compared step by step;
   plus a thread sweep;

@@ -1,5 +1,5 @@
-"""The two ways a control step is timed (cached `Policy.step`, full 6-frame recompute) and the token check of an
-optimised path against the eager reference; shared by the latency, lucidrains and cuda sections."""
+"""The two ways a control step is timed (cached `RT1Policy.select_action`, full 6-frame recompute) and the token
+check of an optimised path against the eager reference; shared by the latency, lucidrains and cuda sections."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,45 +8,47 @@ from typing import Any
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, instruction_embedding
 from rt1_ros.bench.measurement import Timings, time_calls
-from rt1_ros.model.action_tokenizer import ActionTokenizer
-from rt1_ros.model.rt1 import RT1
+from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.model.rt1 import RT1, images_to_tensor
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.image_decoding import resize_for_model
 from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
                                                     reference_and_candidate_tokens, tokens_agree)
-from rt1_ros.runtime.policy import Policy, images_to_tensor
 
 
-def make_policy(model: RT1, options: InferenceOptions | None, device: torch.device) -> Policy:
+def make_policy(model: RT1, options: InferenceOptions | None, device: torch.device) -> RT1Policy:
     embedding = instruction_embedding()
-    policy = Policy(model, ActionTokenizer(ActionSpaceConfig.from_yaml()), lambda text: embedding, device,
-                    inference=options)
+    config = RT1PolicyConfig(model=model.config, action_space=ActionSpaceConfig.from_yaml())
+    policy = RT1Policy(config, lambda text: embedding, model=model)
+    policy.prepare_inference(device, options)
     policy.set_instruction(INSTRUCTION)
     return policy
 
 
-def cached_steps(policy: Policy, frames: np.ndarray, config: BenchConfig, steps: int | None = None,
+def cached_steps(policy: RT1Policy, frames: np.ndarray, config: BenchConfig, steps: int | None = None,
                  warmup: int | None = None) -> tuple[Timings, list[np.ndarray]]:
-    """Policy.step on consecutive frames from an empty history; returns timings and every step's tokens."""
+    """RT1Policy.select_action on consecutive frames from an empty history -> timings and every step's tokens."""
     policy.reset()
     tokens: list[np.ndarray] = []
 
     def step(i: int) -> None:
-        tokens.append(policy.step(frames[i % len(frames)]).tokens)
+        tokens.append(policy.select_action(frames[i % len(frames)]).tokens)
 
     timings = time_calls(step, config.warmup_steps if warmup is None else warmup,
                          config.steps if steps is None else steps, config.max_seconds_per_measurement)
     return timings, tokens
 
 
-def full_recompute_steps(policy: Policy, frames: np.ndarray, config: BenchConfig) -> tuple[Timings, list[np.ndarray]]:
+def full_recompute_steps(policy: RT1Policy, frames: np.ndarray,
+                         config: BenchConfig) -> tuple[Timings, list[np.ndarray]]:
     """What a step costs without the cache: the same preprocessing, then RT1.forward over the padded 6-frame
     window (the newest frame plus the five before it), on the policy's (possibly optimised) model."""
-    model, size, num_frames = policy.model, policy.image_size, policy.model.config.num_frames
+    model = policy.inference_path.model
+    size, num_frames = policy.image_size, model.config.num_frames
     embedding = instruction_embedding().reshape(1, -1).to(policy.device, policy.dtype)
     memory_format = (torch.channels_last if policy.inference_path.options.channels_last
                      else torch.contiguous_format)

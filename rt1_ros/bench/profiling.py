@@ -16,9 +16,8 @@ from torch import nn
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import camera_frames, instruction_embedding, untrained_model
 from rt1_ros.bench.measurement import synchronise
-from rt1_ros.model.rt1 import RT1
+from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.runtime.inference_optimisation import REFERENCE, InferenceOptions, build_path
-from rt1_ros.runtime.policy import images_to_tensor
 
 
 @dataclass(frozen=True)

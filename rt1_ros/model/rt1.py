@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,11 @@ from rt1_ros.model.transformer import CausalTransformer, TransformerConfig
 from rt1_ros.yaml_config import config_dir, load_dataclass
 
 MODEL_SIZES = ("paper", "tiny", "sim")
+
+
+def images_to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(...,H,W,3) uint8 numpy -> (...,3,H,W) float32 in [0,1]: the image layout and range RT-1 takes."""
+    return torch.from_numpy(np.ascontiguousarray(rgb)).movedim(-1, -3).float().div_(255.0)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The policy's safety and output logic, free of ROS: what the node publishes at each control step.
 
-    newest frame ─ Policy.step ─ decoded action (11) ─ finite? ─ EMA (continuous dims) ─ gripper hysteresis
+    newest frame ─ RT1Policy.select_action ─ decoded action (11) ─ finite? ─ EMA (continuous dims) ─ gripper hysteresis
       ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when enabled and valid)
 
 Mode semantics (README "Behaviour", Mode): arm → arm delta out, base zero; base → base twist out, arm delta zero
@@ -21,7 +21,7 @@ import numpy as np
 from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
                                    ActionSpaceConfig, Mode)
 from rt1_ros.node.parameter_spec import parameter
-from rt1_ros.runtime.policy import ControlPolicy
+from rt1_ros.runtime.control_policy import ControlPolicy
 
 
 @dataclass(frozen=True)
@@ -207,7 +207,7 @@ class Controller:
             # No new frame since the last step: keep the last command rather than re-stepping on an old image.
             return self._last_output if self._last_output is not None else self._hold("waiting for a new frame")
         try:
-            result = self.policy.step(frame.rgb)
+            result = self.policy.select_action(frame.rgb)
         except Exception as exc:  # any failure of the model (device error, shape error, …) must stop the robot
             self.policy.reset()
             self._smoothing.continuous = None

@@ -1,20 +1,19 @@
-"""Build a ready-to-step `Policy` from a checkpoint, or an untrained model of a named size."""
+"""Build a ready-to-step `RT1Policy` from the node's parameters: a checkpoint, or an untrained model of a named
+size."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from rt1_ros.action_layout import ActionSpaceConfig
-from rt1_ros.model.action_tokenizer import ActionTokenizer
-from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
-from rt1_ros.model.rt1 import MODEL_SIZES, RT1, RT1Config
+from rt1_ros.model.rt1 import MODEL_SIZES
 from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig
 from rt1_ros.node.parameter_spec import parameter
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
-from rt1_ros.runtime.policy import Policy, resolve_device
 
 _TEXT_ENCODERS: dict[str, TextEncoder] = {}
 
@@ -66,7 +65,7 @@ class PolicySource:
 
 @dataclass
 class LoadedPolicy:
-    policy: Policy
+    policy: RT1Policy
     action_space: ActionSpaceConfig
     trained: bool
     description: str
@@ -82,23 +81,26 @@ def shared_text_encoder(name_or_path: str) -> TextEncoder:
 def load_policy(source: PolicySource) -> LoadedPolicy:
     """Raises CheckpointError / BackboneWeightsError / ConfigError with a message naming the file at fault."""
     device = resolve_device(source.device)
+    encoder = shared_text_encoder(source.text_encoder)
     if source.checkpoint:
-        model, action_space, extra = from_pretrained(source.checkpoint)
+        policy = RT1Policy.from_pretrained(source.checkpoint, encoder.encode, device, source.inference,
+                                           source.half_precision)
         trained = True
-        description = f"checkpoint {Path(source.checkpoint).resolve()} (step {extra.get('step', '?')})"
+        description = (f"checkpoint {Path(source.checkpoint).resolve()} "
+                       f"(step {policy.checkpoint_extra.get('step', '?')})")
     else:
         torch.manual_seed(source.seed)
-        model = RT1(RT1Config.from_yaml(source.model_size))
-        action_space = ActionSpaceConfig.from_yaml()
+        policy = RT1Policy(RT1PolicyConfig.named(source.model_size), encoder.encode)
         trained = False
         description = f"untrained '{source.model_size}' model (seed {source.seed})"
         if source.backbone_weights:
-            load_imagenet_backbone(model.image_encoder, source.backbone_weights)
+            load_imagenet_backbone(policy.model.image_encoder, source.backbone_weights)
             description += f" with ImageNet backbone {source.backbone_weights}"
     if source.action_space_file:
         action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
-    encoder = shared_text_encoder(source.text_encoder)
-    policy = Policy(model, ActionTokenizer(action_space), encoder.encode, device,
-                    half_precision=source.half_precision, inference=source.inference)
+        policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)
+    if not trained or source.action_space_file:
+        policy.prepare_inference(device, source.inference, source.half_precision)
     description += f" on {device} ({policy.inference_options.describe(device)})"
-    return LoadedPolicy(policy=policy, action_space=action_space, trained=trained, description=description)
+    return LoadedPolicy(policy=policy, action_space=policy.config.action_space, trained=trained,
+                        description=description)

@@ -2,11 +2,10 @@
 
     config           TrainConfig (config/train.yaml) and --set key=value overrides
     sampler          the episode split, batches of windows built as at inference, crop and colour jitter
-    objective        WindowedRT1 (frames encoded once per batch), the action loss, the scene-state head
     optimizer        AdamW parameter groups and the learning-rate schedule
     optimizer_state  optimizer state as safetensors + JSON (no pickle)
     distributed      torchrun / DistributedDataParallel
     metrics          metrics.csv, training-window means, validation tallies
-    trainer          Trainer: set-up, then `run`, the training loop
+    trainer          Trainer: set-up, then `run`, the training loop over RT1Policy.forward (rt1_ros.policy)
     cli              `rt1-train` (also `python -m rt1_ros.train`)
 """

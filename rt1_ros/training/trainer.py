@@ -28,13 +28,15 @@ import yaml
 from torch import nn
 
 from rt1_ros.data.dataset import Episode, EpisodeDataset
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer, tokens_from_logits
-from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config, save_pretrained
-from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
+from rt1_ros.model.rt1 import RT1Config
+from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
+from rt1_ros.policy.loss import SceneStateHead
+from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.distributed import setup_distributed
 from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
-from rt1_ros.training.objective import SceneStateHead, WindowedRT1, action_loss
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
@@ -60,18 +62,21 @@ class Trainer:
         self.best_val_loss = math.inf
         latest = self.output / "latest"
         model_config, self.action_space = self._model_spec(latest if resume else None)
-        self.tokenizer = ActionTokenizer(self.action_space)
-        self.model = RT1(model_config).to(self.device)
+        loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
+                          auxiliary_state_weight=config.auxiliary_state_weight)
+        self.policy = RT1Policy(RT1PolicyConfig(model=model_config, action_space=self.action_space, loss=loss))
+        self.model = self.policy.model.to(self.device)
         if config.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.num_modes = len(self.action_space.mode_classes)
+            self.model.to(memory_format=torch.channels_last)
+        self.tokenizer = self.policy.tokenizer
 
         self._load_data()
-        self.auxiliary_head = self._make_auxiliary_head()
+        self.auxiliary_head = self.policy.auxiliary_head = self._make_auxiliary_head()
         self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
         if resume:
             self._resume(latest)
-        self.windowed: nn.Module = self.dist.wrap(WindowedRT1(self.model, self.auxiliary_head), self.device)
+        # What the optimizer steps through: the policy, or its DistributedDataParallel wrapper across processes.
+        self.trained: nn.Module = self.dist.wrap(self.policy, self.device)
         self.autocast_dtype = None
         if self.device.type == "cuda" and config.mixed_precision != "none":
             self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
@@ -192,24 +197,20 @@ class Trainer:
 
     def train_step(self, rng: np.random.Generator) -> tuple[float, float, int, float | None]:
         """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, auxiliary loss or None)."""
-        self.windowed.train()
-        batch = self.train_sampler.sample(rng)
-        images, frame_text, windows, targets = self._to_device(batch)
+        self.trained.train()
+        batch = self._to_device(self.train_sampler.sample(rng))
         set_learning_rate(self.optimizer, learning_rate_at(self.config, self.step, self._progress_fraction()))
         with self._autocast():
-            logits, auxiliary = self.windowed(images, frame_text, windows)  # (N,11,bins), (N,S) or None
-        loss, _ = action_loss(logits, targets, self.num_modes, self.config.label_smoothing,
-                              self.config.target_sigma_bins)
-        auxiliary_loss = self._auxiliary_loss(auxiliary, batch)
-        if auxiliary_loss is not None:
-            loss = loss + self.config.auxiliary_state_weight * auxiliary_loss
+            loss, outputs = self.trained(batch)
+        auxiliary_loss = outputs["auxiliary_loss"]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         nn.utils.clip_grad_norm_([p for _, p in self._trainable_named_parameters()], self.config.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        accuracy = (tokens_from_logits(logits.detach(), self.num_modes) == targets).float().mean().item()
+        targets = batch["targets"]
+        accuracy = (outputs["tokens"] == targets).float().mean().item()
         return loss.item(), accuracy, len(targets), auxiliary_loss.item() if auxiliary_loss is not None else None
 
     @torch.no_grad()
@@ -217,34 +218,31 @@ class Trainer:
         """Loss and exact-token accuracy per dimension (and per family) over every held-out step."""
         if self.val_sampler is None:
             return {}
-        self.model.eval()
-        # The plain module, not the DistributedDataParallel wrapper: only rank 0 validates.
-        windowed = WindowedRT1(self.model, self.auxiliary_head)
+        # The plain policy, not the DistributedDataParallel wrapper: only rank 0 validates. Plain cross-entropy
+        # (LossConfig()), whatever shapes the training loss, so validation losses compare across runs.
+        self.policy.eval()
         tally = ValidationTally(self.action_space, self.device)
         for batch in self.val_sampler.sequential():
-            images, frame_text, windows, targets = self._to_device(batch)
+            tensors = self._to_device(batch)
             with self._autocast():
-                logits, auxiliary = windowed(images, frame_text, windows)
-            loss, _ = action_loss(logits, targets, self.num_modes)
-            tally.add(loss, tokens_from_logits(logits, self.num_modes), targets, batch.families,
-                      self._auxiliary_loss(auxiliary, batch))
+                _, outputs = self.policy(tensors, loss=LossConfig())
+            tally.add(outputs["action_loss"], outputs["tokens"], tensors["targets"], batch.families,
+                      outputs["auxiliary_loss"])
         return tally.metrics()
 
-    def _to_device(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _to_device(self, batch: Batch) -> TrainingBatch:
         images = batch.images.to(self.device, non_blocking=True)
         if self.config.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        frame_text = self.text_table[batch.frame_instruction.to(self.device)]  # (F,384)
-        return images, frame_text, batch.windows.to(self.device), batch.targets.to(self.device)
+        tensors = {"images": images, "frame_text": self.text_table[batch.frame_instruction.to(self.device)],
+                   "windows": batch.windows.to(self.device), "targets": batch.targets.to(self.device)}
+        if self.auxiliary_head is not None and batch.scene_state is not None:
+            tensors["scene_state"] = batch.scene_state.to(self.device)
+        return tensors
 
     def _autocast(self) -> torch.autocast:
         return torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                               enabled=self.autocast_dtype is not None)
-
-    def _auxiliary_loss(self, prediction: torch.Tensor | None, batch: Batch) -> torch.Tensor | None:
-        if self.auxiliary_head is None or prediction is None or batch.scene_state is None:
-            return None
-        return self.auxiliary_head.loss(prediction, batch.scene_state.to(self.device))
 
     # ------------------------------------------------------------------------- logging, validation, saving
     def _start_run_directory(self) -> MetricsLog:
@@ -290,7 +288,7 @@ class Trainer:
         directory = self.output / name
         extra = {"step": self.step, "elapsed_s": round(self.elapsed_s, 1), "train_config": to_mapping(self.config),
                  "dataset": self.dataset_summary, "metrics": metrics}
-        save_pretrained(self.model, directory, self.action_space, extra=json.loads(json.dumps(extra)))
+        self.policy.save_pretrained(directory, extra=json.loads(json.dumps(extra)))
         save_optimizer_state(self.optimizer, directory)
         if self.auxiliary_head is not None:
             from safetensors.torch import save_file

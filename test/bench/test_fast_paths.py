@@ -15,12 +15,12 @@ from torch import nn
 from rt1_ros.bench.control_steps import TokenCheck
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.model.action_tokenizer import MODE_DIM
-from rt1_ros.model.rt1 import RT1
+from rt1_ros.model.rt1 import RT1, images_to_tensor
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, InferenceOptions, build_path,
                                                     fold_batch_norms, input_dependence, reference_and_candidate_tokens,
                                                     tokens_agree)
-from rt1_ros.runtime.policy import Policy, images_to_tensor
 
 
 @pytest.fixture
@@ -127,17 +127,20 @@ def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics)
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(trained_model, tokenizer):
+def test_optimised_policy_steps_match_the_full_window_recompute_of_the_original_model(trained_model, action_space,
+                                                                                      tokenizer):
     model = trained_model
     embedding = torch.randn(384)
-    policy = Policy(model, tokenizer, lambda text: embedding, torch.device("cpu"), inference=InferenceOptions())
-    assert policy.model is not model
+    policy = RT1Policy(RT1PolicyConfig(model=model.config, action_space=action_space), lambda text: embedding,
+                       model=model)
+    policy.prepare_inference("cpu", InferenceOptions())
+    assert policy.inference_path.model is not model
     policy.set_instruction("go")
     frames = camera_frames(9, model.config.image_size, seed=2)
     # Not vacuous: this model's output depends on the frame.
     assert input_dependence(model, images_to_tensor(frames), model.embed_instruction(embedding[None]).detach()) > 1e-2
     for step in range(len(frames)):
-        tokens = policy.step(frames[step]).tokens
+        tokens = policy.select_action(frames[step]).tokens
         window = images_to_tensor(frames[pad_window_indices(step, 6)]).unsqueeze(0)
         with torch.no_grad():
             expected = tokenizer.tokens_from_logits(model(window, embedding[None]))[0].numpy()

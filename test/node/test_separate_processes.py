@@ -5,8 +5,8 @@ What only separate processes show: the transport between participants (shared me
 late-joining transient-local subscriptions. Measurements (frames, rates, CPU) are printed (`pytest -s`); the asserts
 check behaviour, with generous timeouts, never the speed of the machine.
 
-Deterministic stalls: `GATED_NODE` runs the real node with `Policy.step` gated on a file, so a test can hold an
-inference in flight for as long as it likes and check what the node does meanwhile.
+Deterministic stalls: `GATED_NODE` runs the real node with `RT1Policy.select_action` gated on a file, so a test can
+hold an inference in flight for as long as it likes and check what the node does meanwhile.
 """
 from __future__ import annotations
 
@@ -38,9 +38,9 @@ START_TIMEOUT_S = 120.0  # imports and model load of a node process on two share
 
 GATED_NODE = r'''
 import os, sys, time
-from rt1_ros.runtime import policy as _policy
+from rt1_ros.policy import modeling as _policy
 _gate = os.environ["RT1_TEST_GATE"]
-_step = _policy.Policy.step
+_step = _policy.RT1Policy.select_action
 def _gated_step(self, rgb):
     block = os.path.join(_gate, "block")
     if os.path.exists(block):
@@ -48,7 +48,7 @@ def _gated_step(self, rgb):
         while os.path.exists(block):
             time.sleep(0.01)
     return _step(self, rgb)
-_policy.Policy.step = _gated_step
+_policy.RT1Policy.select_action = _gated_step
 from rt1_ros.node.rt1_node import main
 sys.exit(main())
 '''

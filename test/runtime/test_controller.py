@@ -1,7 +1,7 @@
 """Mode semantics, smoothing, the gripper rule and safety holds of the ROS-free controller.
 
 The model here is a scripted stand-in for RT-1 (the controller's contract is the decoded action it receives); the
-real model is exercised through the same Policy in test_policy.py and in the node tests.
+real model is exercised through RT1Policy in test/policy/test_modeling.py and in the node tests.
 """
 import ast
 import inspect
@@ -13,7 +13,8 @@ import torch
 from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.runtime import controller as controller_module
 from rt1_ros.runtime.controller import Controller, ControllerConfig, Frame, InstructionError, Mode
-from rt1_ros.runtime.policy import ControlPolicy, Policy, PolicyStep
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig
+from rt1_ros.runtime.control_policy import ControlPolicy, PolicyStep
 
 FRAME = np.zeros((8, 8, 3), np.uint8)
 
@@ -36,7 +37,7 @@ class ScriptedPolicy:
     def clear_instruction(self):
         self.instruction = None
 
-    def step(self, rgb):
+    def select_action(self, rgb):
         action = self.queue.pop(0)
         if isinstance(action, Exception):
             raise action
@@ -44,7 +45,7 @@ class ScriptedPolicy:
                           inference_ms=1.0)
 
 
-PROTOCOL_MEMBERS = {"instruction", "set_instruction", "clear_instruction", "reset", "step"}
+PROTOCOL_MEMBERS = {"instruction", "set_instruction", "clear_instruction", "reset", "select_action"}
 
 
 def test_the_control_policy_protocol_is_what_the_controller_uses():
@@ -60,12 +61,13 @@ def test_the_control_policy_protocol_is_what_the_controller_uses():
     assert inspect.signature(Controller).parameters["policy"].annotation in (ControlPolicy, "ControlPolicy")
 
 
-def test_the_real_policy_and_the_scripted_one_satisfy_the_protocol(tiny_model, tokenizer):
-    policy = Policy(tiny_model, tokenizer, lambda text: torch.zeros(384), torch.device("cpu"))
+def test_the_real_policy_and_the_scripted_one_satisfy_the_protocol(tiny_model, action_space, tokenizer):
+    policy = RT1Policy(RT1PolicyConfig(model=tiny_model.config, action_space=action_space),
+                       lambda text: torch.zeros(384), model=tiny_model)
     assert isinstance(policy, ControlPolicy)
     assert isinstance(ScriptedPolicy(tokenizer), ControlPolicy)
     for member in PROTOCOL_MEMBERS - {"instruction"}:
-        assert callable(getattr(Policy, member)), member
+        assert callable(getattr(RT1Policy, member)), member
     assert policy.instruction is None
     assert not isinstance(object(), ControlPolicy)
 

@@ -11,7 +11,7 @@ import torch
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 from rt1_ros.training.config import TrainConfig, parse_overrides
-from rt1_ros.training.objective import action_loss
+from rt1_ros.policy import LossConfig
 from rt1_ros.training.optimizer_state import OPTIMIZER_FILE
 from rt1_ros.training.trainer import AUXILIARY_HEAD_FILE, Trainer
 
@@ -25,11 +25,10 @@ def test_smoke_train_loss_decreases_checkpoint_loads_and_resumes(dataset, fast, 
     fixed = next(trainer.train_sampler.sequential(max_targets=64))
 
     def loss_on_fixed_batch() -> float:
-        trainer.windowed.train()  # batch-norm statistics from the batch, as in training
+        trainer.policy.train()  # batch-norm statistics from the batch, as in training
         torch.manual_seed(1)
         with torch.no_grad():
-            images, text, windows, targets = trainer._to_device(fixed)
-            return action_loss(trainer.windowed(images, text, windows)[0], targets, 3)[0].item()
+            return trainer.policy(trainer._to_device(fixed), loss=LossConfig())[0].item()
 
     before = loss_on_fixed_batch()
     result = trainer.run()
@@ -48,7 +47,7 @@ def test_smoke_train_loss_decreases_checkpoint_loads_and_resumes(dataset, fast, 
     assert model.config.image_size == 32 and extra["step"] in (5, 10, 12)
     loaded = load_policy(PolicySource(checkpoint=str(run / "best"), device="cpu"))
     loaded.policy.set_instruction("pick up the red cube")
-    step = loaded.policy.step(np.full((60, 80, 3), 200, np.uint8))
+    step = loaded.policy.select_action(np.full((60, 80, 3), 200, np.uint8))
     assert step.tokens.shape == (11,) and 0 <= step.tokens[10] < 3
 
     # Resume: step count, weights and optimizer moments continue from `latest`.
@@ -80,11 +79,10 @@ def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(write_dat
     assert fixed.scene_state is not None and fixed.scene_state.shape == (len(fixed.targets), 2)
 
     def auxiliary_loss() -> float:
-        trainer.windowed.train()
+        trainer.policy.train()
         torch.manual_seed(1)
         with torch.no_grad():
-            images, text, windows, _ = trainer._to_device(fixed)
-            return head.loss(trainer.windowed(images, text, windows)[1], fixed.scene_state).item()
+            return trainer.policy(trainer._to_device(fixed))[1]["auxiliary_loss"].item()
 
     before = auxiliary_loss()
     trainer.run()

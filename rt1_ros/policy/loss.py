@@ -1,39 +1,25 @@
-"""What training optimises: RT-1 over shared frames, the per-dimension action loss, the optional scene-state head.
-
-Objective: cross-entropy per action dimension (256 bins; the mode dimension over its 3 valid classes only),
-averaged over the 11 dimensions.
-"""
+"""What RT1Policy.forward optimises: cross-entropy per action dimension (256 bins; the mode dimension over its 3
+valid classes only) averaged over the 11 dimensions, optionally with Gaussian bin targets, plus the optional
+training-only scene-state head's regression."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from rt1_ros.model.action_tokenizer import CONTINUOUS_DIMS, MODE_DIM
-from rt1_ros.model.rt1 import RT1
 
 
-class WindowedRT1(nn.Module):
-    """RT-1 over shared frames: encodes each distinct frame once, then runs the transformer per window.
+@dataclass(frozen=True)
+class LossConfig:
+    """How the action loss is shaped in training (rt1-train's keys of the same names, config/train.yaml). The
+    default is plain cross-entropy: validation losses are always reported with it, so runs stay comparable."""
 
-    The whole computation sits in one `forward` so that DistributedDataParallel sees it. ``auxiliary_head``
-    (training only, never part of the saved policy) reads the same feature as the action heads and predicts the
-    normalised scene state.
-    """
-
-    def __init__(self, model: RT1, auxiliary_head: nn.Module | None = None) -> None:
-        super().__init__()
-        self.model = model
-        self.auxiliary_head = auxiliary_head
-
-    def forward(self, images: torch.Tensor, frame_text: torch.Tensor,
-                windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """images (F,3,S,S), frame_text (F,384), windows (N,T) -> logits (N,11,bins), auxiliary (N,S) or None."""
-        conditioning = self.model.embed_instruction(frame_text)  # (F,D)
-        tokens = self.model.encode_frame(images, conditioning)  # (F,K,D)
-        features = self.model.action_features(tokens[windows])  # (N,T,K,D) -> (N,D)
-        auxiliary = self.auxiliary_head(features) if self.auxiliary_head is not None else None
-        return self.model.action_head(features), auxiliary
+    label_smoothing: float = 0.0
+    target_sigma_bins: float = 0.0
+    auxiliary_state_weight: float = 0.0
 
 
 class SceneStateHead(nn.Module):

@@ -1,0 +1,135 @@
+"""RT1Policy: the cached control step equals the full-window recompute, forward's shared frame encoding equals the
+per-window forward, checkpoints round-trip, and training never leaves a stale inference copy behind."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rt1_ros.model.rt1 import images_to_tensor
+from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig, resolve_device
+from rt1_ros.runtime.control_policy import ControlPolicy
+from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.inference_optimisation import InferenceOptions, input_dependence
+
+
+def wrap(model, action_space, embed_text, options: InferenceOptions | None = None) -> RT1Policy:
+    policy = RT1Policy(RT1PolicyConfig(model=model.config, action_space=action_space), embed_text, model=model)
+    policy.prepare_inference("cpu", options)
+    return policy
+
+
+def test_policy_steps_match_full_window_recompute(trained_model, action_space, tokenizer):
+    torch.manual_seed(0)
+    embeddings = {"pick up the red cube": torch.randn(384)}
+    policy = wrap(trained_model, action_space, embeddings.__getitem__)
+    assert isinstance(policy, ControlPolicy)
+    policy.set_instruction("pick up the red cube")
+    rng = np.random.default_rng(0)
+    size = trained_model.config.image_size
+    frames = rng.integers(0, 256, size=(8, size, size, 3), dtype=np.uint8)
+    # Not vacuous: this model's output depends on the frame.
+    conditioning = trained_model.embed_instruction(embeddings["pick up the red cube"][None]).detach()
+    assert input_dependence(trained_model, images_to_tensor(frames), conditioning) > 1e-2
+    for step in range(len(frames)):
+        result = policy.select_action(frames[step])
+        window = images_to_tensor(frames[pad_window_indices(step, 6)]).unsqueeze(0)
+        with torch.no_grad():
+            expected = tokenizer.tokens_from_logits(trained_model(window, embeddings["pick up the red cube"][None]))
+        np.testing.assert_array_equal(result.tokens, expected[0].numpy())
+        assert result.inference_ms > 0
+        assert set(np.unique(result.action[10])) <= {0.0, 1.0, 2.0}
+
+
+def test_new_instruction_clears_history(tiny_model, action_space):
+    policy = wrap(tiny_model, action_space, lambda text: torch.ones(384) * len(text))
+    policy.set_instruction("a")
+    policy.select_action(np.zeros((96, 96, 3), np.uint8))
+    policy.select_action(np.zeros((96, 96, 3), np.uint8))
+    assert len(policy.history) == 2
+    policy.set_instruction("bb")
+    assert len(policy.history) == 0
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_non_finite_logits_are_refused_not_decoded(tiny_model, action_space):
+    with torch.no_grad():
+        tiny_model.action_head.heads[3].bias.fill_(float("nan"))
+    policy = wrap(tiny_model, action_space, lambda text: torch.zeros(384))
+    policy.set_instruction("go")
+    with pytest.raises(FloatingPointError):
+        policy.select_action(np.zeros((96, 96, 3), np.uint8))
+
+
+def test_forward_encodes_each_frame_once_and_equals_the_per_window_forward(tiny_config, action_space):
+    torch.manual_seed(0)
+    policy = RT1Policy(RT1PolicyConfig(model=tiny_config, action_space=action_space)).eval()
+    images = torch.rand(8, 3, 96, 96)
+    text = torch.randn(1, 384).expand(8, 384)  # one run: one instruction
+    windows = torch.tensor([pad_window_indices(i, 6) for i in range(8)])  # (8,6)
+    targets = torch.randint(0, 3, (8, 11))
+    with torch.no_grad():
+        loss, outputs = policy({"images": images, "frame_text": text, "windows": windows, "targets": targets})
+        direct = policy.model(images[windows], text)  # (8,6,3,96,96): every window encoded from scratch
+    torch.testing.assert_close(outputs["logits"], direct, atol=1e-4, rtol=1e-4)
+    assert outputs["tokens"].shape == (8, 11) and loss.shape == () and outputs["auxiliary_loss"] is None
+    torch.testing.assert_close(loss, outputs["per_dim"].mean())
+
+
+def test_forward_adds_the_weighted_auxiliary_loss(tiny_config, action_space):
+    from rt1_ros.policy.loss import SceneStateHead
+
+    torch.manual_seed(0)
+    config = RT1PolicyConfig(model=tiny_config, action_space=action_space,
+                             loss=LossConfig(auxiliary_state_weight=2.0))
+    policy = RT1Policy(config).eval()
+    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
+    batch = {"images": torch.rand(6, 3, 96, 96), "frame_text": torch.randn(6, 384),
+             "windows": torch.tensor([pad_window_indices(5, 6)]), "targets": torch.zeros(1, 11, dtype=torch.long),
+             "scene_state": torch.tensor([[3.0, -1.0]])}
+    with torch.no_grad():
+        total, outputs = policy(batch)
+        plain, _ = policy(batch, loss=LossConfig())
+    assert outputs["auxiliary_loss"].item() > 0.0
+    torch.testing.assert_close(total, outputs["action_loss"] + 2.0 * outputs["auxiliary_loss"])
+    torch.testing.assert_close(plain, outputs["action_loss"] + 0.0 * outputs["auxiliary_loss"])
+    assert "auxiliary_head.projection.weight" in policy.state_dict()
+
+
+def test_save_and_load_pretrained_keep_the_weights_not_the_auxiliary_head(tiny_config, action_space, tmp_path):
+    from safetensors.torch import load_file
+
+    from rt1_ros.policy.loss import SceneStateHead
+
+    torch.manual_seed(0)
+    policy = RT1Policy(RT1PolicyConfig(model=tiny_config, action_space=action_space))
+    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
+    policy.save_pretrained(tmp_path / "ckpt", extra={"step": 7})
+    assert not any(k.startswith("auxiliary_head") for k in load_file(str(tmp_path / "ckpt" / "model.safetensors")))
+    loaded = RT1Policy.from_pretrained(tmp_path / "ckpt", lambda text: torch.zeros(384))
+    assert loaded.checkpoint_extra["step"] == 7 and loaded.config.action_space == action_space
+    assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in policy.model.state_dict().items())
+    assert not loaded.training and loaded.auxiliary_head is None
+
+
+def test_training_drops_the_prepared_inference_copy(trained_model, action_space):
+    """The fast path runs a batch-norm-folded copy; after weights change in train mode, select_action must see
+    them, not the stale copy."""
+    import copy
+
+    model = copy.deepcopy(trained_model)
+    policy = wrap(model, action_space, lambda text: torch.ones(384), options=InferenceOptions())
+    assert policy.inference_path.model is not policy.model
+    policy.set_instruction("go")
+    frame = np.random.default_rng(1).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    before = policy.select_action(frame).tokens
+    policy.train()
+    with torch.no_grad():
+        policy.model.action_head.heads[0].bias.add_(torch.linspace(-50.0, 50.0, 256))  # favour high bins
+    policy.eval()
+    after = policy.select_action(frame).tokens
+    assert policy.instruction == "go" and after[0] != before[0] and after[0] > 200
