@@ -26,6 +26,8 @@ setup(
         "matplotlib>=3.7",
         "imageio>=2.30",
         "rosbags>=0.9",
+        "pyarrow>=15",
+        "av>=12",
         # The CPU inference backends (inference_backend; `auto` runs OpenVINO on x86 and falls back to torch with a
         # warning where it is missing) and the ONNX exports they run (rt1-export).
         "onnx>=1.16",
@@ -48,6 +50,8 @@ setup(
             "rt1-export=rt1_ros.runtime.onnx_export:main",
             "rt1-generate=rt1_ros.data.generate:main",
             "rt1-import-bag=rt1_ros.data.rosbag_import:main",
+            "rt1-export-lerobot=rt1_ros.data.lerobot_export:main",
+            "rt1-import-lerobot=rt1_ros.data.lerobot_import:main",
         ],
     },
 )
