@@ -217,7 +217,7 @@ def compare_model(name: str, config: BenchConfig) -> ModelComparison:
     for backend, threads, dtype in requests:
         candidate = Candidate(backend=backend + ("-bf16" if dtype == "bfloat16" else ""), threads=threads)
         candidates.append(candidate)
-        options = InferenceOptions(backend=backend, num_threads=threads, openvino_dtype=dtype)
+        options = InferenceOptions(backend=backend, num_threads=threads, openvino_dtype=dtype, export_cache=True)
         try:
             path = build_path(model, options, torch.device("cpu"))
         except Exception as exc:  # one backend failing must not lose the others' numbers

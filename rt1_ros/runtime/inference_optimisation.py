@@ -74,6 +74,12 @@ class InferenceOptions:
                                  "CUDA always runs torch (README: Performance)", choices=BACKENDS, read_only=True,
                                  name="inference_backend")
     openvino_dtype: str = "float32"
+    # rt1_node's inference_export_cache parameter
+    export_cache: bool = ros_parameter(False, "keep the ONNX export an onnxruntime/openvino backend makes (beside the "
+                                       "checkpoint, else ~/.cache/rt1_ros/onnx) for the next start; false: export "
+                                       "to a temporary folder, removed once loaded (the node writes no files). "
+                                       "rt1-export <checkpoint> caches it ahead", read_only=True,
+                                       name="inference_export_cache")
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -7,6 +7,9 @@ outlive the step in the history while both runtimes may reuse their output buffe
 """
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import torch
 
@@ -60,6 +63,27 @@ class OnnxRuntimePath:
 OPENVINO_PRECISIONS = {"float32": "f32", "bfloat16": "bf16"}
 
 
+def import_openvino() -> types.ModuleType:
+    """``import openvino`` without its model converter.
+
+    Why: openvino/__init__.py imports ``openvino.tools.ovc`` (the converter), and that import starts OpenVINO's
+    usage telemetry, which writes a client id under ~/intel and sends usage data unless the user opted out. The
+    runtime API loads ONNX itself and needs none of it, and a running node must neither write to the home folder
+    nor phone home. A module without ``convert_model`` in the converter's place makes openvino skip it (its
+    __init__ catches the ImportError); the placeholder is removed again, so an explicit import of the converter
+    still gets the real one."""
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    placeholder = types.ModuleType("openvino.tools.ovc")
+    sys.modules.setdefault("openvino.tools.ovc", placeholder)
+    try:
+        import openvino
+    finally:
+        if sys.modules.get("openvino.tools.ovc") is placeholder:
+            del sys.modules["openvino.tools.ovc"]
+    return openvino
+
+
 class OpenVinoPath:
     """OpenVINO's CPU plugin, latency hint (one stream), one compiled model and infer request per graph.
 
@@ -69,8 +93,7 @@ class OpenVinoPath:
     backend = "openvino"
 
     def __init__(self, model: RT1, options: InferenceOptions, export: OnnxExport) -> None:
-        import openvino
-
+        openvino = import_openvino()
         self.model = model
         self.options = options
         self.export = export
@@ -106,11 +129,18 @@ ONNX_PATHS = {"onnxruntime": OnnxRuntimePath, "openvino": OpenVinoPath}
 
 
 def build_onnx_path(model: RT1, prepared: RT1, options: InferenceOptions, backend: str):
-    """Export ``model`` (or find its cached export) and load it into ``backend``; ``prepared`` is the torch copy
-    the path keeps as ``.model``. Raises ImportError when the runtime is not installed, anything the exporter or
+    """Load ``model``'s export into ``backend``: a cached one when valid, else a fresh one, kept in the cache when
+    ``options.export_cache``, else made in a temporary folder and removed once loaded. ``prepared`` is the torch
+    copy the path keeps as ``.model``. Raises ImportError when the runtime is not installed, anything the exporter or
     the runtime raises otherwise (build_path falls back to torch on either)."""
-    from rt1_ros.runtime.onnx_export import cached_export
+    from rt1_ros.runtime.onnx_export import cached_export, find_export, temporary_export
 
     path_type = ONNX_PATHS[backend]
-    __import__(backend)  # fail before exporting when the runtime is missing
-    return path_type(prepared, options, cached_export(model))
+    import_openvino() if backend == "openvino" else __import__(backend)  # fail before exporting when missing
+    if options.export_cache:
+        return path_type(prepared, options, cached_export(model))
+    found = find_export(model)
+    if found is not None:
+        return path_type(prepared, options, found)
+    with temporary_export(model) as export:
+        return path_type(prepared, options, export)

@@ -17,6 +17,11 @@ key is a hash of the weights as loaded from model.safetensors, of the model conf
 (exporter version, opset), so a changed checkpoint, config or torch gets a new export and an unchanged one is
 reused. ``export.json`` holds the key and each file's sha256, checked on every load, so a truncated or edited file
 is re-exported rather than run.
+
+Only `rt1-export`, and a backend whose options ask for it (``export_cache``, ROS parameter
+``inference_export_cache``), write the cache. By default a backend uses a valid cached export when there is one and
+otherwise exports into a temporary folder that is removed once the runtime has loaded it, so a running node writes
+nothing beside its checkpoint or in the home folder (test/test_security.py) and works on a read-only install.
 """
 from __future__ import annotations
 
@@ -235,6 +240,36 @@ def export_lock(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def find_export(model: RT1, checkpoint: str | Path | None = None, cache: str | Path | None = None,
+                key: str | None = None) -> OnnxExport | None:
+    """A valid export of ``model`` beside its checkpoint or in the cache, or None; reads only."""
+    if checkpoint is None:
+        checkpoint = getattr(model, "checkpoint_directory", None)
+    key = key or export_key(model)
+    for directory in candidate_directories(key, checkpoint, cache):
+        found = read_valid_export(directory, key)
+        if found is not None:
+            return found
+    return None
+
+
+@contextlib.contextmanager
+def temporary_export(model: RT1) -> Iterator[OnnxExport]:
+    """An export into a temporary folder ($TMPDIR), removed on leaving: for a process that must not leave files
+    behind (rt1_node by default: README "Safety and security"). Load it inside the block; both runtimes read the
+    files when they load them."""
+    folder = Path(tempfile.mkdtemp(prefix="rt1_onnx_"))
+    try:
+        write_onnx_files(model, folder)
+        yield OnnxExport(directory=folder, key=export_key(model), created=True)
+    finally:
+        # By absolute path, file by file (shutil.rmtree removes relative to a folder descriptor): what the node
+        # removes is then visibly inside $TMPDIR to anyone auditing its file operations.
+        for leftover in folder.iterdir():
+            leftover.unlink()
+        folder.rmdir()
+
+
 def cached_export(model: RT1, checkpoint: str | Path | None = None, cache: str | Path | None = None,
                   force: bool = False) -> OnnxExport:
     """The export of ``model``: a valid one with its key beside the checkpoint or in the cache is reused, else it
@@ -247,11 +282,9 @@ def cached_export(model: RT1, checkpoint: str | Path | None = None, cache: str |
         checkpoint = getattr(model, "checkpoint_directory", None)
     key = export_key(model)
     candidates = candidate_directories(key, checkpoint, cache)
-    if not force:
-        for directory in candidates:
-            found = read_valid_export(directory, key)
-            if found is not None:
-                return found
+    found = None if force else find_export(model, checkpoint, cache, key)
+    if found is not None:
+        return found
     beside_usable = checkpoint is not None and writable(candidates[0]) and checkpoint_holds(Path(checkpoint), key)
     directory = candidates[0] if beside_usable else candidates[-1]
     directory.mkdir(parents=True, exist_ok=True)

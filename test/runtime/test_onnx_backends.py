@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import shutil
 import sys
 
@@ -140,12 +141,30 @@ def test_rt1_export_command(tiny_checkpoint, tmp_path, capsys):
 
 
 def test_the_backends_run_a_model_without_a_checkpoint_from_the_cache(tiny_model, tmp_path):
-    path = build_path(tiny_model, InferenceOptions(backend="openvino"), CPU)
+    path = build_path(tiny_model, InferenceOptions(backend="openvino", export_cache=True), CPU)
     assert path.export.directory.parent == tmp_path
     frame, conditioning = torch.rand(1, 3, 96, 96), torch.randn(1, tiny_model.config.embed_dim)
     with torch.no_grad():
         torch.testing.assert_close(path.encode_frame(frame, conditioning),
                                    tiny_model.encode_frame(frame, conditioning), atol=1e-4, rtol=1e-4)
+
+
+def test_by_default_a_backend_leaves_no_files_and_uses_an_export_made_ahead(tiny_checkpoint, tmp_path):
+    """A running node writes nothing beside its checkpoint or in the cache (test_security.py checks the node); an
+    export that rt1-export made is used as it is."""
+    model, _, _ = from_pretrained(tiny_checkpoint)
+    before = sorted(tmp_path.rglob("*"))
+    path = build_path(model, InferenceOptions(backend="onnxruntime"), CPU)
+    assert path.export.created and not path.export.directory.exists()  # exported to $TMPDIR, removed once loaded
+    assert sorted(tmp_path.rglob("*")) == before
+    frame, conditioning = torch.rand(1, 3, 96, 96), torch.randn(1, model.config.embed_dim)
+    with torch.no_grad():  # the sessions loaded before the files went
+        window = torch.stack([model.encode_frame(frame, conditioning)] * 6, 1)
+        torch.testing.assert_close(path.encode_frame(frame, conditioning), window[:, 0], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(path.logits(window), model.logits_from_frame_tokens(window), atol=1e-4, rtol=1e-4)
+    assert onnx_export.main([str(tiny_checkpoint)]) == 0
+    ahead = build_path(model, InferenceOptions(backend="openvino"), CPU)
+    assert not ahead.export.created and ahead.export.directory == tiny_checkpoint / "onnx"
 
 
 def test_a_missing_runtime_falls_back_to_torch_with_one_warning(tiny_model, monkeypatch, caplog):
@@ -184,7 +203,7 @@ def test_an_encoder_whose_grid_does_not_divide_its_feature_map_exports_and_agree
     config = dataclasses.replace(tiny_config, backbone=dataclasses.replace(tiny_config.backbone, token_grid=5))
     torch.manual_seed(0)
     model = RT1(config).eval()
-    path = build_path(model, InferenceOptions(backend="onnxruntime"), CPU)
+    path = build_path(model, InferenceOptions(backend="onnxruntime", export_cache=True), CPU)
     assert path.export.directory.parent == tmp_path
     frame, conditioning = torch.rand(1, 3, 96, 96), torch.randn(1, config.embed_dim)
     with torch.no_grad():
@@ -199,3 +218,23 @@ def test_openvino_runs_fp32_unless_bf16_is_asked_for(tiny_model):
     reduced = build_path(tiny_model, InferenceOptions(backend="openvino", openvino_dtype="bfloat16"), CPU)
     assert reduced.precision in ("bf16", "f32")  # f32 where the CPU cannot run bf16 at all
     assert InferenceOptions(backend="openvino", openvino_dtype="bfloat16").describe(CPU) == "openvino bf16"
+
+
+def test_openvino_backend_starts_no_telemetry_and_writes_nothing_at_home(tmp_path):
+    """`import openvino` imports its converter, whose telemetry writes ~/intel (and may send usage data): the
+    backend imports the runtime without it. In a fresh process, since this one may have imported openvino."""
+    import subprocess
+
+    home, temporary = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temporary.mkdir()
+    script = ("import sys, torch\nfrom rt1_ros.model.rt1 import RT1, RT1Config\n"
+              "from rt1_ros.runtime.inference_optimisation import InferenceOptions, build_path\n"
+              "path = build_path(RT1(RT1Config.from_yaml('tiny')).eval(), InferenceOptions(backend='openvino'), "
+              "torch.device('cpu'))\nprint(type(path).__name__, 'openvino.tools.ovc' in sys.modules)\n")
+    environment = {k: v for k, v in os.environ.items() if k not in ("CI", "XDG_CACHE_HOME", "RT1_ONNX_CACHE")}
+    completed = subprocess.run([sys.executable, "-c", script], env=dict(environment, HOME=str(home),
+                               TMPDIR=str(temporary)), capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == ["OpenVinoPath", "False"]
+    assert list(home.rglob("*")) == [] and list(temporary.rglob("*")) == []
