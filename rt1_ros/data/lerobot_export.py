@@ -61,6 +61,11 @@ class ExportSettings:
     data_file_size_mb: float = DEFAULT_DATA_FILE_SIZE_MB
     video_file_size_mb: float = DEFAULT_VIDEO_FILE_SIZE_MB
 
+    def __post_init__(self) -> None:
+        # lerobot's DatasetInfo refuses non-positive limits (a tiny one still gives one episode per file).
+        if not (self.data_file_size_mb > 0 and self.video_file_size_mb > 0 and self.chunks_size > 0):
+            raise ExportError("file size limits and chunks_size must be positive")
+
 
 def common_fps(episodes: list[Episode]) -> int:
     rates = {float(e.info.fps) for e in episodes}
@@ -91,6 +96,10 @@ class ShardedFile:
 
     def advance(self) -> None:
         self.chunk_index, self.file_index = next_file(self.chunk_index, self.file_index, self.chunks_size)
+
+
+def _json_number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
 
 
 def export_dataset(episodes: list[Episode], output: Path, settings: ExportSettings = ExportSettings()) -> dict:
@@ -198,8 +207,8 @@ def export_dataset(episodes: list[Episode], output: Path, settings: ExportSettin
         "total_frames": total_frames,
         "total_tasks": len(tasks),
         "chunks_size": settings.chunks_size,
-        "data_files_size_in_mb": settings.data_file_size_mb,
-        "video_files_size_in_mb": settings.video_file_size_mb,
+        "data_files_size_in_mb": _json_number(settings.data_file_size_mb),
+        "video_files_size_in_mb": _json_number(settings.video_file_size_mb),
         "fps": fps,
         "splits": {"train": f"0:{len(episodes)}"},
         "data_path": DATA_PATH,
@@ -229,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-file-size-mb", type=float, default=defaults.video_file_size_mb)
     args = parser.parse_args(argv)
     episodes = list(EpisodeDataset(args.dataset, families=args.families, successful_only=args.successful_only))
-    settings = ExportSettings(camera_key=args.camera_key, robot_type=args.robot_type, crf=args.crf,
-                              data_file_size_mb=args.data_file_size_mb, video_file_size_mb=args.video_file_size_mb)
     try:
+        settings = ExportSettings(camera_key=args.camera_key, robot_type=args.robot_type, crf=args.crf,
+                                  data_file_size_mb=args.data_file_size_mb,
+                                  video_file_size_mb=args.video_file_size_mb)
         info = export_dataset(episodes, Path(args.output), settings)
     except ExportError as exc:
         print(f"rt1-export-lerobot: {exc}", file=sys.stderr)

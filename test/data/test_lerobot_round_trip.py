@@ -101,9 +101,10 @@ def test_export_has_the_v3_layout(generated, tmp_path):
 
 
 def test_size_limits_start_new_files_and_import_reads_them_all(generated, tmp_path):
-    """With 0 MB limits every episode gets its own data and video file; the importer follows the episode rows."""
+    """With tiny limits every episode gets its own data and video file; the importer follows the episode rows."""
     root = tmp_path / "lerobot"
-    export_dataset(list(EpisodeDataset(generated)), root, ExportSettings(data_file_size_mb=0, video_file_size_mb=0))
+    export_dataset(list(EpisodeDataset(generated)), root,
+                   ExportSettings(data_file_size_mb=1e-6, video_file_size_mb=1e-6))
     assert sorted(p.name for p in (root / "data/chunk-000").iterdir()) == ["file-000.parquet", "file-001.parquet"]
     rows = read_episodes(root)
     assert [row[f"videos/{CAMERA}/file_index"] for row in rows] == [0, 1]
@@ -127,3 +128,5 @@ def test_export_refuses_what_a_lerobot_dataset_cannot_hold(tmp_path):
     with pytest.raises(ExportError, match="exists"):
         export_dataset([_episode(tmp_path / "c", 5.0, 0)], tmp_path / "exists")
     assert lerobot_export.main([str(tmp_path / "c"), str(tmp_path / "exists")]) == 2
+    with pytest.raises(ExportError, match="positive"):
+        ExportSettings(video_file_size_mb=0)
