@@ -46,6 +46,7 @@ class ClosedLoopConfig:
     episode_timeout_s: float = 600.0  # wall clock, per episode
     record_frames: bool = False  # keep every camera image (the demo's video); costs memory, not time
     domain_id: int | None = None  # DDS domain of the graph; None = a private random one (`rt1_ros.ros_graph`)
+    record_bag: bool = False  # record each episode's topics for a rosbag2/MCAP file (`rt1_ros.episode_bag`)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class ClosedLoopEpisode:
     wall_s: float
     actions: list[ObservedAction] = field(default_factory=list)
     frames: dict[int, np.ndarray] = field(default_factory=dict)  # image stamp (ns) -> (H,W,3) RGB, when recording
+    bag_messages: list = field(default_factory=list)  # RecordedMessage, with record_bag: `write_episode_bag`
 
     @property
     def inference_ms(self) -> list[float]:
@@ -99,6 +101,11 @@ class ClosedLoop:
                 parameter_overrides=[Parameter(k, value=v) for k, v in policy_parameters.items()],
                 cli_args=["--ros-args", "-r", "image:=camera/image_raw"]))
             self.observer = self.graph.add(_Observer(namespace, context, config.record_frames))
+            self.bag_recorder = None
+            if config.record_bag:
+                from rt1_ros.episode_bag import EpisodeBagRecorder
+
+                self.bag_recorder = self.graph.add(EpisodeBagRecorder(namespace, context))
             sim_parameters = dict(lockstep=True, lockstep_timeout_s=config.lockstep_timeout_s,
                                   task_family=first_family, seed=idle_seed, image_reliability="reliable",
                                   publish_instruction=True, max_episode_steps=config.max_episode_steps)
@@ -138,6 +145,8 @@ class ClosedLoop:
         started = time.monotonic()
         self._call(self._reset_policy, Trigger.Request())
         self.observer.clear()
+        if self.bag_recorder is not None:
+            self.bag_recorder.start()
         response = self._call(self._reset_sim, ResetEpisode.Request(task_family=family, seed=seed))
         if not response.success:
             raise RuntimeError(f"reset_episode({family}, {seed}) failed: {response.message}")
@@ -151,10 +160,11 @@ class ClosedLoop:
         if status is None:
             raise RuntimeError(f"episode {family}/{seed} did not finish within {self.config.episode_timeout_s} s")
         actions, frames = self.observer.take()
+        bag_messages = self.bag_recorder.stop(finished) if self.bag_recorder is not None else []
         return ClosedLoopEpisode(
             family=family, seed=seed, instruction=response.instruction, success=bool(status.success),
             steps=int(status.step), terminated=any(a.mode == RT1Action.MODE_TERMINATE for a in actions),
-            wall_s=time.monotonic() - started, actions=actions, frames=frames)
+            wall_s=time.monotonic() - started, actions=actions, frames=frames, bag_messages=bag_messages)
 
     def close(self) -> None:
         self.graph.close()

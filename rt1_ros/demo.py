@@ -10,6 +10,8 @@ episode runs as fast as inference and rendering allow. Written to --output:
     contact_sheet.png            first / middle / last frame of every episode, with instruction and outcome
     summary.json, summary.md     one entry per episode (family, seed, instruction, trained, success, steps, ...)
     <family>_<seed>/episode.mp4  the camera with instruction and commands overlaid; actions.png; summary.json
+    <family>_<seed>/bag/         the episode's topics as a rosbag2 recording in MCAP storage (rt1_ros.episode_bag):
+                                 open bag/bag.mcap in Foxglove, or `ros2 bag play <family>_<seed>/bag`
 
     make demo                                                  # the shipped policy, one episode per family
     make demo DEMO_ARGS="--families pick --seeds 100003"       # another episode
@@ -133,11 +135,12 @@ def contact_sheet(logs: list[EpisodeLog], summaries: list[EpisodeSummary], path:
 
 def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
     from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.episode_bag import write_episode_bag
 
     checkpoint = resolve_checkpoint(args)
     config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,
                               max_episode_steps=args.max_steps, episode_timeout_s=args.timeout_s,
-                              record_frames=True, domain_id=args.domain_id)
+                              record_frames=True, record_bag=True, domain_id=args.domain_id)
     try:
         config = apply_overrides(config, args.set, where="demo --set")
     except ValueError as exc:
@@ -152,6 +155,7 @@ def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
             log = episode_log(episode)
             summary = summarise_episode(episode, log, loop.policy_description, trained=bool(checkpoint))
             write_report(log, summary, args.output / f"{family}_{seed}", fps=loop.control_rate_hz)
+            write_episode_bag(args.output / f"{family}_{seed}" / "bag", episode.bag_messages)
             print(f"{family:9s} seed {seed}: {'success' if summary.success else 'FAILED '} in {summary.steps:2d} "
                   f"steps, {summary.wall_time_s:5.1f} s wall ({summary.control_rate_hz_wall:.1f} steps/s), "
                   f"'{summary.instruction}'", flush=True)

@@ -23,6 +23,7 @@ def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
                                                  [episode["task_family"]])
         folder = output / f"{episode['task_family']}_{episode['seed']}"
         assert (folder / "episode.mp4").stat().st_size > 0 and (folder / "actions.png").stat().st_size > 0
+        assert (folder / "bag" / "metadata.yaml").is_file() and (folder / "bag" / "bag.mcap").stat().st_size > 0
     assert (output / "contact_sheet.png").stat().st_size > 0
     assert "| pick | 100001 |" in (output / "summary.md").read_text()
 

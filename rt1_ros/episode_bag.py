@@ -1,0 +1,125 @@
+"""Each closed-loop episode as a rosbag2 recording in MCAP storage, so it opens in Foxglove and plays with
+`ros2 bag play`: the camera, the instruction, the policy's rt1_action, the commands it sent (cmd_vel, arm_command),
+odometry and the episode status.
+
+`EpisodeBagRecorder` is a node in the closed loop's graph that subscribes to those topics with raw (serialized CDR)
+callbacks, so a recording costs a copy of the bytes and no conversion; `write_episode_bag` writes them with the
+`rosbags` rosbag2 writer (metadata.yaml plus one .mcap file whose schemas are the full ros2msg definitions, this
+package's messages registered from msg/). Topic names are stored without the loop's private namespace
+(/camera/image_raw, /rt1_action, ...), so every episode's bag has the same topics. Timestamps are the wall-clock
+receive times, as `ros2 bag record` stores them; the messages' headers carry the simulation time.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+
+from rt1_ros import qos
+from rt1_ros.yaml_config import config_dir
+
+# (topic relative to the loop's namespace, message type, QoS the publisher offers)
+EPISODE_TOPICS = (
+    ("camera/image_raw", "sensor_msgs/msg/Image", qos.RECORDING),
+    ("instruction", "std_msgs/msg/String", qos.LATCHED),
+    ("rt1_action", "rt1_ros/msg/RT1Action", qos.RECORDING),
+    ("cmd_vel", "geometry_msgs/msg/Twist", qos.RECORDING),
+    ("arm_command", "rt1_ros/msg/ArmCommand", qos.RECORDING),
+    ("odom", "nav_msgs/msg/Odometry", qos.RECORDING),
+    ("episode_status", "rt1_ros/msg/EpisodeStatus", qos.LATCHED),
+)
+PACKAGE_MESSAGES = ("ArmCommand", "RT1Action", "EpisodeStatus")
+BAG_STORAGE_VERSION = 9  # rosbag2 metadata version (Jazzy and later)
+
+
+@dataclass(frozen=True)
+class RecordedMessage:
+    topic: str  # as stored in the bag: "/" + the topic relative to the loop's namespace
+    msgtype: str
+    receive_time_ns: int
+    data: bytes  # CDR, as received
+
+
+def _message_class(msgtype: str):
+    package, _, name = msgtype.split("/")
+    module = __import__(f"{package}.msg", fromlist=[name])
+    return getattr(module, name)
+
+
+class EpisodeBagRecorder(Node):
+    """Records EPISODE_TOPICS of its namespace between `start` and `stop`."""
+
+    def __init__(self, namespace: str, context) -> None:
+        super().__init__("rt1_episode_bag", namespace=namespace, context=context)
+        self._condition = threading.Condition()
+        self._recording = False
+        self._messages: list[RecordedMessage] = []
+        self._statuses: list = []  # decoded episode_status messages recorded so far (for `stop`'s wait)
+        for topic, msgtype, profile in EPISODE_TOPICS:
+            self.create_subscription(_message_class(msgtype), topic, self._callback(topic, msgtype), profile,
+                                     raw=True)
+
+    def _callback(self, topic: str, msgtype: str):
+        stored_topic = "/" + topic
+        status_class = _message_class(msgtype) if topic == "episode_status" else None
+
+        def record(data: bytes) -> None:
+            message = RecordedMessage(stored_topic, msgtype, time.time_ns(), bytes(data))
+            with self._condition:
+                if self._recording:
+                    self._messages.append(message)
+                    if status_class is not None:
+                        self._statuses.append(deserialize_message(message.data, status_class))
+                        self._condition.notify_all()
+        return record
+
+    def start(self) -> None:
+        with self._condition:
+            self._messages, self._statuses = [], []
+            self._recording = True
+
+    def stop(self, final_status=None, timeout_s: float = 10.0) -> list[RecordedMessage]:
+        """Ends the recording and returns it. ``final_status(status) -> bool``: first wait (up to ``timeout_s``)
+        until this node, too, has recorded the status that ended the episode; the observer that saw it first runs
+        in another thread."""
+        deadline = time.monotonic() + timeout_s
+        with self._condition:
+            while final_status is not None and not any(final_status(s) for s in self._statuses):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            self._recording = False
+            messages, self._messages, self._statuses = self._messages, [], []
+        return messages
+
+
+def episode_typestore():
+    """rosbags' Kilted type store with this package's messages added from msg/ (source tree or share/)."""
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    typestore = get_typestore(Stores.ROS2_KILTED)
+    msg_dir = config_dir().parent / "msg"
+    for name in PACKAGE_MESSAGES:
+        text = (msg_dir / f"{name}.msg").read_text(encoding="utf-8")
+        typestore.register(get_types_from_msg(text, f"rt1_ros/msg/{name}"))
+    return typestore
+
+
+def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None) -> Path:
+    """A rosbag2 directory at ``path`` (which must not exist): metadata.yaml and <name>.mcap. Every topic of
+    EPISODE_TOPICS gets a channel, recorded or not, so tools show the same topic list for every episode."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+
+    path = Path(path)
+    typestore = typestore or episode_typestore()
+    with Writer(path, version=BAG_STORAGE_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
+        connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore)
+                       for topic, msgtype, _ in EPISODE_TOPICS}
+        for message in sorted(messages, key=lambda m: m.receive_time_ns):
+            writer.write(connections[message.topic], message.receive_time_ns, message.data)
+    return path
