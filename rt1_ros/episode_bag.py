@@ -110,6 +110,17 @@ def episode_typestore():
     return typestore
 
 
+def offered_qos(profile):
+    """rosbags' Qos for an rclpy QoSProfile, so `ros2 bag play` replays latched topics as latched."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    unspecified = QosTime(sec=0, nsec=0)  # rmw's "use the default"
+    return Qos(history=QosHistory[profile.history.name], depth=profile.depth,
+               reliability=QosReliability[profile.reliability.name], durability=QosDurability[profile.durability.name],
+               deadline=unspecified, lifespan=unspecified, liveliness=QosLiveliness.AUTOMATIC,
+               liveliness_lease_duration=unspecified, avoid_ros_namespace_conventions=False)
+
+
 def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None) -> Path:
     """A rosbag2 directory at ``path`` (which must not exist): metadata.yaml and <name>.mcap. Every topic of
     EPISODE_TOPICS gets a channel, recorded or not, so tools show the same topic list for every episode."""
@@ -118,8 +129,9 @@ def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typesto
     path = Path(path)
     typestore = typestore or episode_typestore()
     with Writer(path, version=BAG_STORAGE_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
-        connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore)
-                       for topic, msgtype, _ in EPISODE_TOPICS}
+        connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore,
+                                                          offered_qos_profiles=[offered_qos(profile)])
+                       for topic, msgtype, profile in EPISODE_TOPICS}
         for message in sorted(messages, key=lambda m: m.receive_time_ns):
             writer.write(connections[message.topic], message.receive_time_ns, message.data)
     return path

@@ -3,7 +3,11 @@
 the messages are the episode's."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
+import yaml
 
 pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
 
@@ -43,6 +47,26 @@ def test_bag_is_a_rosbag2_mcap_with_every_episode_topic(episode_and_bag):
         assert schema.name == msgtype and schema.encoding == "ros2msg"
     # Nested types travel inside the schema, so a reader needs nothing but the file.
     assert b"MSG: std_msgs/Header" in channels["/rt1_action"].data
+
+
+def test_bag_metadata_names_the_ros_type_hashes_and_latching(episode_and_bag):
+    """`ros2 bag play` matches topics by the RIHS01 type hashes rosidl generated (share/<package>/msg/*.json) and
+    offers each topic with the QoS recorded: the instruction and status stay latched."""
+    from ament_index_python.packages import get_package_share_directory
+
+    _, bag = episode_and_bag
+    metadata = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    topics = {entry["topic_metadata"]["name"]: entry["topic_metadata"]
+              for entry in metadata["topics_with_message_count"]}
+    for topic, msgtype, profile in EPISODE_TOPICS:
+        recorded = topics["/" + topic]
+        package, _, name = msgtype.split("/")
+        generated = json.loads((Path(get_package_share_directory(package)) / "msg" / f"{name}.json").read_text())
+        assert recorded["type_description_hash"] == generated["type_hashes"][0]["hash_string"], msgtype
+        (offered,) = recorded["offered_qos_profiles"]
+        assert offered["durability"] == profile.durability.name.lower(), topic
+        assert offered["reliability"] == "reliable" and offered["depth"] == profile.depth
+    assert topics["/instruction"]["offered_qos_profiles"][0]["durability"] == "transient_local"
 
 
 def test_bag_holds_the_episode_as_it_ran(episode_and_bag):
