@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 
 from rt1_ros.node.parameter_spec import ParameterSpec, from_parameters, parameter_fields, parameter_values
@@ -41,3 +41,15 @@ def declare_parameters(node: Node, defaults: C) -> C:
         field.spec.check(field.name, node.get_parameter(field.name).value)
     return from_parameters(type(defaults), {f.name: node.get_parameter(f.name).value
                                             for f in parameter_fields(type(defaults))}, base=defaults)
+
+
+def parameter_update(config: C, parameters, specs: dict[str, ParameterSpec]) -> tuple[C, SetParametersResult]:
+    """A node's on-set-parameters check: ``config`` with those of ``parameters`` named in ``specs`` changed, and the
+    answer to give; the config is unchanged when the answer refuses (a rule across fields, a string choice)."""
+    changes = {p.name: p.value for p in parameters if p.name in specs}
+    if not changes:
+        return config, SetParametersResult(successful=True)
+    try:
+        return from_parameters(type(config), changes, base=config), SetParametersResult(successful=True)
+    except (TypeError, ValueError) as exc:
+        return config, SetParametersResult(successful=False, reason=str(exc))

@@ -1,0 +1,392 @@
+"""The running policy on a node's topics: inputs, the inference worker, the watchdog and the outputs of one
+loaded model. One implementation for both ways of running rt1_node: the plain node starts one at start-up and keeps
+it; the lifecycle node starts one at activate and closes it at deactivate (README "Topics", "Reliability",
+"The lifecycle node").
+
+Threads (why: an executor callback that runs an inference delays every service, parameter update and watchdog
+check behind it for as long as the inference takes):
+  executor   every ROS callback; each returns within milliseconds. The camera callback stores the newest message,
+             the control timer (or a new image, `control_trigger: image`) only wakes the inference worker, and
+             instructions and `~/reset` are validated at once and queued for the worker.
+  inference  one worker thread: applies the queued instruction/reset changes in order, then runs a control step on
+             the newest frame and publishes its outputs. Policy state is only ever touched here (or by a caller
+             holding the same lock).
+  watchdog   a small thread of its own: when the frame behind the motion currently commanded becomes older than
+             image_timeout_s it publishes zero motion, so a stalled step or a busy executor cannot leave a stale
+             command standing.
+A step's outputs are checked and published under the motion lock, which `~/enable false`, refused instructions,
+`~/reset` and the watchdog also take before publishing zero: after the first three, no motion computed before them
+goes out; after the watchdog's zero, only motion on a frame younger than image_timeout_s.
+
+Frame age (the stale-frame rule): a frame's time is the earlier of the DDS source timestamp (when the camera's
+writer sent it, on that host's system clock) and the middleware's reception timestamp (this host's system clock),
+compared with the node's clock at the moment of acting. Camera header stamps are not used: camera clocks are often
+not the robot's. Under `use_sim_time` a frame's time is its header stamp and the clock is sim time, since wall time
+means nothing to a paused or faster-than-real-time simulation.
+"""
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import String
+
+from rt1_ros import qos
+from rt1_ros.action_layout import Mode
+from rt1_ros.node.command_publishers import CommandPublishers
+from rt1_ros.node.instruction_message import instruction_text
+from rt1_ros.node.parameters import NodeConfig
+from rt1_ros.ros_graph import NANOSECONDS, stamp_ns
+from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError
+from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
+
+RATE_WINDOW = 20  # control steps over which the achieved rate is reported
+WATCHDOG_MAX_PERIOD_S = 0.05  # the watchdog thread checks at least this often (and 4× per image_timeout_s)
+THREAD_JOIN_TIMEOUT_S = 10.0  # a step in flight at shutdown: the longest inference we wait for
+
+
+class ControlLoop:
+    """``controller`` runs on ``node``'s inputs and publishes through ``outputs``. `start` creates the
+    subscriptions and timers and starts the threads; `stop_motion` then `publish_zero_motion` then `close` end it."""
+
+    def __init__(self, node: Node, config: NodeConfig, controller: Controller, policy_description: str,
+                 outputs: CommandPublishers) -> None:
+        self._node = node
+        self.config = config
+        self.controller = controller
+        self.policy_description = policy_description
+        self.outputs = outputs
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._wake = threading.Condition()
+        self._motion_event = threading.Event()  # set while motion is commanded: wakes the watchdog
+        self._subscriptions: list = []  # destroyed by close(), with the timers
+        self._timers: list = []
+
+        self._newest_image = None  # (message, frame time on the watchdog clock) — only the newest frame is kept
+        self._image_lock = threading.Lock()
+        self.frames_received = 0
+        self.frames_skipped = 0  # replaced by a newer frame before a step used them
+        self.frames_invalid = 0
+        self._step_times: collections.deque[float] = collections.deque(maxlen=RATE_WINDOW)
+        self._last_output: ControlOutput | None = None
+        self._errors_reported = 0  # controller error count at the last diagnostics message
+
+        # Policy state belongs to whoever holds _policy_lock: the worker during a step. Callbacks queue changes.
+        self._policy_lock = threading.Lock()
+        self._ops_lock = threading.Lock()
+        self._pending_ops: list[Callable[[], None]] = []
+        self._generation = 0  # bumped by every queued instruction/reset: a step begun before one is discarded
+        self._instruction_source_ns = -1  # source timestamp of the newest instruction taken (accepted or refused)
+        # Held while deciding on and publishing motion; _motion_frame_at is the time of the frame behind the motion
+        # now commanded (None when the last command was zero).
+        self._motion_lock = threading.Lock()
+        self._motion_frame_at: float | None = None
+        self._step_requested = False
+
+    # -- start and end -----------------------------------------------------------------------------------------
+    def start(self) -> None:
+        node, config = self._node, self.config
+        image_qos = qos.camera(config.image_reliability)
+        image_group = MutuallyExclusiveCallbackGroup()
+        if config.image_transport == "compressed":
+            image = node.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos,
+                                             callback_group=image_group)
+        else:
+            image = node.create_subscription(Image, "image", self._on_image, image_qos, callback_group=image_group)
+        # Latched: a node started after the instruction was sent still receives it. Raw bytes: rclpy would silently
+        # turn invalid UTF-8 into U+FFFD and cut the text at a NUL.
+        instruction = node.create_subscription(String, "instruction", self._on_instruction, qos.LATCHED, raw=True)
+        self._subscriptions = [image, instruction]
+        if config.control_trigger == "timer":
+            self._timers.append(node.create_timer(1.0 / config.control_rate_hz, self._request_step))
+        if config.command_rate_hz > 0:
+            self._timers.append(node.create_timer(1.0 / config.command_rate_hz, self._republish_velocity))
+        self._timers.append(node.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics))
+        self._threads = [threading.Thread(target=self._inference_loop, name="rt1_inference", daemon=True),
+                         threading.Thread(target=self._watchdog_loop, name="rt1_watchdog", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def stop_threads(self) -> None:
+        """End the inference worker (after the step in flight) and the watchdog; no step runs after this."""
+        self._stopping.set()
+        self._motion_event.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=THREAD_JOIN_TIMEOUT_S)
+
+    def stop_motion(self) -> None:
+        """Disable, then end the threads: a step still running on the worker could otherwise send motion after the
+        zero command that follows."""
+        with self._motion_lock:
+            self.controller.set_enabled(False)
+        self.stop_threads()
+
+    def close(self) -> None:
+        """Destroy the subscriptions and timers (from an executor callback, or with the executor stopped)."""
+        self.stop_threads()
+        for subscription in self._subscriptions:
+            self._node.destroy_subscription(subscription)
+        for timer in self._timers:
+            self._node.destroy_timer(timer)
+        self._subscriptions, self._timers = [], []
+
+    def apply_config(self, config: NodeConfig) -> None:
+        """A parameter update already checked against the whole config."""
+        self.config = config
+        self.outputs.config = config
+        self.controller.update_config(config.controller)
+        self.controller.max_instruction_chars = config.max_instruction_chars
+
+    # -- clocks ------------------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self._node.get_clock().now().nanoseconds / NANOSECONDS
+
+    def _sim_time(self) -> bool:
+        return bool(self._node.get_parameter("use_sim_time").value)
+
+    def _frame_time(self, message, info) -> float:
+        """When the frame counts as taken, on the node's clock (see the module docstring: frame age)."""
+        if self._sim_time():
+            return stamp_ns(message.header.stamp) / NANOSECONDS
+        # The earlier of the writer's source timestamp and the middleware's reception: a frame written while this
+        # process was frozen is received after it resumes, but was written long before.
+        times = [info.get(key, 0) for key in ("source_timestamp", "received_timestamp")] if info else []
+        times = [t for t in times if t > 0]
+        return min(times) / NANOSECONDS if times else self._now()
+
+    def _warn(self, text: str) -> None:
+        self._node.get_logger().warning(text, throttle_duration_sec=self.config.log_throttle_s)
+
+    # -- inputs ------------------------------------------------------------------------------------------------
+    def _on_image(self, message, info) -> None:
+        frame_time = self._frame_time(message, info)
+        with self._image_lock:
+            if self._newest_image is not None:
+                self.frames_skipped += 1
+            self._newest_image = (message, frame_time)
+            self.frames_received += 1
+        if self.config.control_trigger == "image":
+            self._request_step()
+
+    def _decode(self, newest) -> Frame | None:
+        message, frame_time = newest
+        try:
+            if isinstance(message, CompressedImage):
+                rgb = decode_compressed(message.format, message.data, self.config.max_image_pixels)
+            else:
+                rgb = decode_raw(message.height, message.width, message.encoding, bool(message.is_bigendian),
+                                 message.step, message.data, self.config.max_image_pixels)
+        except ImageDecodeError as exc:
+            self.frames_invalid += 1
+            self._warn(f"dropping camera frame: {exc}")
+            return None
+        return Frame(rgb=rgb, stamp=message.header.stamp, received_at=frame_time)
+
+    def _on_instruction(self, serialized: bytes, info) -> None:
+        source_ns = int(info.get("source_timestamp", 0)) if info else 0
+        if source_ns and source_ns < self._instruction_source_ns:
+            # Two transient-local publishers reach a late-joining node in either order: the newest one wins.
+            older_s = (self._instruction_source_ns - source_ns) / NANOSECONDS
+            self._warn(f"instruction ignored: written {older_s:.3f} s before the one in force "
+                       "(newest source timestamp wins)")
+            return
+        self._instruction_source_ns = max(self._instruction_source_ns, source_ns)
+        try:
+            text = self.controller.validate_instruction(instruction_text(serialized))
+        except InstructionError as exc:
+            self._submit(self.controller.stop_episode)
+            self._warn(f"instruction refused, robot holding: {exc}")
+            self.publish_zero_motion()
+            return
+
+        def apply() -> None:
+            try:
+                self.controller.set_instruction(text)
+            except InstructionError as exc:  # max_instruction_chars lowered since the check
+                self._warn(f"instruction refused, robot holding: {exc}")
+                return
+            self._node.get_logger().info(f"new instruction: '{text}' (history and smoothing reset)")
+
+        self._submit(apply)
+
+    def set_enabled(self, enabled: bool) -> str:
+        """`~/enable`: motion on, or off with a zero command at once; returns the service's message."""
+        if enabled:
+            self.controller.set_enabled(True)
+        else:
+            with self._motion_lock:
+                self.controller.set_enabled(False)
+                self._publish_zero_locked()
+        message = "enabled: sending motion" if enabled else "disabled: dry run, no motion"
+        self._node.get_logger().info(message)
+        return message
+
+    def reset(self) -> str:
+        """`~/reset`: clear history, smoothing and terminate state (on the worker) and hold; returns the message."""
+        self._submit(self.controller.reset)
+        self.publish_zero_motion()
+        return "history, smoothing and terminate state cleared"
+
+    # -- the inference worker ----------------------------------------------------------------------------------
+    def _submit(self, operation: Callable[[], None]) -> None:
+        """Queue a change of policy state for the worker, which applies queued changes in order before its next
+        step; a step already running when it is queued is discarded."""
+        with self._ops_lock:
+            self._pending_ops.append(operation)
+            self._generation += 1
+        with self._wake:
+            self._wake.notify()
+
+    def _apply_pending_ops(self) -> None:
+        with self._ops_lock:
+            operations, self._pending_ops = self._pending_ops, []
+        for operation in operations:
+            operation()
+
+    def _request_step(self) -> None:
+        with self._wake:
+            self._step_requested = True
+            self._wake.notify()
+
+    def _inference_loop(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._step_requested or self._pending_ops or self._stopping.is_set()):
+                    self._wake.wait()
+                if self._stopping.is_set():
+                    return
+                step, self._step_requested = self._step_requested, False
+            try:
+                if step:
+                    self.control_step()
+                else:
+                    with self._policy_lock:
+                        self._apply_pending_ops()
+            except Exception as exc:  # the worker must survive anything; a failure here holds the robot
+                if self._stopping.is_set():
+                    return
+                self._node.get_logger().error(f"control step failed: {type(exc).__name__}: {exc}",
+                                              throttle_duration_sec=self.config.log_throttle_s)
+                self.publish_zero_motion()
+
+    def _watchdog_loop(self) -> None:
+        # Asleep while nothing moves (no cost to an idle node); while motion is commanded, checks every
+        # WATCHDOG_MAX_PERIOD_S (or a quarter of image_timeout_s), independently of the executor and the worker.
+        while not self._stopping.is_set():
+            if not self._motion_event.wait(timeout=1.0) or self._stopping.is_set():
+                continue
+            with self._motion_lock:
+                if self._motion_frame_at is None:
+                    self._motion_event.clear()
+                    continue
+                age = self._now() - self._motion_frame_at
+                stale = age > self.config.controller.image_timeout_s
+                if stale:
+                    self._publish_zero_locked()
+            if stale:
+                self._warn(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer step acted "
+                           "in time): zero motion")
+            self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.controller.image_timeout_s / 4))
+
+    # -- the control step --------------------------------------------------------------------------------------
+    def control_step(self) -> None:
+        """One policy step on the newest frame, then its outputs; runs on the worker (callable from any thread)."""
+        with self._policy_lock:
+            self._apply_pending_ops()
+            generation = self._generation
+            with self._image_lock:
+                newest, self._newest_image = self._newest_image, None
+            output = self.controller.step(self._now(), self._decode(newest) if newest is not None else None)
+            with self._motion_lock:
+                if generation != self._generation:
+                    # An instruction or reset arrived during the step: its output answers a superseded task. The
+                    # frame goes back unless a newer one came, so a lockstep simulator still gets its answer.
+                    with self._image_lock:
+                        if newest is not None and self._newest_image is None:
+                            self._newest_image = newest
+                            self._request_step()
+                    return
+                if output.moving and self.controller.is_stale(self._now()):
+                    output = self.controller.expire(self._now(), output.image_stamp)
+                self._step_times.append(time.monotonic())
+                if output.error:
+                    self._node.get_logger().error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
+                elif output.mode == Mode.HOLD and self.controller.instruction is not None:
+                    self._warn(f"holding: {output.reason}")
+                self._last_output = output
+                self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
+                if self.controller.enabled:
+                    self._publish_motion(output)
+
+    def _republish_velocity(self) -> None:
+        """Velocity consumers (diff drive, MoveIt Servo) time out between 3 Hz steps: repeat the current one."""
+        with self._motion_lock:
+            output = self._last_output
+            if output is None or not self.controller.enabled:
+                return
+            if not output.moving or self._motion_frame_at is None:
+                output = None
+            self.outputs.publish_velocities(output)
+
+    # -- outputs -----------------------------------------------------------------------------------------------
+    def publish_zero_motion(self) -> None:
+        with self._motion_lock:
+            self._publish_zero_locked()
+
+    def _publish_zero_locked(self) -> None:
+        self._motion_frame_at = None
+        self._motion_event.clear()
+        self.outputs.publish_velocities(None)
+        gripper = self._last_output.gripper if self._last_output is not None else 0.0
+        self.outputs.publish_arm(np.zeros(6), gripper, None)
+
+    def _publish_motion(self, output: ControlOutput) -> None:
+        self._motion_frame_at = self.controller.last_frame_at if output.moving else None
+        if output.moving:
+            self._motion_event.set()
+        self.outputs.publish_velocities(output if output.moving else None)
+        arm_delta = output.arm_delta if output.moving else np.zeros(6)
+        self.outputs.publish_arm(arm_delta, output.gripper, output.image_stamp)
+
+    def _publish_diagnostics(self) -> None:
+        output = self._last_output
+        times = self._step_times
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
+        # The namespaced name: two robots (or arms) each running rt1_node must be told apart on /diagnostics.
+        status = DiagnosticStatus(name=f"{self._node.get_fully_qualified_name()}: RT-1 policy",
+                                  hardware_id=self.policy_description)
+        stats = self.controller.stats
+        # An inference failure between two reports must still show as ERROR, or a 1 Hz monitor misses it.
+        new_errors = stats.errors - self._errors_reported
+        self._errors_reported = stats.errors
+        if output is None:
+            status.level, status.message = DiagnosticStatus.WARN, "no control step yet"
+        elif output.error:
+            status.level, status.message = DiagnosticStatus.ERROR, output.reason
+        elif new_errors:
+            status.level = DiagnosticStatus.ERROR
+            status.message = f"{new_errors} failed step(s) since the last report, recovered: {stats.last_error}"
+        elif output.mode == Mode.HOLD:
+            status.level, status.message = DiagnosticStatus.WARN, output.reason
+        else:
+            status.level, status.message = DiagnosticStatus.OK, output.reason or "running"
+        values = {
+            "enabled": self.controller.enabled, "instruction": self.controller.instruction or "",
+            "mode": Mode(output.mode).name if output is not None else "", "control_rate_hz": round(rate, 3),
+            "inference_ms": round(stats.last_inference_ms, 2), "steps": stats.steps, "errors": stats.errors,
+            "last_error": stats.last_error, "frames_received": self.frames_received,
+            "frames_skipped": self.frames_skipped, "frames_invalid": self.frames_invalid,
+        }
+        status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
+        self.outputs.publish_diagnostics(DiagnosticArray(status=[status]))
