@@ -227,3 +227,35 @@ def test_older_layouts_are_refused_with_the_conversion_named(fixture_root, tmp_p
         read_info(tmp_path)
     with pytest.raises(LeRobotFormatError, match="not a LeRobotDataset"):
         read_info(tmp_path / "meta")
+
+
+def test_image_features_import_from_the_png_bytes_in_the_data_rows(tmp_path):
+    """Datasets recorded without video keep each frame as PNG bytes in the parquet row ({"bytes", "path"})."""
+    import cv2
+
+    root = tmp_path / "images"
+    levels = [30, 90, 150]
+    png = [cv2.imencode(".png", np.full((24, 32, 3), level, np.uint8))[1].tobytes() for level in levels]
+    rows = [{"observation.image": {"bytes": png[f], "path": None}, "action": [0.01 * f], "timestamp": f / FPS,
+             "frame_index": f, "episode_index": 0, "index": f, "task_index": 0} for f in range(3)]
+    (root / "data/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist(rows), root / "data/chunk-000/file-000.parquet")
+    (root / "meta/episodes/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([{"episode_index": 0, "tasks": ["push"], "length": 3, "data/chunk_index": 0,
+                                          "data/file_index": 0}]), root / "meta/episodes/chunk-000/file-000.parquet")
+    pq.write_table(pa.table({"task_index": [0], "task": ["push the block"]}), root / "meta/tasks.parquet")
+    features = {"observation.image": {"dtype": "image", "shape": [24, 32, 3], "names": ["height", "width", "channel"]},
+                "action": {"dtype": "float32", "shape": [1], "names": ["dx"]}}
+    (root / "meta/info.json").write_text(json.dumps({
+        "codebase_version": "v3.0", "fps": FPS, "features": features,
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"}))
+    text = "\n".join(["camera: observation.image", "dimensions:", "  arm_x: {feature: action, name: dx}"]
+                     + [f"  {name}: {{constant: 0}}" for name in ("arm_y", "arm_z", "arm_roll", "arm_pitch",
+                                                                   "arm_yaw", "gripper", "base_x", "base_y",
+                                                                   "base_yaw", "mode")])
+    (tmp_path / "mapping.yaml").write_text(text)
+    mapping = load_mapping(tmp_path / "mapping.yaml", features)
+    (episode,) = import_dataset(root, mapping, tmp_path / "rt1", log=lambda line: None)
+    assert episode.info.instruction == "push the block"
+    np.testing.assert_array_equal(np.asarray(episode.frames).reshape(3, -1).max(axis=1), levels)  # PNG: lossless
+    np.testing.assert_allclose(episode.actions[:, 0], [0.0, 0.01, 0.02], atol=1e-7)
