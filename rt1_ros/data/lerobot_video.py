@@ -76,7 +76,7 @@ def video_feature_info(path: Path, fps: int) -> dict:
             "video.width": context.width,
             "video.codec": context.codec.name,
             "video.pix_fmt": context.pix_fmt,
-            "video.is_depth_map": False,
+            "is_depth_map": False,  # lerobot >= 0.5 (older releases read "video.is_depth_map")
             "video.fps": int(fps),
             "video.channels": 3,
             "has_audio": len(container.streams.audio) > 0,
