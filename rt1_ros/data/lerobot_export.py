@@ -82,7 +82,10 @@ def common_frame_shape(episodes: list[Episode]) -> tuple[int, int]:
     if len(shapes) != 1:
         raise ExportError(f"one camera feature has one frame shape; these episodes have {sorted(shapes)} "
                           "(resize them to one size first)")
-    return shapes.pop()
+    height, width = shapes.pop()
+    if height % 2 or width % 2:
+        raise ExportError(f"H.264 yuv420p video needs even frame sides; the frames are {height}x{width}")
+    return height, width
 
 
 class ShardedFile:

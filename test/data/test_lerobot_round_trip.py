@@ -113,8 +113,8 @@ def test_size_limits_start_new_files_and_import_reads_them_all(generated, tmp_pa
     assert_same_episodes(EpisodeDataset(generated), EpisodeDataset(tmp_path / "back"))
 
 
-def _episode(root, fps: float, seed: int):
-    frames = np.zeros((3, 16, 16, 3), np.uint8)
+def _episode(root, fps: float, seed: int, side: int = 16):
+    frames = np.zeros((3, side, side, 3), np.uint8)
     info = EpisodeInfo(instruction="wave", task_family="test", seed=seed, success=True, source="test", fps=fps)
     return EpisodeWriter(root).write(frames, np.zeros((3, 11), np.float32), info)
 
@@ -124,6 +124,8 @@ def test_export_refuses_what_a_lerobot_dataset_cannot_hold(tmp_path):
         export_dataset([_episode(tmp_path / "a", 5.0, 0), _episode(tmp_path / "a", 10.0, 1)], tmp_path / "x")
     with pytest.raises(ExportError, match="whole number"):
         export_dataset([_episode(tmp_path / "b", 2.5, 0)], tmp_path / "y")
+    with pytest.raises(ExportError, match="even frame sides"):
+        export_dataset([_episode(tmp_path / "d", 5.0, 0, side=15)], tmp_path / "z")
     (tmp_path / "exists").mkdir()
     with pytest.raises(ExportError, match="exists"):
         export_dataset([_episode(tmp_path / "c", 5.0, 0)], tmp_path / "exists")
