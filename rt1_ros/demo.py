@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
-from rt1_ros.yaml_config import apply_overrides
+from rt1_ros.yaml_config import add_override_argument, apply_overrides
 
 DEFAULT_FAMILIES = ("pick", "push", "move_near")
 DEFAULT_SEED = 100_000  # rt1-eval's first seed: never a training seed
@@ -51,8 +51,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("outputs/demo"))
     parser.add_argument("--domain-id", type=int, default=None,
                         help="DDS domain, to watch the topics from outside (default: a private random one)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override any ClosedLoopConfig field, after the flags above (e.g. ema_alpha=0.5)")
+    add_override_argument(parser, "override any ClosedLoopConfig field, after the flags above (e.g. ema_alpha=0.5)")
     args = parser.parse_args(argv)
     seeds = args.seeds or [DEFAULT_SEED]
     if len(seeds) not in (1, len(args.families)):

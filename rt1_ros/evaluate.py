@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.yaml_config import apply_overrides
+from rt1_ros.yaml_config import add_override_argument, apply_overrides
 
 DEFAULT_SEED_START = 100_000
 
@@ -311,8 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "(default outputs/eval/<checkpoint dir name>[_direct])")
     parser.add_argument("--direct", action="store_true", help="ROS-free quick check (not the headline number)")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
+    add_override_argument(parser, "override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
     args = parser.parse_args(argv)
     if args.checkpoint is None:
         from rt1_ros.runtime.policy_loading import SHIPPED_MODEL, shipped_model_path

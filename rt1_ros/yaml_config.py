@@ -109,6 +109,13 @@ def to_mapping(obj: Any) -> Any:
     return obj
 
 
+def add_override_argument(parser, help: str) -> None:
+    """The one ``--set KEY=VALUE ...`` flag of rt1-train, rt1-eval, rt1-bench and the demo (read with
+    `apply_overrides`). Repeated flags accumulate: ``--set a=1 --set b=2`` sets both (a plain nargs flag would keep
+    only the last and drop the others without a word)."""
+    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help)
+
+
 def apply_overrides(config: T, assignments: list[str], where: str = "") -> T:
     """``key=value`` strings over the dataclass ``config``: the one override syntax of rt1-train, rt1-eval,
     rt1-bench and the demo (``--set``). Values are parsed as YAML; a dotted key reaches into a nested config

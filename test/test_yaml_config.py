@@ -35,3 +35,28 @@ def test_every_command_line_tool_takes_set_and_names_an_unknown_key(capsys):
         assert "no_such_key" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="no_such_key"):
         demo_main(["--set", "no_such_key=1"])
+
+
+def test_repeated_set_flags_accumulate():
+    """`--set a=1 --set b=2` sets both: with a plain nargs flag the last one silently replaced the others (a
+    training run given `--set total_steps=800 --set eval_every=200` trained the YAML's 100000 steps)."""
+    import argparse
+
+    from rt1_ros.yaml_config import add_override_argument
+
+    parser = argparse.ArgumentParser()
+    add_override_argument(parser, "overrides")
+    assert parser.parse_args(["--set", "a=1", "b=2", "--set", "c=3"]).set == ["a=1", "b=2", "c=3"]
+    assert parser.parse_args([]).set == []
+
+
+def test_every_tool_keeps_an_earlier_set_flag(capsys):
+    from rt1_ros.bench.cli import main as bench_main
+    from rt1_ros.training.cli import main as train_main
+
+    for main, argv, valid in ((bench_main, ["--smoke"], "warmup_steps=1"),
+                              (train_main, ["--output", "unused"], "total_steps=3")):
+        with pytest.raises(SystemExit) as exited:
+            main(argv + ["--set", "no_such_key=1", "--set", valid])
+        assert exited.value.code == 2
+        assert "no_such_key" in capsys.readouterr().err

@@ -20,7 +20,7 @@ from rt1_ros.bench.profiling import profile_step
 from rt1_ros.bench.report import BenchReport
 from rt1_ros.bench.targets import evaluate_targets
 from rt1_ros.bench.throughput import bench_throughput
-from rt1_ros.yaml_config import apply_overrides
+from rt1_ros.yaml_config import add_override_argument, apply_overrides
 
 SECTIONS = ("latency", "backends", "throughput", "node", "lucidrains", "cuda", "profile")
 
@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="bench.json", help="where the JSON results go")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help=f"comma-separated subset of {','.join(SECTIONS)}")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override BenchConfig fields over the chosen section; dotted keys reach nested ones "
-                             "(e.g. node.messages=20)")
+    add_override_argument(parser, "override BenchConfig fields over the chosen section; dotted keys reach nested "
+                                  "ones (e.g. node.messages=20)")
     args = parser.parse_args(argv)
     sections = tuple(s.strip() for s in args.sections.split(",") if s.strip())
     unknown = sorted(set(sections) - set(SECTIONS))

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from rt1_ros.training.config import TrainConfig, parse_overrides
 from rt1_ros.training.trainer import Trainer
+from rt1_ros.yaml_config import add_override_argument
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="run directory for checkpoints and metrics.csv")
     parser.add_argument("--resume", action="store_true", help="continue from <output>/latest if it exists")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config keys")
+    add_override_argument(parser, "override config keys (e.g. --set total_steps=800 learning_rate=3e-4)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     config = TrainConfig.from_yaml(args.config)
