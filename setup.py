@@ -35,13 +35,15 @@ setup(
     ],
     extras_require={
         # rclpy and the message packages come from the ros-* wheels (Kilted) or a ROS 2 install.
-        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-geometry-msgs", "ros-std-msgs", "ros-std-srvs"],
+        "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-geometry-msgs", "ros-std-msgs", "ros-std-srvs",
+                "ros-lifecycle-msgs"],
         "test": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
         "onnxruntime": ["onnxruntime>=1.18"],  # inference_backend: onnxruntime
     },
     entry_points={
         "console_scripts": [
             "rt1_node=rt1_ros.node.rt1_node:main",
+            "rt1_lifecycle_node=rt1_ros.node.rt1_lifecycle_node:main",
             "sim_node=rt1_ros.sim.sim_node:main",
             "rt1-demo=rt1_ros.demo:main",
             "rt1-train=rt1_ros.training.cli:main",
