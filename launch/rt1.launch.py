@@ -2,12 +2,13 @@
 
     ros2 launch rt1_ros rt1.launch.py image_topic:=/head_camera/image_raw use_sim_time:=true \
         checkpoint:=/path/to/checkpoint start_enabled:=true
+    ros2 launch rt1_ros rt1.launch.py lifecycle:=true    # managed: then `ros2 lifecycle set /rt1_node configure`
 """
 import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -51,6 +52,16 @@ def transport_profile_actions(share) -> list:
     return arguments + [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile")) for name in variables]
 
 
+# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated (README "The
+# lifecycle node"); the node's name, topics and parameters are the same either way.
+def node_executable_actions() -> tuple[list, PythonExpression]:
+    argument = DeclareLaunchArgument("lifecycle", default_value="false", choices=["true", "false"],
+                                     description="true: rt1_lifecycle_node (managed), false: rt1_node (plain)")
+    executable = PythonExpression(["'rt1_lifecycle_node' if '", LaunchConfiguration("lifecycle"),
+                                   "' == 'true' else 'rt1_node'"])
+    return [argument], executable
+
+
 def generate_launch_description() -> LaunchDescription:
     default_params = PathJoinSubstitution([FindPackageShare("rt1_ros"), "config", "rt1.yaml"])
     arguments = transport_profile_actions(FindPackageShare("rt1_ros"))
@@ -60,11 +71,13 @@ def generate_launch_description() -> LaunchDescription:
                   for name, default, text in TOPIC_ARGUMENTS]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=f"rt1_node parameter {name}")
                   for name, default, _ in PARAMETER_ARGUMENTS]
+    lifecycle_arguments, executable = node_executable_actions()
+    arguments += lifecycle_arguments
     overrides = {name: ParameterValue(LaunchConfiguration(name), value_type=kind)
                  for name, _, kind in PARAMETER_ARGUMENTS}
     node = Node(
         package="rt1_ros",
-        executable="rt1_node",
+        executable=executable,
         name="rt1_node",
         output="screen",
         emulate_tty=True,

@@ -3,6 +3,7 @@
     ros2 launch rt1_ros sim.launch.py task_family:=pick seed:=100003          # the shipped policy models/rt1_sim
     ros2 launch rt1_ros sim.launch.py checkpoint:=/path/to/checkpoint         # your own
     ros2 launch rt1_ros sim.launch.py checkpoint:="" model_size:=tiny        # an untrained model (plumbing only)
+    ros2 launch rt1_ros sim.launch.py lifecycle:=true    # rt1_node managed: configure and activate it to start
 
 The simulator runs in lockstep with the policy (one control period per policy action), so the loop runs as fast as
 inference allows; set lockstep:=false for a free-running simulator at real time.
@@ -11,7 +12,7 @@ import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -48,6 +49,16 @@ def _overrides(node_name: str) -> dict:
             for name, _, kind, node in PARAMETER_ARGUMENTS if node == node_name}
 
 
+# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated (README "The
+# lifecycle node"); the node's name, topics and parameters are the same either way.
+def node_executable_actions() -> tuple[list, PythonExpression]:
+    argument = DeclareLaunchArgument("lifecycle", default_value="false", choices=["true", "false"],
+                                     description="true: rt1_lifecycle_node (managed), false: rt1_node (plain)")
+    executable = PythonExpression(["'rt1_lifecycle_node' if '", LaunchConfiguration("lifecycle"),
+                                   "' == 'true' else 'rt1_node'"])
+    return [argument], executable
+
+
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("rt1_ros")
     arguments = transport_profile_actions(share)
@@ -55,12 +66,14 @@ def generate_launch_description() -> LaunchDescription:
     arguments += [DeclareLaunchArgument(name, default_value=defaults.get(name, default),
                                         description=f"{node} parameter {name}")
                   for name, default, _, node in PARAMETER_ARGUMENTS]
+    lifecycle_arguments, executable = node_executable_actions()
+    arguments += lifecycle_arguments
     sim = Node(
         package="rt1_ros", executable="sim_node", name="sim_node", output="screen",
         parameters=[{"use_sim_time": False}, _overrides("sim_node")],  # the simulator is the clock
     )
     rt1 = Node(
-        package="rt1_ros", executable="rt1_node", name="rt1_node", output="screen",
+        package="rt1_ros", executable=executable, name="rt1_node", output="screen",
         parameters=[PathJoinSubstitution([share, "config", "rt1.yaml"]), _overrides("rt1_node"),
                     {"use_sim_time": True, "control_trigger": "image", "start_enabled": True}],
         remappings=[("image", "camera/image_raw")],
