@@ -59,6 +59,9 @@ class ControlLoop:
     def __init__(self, node: Node, config: NodeConfig, controller: Controller, policy_description: str,
                  outputs: CommandPublishers) -> None:
         self._node = node
+        # Each warning is logged from a line of its own: rclpy throttles per call site, so a shared helper would
+        # let one warning (holding, every step) silence another (instruction refused).
+        self._logger = node.get_logger()
         self.config = config
         self.controller = controller
         self.policy_description = policy_description
@@ -165,9 +168,6 @@ class ControlLoop:
         times = [t for t in times if t > 0]
         return min(times) / NANOSECONDS if times else self._now()
 
-    def _warn(self, text: str) -> None:
-        self._node.get_logger().warning(text, throttle_duration_sec=self.config.log_throttle_s)
-
     # -- inputs ------------------------------------------------------------------------------------------------
     def _on_image(self, message, info) -> None:
         frame_time = self._frame_time(message, info)
@@ -189,7 +189,7 @@ class ControlLoop:
                                  message.step, message.data, self.config.max_image_pixels)
         except ImageDecodeError as exc:
             self.frames_invalid += 1
-            self._warn(f"dropping camera frame: {exc}")
+            self._logger.warning(f"dropping camera frame: {exc}", throttle_duration_sec=self.config.log_throttle_s)
             return None
         return Frame(rgb=rgb, stamp=message.header.stamp, received_at=frame_time)
 
@@ -198,15 +198,16 @@ class ControlLoop:
         if source_ns and source_ns < self._instruction_source_ns:
             # Two transient-local publishers reach a late-joining node in either order: the newest one wins.
             older_s = (self._instruction_source_ns - source_ns) / NANOSECONDS
-            self._warn(f"instruction ignored: written {older_s:.3f} s before the one in force "
-                       "(newest source timestamp wins)")
+            self._logger.warning(f"instruction ignored: written {older_s:.3f} s before the one in force "
+                                 "(newest source timestamp wins)", throttle_duration_sec=self.config.log_throttle_s)
             return
         self._instruction_source_ns = max(self._instruction_source_ns, source_ns)
         try:
             text = self.controller.validate_instruction(instruction_text(serialized))
         except InstructionError as exc:
             self._submit(self.controller.stop_episode)
-            self._warn(f"instruction refused, robot holding: {exc}")
+            self._logger.warning(f"instruction refused, robot holding: {exc}",
+                                 throttle_duration_sec=self.config.log_throttle_s)
             self.publish_zero_motion()
             return
 
@@ -214,9 +215,10 @@ class ControlLoop:
             try:
                 self.controller.set_instruction(text)
             except InstructionError as exc:  # max_instruction_chars lowered since the check
-                self._warn(f"instruction refused, robot holding: {exc}")
+                self._logger.warning(f"instruction refused, robot holding: {exc}",
+                                     throttle_duration_sec=self.config.log_throttle_s)
                 return
-            self._node.get_logger().info(f"new instruction: '{text}' (history and smoothing reset)")
+            self._logger.info(f"new instruction: '{text}' (history and smoothing reset)")
 
         self._submit(apply)
 
@@ -229,7 +231,7 @@ class ControlLoop:
                 self.controller.set_enabled(False)
                 self._publish_zero_locked()
         message = "enabled: sending motion" if enabled else "disabled: dry run, no motion"
-        self._node.get_logger().info(message)
+        self._logger.info(message)
         return message
 
     def reset(self) -> str:
@@ -276,7 +278,7 @@ class ControlLoop:
             except Exception as exc:  # the worker must survive anything; a failure here holds the robot
                 if self._stopping.is_set():
                     return
-                self._node.get_logger().error(f"control step failed: {type(exc).__name__}: {exc}",
+                self._logger.error(f"control step failed: {type(exc).__name__}: {exc}",
                                               throttle_duration_sec=self.config.log_throttle_s)
                 self.publish_zero_motion()
 
@@ -295,8 +297,9 @@ class ControlLoop:
                 if stale:
                     self._publish_zero_locked()
             if stale:
-                self._warn(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer step acted "
-                           "in time): zero motion")
+                self._logger.warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer "
+                                     "step acted in time): zero motion",
+                                     throttle_duration_sec=self.config.log_throttle_s)
             self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.controller.image_timeout_s / 4))
 
     # -- the control step --------------------------------------------------------------------------------------
@@ -321,9 +324,9 @@ class ControlLoop:
                     output = self.controller.expire(self._now(), output.image_stamp)
                 self._step_times.append(time.monotonic())
                 if output.error:
-                    self._node.get_logger().error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
+                    self._logger.error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
                 elif output.mode == Mode.HOLD and self.controller.instruction is not None:
-                    self._warn(f"holding: {output.reason}")
+                    self._logger.warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
                 self._last_output = output
                 self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
                 if self.controller.enabled:
