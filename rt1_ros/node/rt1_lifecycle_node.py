@@ -16,9 +16,11 @@ constructed, before any parameter can be read, and a plain node must keep workin
 """
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import time
+import traceback
 
 import torch
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -37,6 +39,18 @@ SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FA
 NOT_ACTIVE = "not active: no policy is running (ros2 lifecycle set {node} activate)"
 
 
+def logs_exceptions(transition):
+    """rclpy turns an exception raised by a transition into ERROR (then on_error) without a word: log it first."""
+    @functools.wraps(transition)
+    def logged(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            return transition(self, state)
+        except Exception:  # noqa: BLE001 — reported here, handled by the state machine's error processing
+            self.get_logger().error(f"{transition.__name__} raised:\n{traceback.format_exc()}")
+            return TransitionCallbackReturn.ERROR
+    return logged
+
+
 class Rt1LifecycleNode(LifecycleNode):
     def __init__(self, **node_kwargs) -> None:
         self.loop: ControlLoop | None = None  # while active
@@ -50,6 +64,7 @@ class Rt1LifecycleNode(LifecycleNode):
                                "then activate")
 
     # -- transitions -------------------------------------------------------------------------------------------
+    @logs_exceptions
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = from_parameters(NodeConfig, {name: self.get_parameter(name).value
@@ -63,6 +78,7 @@ class Rt1LifecycleNode(LifecycleNode):
         self.get_logger().info("configured (inactive): publishers and services created, no model loaded")
         return super().on_configure(state)
 
+    @logs_exceptions
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             loaded = load_policy(self.config.policy)
@@ -85,17 +101,20 @@ class Rt1LifecycleNode(LifecycleNode):
                                f"{self.config.control_rate_hz:g} Hz")
         return result
 
+    @logs_exceptions
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._end_loop()
         self.get_logger().info("deactivated: zero motion sent, model released")
         return super().on_deactivate(state)
 
+    @logs_exceptions
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_cleanup(state)
         self._destroy_interfaces()
         self.get_logger().info("cleaned up (unconfigured)")
         return result
 
+    @logs_exceptions
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._end_loop()
         result = super().on_shutdown(state)

@@ -243,6 +243,37 @@ def test_activation_with_a_model_that_does_not_load_fails_and_stays_inactive(ros
     ros.remove(node)
 
 
+def test_a_transition_that_raises_is_undone_by_error_processing(ros, drive_checkpoint, monkeypatch):
+    """An unexpected exception in activate, after the loop has subscribed and started its threads: the error
+    transition stops and releases everything and the node is unconfigured, ready to configure again."""
+    from rt1_ros.node.control_loop import ControlLoop
+
+    started = []
+    original_start = ControlLoop.start
+
+    def start_then_fail(loop):
+        original_start(loop)
+        started.append((weakref.ref(loop.controller.policy), list(loop._threads)))
+        raise RuntimeError("injected failure after start")
+
+    monkeypatch.setattr(ControlLoop, "start", start_then_fail)
+    ros.new_namespace()
+    node = start_lifecycle_node(ros, checkpoint=str(drive_checkpoint))
+    log = node_log(ros)
+    lifecycle = LifecycleClient(ros)
+    assert lifecycle.set("configure")
+    assert not lifecycle.set("activate")
+    assert lifecycle.state() == "unconfigured"
+    (model, threads), = started
+    assert threads and not any(thread.is_alive() for thread in threads), "error processing must stop the threads"
+    assert released(model) and node.loop is None and node.outputs is None
+    assert wait_for(lambda: lifecycle.subscribers("image") == 0 and lifecycle.publishers("cmd_vel") == 0)
+    assert wait_for(lambda: any("on_activate raised" in m.msg and "injected failure" in m.msg for m in log))
+    monkeypatch.undo()
+    assert lifecycle.set("configure"), "an unconfigured node configures again after an error"
+    ros.remove(node)
+
+
 def test_lifecycle_process_sends_zero_and_exits_cleanly_on_sigint(ros, drive_checkpoint):
     """`rt1_lifecycle_node` as its own process (the console entry point's main): driven to active over the
     lifecycle services, moving, then SIGINT: a final zero command and exit code 0."""
