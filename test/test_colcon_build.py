@@ -102,8 +102,10 @@ def workspace(request):
 
 def test_install_tree_layout(workspace):
     package = workspace.install / "rt1_ros"
-    executable = package / "lib" / "rt1_ros" / "rt1_node"
-    assert executable.is_file() and os.access(executable, os.X_OK)
+    # Every ROS executable of scripts/ros/ (rt1_node, sim_node, ...) where `ros2 run` and launch files look.
+    for source in (REPO_ROOT / "scripts" / "ros").iterdir():
+        executable = package / "lib" / "rt1_ros" / source.name
+        assert executable.is_file() and os.access(executable, os.X_OK), executable
     for shared in ("launch/rt1.launch.py", "config/rt1.yaml", "models/rt1_sim/config.yaml", "package.xml"):
         assert (package / "share" / "rt1_ros" / shared).exists(), shared
     python_package = package / "lib" / "python3.11" / "site-packages" / "rt1_ros"
