@@ -243,6 +243,33 @@ def test_activation_with_a_model_that_does_not_load_fails_and_stays_inactive(ros
     ros.remove(node)
 
 
+def set_parameter(ros, name: str, value: str):
+    """Through the node's own parameter service, as `ros2 param set` does."""
+    from rcl_interfaces.msg import Parameter as ParameterMessage, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    client = ros.peer.create_client(SetParameters, f"{ros.namespace}/rt1_node/set_parameters")
+    value_message = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    return call(client, SetParameters.Request(parameters=[ParameterMessage(name=name, value=value_message)])).results[0]
+
+
+def test_parameters_set_before_configure_are_taken_and_runtime_changes_apply_while_active(ros, drive_checkpoint):
+    ros.new_namespace()
+    node = start_lifecycle_node(ros, checkpoint=str(drive_checkpoint))
+    lifecycle = LifecycleClient(ros)
+    actions = ros.collect(RT1Action, "rt1_action")
+    assert set_parameter(ros, "arm_frame_id", "tool0").successful
+    assert not set_parameter(ros, "image_transport", "jpeg").successful, "checks apply before configure too"
+    assert lifecycle.set("configure") and lifecycle.set("activate")
+    frames = camera(ros)
+    ros.send_instruction("move near the red cube")
+    assert wait_for(lambda: any(a.header.frame_id == "tool0" for a in actions)), "configure must take the value set"
+    assert set_parameter(ros, "arm_frame_id", "tool1").successful
+    assert wait_for(lambda: actions[-1].header.frame_id == "tool1"), "a runtime change applies while active"
+    frames.stop()
+    ros.remove(node)
+
+
 def test_a_transition_that_raises_is_undone_by_error_processing(ros, drive_checkpoint, monkeypatch):
     """An unexpected exception in activate, after the loop has subscribed and started its threads: the error
     transition stops and releases everything and the node is unconfigured, ready to configure again."""
