@@ -144,13 +144,13 @@ def test_unusual_but_valid_frames_reach_the_policy_intact(ros, drive_checkpoint,
     # 0.5 s image_timeout_s by the time it is acted on, and the stale-frame rule would rightly hold the robot.
     node = ros.start_rt1_node(checkpoint=str(drive_checkpoint), image_timeout_s=10.0)
     seen: list[np.ndarray] = []
-    step = node.controller.policy.step
+    step = node.controller.policy.select_action
 
     def recording_step(rgb):
         seen.append(rgb.copy())
         return step(rgb)
 
-    node.controller.policy.step = recording_step
+    node.controller.policy.select_action = recording_step
     twists = ros.collect(Twist, "cmd_vel")
     ros.send_instruction("move near the red cube")
     camera = MessageStream(ros, Image, "image", make_frame, period=0.1)

@@ -162,13 +162,13 @@ def test_instructions_changing_at_10_hz_each_restart_the_history(ros, drive_chec
     node = ros.start_rt1_node(checkpoint=str(drive_checkpoint), control_rate_hz=CONTROL_HZ)
     policy = node.controller.policy
     history_at_step: list[tuple[str, int]] = []
-    step = policy.step
+    step = policy.select_action
 
     def recording_step(rgb):
         history_at_step.append((policy.instruction, len(policy.history)))
         return step(rgb)
 
-    policy.step = recording_step
+    policy.select_action = recording_step
     actions = ros.collect(RT1Action, "rt1_action")
     twists = ros.collect(Twist, "cmd_vel")
     camera = MessageStream(ros, Image, "image", lambda i: make_image("rgb8", stamp_ns=i + 1, seed=i), period=0.033)
