@@ -28,17 +28,17 @@ setup(
         "rosbags>=0.9",
         "pyarrow>=15",
         "av>=12",
-        # The CPU inference backends (inference_backend; `auto` runs OpenVINO on x86 and falls back to torch with a
-        # warning where it is missing) and the ONNX exports they run (rt1-export).
+        # The CPU inference backend (inference_backend; `auto` runs ONNX Runtime on x86 and falls back to torch with
+        # a warning where it is missing) and the ONNX exports it runs (rt1-export).
         "onnx>=1.16",
-        "openvino>=2024.4; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
+        "onnxruntime>=1.18; platform_machine == 'x86_64' or platform_machine == 'AMD64'",
     ],
     extras_require={
         # rclpy and the message packages come from the ros-* wheels (Kilted) or a ROS 2 install.
         "ros": ["ros-rclpy[fastrtps]", "ros-sensor-msgs", "ros-geometry-msgs", "ros-std-msgs", "ros-std-srvs",
                 "ros-lifecycle-msgs"],
         "test": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
-        "onnxruntime": ["onnxruntime>=1.18"],  # inference_backend: onnxruntime
+        "openvino": ["openvino>=2024.4"],  # inference_backend: openvino
     },
     entry_points={
         "console_scripts": [

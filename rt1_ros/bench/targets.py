@@ -53,25 +53,32 @@ def evaluate_targets(results: Mapping[str, Any]) -> list[Target]:
 
 
 def backend_targets(backends: Mapping[str, Any]) -> list[Target]:
-    """The recommended CPU backend vs torch on the paper size (best thread count), its tokens on the trained model."""
+    """The recommended CPU backend vs torch on the paper size, each at its best thread count (torch's 2-thread runs
+    on a busy CPU are many times slower than its 1-thread ones, so equal threads would flatter the backend), and the
+    backend's tokens on the trained model."""
     recommended = backends.get("recommended_cpu_backend")
     paper = backends.get("models", {}).get("paper")
     trained = backends.get("models", {}).get("trained")
     if not recommended or not paper or not trained:
         return []
-    runs = [run for run in paper["candidates"].values() if run["backend"] == recommended and "wall_ms" in run]
-    if not runs:
+
+    def best(backend: str) -> dict | None:
+        runs = [run for run in paper["candidates"].values() if run["backend"] == backend and "wall_ms" in run]
+        return min(runs, key=lambda run: run["wall_ms"]["median"]) if runs else None
+
+    fastest, torch_best = best(recommended), best("torch")
+    if fastest is None or torch_best is None:
         return []
-    fastest = max(runs, key=lambda run: run["speedup_vs_torch"] or 0.0)
+    speedup = round(torch_best["wall_ms"]["median"] / fastest["wall_ms"]["median"], 2)
     identical = all(run["tokens"]["identical"] and not run["tokens"]["vacuous"]
                     for run in trained["candidates"].values() if run["backend"] == recommended and "tokens" in run)
-    median = min(run["wall_ms"]["median"] for run in runs)
-    return [Target(target=f"paper cached step on {recommended} >= {TARGET_BACKEND_SPEEDUP:g}x the torch path (same "
-                          "threads), tokens identical on the trained model",
-                   value=f"{fastest['speedup_vs_torch']}x at {fastest['threads']} thread(s), tokens "
+    median = fastest["wall_ms"]["median"]
+    return [Target(target=f"paper cached step on {recommended} >= {TARGET_BACKEND_SPEEDUP:g}x the torch path (each "
+                          "at its best thread count), tokens identical on the trained model",
+                   value=f"{speedup}x ({torch_best['wall_ms']['median']:.1f} ms torch/{torch_best['threads']}t vs "
+                         f"{median:.1f} ms {recommended}/{fastest['threads']}t), tokens "
                          f"{'identical' if identical else 'DIFFER'}",
-                   passed=bool(fastest["speedup_vs_torch"] and fastest["speedup_vs_torch"] >= TARGET_BACKEND_SPEEDUP
-                               and identical)),
+                   passed=speedup >= TARGET_BACKEND_SPEEDUP and identical),
             Target(target=f"paper >= {TARGET_PAPER_FAST_STEPS_PER_S:g} control steps/s on {recommended}",
                    value=f"{1000.0 / median:.1f} steps/s (median {median:.1f} ms)",
                    passed=1000.0 / median >= TARGET_PAPER_FAST_STEPS_PER_S)]

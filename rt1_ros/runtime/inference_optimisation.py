@@ -47,7 +47,7 @@ CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 # What ``auto`` runs on an x86 CPU: the fastest backend whose tokens were identical to torch's on the shipped trained
 # model in `rt1-bench --sections backends` (README "Performance" has the run).
-AUTO_CPU_BACKEND = "openvino"
+AUTO_CPU_BACKEND = "onnxruntime"
 OPENVINO_DTYPES = ("float32", "bfloat16")
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 
@@ -70,8 +70,8 @@ class InferenceOptions:
     cuda_executor: str = "eager"
     # rt1_node's inference_backend parameter
     backend: str = ros_parameter("auto", "who runs the model on a CPU: torch, onnxruntime or openvino (ONNX exports "
-                                 "cached beside the checkpoint, rt1-export); auto = openvino on x86, torch elsewhere. "
-                                 "CUDA always runs torch (README: Performance)", choices=BACKENDS, read_only=True,
+                                 "of the model, rt1-export); auto = onnxruntime on x86, torch elsewhere. CUDA always "
+                                 "runs torch (README: Performance)", choices=BACKENDS, read_only=True,
                                  name="inference_backend")
     openvino_dtype: str = "float32"
     # rt1_node's inference_export_cache parameter
