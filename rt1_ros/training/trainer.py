@@ -47,6 +47,15 @@ AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
 
+def step_random_state(seed: int, step: int, rank: int) -> np.random.Generator:
+    """Every random draw of one training step, fixed by (seed, step, rank): the returned generator samples and
+    augments the batch, and torch's generator (dropout) is seeded from it. Why: a resumed run continues as the
+    uninterrupted one would have, and a multi-process step can be replayed in one process (test_distributed)."""
+    rng = np.random.default_rng([seed, step, rank])
+    torch.manual_seed(int(rng.integers(2**62)))
+    return rng
+
+
 class Trainer:
     def __init__(self, config: TrainConfig, output: Path, resume: bool = False, progress: bool = True,
                  device: str = "auto") -> None:
@@ -163,7 +172,7 @@ class Trainer:
         clock = time.perf_counter()  # elapsed_s counts training only: the clock restarts after validation and saving
         try:
             while not self.dist.decided_by_main(self._progress_fraction() >= 1.0, self.device):
-                rng = np.random.default_rng([config.seed, self.step, self.dist.rank])
+                rng = step_random_state(config.seed, self.step, self.dist.rank)
                 window.add(*self.train_step(rng))
                 now = time.perf_counter()
                 self.elapsed_s += now - clock

@@ -24,3 +24,53 @@ def test_torchrun_two_processes_share_one_stop_decision_under_a_time_budget(data
     state = json.loads((output / "latest" / "trainer_state.json").read_text())
     assert 0 < state["step"] < 1000000
     assert (output / "best" / "model.safetensors").is_file()
+
+
+def test_torchrun_two_processes_train_as_one_process_on_both_batches(dataset, tmp_path, fast):
+    """Data-parallel training is the mean of the processes' losses: after a few steps, rank 0's checkpoint equals
+    a single process that, per step, draws the batches rank 0 and rank 1 draw (their (seed, step, rank) streams),
+    averages the two losses and takes one optimizer step. The loss falls on the way."""
+    import csv
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from rt1_ros.model.checkpoint import load_state
+    from rt1_ros.training.config import TrainConfig, parse_overrides
+    from rt1_ros.training.optimizer import learning_rate_at, set_learning_rate
+    from rt1_ros.training.trainer import Trainer, step_random_state
+
+    steps = 8
+    output = tmp_path / "run"
+    overrides = fast + [f"data={dataset}", f"total_steps={steps}", "eval_every=1000", "checkpoint_every=1000",
+                        "log_every=1", "num_threads=1"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "rt1_ros.train", "--output", str(output), "--device", "cpu", "--no-progress",
+               "--set", *overrides]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "world size 2" in result.stdout
+    losses = [float(r["train_loss"]) for r in csv.DictReader(open(output / "metrics.csv")) if r["train_loss"]]
+    assert len(losses) == steps and losses[-1] < losses[0] - 0.5, losses
+
+    config = parse_overrides(TrainConfig(), overrides)
+    replica = Trainer(config, tmp_path / "replica", progress=False, device="cpu")
+    before = {k: v.clone() for k, v in replica.model.state_dict().items()}
+    for step in range(steps):
+        replica.policy.train()
+        set_learning_rate(replica.optimizer, learning_rate_at(config, step, step / steps))
+        replica.optimizer.zero_grad(set_to_none=True)
+        for rank in (0, 1):
+            rng = step_random_state(config.seed, step, rank)
+            loss, _ = replica.policy(replica._to_device(replica.train_sampler.sample(rng)))
+            (loss / 2).backward()
+        nn.utils.clip_grad_norm_(replica.model.parameters(), config.grad_clip_norm)
+        replica.optimizer.step()
+    saved = load_state(output / "latest")
+    parameters = dict(replica.model.named_parameters())
+    assert any(not torch.equal(before[name], parameters[name]) for name in parameters)  # it trained
+    for name, value in parameters.items():
+        torch.testing.assert_close(saved[name], value.detach(), atol=2e-5, rtol=1e-4, msg=name)
+    assert np.isfinite(losses).all()
