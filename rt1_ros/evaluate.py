@@ -21,7 +21,8 @@ Seeds: per family, the first seeds from ``seed_start`` (100000, far from the gen
 seen instruction, and, with ``--held-out-episodes-per-family``, the first whose (family, target) the checkpoint's
 training data held out (rt1-generate --hold-out; recorded in the checkpoint); the two are reported in separate rows
 with 95 % Wilson intervals. Evaluation layouts are never training layouts. Outputs: ``<output>/results.json``
-(per episode and summary) and ``<output>/results.md`` (the success table), also printed.
+(per episode and summary) and ``<output>/results.md`` (the success table), also printed; with ``--record`` (ROS mode)
+each episode's topics as a rosbag2/MCAP folder ``<output>/episodes/<family>_<seed>`` (open it in Foxglove).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ import math
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,7 @@ class EvalConfig:
     max_episode_steps: int = 0  # 0 = the family's budget (config/sim.yaml)
     lockstep_timeout_s: float = 5.0
     episode_timeout_s: float = 600.0
+    record_dir: str = ""  # non-empty (--record): each ROS episode also as rosbag2/MCAP, <record_dir>/<family>_<seed>
 
 
 # ---------------------------------------------------------------------------------------------------- over ROS 2
@@ -81,8 +83,10 @@ class RosEvaluation:
                                                 ema_alpha=settings.ema_alpha,
                                                 max_episode_steps=settings.max_episode_steps,
                                                 lockstep_timeout_s=settings.lockstep_timeout_s,
-                                                episode_timeout_s=settings.episode_timeout_s),
+                                                episode_timeout_s=settings.episode_timeout_s,
+                                                record_bag=bool(settings.record_dir)),
                                first_family, idle_seed)
+        self.record_dir = Path(settings.record_dir) if settings.record_dir else None
 
     @property
     def lockstep_timeouts(self) -> int:
@@ -90,6 +94,10 @@ class RosEvaluation:
 
     def run_episode(self, family: str, seed: int) -> EpisodeOutcome:
         episode = self.loop.run_episode(family, seed)
+        if self.record_dir is not None:
+            from rt1_ros.episode_bag import write_episode_bag
+
+            write_episode_bag(self.record_dir / f"{family}_{seed}", episode.bag_messages)
         return EpisodeOutcome(family=family, seed=seed, instruction=episode.instruction, success=episode.success,
                               steps=episode.steps, terminated=episode.terminated, wall_s=episode.wall_s,
                               inference_ms=episode.inference_ms)
@@ -310,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default=None, help="directory for results.json / results.md "
                                                        "(default outputs/eval/<checkpoint dir name>[_direct])")
     parser.add_argument("--direct", action="store_true", help="ROS-free quick check (not the headline number)")
+    parser.add_argument("--record", action="store_true",
+                        help="also write each episode as rosbag2/MCAP (Foxglove, ros2 bag play) in <output>/episodes/")
     parser.add_argument("--no-progress", action="store_true")
     add_override_argument(parser, "override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
     args = parser.parse_args(argv)
@@ -331,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     checkpoint = Path(args.checkpoint).resolve()
     output = args.output or f"outputs/eval/{checkpoint.parent.name}_{checkpoint.name}{'_direct' if args.direct else ''}"
+    if args.record:
+        if args.direct:
+            parser.error("--record writes the episode's ROS topics; --direct has none")
+        settings = replace(settings, record_dir=str(Path(output) / "episodes"))
     report = evaluate(settings, direct=args.direct, output=output, progress=not args.no_progress)
     print(report["table_markdown"])
     print(f"saved {output}/results.json and results.md")

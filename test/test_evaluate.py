@@ -29,7 +29,7 @@ def test_ros_evaluation_of_one_episode(terminating_checkpoint, tmp_path):
     pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
     output = tmp_path / "eval"
     assert main(["--checkpoint", str(terminating_checkpoint), "--families", "move_near", "--episodes-per-family",
-                 "1", "--max-episode-steps", "5", "--output", str(output), "--no-progress"]) == 0
+                 "1", "--max-episode-steps", "5", "--output", str(output), "--no-progress", "--record"]) == 0
     report = json.loads((output / "results.json").read_text())
     assert report["mode"] == "ros"
     [episode] = report["episodes"]
@@ -39,6 +39,9 @@ def test_ros_evaluation_of_one_episode(terminating_checkpoint, tmp_path):
     assert episode["inference_ms"] and all(ms > 0 for ms in episode["inference_ms"])
     assert report["summary"]["move_near"]["success_rate"] == 0.0
     assert "| move_near | 0/1 | 0% (0%–79%) |" in (output / "results.md").read_text()  # with its Wilson interval
+    # --record: the episode as a rosbag2/MCAP folder (test_episode_bag reads one back message by message).
+    bag = output / "episodes" / "move_near_100000"
+    assert "storage_identifier: mcap" in (bag / "metadata.yaml").read_text() and list(bag.glob("*.mcap"))
 
 
 def test_direct_evaluation_is_labelled_and_drives_the_sim(driving_checkpoint, tmp_path):
@@ -84,3 +87,9 @@ def test_held_out_episodes_need_a_checkpoint_that_records_them():
 
     with pytest.raises(ValueError, match="no held-out targets"):
         plan_jobs(EvalConfig(checkpoint="x", families=("pick",), held_out_episodes_per_family=1), set())
+
+
+def test_record_is_refused_in_direct_mode(capsys):
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", "unused", "--direct", "--record"])
+    assert "--direct has none" in capsys.readouterr().err
