@@ -49,6 +49,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0: the family's)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="wall-clock limit per episode")
     parser.add_argument("--output", type=Path, default=Path("outputs/demo"))
+    parser.add_argument("--attention", action="store_true",
+                        help="draw the TokenLearner's attention maps (what each of the 8 learned tokens reads) under "
+                             "every video frame")
     parser.add_argument("--domain-id", type=int, default=None,
                         help="DDS domain, to watch the topics from outside (default: a private random one)")
     add_override_argument(parser, "override any ClosedLoopConfig field, after the flags above (e.g. ema_alpha=0.5)")
@@ -87,6 +90,27 @@ def episode_log(episode) -> EpisodeLog:
         log.steps.append(EpisodeStep(sim_time_s=action.stamp_ns / NANOSECONDS, frame=frame, arm=action.arm,
                                      base=action.base, mode=action.mode, inference_ms=action.inference_ms))
     return log
+
+
+def attention_policy(checkpoint: str, model_size: str):
+    """The torch network the node runs, for its TokenLearner maps (whatever backend the node itself uses): the
+    checkpoint's, or the untrained model the node builds (same size, seed 0)."""
+    import torch
+
+    from rt1_ros.policy import RT1Policy, RT1PolicyConfig
+    from rt1_ros.runtime.policy_loading import PolicySource, shared_text_encoder
+
+    encoder = shared_text_encoder(PolicySource.text_encoder)
+    if checkpoint:
+        return RT1Policy.from_pretrained(checkpoint, encoder.encode)
+    torch.manual_seed(PolicySource.seed)
+    return RT1Policy(RT1PolicyConfig.named(model_size), encoder.encode).eval()
+
+
+def add_attention(log: EpisodeLog, policy) -> None:
+    policy.set_instruction(log.instruction)
+    for step in log.steps:
+        step.attention = policy.attention_maps(step.frame)
 
 
 def summarise_episode(episode, log: EpisodeLog, policy: str, trained: bool) -> EpisodeSummary:
@@ -147,11 +171,14 @@ def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
     summaries: list[EpisodeSummary] = []
     logs: list[EpisodeLog] = []
     args.output.mkdir(parents=True, exist_ok=True)
+    looking = attention_policy(checkpoint, args.model_size) if args.attention else None
     with ClosedLoop(config, args.families[0], idle_seed=max(args.seeds) + 1) as loop:
         print(f"policy: {loop.policy_description}", flush=True)
         for family, seed in zip(args.families, args.seeds):
             episode = loop.run_episode(family, seed)
             log = episode_log(episode)
+            if looking is not None:
+                add_attention(log, looking)
             summary = summarise_episode(episode, log, loop.policy_description, trained=bool(checkpoint))
             write_report(log, summary, args.output / f"{family}_{seed}", fps=loop.control_rate_hz)
             write_episode_bag(args.output / f"{family}_{seed}" / "bag", episode.bag_messages)

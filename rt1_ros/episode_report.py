@@ -27,6 +27,7 @@ class EpisodeStep:
     base: np.ndarray  # (3,) vx vy wz
     mode: int
     inference_ms: float
+    attention: np.ndarray | None = None  # (K,g,g) TokenLearner maps of this frame (demo --attention), drawn below it
 
 
 @dataclass
@@ -70,7 +71,26 @@ def overlay(step: EpisodeStep, instruction: str, index: int) -> np.ndarray:
     for row, text in enumerate(lines):
         cv2.putText(image, text, (8, LINE_HEIGHT * (row + 1)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1,
                     cv2.LINE_AA)
+    if step.attention is not None:
+        image = np.concatenate([image, attention_strip(step.frame, step.attention, image.shape[1])], axis=0)
     return image
+
+
+def attention_strip(frame: np.ndarray, maps: np.ndarray, width: int) -> np.ndarray:
+    """(K,g,g) TokenLearner maps -> a row of K thumbnails of ``frame``, each lit where its token reads (the map
+    scaled to its own maximum: a token's weights sum to 1, so absolute values would hide all but the sharpest)."""
+    count = len(maps)
+    side = width // count
+    thumbnail = cv2.resize(frame, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+    tiles = []
+    for index, weights in enumerate(maps):
+        heat = cv2.resize(weights / max(float(weights.max()), 1e-12), (side, side), interpolation=cv2.INTER_CUBIC)
+        colour = cv2.applyColorMap((np.clip(heat, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
+        tile = (0.45 * thumbnail + 0.55 * colour).astype(np.uint8)
+        cv2.putText(tile, f"token {index}", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    strip = np.concatenate(tiles, axis=1)
+    return np.pad(strip, ((0, 0), (0, width - strip.shape[1]), (0, 0)))  # (side,width,3)
 
 
 def write_video(log: EpisodeLog, path: Path, fps: float) -> Path:

@@ -1,6 +1,7 @@
 """`make demo` end to end, shortened: both nodes over real topics, episodes of two families, and the report files."""
 import json
 
+import cv2
 import pytest
 
 pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
@@ -11,7 +12,8 @@ from rt1_ros.demo import main  # noqa: E402
 def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
     output = tmp_path / "demo"
     assert main(["--untrained", "--model-size", "tiny", "--families", "pick", "move_near", "--seeds", "100001",
-                 "--max-steps", "3", "--device", "cpu", "--output", str(output), "--timeout-s", "120"]) == 0
+                 "--max-steps", "3", "--device", "cpu", "--output", str(output), "--timeout-s", "120",
+                 "--attention"]) == 0
     assert "UNTRAINED POLICY" in capsys.readouterr().out
     summary = json.loads((output / "summary.json").read_text())
     episodes = summary["episodes"]
@@ -23,6 +25,9 @@ def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
                                                  [episode["task_family"]])
         folder = output / f"{episode['task_family']}_{episode['seed']}"
         assert (folder / "episode.mp4").stat().st_size > 0 and (folder / "actions.png").stat().st_size > 0
+        video = cv2.VideoCapture(str(folder / "episode.mp4"))
+        ok, first = video.read()
+        assert ok and first.shape[0] > first.shape[1]  # --attention: the maps' strip under the (square) frame
         assert (folder / "bag" / "metadata.yaml").is_file() and (folder / "bag" / "bag.mcap").stat().st_size > 0
     assert (output / "contact_sheet.png").stat().st_size > 0
     assert "| pick | 100001 |" in (output / "summary.md").read_text()

@@ -3,7 +3,7 @@ import json
 import cv2
 import numpy as np
 
-from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, write_report
+from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, overlay, write_report
 
 
 def test_report_writes_video_plot_and_summary(tmp_path):
@@ -27,3 +27,20 @@ def test_report_writes_video_plot_and_summary(tmp_path):
     assert plot is not None and plot.shape[0] > 300
     assert json.loads(outputs["summary_json"].read_text())["steps"] == 6
     assert "pick up the red cube" in outputs["summary_md"].read_text()
+
+
+def test_attention_maps_are_drawn_as_a_strip_under_the_frame():
+    frame = np.full((300, 300, 3), 128, np.uint8)
+    step = EpisodeStep(sim_time_s=0.0, frame=frame, arm=np.zeros(7), base=np.zeros(3), mode=0, inference_ms=1.0)
+    plain = overlay(step, "pick up the red cube", 0)
+    maps = np.zeros((8, 4, 4), np.float32)
+    maps[:, 0, 0] = 1.0  # every token reads the top-left cell
+    step.attention = maps
+    drawn = overlay(step, "pick up the red cube", 0)
+    side = plain.shape[1] // 8
+    assert drawn.shape == (plain.shape[0] + side, plain.shape[1], 3)
+    np.testing.assert_array_equal(drawn[:plain.shape[0]], plain)
+    tile = drawn[plain.shape[0]:, :side].astype(float)  # token 0's thumbnail, RGB
+    hot, cold = tile[:side // 5, :3], tile[-side // 4:, -side // 4:]  # left of the label / far corner
+    assert hot[..., 0].mean() > cold[..., 0].mean() + 50  # red where the token reads
+    assert cold[..., 2].mean() > cold[..., 0].mean() + 50  # blue where it does not

@@ -87,6 +87,13 @@ class RT1(nn.Module):
         spatial_tokens = self.image_encoder(images, instruction)  # (B,g²,D)
         return self.token_learner(spatial_tokens)  # (B,K,D)
 
+    def token_attention(self, images: torch.Tensor, instruction: torch.Tensor) -> torch.Tensor:
+        """images (B,3,H,W), instruction (B,D) -> (B,K,g,g): where on the feature grid each learned token reads,
+        the TokenLearner's weights (each map sums to 1). What RT-1 looks at; the demo draws it (--attention)."""
+        weights = self.token_learner.attention_weights(self.image_encoder(images, instruction))  # (B,K,g²)
+        grid = round(weights.shape[-1] ** 0.5)
+        return weights.view(*weights.shape[:2], grid, grid)
+
     def action_features(self, frame_tokens: torch.Tensor) -> torch.Tensor:
         """frame_tokens (B,T,K,D) -> (B,D), the transformer's output at the last token: what the heads read."""
         batch, frames, per_frame, dim = frame_tokens.shape

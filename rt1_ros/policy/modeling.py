@@ -207,6 +207,19 @@ class RT1Policy(nn.Module):
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return PolicyStep(tokens=tokens, action=self.tokenizer.decode(tokens), inference_ms=elapsed_ms)
 
+    @torch.inference_mode()
+    def attention_maps(self, rgb: np.ndarray) -> np.ndarray:
+        """rgb (H,W,3) uint8 -> (K,g,g) float: the TokenLearner's attention over the feature grid for the current
+        instruction, from the network itself (an ONNX inference path does not expose it)."""
+        if self.instruction is None:
+            raise RuntimeError("no instruction set")
+        frame = images_to_tensor(resize_for_model(rgb, self.image_size)).unsqueeze(0)  # (1,3,S,S)
+        parameter = next(self.model.parameters())
+        embedding = self.embed_text(self.instruction).reshape(1, -1).to(parameter.device, parameter.dtype)
+        conditioning = self.model.embed_instruction(embedding)  # (1,D)
+        maps = self.model.token_attention(frame.to(parameter.device, parameter.dtype), conditioning)  # (1,K,g,g)
+        return maps[0].float().cpu().numpy()
+
     def _embed(self, instruction: str) -> torch.Tensor:
         if self.embed_text is None:
             raise RuntimeError("this policy has no text encoder: pass embed_text to set instructions")

@@ -70,3 +70,19 @@ def test_config_yaml_rejects_unknown_keys(tmp_path):
     path.write_text("custom:\n  image_size: 64\n  embed_dimension: 12\n")
     with pytest.raises(ConfigError, match="embed_dimension"):
         RT1Config.from_yaml("custom", path)
+
+
+def test_token_attention_is_what_the_token_learner_pools_with(trained_model):
+    """The maps the demo draws are the weights that make each frame token: pooling the spatial tokens with them
+    gives encode_frame's output, and each map sums to 1."""
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 128, 128)
+    instruction = trained_model.embed_instruction(torch.randn(2, 384))
+    with torch.no_grad():
+        maps = trained_model.token_attention(images, instruction)  # (2,K,g,g)
+        spatial = trained_model.image_encoder(images, instruction)  # (2,g²,D)
+        tokens = trained_model.encode_frame(images, instruction)
+    assert maps.shape[:2] == (2, 8) and maps.shape[2] == maps.shape[3] == round(spatial.shape[1] ** 0.5)
+    torch.testing.assert_close(maps.sum(dim=(2, 3)), torch.ones(2, 8))
+    torch.testing.assert_close(torch.bmm(maps.flatten(2), spatial), tokens, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(maps[0], maps[1], atol=1e-4)  # the frame decides where the tokens read

@@ -133,3 +133,17 @@ def test_training_drops_the_prepared_inference_copy(trained_model, action_space)
     policy.eval()
     after = policy.select_action(frame).tokens
     assert policy.instruction == "go" and after[0] != before[0] and after[0] > 200
+
+
+def test_attention_maps_follow_the_instruction(trained_model, action_space):
+    torch.manual_seed(0)
+    embeddings = {"pick up the red cube": torch.randn(384), "push the blue cube left": torch.randn(384)}
+    policy = wrap(trained_model, action_space, embeddings.__getitem__)
+    frame = np.random.default_rng(3).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    maps = {}
+    for text in embeddings:
+        policy.set_instruction(text)
+        maps[text] = policy.attention_maps(frame)
+    red, blue = maps.values()
+    assert red.shape[0] == 8 and red.shape[1] == red.shape[2] and np.allclose(red.sum(axis=(1, 2)), 1.0, atol=1e-4)
+    assert np.abs(red - blue).max() > 1e-4  # FiLM conditions the encoder, so where tokens read depends on the task
