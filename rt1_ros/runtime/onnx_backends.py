@@ -29,7 +29,7 @@ class OnnxRuntimePath:
     backend = "onnxruntime"
 
     def __init__(self, model: RT1, options: InferenceOptions, export: OnnxExport) -> None:
-        import onnxruntime
+        import onnxruntime  # telemetry is off: rt1_ros/__init__.py sets ORT_DISABLE_TELEMETRY
 
         self.model = model
         self.options = options

@@ -238,3 +238,26 @@ def test_openvino_backend_starts_no_telemetry_and_writes_nothing_at_home(tmp_pat
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split() == ["OpenVinoPath", "False"]
     assert list(home.rglob("*")) == [] and list(temporary.rglob("*")) == []
+
+
+def test_onnxruntime_backend_starts_no_telemetry_and_writes_nothing_at_home(tmp_path):
+    """onnxruntime's PyPI wheels send telemetry on Linux and persist a device id in
+    ~/.cache/Microsoft/DeveloperTools/.onnxruntime from the first import (torch's exporter imports it): importing
+    rt1_ros turns that off. In a fresh process, since this one has started onnxruntime already."""
+    import subprocess
+
+    home, temporary, cache = tmp_path / "home", tmp_path / "tmp", tmp_path / "cache"
+    for folder in (home, temporary, cache):
+        folder.mkdir()
+    script = ("import os, torch\nfrom rt1_ros.model.rt1 import RT1, RT1Config\n"
+              "from rt1_ros.runtime.inference_optimisation import InferenceOptions, build_path\n"
+              "path = build_path(RT1(RT1Config.from_yaml('tiny')).eval(), InferenceOptions(backend='onnxruntime'), "
+              "torch.device('cpu'))\npath.logits(path.encode_frame(torch.rand(1, 3, 96, 96), torch.rand(1, 128))"
+              "[:, None].expand(1, 6, 8, 128))\nprint(type(path).__name__, os.environ['ORT_DISABLE_TELEMETRY'])\n")
+    environment = {k: v for k, v in os.environ.items() if k not in ("CI", "RT1_ONNX_CACHE", "ORT_DISABLE_TELEMETRY")}
+    completed = subprocess.run([sys.executable, "-c", script], env=dict(environment, HOME=str(home),
+                               TMPDIR=str(temporary), XDG_CACHE_HOME=str(cache)), capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == ["OnnxRuntimePath", "1"]
+    assert [list(folder.rglob("*")) for folder in (home, temporary, cache)] == [[], [], []]
