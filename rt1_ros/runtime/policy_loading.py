@@ -57,9 +57,10 @@ class PolicySource:
     action_space_file: str = parameter("", "action ranges YAML; empty = the checkpoint's, else "
                                        "config/action_space.yaml", read_only=True)
     seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)
-    # Batch-norm folding and channels-last are on by default: same tokens, ~25% less CPU per frame (README
-    # "Performance"). CUDA stays eager fp32 until `rt1-bench` has been run on the target GPU. Only its num_threads
-    # is a ROS parameter (inference_threads).
+    # How the network runs (README "Performance"): on an x86 CPU ONNX Runtime by default (inference_backend auto:
+    # the same tokens as torch on the shipped model, 2-4x faster per step), else torch with batch norm folded and
+    # channels-last; CUDA stays torch fp32 until `rt1-bench` has been run on the target GPU. The fields declared
+    # with ros_parameter are rt1_node parameters (inference_backend, inference_threads, inference_export_cache).
     inference: InferenceOptions = InferenceOptions()
 
 
