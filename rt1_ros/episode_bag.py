@@ -11,6 +11,7 @@ receive times, as `ros2 bag record` stores them; the messages' headers carry the
 """
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -122,11 +123,18 @@ def offered_qos(profile):
 
 
 def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None) -> Path:
-    """A rosbag2 directory at ``path`` (which must not exist): metadata.yaml and <name>.mcap. Every topic of
-    EPISODE_TOPICS gets a channel, recorded or not, so tools show the same topic list for every episode."""
+    """A rosbag2 directory at ``path``: metadata.yaml and <name>.mcap. Every topic of EPISODE_TOPICS gets a
+    channel, recorded or not, so tools show the same topic list for every episode. A bag an earlier run left at
+    ``path`` is replaced, as the demo and rt1-eval replace their other outputs; anything else there is refused."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     path = Path(path)
+    if path.exists():
+        contents = {entry.name for entry in path.iterdir()} if path.is_dir() else None
+        if contents is None or "metadata.yaml" not in contents or \
+                not all(name == "metadata.yaml" or name.endswith(".mcap") for name in contents):
+            raise FileExistsError(f"{path} exists and is not an episode bag: not overwriting it")
+        shutil.rmtree(path)
     typestore = typestore or episode_typestore()
     with Writer(path, version=BAG_STORAGE_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
         connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore,

@@ -91,3 +91,17 @@ def test_bag_holds_the_episode_as_it_ran(episode_and_bag):
     assert [a.header.stamp.sec * 10**9 + a.header.stamp.nanosec for a in answered] == \
         [a.stamp_ns for a in episode.actions if a.mode != 255]
     assert by_topic["/odom"] and (by_topic.get("/cmd_vel") or by_topic.get("/arm_command"))
+
+
+def test_a_rerun_replaces_its_bag_but_never_another_folder(episode_and_bag, tmp_path):
+    """make demo run twice writes the same <family>_<seed>/bag: the second run replaces it (it used to stop with
+    rosbags' "exists already"); a folder that is not a bag is never deleted."""
+    episode, bag = episode_and_bag
+    again = write_episode_bag(bag, episode.bag_messages)
+    assert again == bag and (bag / "metadata.yaml").is_file() and len(list(bag.glob("*.mcap"))) == 1
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not an episode bag"):
+        write_episode_bag(precious, episode.bag_messages)
+    assert (precious / "todo.txt").read_text() == "keep me"
