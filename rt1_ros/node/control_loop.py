@@ -46,10 +46,23 @@ from rt1_ros.node.parameters import NodeConfig
 from rt1_ros.ros_graph import NANOSECONDS, stamp_ns
 from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError
 from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
+from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 RATE_WINDOW = 20  # control steps over which the achieved rate is reported
 WATCHDOG_MAX_PERIOD_S = 0.05  # the watchdog thread checks at least this often (and 4× per image_timeout_s)
 THREAD_JOIN_TIMEOUT_S = 10.0  # a step in flight at shutdown: the longest inference we wait for
+
+
+def load_controller(node: Node, config: NodeConfig) -> tuple[Controller, str]:
+    """The policy the parameters name, loaded and logged (the untrained banner as a warning), under a controller ->
+    (controller, what was loaded). The controller is then the only holder of the model, so a lifecycle node can
+    release it by dropping the loop. Raises what load_policy raises (CheckpointError, ...)."""
+    loaded = load_policy(config.policy)
+    if not loaded.trained:
+        node.get_logger().warning(UNTRAINED_BANNER)
+    node.get_logger().info(f"policy: {loaded.description}")
+    return Controller(loaded.policy, loaded.action_space, config.controller,
+                      max_instruction_chars=config.max_instruction_chars), loaded.description
 
 
 class ControlLoop:

@@ -27,13 +27,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from std_srvs.srv import SetBool, Trigger
 
 from rt1_ros.node.command_publishers import CommandPublishers
-from rt1_ros.node.control_loop import ControlLoop
+from rt1_ros.node.control_loop import ControlLoop, load_controller
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters, parameter_update
 from rt1_ros.node.parameter_spec import from_parameters
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
-from rt1_ros.runtime.controller import Controller
-from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE
 NOT_ACTIVE = "not active: no policy is running (ros2 lifecycle set {node} activate)"
@@ -81,17 +79,10 @@ class Rt1LifecycleNode(LifecycleNode):
     @logs_exceptions
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            loaded = load_policy(self.config.policy)
+            controller, self.policy_description = load_controller(self, self.config)
         except Exception as exc:  # a bad checkpoint or device: the transition fails with the reason, node inactive
             self.get_logger().error(f"cannot activate: {type(exc).__name__}: {exc}")
             return FAILURE
-        if not loaded.trained:
-            self.get_logger().warning(UNTRAINED_BANNER)
-        self.get_logger().info(f"policy: {loaded.description}")
-        controller = Controller(loaded.policy, loaded.action_space, self.config.controller,
-                                max_instruction_chars=self.config.max_instruction_chars)
-        self.policy_description = loaded.description
-        del loaded  # the loop's controller is then the only holder of the model: deactivate can release it
         # Publishers first, so the loop's first outputs are not dropped by a still-inactive lifecycle publisher.
         result = super().on_activate(state)
         self.loop = ControlLoop(self, self.config, controller, self.policy_description, self.outputs)

@@ -15,12 +15,11 @@ from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
 from rt1_ros.node.command_publishers import CommandPublishers
-from rt1_ros.node.control_loop import ControlLoop
+from rt1_ros.node.control_loop import ControlLoop, load_controller
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters, parameter_update
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
 from rt1_ros.runtime.controller import Controller
-from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 
 class Rt1Node(Node):
@@ -29,14 +28,8 @@ class Rt1Node(Node):
         self.loop: ControlLoop | None = None
         super().__init__(NODE_NAME, **node_kwargs)
         self.config = declare_parameters(self, NodeConfig())
-        loaded = load_policy(self.config.policy)
-        if not loaded.trained:
-            self.get_logger().warning(UNTRAINED_BANNER)
-        self.get_logger().info(f"policy: {loaded.description}")
-        controller = Controller(loaded.policy, loaded.action_space, self.config.controller,
-                                max_instruction_chars=self.config.max_instruction_chars)
-        self.policy_description = loaded.description
-        self.loop = ControlLoop(self, self.config, controller, loaded.description,
+        controller, self.policy_description = load_controller(self, self.config)
+        self.loop = ControlLoop(self, self.config, controller, self.policy_description,
                                 CommandPublishers(self, self.config))
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_service(Trigger, "~/reset", self._on_reset)
