@@ -54,14 +54,17 @@ class RosHarness:
         """Spin ``node`` (made with ``context=ros.context``) in a thread of its own; `remove` or `close` stops it."""
         return self.graph.add(node)
 
-    def start_rt1_node(self, **parameters):
-        from rt1_ros.node.rt1_node import Rt1Node
+    def start_rt1_node(self, node_class=None, **parameters):
+        """rt1_node (or ``node_class``, e.g. the lifecycle node) with the tests' defaults: tiny model on the CPU,
+        10 Hz, enabled, no smoothing; ``parameters`` override them."""
+        if node_class is None:
+            from rt1_ros.node.rt1_node import Rt1Node as node_class
 
         defaults = dict(model_size="tiny", device="cpu", control_rate_hz=10.0, image_timeout_s=0.5,
                         start_enabled=True, ema_alpha=1.0)
         defaults.update(parameters)
         overrides = [Parameter(k, value=v) for k, v in defaults.items()]
-        return self.add(Rt1Node(namespace=self.namespace, context=self.context, parameter_overrides=overrides))
+        return self.add(node_class(namespace=self.namespace, context=self.context, parameter_overrides=overrides))
 
     def remove(self, node) -> None:
         self.graph.remove(node)

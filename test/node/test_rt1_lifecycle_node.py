@@ -12,7 +12,6 @@ import pytest
 from geometry_msgs.msg import Twist
 from lifecycle_msgs.msg import State, Transition, TransitionEvent
 from lifecycle_msgs.srv import ChangeState, GetState
-from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
@@ -26,11 +25,7 @@ FORWARD = 0.4  # drive_checkpoint commands full forward speed (0.5 m/s)
 def start_lifecycle_node(ros, **parameters):
     from rt1_ros.node.rt1_lifecycle_node import Rt1LifecycleNode
 
-    defaults = dict(model_size="tiny", device="cpu", control_rate_hz=10.0, image_timeout_s=0.5,
-                    start_enabled=True, ema_alpha=1.0)
-    defaults.update(parameters)
-    overrides = [Parameter(k, value=v) for k, v in defaults.items()]
-    return ros.add(Rt1LifecycleNode(namespace=ros.namespace, context=ros.context, parameter_overrides=overrides))
+    return ros.start_rt1_node(Rt1LifecycleNode, **parameters)
 
 
 def call(client, request):
