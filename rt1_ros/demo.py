@@ -93,18 +93,13 @@ def episode_log(episode) -> EpisodeLog:
 
 
 def attention_policy(checkpoint: str, model_size: str):
-    """The torch network the node runs, for its TokenLearner maps (whatever backend the node itself uses): the
-    checkpoint's, or the untrained model the node builds (same size, seed 0)."""
-    import torch
+    """The network the node runs, loaded as the node loads it but on the eager torch path, for its TokenLearner
+    maps (an ONNX backend does not expose them): the checkpoint's, or the node's untrained model of that size."""
+    from rt1_ros.runtime.inference_optimisation import REFERENCE
+    from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 
-    from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-    from rt1_ros.runtime.policy_loading import PolicySource, shared_text_encoder
-
-    encoder = shared_text_encoder(PolicySource.text_encoder)
-    if checkpoint:
-        return RT1Policy.from_pretrained(checkpoint, encoder.encode)
-    torch.manual_seed(PolicySource.seed)
-    return RT1Policy(RT1PolicyConfig.named(model_size), encoder.encode).eval()
+    return load_policy(PolicySource(checkpoint=checkpoint, model_size=model_size, device="cpu",
+                                    inference=REFERENCE)).policy
 
 
 def add_attention(log: EpisodeLog, policy) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, instruction_embedding
 from rt1_ros.bench.measurement import Timings, time_calls
-from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
 from rt1_ros.runtime.frame_history import pad_window_indices
