@@ -159,8 +159,14 @@ class ClosedLoop:
         status = self.observer.wait_for_status(finished, started + self.config.episode_timeout_s)
         if status is None:
             raise RuntimeError(f"episode {family}/{seed} did not finish within {self.config.episode_timeout_s} s")
+        # The sim published this status after it had received the policy's answer to each of its `step` images;
+        # the observer's own copies of those answers travel on another topic from another publisher and may still
+        # be on their way. (Fewer arrive only after lockstep timeouts, which the sim has already waited out.)
+        self.observer.wait_for_answers(int(status.step),
+                                       time.monotonic() + self.config.lockstep_timeout_s)
         actions, frames = self.observer.take()
-        bag_messages = self.bag_recorder.stop(finished) if self.bag_recorder is not None else []
+        bag_messages = (self.bag_recorder.stop(finished, [a.stamp_ns for a in actions])
+                        if self.bag_recorder is not None else [])
         return ClosedLoopEpisode(
             family=family, seed=seed, instruction=response.instruction, success=bool(status.success),
             steps=int(status.step), terminated=any(a.mode == RT1Action.MODE_TERMINATE for a in actions),
@@ -201,6 +207,7 @@ class _Observer(Node):
                                 inference_ms=float(message.inference_ms))
         with self._condition:
             self._actions.append(action)
+            self._condition.notify_all()
 
     def _on_image(self, message) -> None:
         rgb = decode_raw(message.height, message.width, message.encoding, bool(message.is_bigendian), message.step,
@@ -222,6 +229,15 @@ class _Observer(Node):
                     return None
                 self._condition.wait(min(remaining, 1.0))
             return self._status
+
+    def wait_for_answers(self, count: int, deadline: float) -> None:
+        """Until ``count`` actions that answer an image (mode other than hold) have arrived, or ``deadline``."""
+        with self._condition:
+            while sum(a.mode != RT1Action.MODE_HOLD for a in self._actions) < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._condition.wait(remaining)
 
     def take(self) -> tuple[list[ObservedAction], dict[int, np.ndarray]]:
         with self._condition:

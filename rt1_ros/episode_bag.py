@@ -60,42 +60,55 @@ class EpisodeBagRecorder(Node):
         self._recording = False
         self._messages: list[RecordedMessage] = []
         self._statuses: list = []  # decoded episode_status messages recorded so far (for `stop`'s wait)
+        self._action_stamps: set[int] = set()  # header stamps (ns) of the rt1_action messages recorded so far
         for topic, msgtype, profile in EPISODE_TOPICS:
             self.create_subscription(_message_class(msgtype), topic, self._callback(topic, msgtype), profile,
                                      raw=True)
 
     def _callback(self, topic: str, msgtype: str):
         stored_topic = "/" + topic
-        status_class = _message_class(msgtype) if topic == "episode_status" else None
+        decoded_class = _message_class(msgtype) if topic in ("episode_status", "rt1_action") else None
 
         def record(data: bytes) -> None:
             message = RecordedMessage(stored_topic, msgtype, time.time_ns(), bytes(data))
             with self._condition:
                 if self._recording:
                     self._messages.append(message)
-                    if status_class is not None:
-                        self._statuses.append(deserialize_message(message.data, status_class))
-                        self._condition.notify_all()
+                    if decoded_class is None:
+                        return
+                    decoded = deserialize_message(message.data, decoded_class)
+                    if topic == "episode_status":
+                        self._statuses.append(decoded)
+                    else:
+                        self._action_stamps.add(decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec)
+                    self._condition.notify_all()
         return record
 
     def start(self) -> None:
         with self._condition:
-            self._messages, self._statuses = [], []
+            self._messages, self._statuses, self._action_stamps = [], [], set()
             self._recording = True
 
-    def stop(self, final_status=None, timeout_s: float = 10.0) -> list[RecordedMessage]:
-        """Ends the recording and returns it. ``final_status(status) -> bool``: first wait (up to ``timeout_s``)
-        until this node, too, has recorded the status that ended the episode; the observer that saw it first runs
-        in another thread."""
+    def stop(self, final_status=None, action_stamps_ns=(), timeout_s: float = 10.0) -> list[RecordedMessage]:
+        """Ends the recording and returns it. First waits (up to ``timeout_s``) until this node, too, has recorded
+        the status that ended the episode (``final_status(status) -> bool``) and every rt1_action the observer saw
+        (``action_stamps_ns``, header stamps): the observer runs in another thread, and messages on different
+        topics from different publishers reach two subscribers in no common order."""
         deadline = time.monotonic() + timeout_s
+        expected_stamps = set(action_stamps_ns)
+
+        def complete() -> bool:
+            return ((final_status is None or any(final_status(s) for s in self._statuses))
+                    and expected_stamps <= self._action_stamps)
+
         with self._condition:
-            while final_status is not None and not any(final_status(s) for s in self._statuses):
+            while not complete():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._condition.wait(remaining)
             self._recording = False
-            messages, self._messages, self._statuses = self._messages, [], []
+            messages, self._messages, self._statuses, self._action_stamps = self._messages, [], [], set()
         return messages
 
 
