@@ -20,6 +20,7 @@ class LossConfig:
     label_smoothing: float = 0.0
     target_sigma_bins: float = 0.0
     auxiliary_state_weight: float = 0.0
+    target_cell_weight: float = 0.0
 
 
 class SceneStateHead(nn.Module):
@@ -44,6 +45,46 @@ class SceneStateHead(nn.Module):
             return prediction.sum() * 0.0
         target = (scene_state[known] - self.mean) / self.std
         return F.mse_loss(prediction[known].float(), target)
+
+
+class TargetCellHead(nn.Module):
+    """Training-only: which cell of the backbone's g×g token grid holds the instruction's object, read from the
+    FiLM-conditioned spatial tokens of the current frame (a 1×1 projection to one logit per cell, softmax over the
+    grid). Why: the shipped model's failures are grounding failures (it closes beside the target, pushes another
+    object), and a regressed position (SceneStateHead) reaches the image encoder only through the TokenLearner and
+    the transformer; a per-cell target says *which tokens* show the named object, the signal FiLM exists for. The
+    target is a discretised Gaussian (``sigma_cells``) around the object's centre, so the ≤5 % training crop, which
+    moves it by under half a cell, costs little."""
+
+    def __init__(self, dim: int, image_columns: tuple[int, int], sigma_cells: float = 0.75) -> None:
+        super().__init__()
+        self.projection = nn.Linear(dim, 1)
+        self.image_columns = image_columns  # scene_state columns of the target's image position (u right, v down)
+        self.sigma_cells = sigma_cells
+
+    def forward(self, spatial_tokens: torch.Tensor) -> torch.Tensor:
+        return self.projection(spatial_tokens).squeeze(-1)  # (M,g²,D) -> (M,g²) logits
+
+    def loss(self, logits: torch.Tensor, scene_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """logits (M,g²), scene_state (M,S) -> (soft cross-entropy, argmax-cell accuracy) over the rows whose
+        target is in view (an unknown state or an object outside the image teaches nothing)."""
+        grid = round(logits.shape[1] ** 0.5)
+        position = scene_state[:, list(self.image_columns)]  # (M,2) fractions of width and height
+        known = ~torch.isnan(position).any(dim=1) & (position >= 0).all(dim=1) & (position < 1).all(dim=1)
+        if not bool(known.any()):
+            zero = logits.sum() * 0.0
+            return zero, zero.detach()
+        centre = position[known].float() * grid - 0.5  # (m,2) in cell units, cell centres at integers
+        cells = torch.arange(grid, device=logits.device, dtype=torch.float32)
+        column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
+        row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
+        target = (row_weight[:, :, None] * column_weight[:, None, :]).flatten(1)  # (m,g²), row-major like tokens
+        target = target / target.sum(dim=1, keepdim=True)
+        known_logits = logits[known].float()
+        loss = F.cross_entropy(known_logits, target)
+        true_cell = centre.round().clamp(0, grid - 1).long()
+        accuracy = (known_logits.argmax(dim=1) == true_cell[:, 1] * grid + true_cell[:, 0]).float().mean()
+        return loss, accuracy.detach()
 
 
 def gaussian_bin_targets(targets: torch.Tensor, num_bins: int, sigma_bins: float) -> torch.Tensor:

@@ -28,7 +28,7 @@ from rt1_ros.model.checkpoint import from_pretrained as read_pretrained
 from rt1_ros.model.checkpoint import save_pretrained as write_pretrained
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy.configuration import RT1PolicyConfig
-from rt1_ros.policy.loss import LossConfig, SceneStateHead, action_loss
+from rt1_ros.policy.loss import LossConfig, SceneStateHead, TargetCellHead, action_loss
 from rt1_ros.runtime.control_policy import PolicyStep
 from rt1_ros.runtime.frame_history import FrameTokenHistory
 from rt1_ros.runtime.image_decoding import resize_for_model
@@ -41,7 +41,7 @@ DEVICES = ("auto", "cuda", "cpu")
 #   frame_text (F,E): each frame's instruction embedding
 #   windows (N,T): per training target, the rows of `images` in its window, oldest first
 #   targets (N,11): the demonstrated action tokens
-#   scene_state (N,S), optional: privileged simulator state for the auxiliary head (NaN rows = unknown)
+#   scene_state (N,S), optional: privileged simulator state for the auxiliary heads (NaN rows = unknown)
 TrainingBatch = dict[str, torch.Tensor]
 
 
@@ -69,7 +69,9 @@ class RT1Policy(nn.Module):
         self.model = model if model is not None else RT1(config.model)
         self.tokenizer = ActionTokenizer(config.action_space)
         self.num_modes = len(config.action_space.mode_classes)
-        self.auxiliary_head: SceneStateHead | None = None  # attached by the trainer; never saved with the policy
+        # Training-only heads, attached by the trainer and never saved with the policy.
+        self.auxiliary_head: SceneStateHead | None = None
+        self.target_cell_head: TargetCellHead | None = None
         self.embed_text = embed_text
         self.checkpoint_extra: dict = {}  # what the checkpoint recorded beside the weights (step, metrics, data)
         self.history = FrameTokenHistory(config.model.num_frames)
@@ -98,11 +100,13 @@ class RT1Policy(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ training
     def forward(self, batch: TrainingBatch, loss: LossConfig | None = None) -> tuple[torch.Tensor, dict]:
-        """-> total loss (action loss + weight × auxiliary loss) and outputs: logits (N,11,bins), tokens (N,11),
-        action_loss, per_dim (11,), auxiliary_loss (or None). ``loss`` None uses ``config.loss``."""
+        """-> total loss (action loss + weight × each auxiliary loss) and outputs: logits (N,11,bins), tokens (N,11),
+        action_loss, per_dim (11,), auxiliary_loss, target_cell_loss and target_cell_accuracy (each None without
+        its head). ``loss`` None uses ``config.loss``."""
         loss = self.config.loss if loss is None else loss
         conditioning = self.model.embed_instruction(batch["frame_text"])  # (F,D)
-        tokens = self.model.encode_frame(batch["images"], conditioning)  # (F,K,D): each frame once
+        spatial_tokens = self.model.image_encoder(batch["images"], conditioning)  # (F,g²,D): each frame once
+        tokens = self.model.token_learner(spatial_tokens)  # (F,K,D)
         features = self.model.action_features(tokens[batch["windows"]])  # (N,T,K,D) -> (N,D)
         logits = self.model.action_head(features)  # (N,11,bins)
         targets = batch["targets"]
@@ -114,10 +118,17 @@ class RT1Policy(nn.Module):
         if self.auxiliary_head is not None and scene_state is not None:
             auxiliary_loss = self.auxiliary_head.loss(self.auxiliary_head(features), scene_state)
             total = total + loss.auxiliary_state_weight * auxiliary_loss
+        target_cell_loss = target_cell_accuracy = None
+        if self.target_cell_head is not None and scene_state is not None:
+            current = spatial_tokens[batch["windows"][:, -1]]  # (N,g²,D): each target's current frame
+            target_cell_loss, target_cell_accuracy = self.target_cell_head.loss(self.target_cell_head(current),
+                                                                                scene_state)
+            total = total + loss.target_cell_weight * target_cell_loss
         with torch.no_grad():
             predicted = tokens_from_logits(logits.detach(), self.num_modes)
         return total, {"logits": logits, "tokens": predicted, "action_loss": mean_loss, "per_dim": per_dim,
-                       "auxiliary_loss": auxiliary_loss}
+                       "auxiliary_loss": auxiliary_loss, "target_cell_loss": target_cell_loss,
+                       "target_cell_accuracy": target_cell_accuracy}
 
     def train(self, mode: bool = True) -> "RT1Policy":
         super().train(mode)

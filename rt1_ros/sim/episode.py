@@ -31,14 +31,15 @@ SCENE_STATE_NAMES = (
     "target_x", "target_y", "target_z",              # the instruction's object, base frame (m)
     "gripper_x", "gripper_y", "gripper_z",           # the arm's commanded end-effector target, base frame (m)
     "target_minus_gripper_x", "target_minus_gripper_y", "target_minus_gripper_z",
-)
+    "target_image_u", "target_image_v",              # where its centre is in the camera image: fractions of width
+)                                                    # and height from the top-left (outside [0, 1]: out of view)
 
 
 def scene_state(sim: MobileManipulatorSim, task: Task) -> np.ndarray:
     """(len(SCENE_STATE_NAMES),) float32 for the simulator's current state."""
     target = sim.to_base_frame(sim.object_position(task.target_name))
     gripper, _ = sim.arm_target()
-    return np.concatenate([target, gripper, target - gripper]).astype(np.float32)
+    return np.concatenate([target, gripper, target - gripper, sim.image_position(task.target_name)]).astype(np.float32)
 
 
 def apply_rt1_action(sim: MobileManipulatorSim, action: np.ndarray, action_space: ActionSpaceConfig) -> bool:

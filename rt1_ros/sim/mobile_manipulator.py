@@ -413,8 +413,9 @@ class MobileManipulatorSim:
         return check_success(self.config, self.task, self.scene_state())
 
     # ------------------------------------------------------------------ camera
-    def target_visible(self, name: str) -> bool:
-        """The object's centre projects inside the image (with margin) and no other geom blocks the line of sight."""
+    def _image_offsets(self, name: str) -> tuple[float, float] | None:
+        """The object's centre as offsets from the image centre in half-image units (x right, y up; ±1 at the
+        edges), or None when it is behind the camera."""
         camera = self.config.camera
         position = self.data.cam_xpos[self._camera]
         axes = self.data.cam_xmat[self._camera].reshape(3, 3)
@@ -422,12 +423,27 @@ class MobileManipulatorSim:
         in_camera = axes.T @ (point - position)  # camera looks along its -z
         depth = -in_camera[2]
         if depth <= 0:
-            return False
+            return None
         tan_half = math.tan(math.radians(camera.fovy_deg) / 2)
         aspect = camera.width / camera.height
-        limit = 1.0 - camera.visibility_margin
-        if abs(in_camera[0] / depth) > tan_half * aspect * limit or abs(in_camera[1] / depth) > tan_half * limit:
+        return float(in_camera[0] / depth / (tan_half * aspect)), float(in_camera[1] / depth / tan_half)
+
+    def image_position(self, name: str) -> np.ndarray:
+        """(2,) where the object's centre is in the head camera image, as fractions of its width and height from the
+        top-left corner (outside [0, 1]: out of view; NaN: behind the camera). Occlusion is not considered."""
+        offsets = self._image_offsets(name)
+        if offsets is None:
+            return np.full(2, np.nan)
+        return np.array([(1.0 + offsets[0]) / 2.0, (1.0 - offsets[1]) / 2.0])
+
+    def target_visible(self, name: str) -> bool:
+        """The object's centre projects inside the image (with margin) and no other geom blocks the line of sight."""
+        offsets = self._image_offsets(name)
+        limit = 1.0 - self.config.camera.visibility_margin
+        if offsets is None or abs(offsets[0]) > limit or abs(offsets[1]) > limit:
             return False
+        position = self.data.cam_xpos[self._camera]
+        point = self.data.xpos[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)]
         hit = np.array([-1], dtype=np.int32)
         mujoco.mj_ray(self.model, self.data, position, point - position, None, True, self._base_body, hit)
         return int(hit[0]) == self._object_geom[name]

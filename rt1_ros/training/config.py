@@ -28,6 +28,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     target_sigma_bins: float = 0.0
     auxiliary_state_weight: float = 0.0
+    target_cell_weight: float = 0.0
     history_dropout: float = 0.0
     crop_scale_min: float = 0.88
     brightness: float = 0.15
@@ -53,6 +54,8 @@ class TrainConfig:
             raise ValueError("target_sigma_bins must be >= 0")
         if self.auxiliary_state_weight < 0.0:
             raise ValueError("auxiliary_state_weight must be >= 0")
+        if self.target_cell_weight < 0.0:
+            raise ValueError("target_cell_weight must be >= 0")
         if not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError("history_dropout must be in [0, 1]")
         if self.mixed_precision not in ("bfloat16", "float16", "none"):

@@ -13,7 +13,8 @@ from rt1_ros.model.action_tokenizer import MODE_DIM, NUM_ACTION_DIMS, ActionSpac
 
 METRICS_FILE = "metrics.csv"
 METRIC_COLUMNS = ["step", "elapsed_s", "lr", "train_loss", "train_token_acc", "targets_per_s", "val_loss",
-                  "val_token_acc", "val_arm_step_error_mm", "train_auxiliary_loss", "val_auxiliary_loss"]
+                  "val_token_acc", "val_arm_step_error_mm", "train_auxiliary_loss", "val_auxiliary_loss",
+                  "train_target_cell_loss", "val_target_cell_loss", "train_target_cell_acc", "val_target_cell_acc"]
 ARM_POSITION = slice(0, 3)  # arm_x arm_y arm_z
 
 
@@ -48,26 +49,26 @@ class TrainWindow:
     def reset(self) -> None:
         self.losses: list[float] = []
         self.accuracies: list[float] = []
-        self.auxiliary_losses: list[float] = []
+        self.head_losses: dict[str, list[float]] = {}
         self.targets_seen = 0
         self.started = time.perf_counter()
 
-    def add(self, loss: float, accuracy: float, targets: int, auxiliary_loss: float | None) -> None:
+    def add(self, loss: float, accuracy: float, targets: int, head_losses: dict[str, float]) -> None:
+        """One step; ``head_losses``: the training-only heads' figures by metric name (auxiliary_loss, ...)."""
         self.losses.append(loss)
         self.accuracies.append(accuracy)
         self.targets_seen += targets
-        if auxiliary_loss is not None:
-            self.auxiliary_losses.append(auxiliary_loss)
+        for name, value in head_losses.items():
+            self.head_losses.setdefault(name, []).append(value)
 
     def targets_per_s(self, now: float) -> float:
         return self.targets_seen / max(1e-9, now - self.started)
 
     def row(self, now: float) -> dict:
-        """The window's metrics (train_loss, train_token_acc, targets_per_s, train_auxiliary_loss when trained)."""
+        """The window's metrics (train_loss, train_token_acc, targets_per_s, train_<head metric> when trained)."""
         row = {"train_loss": float(np.mean(self.losses)), "train_token_acc": float(np.mean(self.accuracies)),
                "targets_per_s": round(self.targets_per_s(now), 1)}
-        if self.auxiliary_losses:
-            row["train_auxiliary_loss"] = float(np.mean(self.auxiliary_losses))
+        row.update({f"train_{name}": float(np.mean(values)) for name, values in self.head_losses.items()})
         return row
 
 
@@ -80,17 +81,20 @@ class ValidationTally:
         bin_width_m = ActionTokenizer(action_space).bin_width()[ARM_POSITION]  # (3,)
         self.arm_bin_width_mm = torch.as_tensor(bin_width_m * 1000.0, dtype=torch.float32, device=device)
         self.total_loss, self.count = 0.0, 0
-        self.auxiliary_total, self.auxiliary_count = 0.0, 0
+        self.head_totals: dict[str, float] = {}
+        self.head_count = 0
         self.arm_error_sum, self.arm_error_count = 0.0, 0
         self.correct = torch.zeros(NUM_ACTION_DIMS)
         self.family_correct: dict[str, list[float]] = {}
 
     def add(self, loss: torch.Tensor, predicted: torch.Tensor, targets: torch.Tensor, families: list[str],
-            auxiliary_loss: torch.Tensor | None) -> None:
-        """One batch: its mean action loss, predicted and target tokens (N,11), families (N,), auxiliary loss."""
-        if auxiliary_loss is not None:
-            self.auxiliary_total += auxiliary_loss.item() * len(targets)
-            self.auxiliary_count += len(targets)
+            head_losses: dict[str, torch.Tensor]) -> None:
+        """One batch: its mean action loss, predicted and target tokens (N,11), families (N,), and the training-only
+        heads' figures by metric name."""
+        for name, value in head_losses.items():
+            self.head_totals[name] = self.head_totals.get(name, 0.0) + value.item() * len(targets)
+        if head_losses:
+            self.head_count += len(targets)
         hits = (predicted == targets).float().cpu()  # (N,11)
         arm_steps = targets[:, MODE_DIM] == self.arm_mode
         arm_error_bins = (predicted[arm_steps, ARM_POSITION] - targets[arm_steps, ARM_POSITION]).abs().float()  # (n,3)
@@ -105,12 +109,11 @@ class ValidationTally:
             self.family_correct[family][1] += 1
 
     def metrics(self) -> dict:
-        """val_loss, val_token_acc, [val_auxiliary_loss], [val_arm_step_error_mm], val_acc_<dimension>,
+        """val_loss, val_token_acc, [val_<head metric>], [val_arm_step_error_mm], val_acc_<dimension>,
         val_acc_family_<family>."""
         per_dim = self.correct / self.count
         metrics = {"val_loss": self.total_loss / self.count, "val_token_acc": per_dim.mean().item()}
-        if self.auxiliary_count:
-            metrics["val_auxiliary_loss"] = self.auxiliary_total / self.auxiliary_count
+        metrics.update({f"val_{name}": total / self.head_count for name, total in self.head_totals.items()})
         if self.arm_error_count:
             # The decoded arm step's distance from the demonstration's, over arm-mode steps: a closeness the exact
             # token accuracy (one 0.4 mm bin) cannot show.

@@ -32,7 +32,7 @@ from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
 from rt1_ros.model.rt1 import RT1Config
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
-from rt1_ros.policy.loss import SceneStateHead
+from rt1_ros.policy.loss import SceneStateHead, TargetCellHead
 from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.distributed import setup_distributed
@@ -44,6 +44,10 @@ from rt1_ros.yaml_config import to_mapping
 
 TRAINER_STATE_FILE = "trainer_state.json"
 AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads
+TARGET_CELL_HEAD_FILE = "target_cell_head.safetensors"  # training only, likewise
+# The training-only heads' outputs of RT1Policy.forward, by the name their metrics.csv columns take after train_/val_.
+HEAD_METRICS = {"auxiliary_loss": "auxiliary_loss", "target_cell_loss": "target_cell_loss",
+                "target_cell_acc": "target_cell_accuracy"}
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
 
@@ -72,7 +76,8 @@ class Trainer:
         latest = self.output / "latest"
         model_config, self.action_space = self._model_spec(latest if resume else None)
         loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
-                          auxiliary_state_weight=config.auxiliary_state_weight)
+                          auxiliary_state_weight=config.auxiliary_state_weight,
+                          target_cell_weight=config.target_cell_weight)
         self.policy = RT1Policy(RT1PolicyConfig(model=model_config, action_space=self.action_space, loss=loss))
         self.model = self.policy.model.to(self.device)
         if config.channels_last:
@@ -81,6 +86,7 @@ class Trainer:
 
         self._load_data()
         self.auxiliary_head = self.policy.auxiliary_head = self._make_auxiliary_head()
+        self.target_cell_head = self.policy.target_cell_head = self._make_target_cell_head()
         self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
         if resume:
             self._resume(latest)
@@ -123,10 +129,14 @@ class Trainer:
         self.text_table = shared_text_encoder(config.text_encoder).encode(instructions).to(self.device)
         row = {text: i for i, text in enumerate(instructions)}
 
+        uses_scene_state = config.auxiliary_state_weight > 0 or config.target_cell_weight > 0
+        self.scene_state_names = next((list((e.info.extra or {}).get("scene_state_names") or [])
+                                       for e in dataset if e.scene_state is not None), [])
+
         def arrays(episode: Episode) -> EpisodeArrays:
             return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(episode.actions),
                                  instruction_index=row[episode.info.instruction], family=episode.info.task_family,
-                                 scene_state=episode.scene_state if config.auxiliary_state_weight > 0 else None)
+                                 scene_state=episode.scene_state if uses_scene_state else None)
 
         size = self.model.config.image_size
         frames = self.model.config.num_frames
@@ -152,10 +162,27 @@ class Trainer:
         std = stacked.std(dim=0).clamp_min(1e-2)
         return SceneStateHead(self.model.config.embed_dim, stacked.mean(dim=0), std).to(self.device)
 
+    def _make_target_cell_head(self) -> TargetCellHead | None:
+        if self.config.target_cell_weight <= 0.0:
+            return None
+        needed = ("target_image_u", "target_image_v")
+        if not set(needed) <= set(self.scene_state_names):
+            raise SystemExit(f"target_cell_weight > 0 needs episodes whose scene_state.npy has {list(needed)}; "
+                             f"{self.config.data} has {self.scene_state_names or 'none'} (rt1-generate records them)")
+        columns = tuple(self.scene_state_names.index(name) for name in needed)
+        return TargetCellHead(self.model.config.embed_dim, columns).to(self.device)
+
+    def _training_heads(self) -> dict[str, nn.Module]:
+        """The training-only heads in use, by the file each is checkpointed in."""
+        heads = {AUXILIARY_HEAD_FILE: self.auxiliary_head, TARGET_CELL_HEAD_FILE: self.target_cell_head}
+        return {file: head for file, head in heads.items() if head is not None}
+
     def _trainable_named_parameters(self):
         yield from self.model.named_parameters()
         if self.auxiliary_head is not None:
             yield from (("auxiliary_head." + n, p) for n, p in self.auxiliary_head.named_parameters())
+        if self.target_cell_head is not None:
+            yield from (("target_cell_head." + n, p) for n, p in self.target_cell_head.named_parameters())
 
     # -------------------------------------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -204,14 +231,15 @@ class Trainer:
             return max(by_steps, self.elapsed_s / (self.config.time_budget_min * 60.0))
         return by_steps
 
-    def train_step(self, rng: np.random.Generator) -> tuple[float, float, int, float | None]:
-        """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, auxiliary loss or None)."""
+    def train_step(self, rng: np.random.Generator) -> tuple[float, float, int, dict[str, float]]:
+        """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, the training-only heads'
+        losses by metric name)."""
         self.trained.train()
         batch = self._to_device(self.train_sampler.sample(rng))
         set_learning_rate(self.optimizer, learning_rate_at(self.config, self.step, self._progress_fraction()))
         with self._autocast():
             loss, outputs = self.trained(batch)
-        auxiliary_loss = outputs["auxiliary_loss"]
+        head_losses = {name: outputs[key].item() for name, key in HEAD_METRICS.items() if outputs[key] is not None}
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
@@ -220,7 +248,7 @@ class Trainer:
         self.scaler.update()
         targets = batch["targets"]
         accuracy = (outputs["tokens"] == targets).float().mean().item()
-        return loss.item(), accuracy, len(targets), auxiliary_loss.item() if auxiliary_loss is not None else None
+        return loss.item(), accuracy, len(targets), head_losses
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -236,7 +264,7 @@ class Trainer:
             with self._autocast():
                 _, outputs = self.policy(tensors, loss=LossConfig())
             tally.add(outputs["action_loss"], outputs["tokens"], tensors["targets"], batch.families,
-                      outputs["auxiliary_loss"])
+                      {name: outputs[key] for name, key in HEAD_METRICS.items() if outputs[key] is not None})
         return tally.metrics()
 
     def _to_device(self, batch: Batch) -> TrainingBatch:
@@ -245,7 +273,7 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         tensors = {"images": images, "frame_text": self.text_table[batch.frame_instruction.to(self.device)],
                    "windows": batch.windows.to(self.device), "targets": batch.targets.to(self.device)}
-        if self.auxiliary_head is not None and batch.scene_state is not None:
+        if self._training_heads() and batch.scene_state is not None:
             tensors["scene_state"] = batch.scene_state.to(self.device)
         return tensors
 
@@ -280,8 +308,9 @@ class Trainer:
         log.write({"step": self.step, "elapsed_s": round(self.elapsed_s, 1), **metrics})
         families = " ".join(f"{k[len('val_acc_family_'):]}={v:.3f}" for k, v in metrics.items()
                             if k.startswith("val_acc_family_"))
+        cell = f", target cell acc {metrics['val_target_cell_acc']:.3f}" if "val_target_cell_acc" in metrics else ""
         bar.write(f"step {self.step}: val loss {metrics['val_loss']:.4f}, token acc "
-                  f"{metrics['val_token_acc']:.3f} {families}")
+                  f"{metrics['val_token_acc']:.3f} {families}{cell}")
         if metrics["val_loss"] < self.best_val_loss:
             self.best_val_loss = metrics["val_loss"]
             self.save("best", metrics)
@@ -299,11 +328,10 @@ class Trainer:
                  "dataset": self.dataset_summary, "metrics": metrics}
         self.policy.save_pretrained(directory, extra=json.loads(json.dumps(extra)))
         save_optimizer_state(self.optimizer, directory)
-        if self.auxiliary_head is not None:
-            from safetensors.torch import save_file
+        from safetensors.torch import save_file
 
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.auxiliary_head.state_dict().items()},
-                      str(directory / AUXILIARY_HEAD_FILE))
+        for file, head in self._training_heads().items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(directory / file))
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
                  "grad_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -314,13 +342,13 @@ class Trainer:
             print(f"no checkpoint to resume in {directory}; starting fresh", file=sys.stderr)
             return
         load_weights_into(self.model, directory)
-        if self.auxiliary_head is not None:
-            from safetensors.torch import load_file
+        from safetensors.torch import load_file
 
-            if not (directory / AUXILIARY_HEAD_FILE).is_file():
-                raise SystemExit(f"{directory} was trained without the auxiliary head; resume with "
-                                 "auxiliary_state_weight=0 or start a new run")
-            self.auxiliary_head.load_state_dict(load_file(str(directory / AUXILIARY_HEAD_FILE)))
+        for file, head in self._training_heads().items():
+            if not (directory / file).is_file():
+                raise SystemExit(f"{directory} was trained without {file}; resume with the training config it was "
+                                 "started with or start a new run")
+            head.load_state_dict(load_file(str(directory / file)))
         load_optimizer_state(self.optimizer, directory)
         state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
         self.step, self.elapsed_s = int(state["step"]), float(state["elapsed_s"])

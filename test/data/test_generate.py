@@ -34,6 +34,15 @@ def test_generate_records_expert_actions_and_skips_existing_seeds(tmp_path, caps
     target_distance = np.linalg.norm(state[:, 0:2], axis=1)
     assert target_distance[-1] < target_distance[0] - 0.1
     np.testing.assert_allclose(state[:, 6:9], state[:, 0:3] - state[:, 3:6], atol=1e-5)
+    # Where the target is in the image: in view, and the frame there has the target's colour.
+    names = episode.info.extra["scene_state_names"]
+    u, v = state[0, names.index("target_image_u")], state[0, names.index("target_image_v")]
+    assert 0 <= u < 1 and 0 <= v < 1
+    pixel = frames[0, int(v * 40), int(u * 40)].astype(int)
+    colour = episode.info.extra["target"].split("_")[0]
+    channel = {"red": 0, "green": 1, "blue": 2}.get(colour)
+    if channel is not None:
+        assert pixel.argmax() == channel, (colour, pixel)
 
     # A rerun with a larger count adds only the missing seed.
     assert main(["--output", str(output), "--families", "move_near", "--episodes-per-family", "2",
@@ -108,3 +117,17 @@ def test_dart_noise_perturbs_only_what_is_executed():
     assert noised.success and clean.success
     assert noised.steps != clean.steps or not np.allclose(noised.actions, clean.actions)
     assert np.all(noised.actions[:, :10] >= space.low - 1e-6) and np.all(noised.actions[:, :10] <= space.high + 1e-6)
+
+
+def test_adding_seeds_to_data_recorded_with_other_scene_state_columns_is_refused(tmp_path, monkeypatch):
+    import pytest
+
+    import rt1_ros.sim.episode
+
+    output = tmp_path / "data"
+    args = ["--output", str(output), "--families", "move_near", "--episodes-per-family", "1", "--frame-size", "32",
+            "--no-progress"]
+    main(args)
+    monkeypatch.setattr(rt1_ros.sim.episode, "SCENE_STATE_NAMES", rt1_ros.sim.episode.SCENE_STATE_NAMES + ("new",))
+    with pytest.raises(SystemExit, match="older rt1-generate"):
+        main(args[:5] + ["2"] + args[6:])

@@ -102,3 +102,59 @@ def test_auxiliary_weight_without_recorded_state_is_refused(dataset, fast, tmp_p
     config = parse_overrides(TrainConfig(), fast + [f"data={dataset}", "auxiliary_state_weight=1.0"])
     with pytest.raises(SystemExit, match="scene_state"):
         Trainer(config, tmp_path / "run", progress=False, device="cpu")
+
+
+def test_target_cell_head_learns_where_the_named_object_is(fast, tmp_path):
+    """With target_cell_weight the trainer reads the object's image position from scene_state.npy by name, the
+    head learns to find a bright square anywhere in the frame, and it stays out of the policy's checkpoint."""
+    from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter
+    from rt1_ros.training.trainer import TARGET_CELL_HEAD_FILE
+
+    rng = np.random.default_rng(0)
+    writer = EpisodeWriter(tmp_path / "data")
+    names = ["target_x", "target_image_u", "target_image_v"]
+    for seed in range(6):
+        steps, size = 6, 40
+        frames = np.full((steps, size, size, 3), 20, np.uint8)
+        corners = rng.integers(0, size - 10, size=(steps, 2))
+        for frame, (top, left) in zip(frames, corners):
+            frame[top:top + 10, left:left + 10] = 250
+        centres = (corners + 5) / size  # (steps, 2): v, u
+        state = np.stack([np.zeros(steps), centres[:, 1], centres[:, 0]], axis=1).astype(np.float32)
+        actions = np.zeros((steps, 11), np.float32)
+        actions[:, 6] = 1.0
+        actions[-1, 10] = 2
+        writer.write(frames, actions, EpisodeInfo(instruction="pick up the red cube", task_family="pick", seed=seed,
+                                                  success=True, source="test", fps=3.0,
+                                                  extra={"scene_state_names": names}), scene_state=state)
+    run = tmp_path / "run"
+    config = parse_overrides(TrainConfig(), fast + [f"data={tmp_path / 'data'}", "total_steps=60",
+                                                    "target_cell_weight=1.0", "learning_rate=0.01",
+                                                    "crop_scale_min=1.0", "eval_every=30"])
+    trainer = Trainer(config, run, progress=False, device="cpu")
+    assert trainer.target_cell_head is not None and trainer.target_cell_head.image_columns == (1, 2)
+    fixed = next(trainer.train_sampler.sequential(max_targets=64))
+
+    def cell_loss() -> float:
+        trainer.policy.eval()
+        with torch.no_grad():
+            return trainer.policy(trainer._to_device(fixed))[1]["target_cell_loss"].item()
+
+    before = cell_loss()
+    trainer.run()
+    assert cell_loss() < 0.8 * before
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert any(r["train_target_cell_loss"] for r in rows) and any(r["val_target_cell_acc"] for r in rows)
+    assert (run / "latest" / TARGET_CELL_HEAD_FILE).is_file()
+    model, _, _ = from_pretrained(run / "latest")
+    assert not any("target_cell" in key for key in model.state_dict())
+    resumed = Trainer(parse_overrides(config, ["total_steps=62"]), run, resume=True, progress=False, device="cpu")
+    torch.testing.assert_close(resumed.target_cell_head.projection.weight,
+                               trainer.target_cell_head.projection.weight)
+
+
+def test_target_cell_weight_without_image_positions_is_refused(write_dataset, fast, tmp_path):
+    write_dataset(tmp_path / "data", scene_state=True)
+    config = parse_overrides(TrainConfig(), fast + [f"data={tmp_path / 'data'}", "target_cell_weight=1.0"])
+    with pytest.raises(SystemExit, match="target_image_u"):
+        Trainer(config, tmp_path / "run", progress=False, device="cpu")
