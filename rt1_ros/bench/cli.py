@@ -16,13 +16,14 @@ from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.latency import bench_latency, bench_thread_sweep
 from rt1_ros.bench.machine import machine_state
 from rt1_ros.bench.node import bench_node
+from rt1_ros.bench.node_cpu import bench_node_cpu
 from rt1_ros.bench.profiling import profile_step
 from rt1_ros.bench.report import BenchReport
 from rt1_ros.bench.targets import evaluate_targets
 from rt1_ros.bench.throughput import bench_throughput
 from rt1_ros.yaml_config import add_override_argument, apply_overrides
 
-SECTIONS = ("latency", "backends", "throughput", "node", "lucidrains", "cuda", "profile")
+SECTIONS = ("latency", "backends", "throughput", "node", "node_cpu", "lucidrains", "cuda", "profile")
 
 
 def run_bench(config: BenchConfig, sections: tuple[str, ...] = SECTIONS, smoke: bool = False) -> BenchReport:
@@ -42,6 +43,8 @@ def run_bench(config: BenchConfig, sections: tuple[str, ...] = SECTIONS, smoke: 
             results["throughput"] = bench_throughput(config, device)
         if "node" in sections:
             results["node"] = bench_node(config)
+        if "node_cpu" in sections:
+            results["node_cpu"] = bench_node_cpu(config)
         if "lucidrains" in sections:
             try:
                 results["lucidrains"] = lucidrains.bench_lucidrains(config, device)

@@ -25,6 +25,18 @@ class NodeBenchConfig:
 
 
 @dataclass(frozen=True)
+class NodeCpuBenchConfig:
+    backends: tuple[str, ...] = ("torch", "onnxruntime")
+    image_width: int = 640
+    image_height: int = 480
+    camera_fps: float = 30.0
+    control_rate_hz: float = 3.0
+    settle_s: float = 5.0  # after the first actions, before the window opens
+    window_s: float = 20.0
+    timeout_s: float = 120.0  # for the node process to start and answer
+
+
+@dataclass(frozen=True)
 class LucidrainsConfig:
     enabled: bool = True
     image_size: int = 224
@@ -73,6 +85,7 @@ class BenchConfig:
     max_seconds_per_measurement: float = 240.0
     throughput: ThroughputConfig = field(default_factory=ThroughputConfig)
     node: NodeBenchConfig = field(default_factory=NodeBenchConfig)
+    node_cpu: NodeCpuBenchConfig = field(default_factory=NodeCpuBenchConfig)
     lucidrains: LucidrainsConfig = field(default_factory=LucidrainsConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     cuda: CudaBenchConfig = field(default_factory=CudaBenchConfig)

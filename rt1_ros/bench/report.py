@@ -17,7 +17,7 @@ class BenchReport:
     config: BenchConfig
     machine: MachineState
     # JSON key -> result, in the order the sections ran: latency, thread_sweep, backends, throughput, node,
-    # lucidrains, cuda, profile (each only when selected).
+    # node_cpu, lucidrains, cuda, profile (each only when selected).
     sections: dict[str, SectionResult] = field(default_factory=dict)
     load_average_at_end: list[float] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)

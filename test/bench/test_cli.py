@@ -53,6 +53,13 @@ def test_smoke_run_writes_sane_json(tmp_path):
     assert node["model_inference_ms"]["median"] > 0
     assert node["image_in_to_twist_out_ms"]["median"] >= node["model_inference_ms"]["median"]
 
+    # rt1_node's process with a camera process (smoke: small frames, a 3 s window): its CPU share was measured
+    # and it stepped the controller meanwhile.
+    cpu = results["node_cpu"]["backends"]["onnxruntime"]
+    assert "skipped" not in cpu, cpu.get("skipped")
+    assert cpu["node_cpu_fraction_of_a_core"] > 0 and cpu["control_steps_per_s"] > 0
+    assert cpu["inference_x_rate_fraction_of_a_core"] > 0  # wall time x rate: above the CPU share under load
+
     assert "skipped" in results["lucidrains"]
     assert "cuda" in results and ("skipped" in results["cuda"]) == (not torch.cuda.is_available())
 
@@ -70,3 +77,4 @@ def test_smoke_run_writes_sane_json(tmp_path):
     assert backends["recommended_cpu_backend"] in ("torch", "onnxruntime", "openvino")
 
     assert {t["target"].split(" ")[0] for t in results["targets"]} >= {"node"}
+    assert any(t["target"].startswith("node process on onnxruntime") for t in results["targets"])

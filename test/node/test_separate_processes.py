@@ -33,7 +33,7 @@ from rt1_ros.msg import ArmCommand, RT1Action
 from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
-CAMERA = Path(__file__).resolve().parent / "camera_process.py"
+CAMERA = ["-m", "rt1_ros.bench.camera_process"]  # a camera driver in its own process
 START_TIMEOUT_S = 120.0  # imports and model load of a node process on two shared cores
 
 GATED_NODE = r'''
@@ -99,7 +99,7 @@ class CameraProcess:
     def __init__(self, topic: str, width: int, height: int, fps: float, seconds: float,
                  reliability: str = "reliable") -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(CAMERA), "--topic", topic, "--width", str(width), "--height", str(height),
+            [sys.executable, *CAMERA, "--topic", topic, "--width", str(width), "--height", str(height),
              "--fps", str(fps), "--seconds", str(seconds), "--reliability", reliability],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=os.environ.copy())
 

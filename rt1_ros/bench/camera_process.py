@@ -1,7 +1,7 @@
 """A camera driver in its own process: publishes rgb8 frames of one size at a fixed rate, the way a real camera node
 does on a robot (its own DDS participant, its own process), then prints how many it published as JSON.
 
-    python test/node/camera_process.py --topic /ns/image --width 640 --height 480 --fps 30 --seconds 20
+    python -m rt1_ros.bench.camera_process --topic /ns/image --width 640 --height 480 --fps 30 --seconds 20
 
 Header stamps are the publisher's ROS clock (wall time), so a receiver can tell a frame's age from its stamp.
 """

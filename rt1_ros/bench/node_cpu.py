@@ -1,0 +1,166 @@
+"""The node_cpu section: how much CPU rt1_node's process takes while a camera in another process streams at full rate
+and the node controls at its own rate, on the shipped model, per inference backend.
+
+The node and a camera driver (`rt1_ros.bench.camera_process`) run as their own processes, as on a robot. After the
+first actions and a settling time, the node's CPU time (/proc/<pid>/stat utime + stime) is read over a window, with
+the control steps and the inference times it published meanwhile. What it should cost: about inference × control
+rate, plus receiving and decoding the frames it uses; not a core (issue 12: a busy executor once burned one).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rt1_ros.bench.config import BenchConfig, NodeCpuBenchConfig
+from rt1_ros.bench.measurement import Skipped
+
+INSTRUCTION = "pick up the red cube"
+
+
+@dataclass
+class BackendCpu:
+    backend: str
+    node_cpu_fraction_of_a_core: float
+    control_steps_per_s: float
+    inference_ms_mean: float
+    window_s: float
+
+    @property
+    def inference_x_rate(self) -> float:
+        """The share of a core the model alone needs at the measured rate (inference_ms is wall time: on a loaded
+        machine this overstates the model's CPU)."""
+        return self.inference_ms_mean / 1000.0 * self.control_steps_per_s
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "node_cpu_fraction_of_a_core": round(self.node_cpu_fraction_of_a_core, 4),
+                "control_steps_per_s": round(self.control_steps_per_s, 2),
+                "inference_ms_mean": round(self.inference_ms_mean, 2),
+                "inference_x_rate_fraction_of_a_core": round(self.inference_x_rate, 4),
+                "window_s": round(self.window_s, 1)}
+
+
+@dataclass
+class NodeCpuResult:
+    config: NodeCpuBenchConfig
+    runs: list[BackendCpu | Skipped]
+
+    def as_dict(self) -> dict[str, Any]:
+        camera = f"{self.config.image_width}x{self.config.image_height} rgb8 at {self.config.camera_fps:g} fps"
+        return {"camera": camera, "control_rate_hz": self.config.control_rate_hz,
+                "backends": {name: run.as_dict() for name, run in zip(self.config.backends, self.runs)}}
+
+    def format(self) -> list[str]:
+        lines = ["", f"node process CPU (shipped model, camera process {self.config.image_width}x"
+                     f"{self.config.image_height} at {self.config.camera_fps:g} fps, control "
+                     f"{self.config.control_rate_hz:g} Hz, 1 inference thread):"]
+        for name, run in zip(self.config.backends, self.runs):
+            if isinstance(run, Skipped):
+                lines += [f"  {name}: " + line.strip() for line in run.format()]
+            else:
+                lines.append(f"  {run.backend:12s} {100 * run.node_cpu_fraction_of_a_core:5.1f} % of a core at "
+                             f"{run.control_steps_per_s:.2f} steps/s (inference {run.inference_ms_mean:.1f} ms x rate "
+                             f"= {100 * run.inference_x_rate:.1f} %)")
+        return lines
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, namespace: str) -> BackendCpu:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from std_msgs.msg import String
+
+    from rt1_ros import qos
+    from rt1_ros.msg import RT1Action
+
+    log = tempfile.NamedTemporaryFile("w+", prefix="rt1_node_cpu_", suffix=".log", delete=False)
+    node_process = subprocess.Popen(
+        [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}",
+         "-p", f"checkpoint:={checkpoint}", "-p", "start_enabled:=true",
+         "-p", f"control_rate_hz:={config.control_rate_hz}", "-p", f"inference_backend:={backend}",
+         "-p", "inference_threads:=1"], stdout=log, stderr=subprocess.STDOUT)
+    camera = subprocess.Popen(
+        [sys.executable, "-m", "rt1_ros.bench.camera_process", "--topic", f"{namespace}/image",
+         "--width", str(config.image_width), "--height", str(config.image_height), "--fps", str(config.camera_fps),
+         "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    probe = Node("node_cpu_probe", context=context)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    actions: list[tuple[float, float]] = []  # (arrival, inference_ms) of answered steps
+    probe.create_subscription(
+        RT1Action, f"{namespace}/rt1_action",
+        lambda m: actions.append((time.monotonic(), float(m.inference_ms))) if m.mode != RT1Action.MODE_HOLD
+        else None, 10)
+    probe.create_publisher(String, f"{namespace}/instruction", qos.LATCHED).publish(String(data=INSTRUCTION))
+
+    def spin_until(condition, deadline: float) -> None:
+        while not condition() and time.monotonic() < deadline and node_process.poll() is None:
+            executor.spin_once(timeout_sec=0.1)
+
+    try:
+        spin_until(lambda: len(actions) >= 3, time.monotonic() + config.timeout_s)
+        if len(actions) < 3:
+            log.seek(0)
+            raise RuntimeError(f"rt1_node ({backend}) published {len(actions)} actions within {config.timeout_s:g} s;"
+                               f" its log ends: {log.read()[-1500:]}")
+        spin_until(lambda: False, time.monotonic() + config.settle_s)
+        cpu_before, clock = _cpu_seconds(node_process.pid), time.monotonic()
+        count_before = len(actions)
+        spin_until(lambda: False, clock + config.window_s)
+        cpu_after, elapsed = _cpu_seconds(node_process.pid), time.monotonic() - clock
+        window = actions[count_before:]
+        if node_process.poll() is not None:
+            raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.returncode} during the window")
+    finally:
+        node_process.send_signal(signal.SIGINT)
+        camera.terminate()
+        for process in (node_process, camera):
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        executor.shutdown()
+        probe.destroy_node()
+        rclpy.try_shutdown(context=context)
+        log.close()
+        os.unlink(log.name)
+    return BackendCpu(backend=backend, node_cpu_fraction_of_a_core=(cpu_after - cpu_before) / elapsed,
+                      control_steps_per_s=len(window) / elapsed,
+                      inference_ms_mean=sum(ms for _, ms in window) / max(1, len(window)), window_s=elapsed)
+
+
+def bench_node_cpu(config: BenchConfig) -> NodeCpuResult | Skipped:
+    try:
+        import rclpy  # noqa: F401
+
+        from rt1_ros.msg import RT1Action  # noqa: F401
+    except ImportError as exc:
+        return Skipped(f"ROS 2 not importable: {exc}", "node process CPU: skipped ({reason})", blank_line_before=True)
+    from rt1_ros.runtime.policy_loading import shipped_model_path
+
+    checkpoint = shipped_model_path()
+    if checkpoint is None:
+        return Skipped("the shipped model models/rt1_sim is missing", "node process CPU: skipped ({reason})",
+                       blank_line_before=True)
+    settings = config.node_cpu
+    runs: list[BackendCpu | Skipped] = []
+    for index, backend in enumerate(settings.backends):
+        namespace = f"/rt1_bench_cpu_{os.getpid()}_{index}"
+        try:
+            runs.append(_measure_backend(settings, str(checkpoint), backend, namespace))
+        except RuntimeError as exc:
+            runs.append(Skipped(str(exc), "failed: {reason}"))
+    return NodeCpuResult(settings, runs)
