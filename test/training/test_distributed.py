@@ -73,7 +73,7 @@ def test_torchrun_two_processes_train_as_one_process_on_both_batches(dataset, tm
     assert any(not torch.equal(before[name], parameters[name]) for name in parameters)  # it trained
     # Element by element to 2e-5. A few elements may be allowed to miss: Adam divides each gradient by its running
     # RMS, so where a gradient is pure float rounding (~1e-9) a last-bit difference between the two processes'
-    # kernels and the replica's becomes a step of up to the learning rate (CI once saw such a miss). A replica that
+    # kernels and the replica's becomes a step of up to the learning rate (one run under load missed). A replica that
     # used only rank 0's batch misses on nearly every element.
     mismatched, total, worst = 0, 0, []
     for name, value in parameters.items():
