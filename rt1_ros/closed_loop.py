@@ -231,9 +231,9 @@ class _Observer(Node):
             return self._status
 
     def wait_for_answers(self, count: int, deadline: float) -> None:
-        """Until ``count`` actions that answer an image (mode other than hold) have arrived, or ``deadline``."""
+        """Until answers to ``count`` distinct images have arrived (a hold answers its image too), or ``deadline``."""
         with self._condition:
-            while sum(a.mode != RT1Action.MODE_HOLD for a in self._actions) < count:
+            while len({a.stamp_ns for a in self._actions}) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return

@@ -105,6 +105,8 @@ class EpisodeBagRecorder(Node):
             while not complete():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self.get_logger().warning(f"the episode's recording may be incomplete: not every message the "
+                                              f"observer saw arrived here within {timeout_s:g} s")
                     break
                 self._condition.wait(remaining)
             self._recording = False

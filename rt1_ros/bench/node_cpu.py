@@ -84,56 +84,69 @@ def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, 
     from rt1_ros.msg import RT1Action
 
     log = tempfile.NamedTemporaryFile("w+", prefix="rt1_node_cpu_", suffix=".log", delete=False)
-    node_process = subprocess.Popen(
-        [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}",
-         "-p", f"checkpoint:={checkpoint}", "-p", "start_enabled:=true",
-         "-p", f"control_rate_hz:={config.control_rate_hz}", "-p", f"inference_backend:={backend}",
-         "-p", "inference_threads:=1"], stdout=log, stderr=subprocess.STDOUT)
-    camera = subprocess.Popen(
-        [sys.executable, "-m", "rt1_ros.bench.camera_process", "--topic", f"{namespace}/image",
-         "--width", str(config.image_width), "--height", str(config.image_height), "--fps", str(config.camera_fps),
-         "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    processes: list[subprocess.Popen] = []
     context = rclpy.Context()
-    rclpy.init(context=context)
-    probe = Node("node_cpu_probe", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(probe)
-    actions: list[tuple[float, float]] = []  # (arrival, inference_ms) of answered steps
-    probe.create_subscription(
-        RT1Action, f"{namespace}/rt1_action",
-        lambda m: actions.append((time.monotonic(), float(m.inference_ms))) if m.mode != RT1Action.MODE_HOLD
-        else None, 10)
-    probe.create_publisher(String, f"{namespace}/instruction", qos.LATCHED).publish(String(data=INSTRUCTION))
-
-    def spin_until(condition, deadline: float) -> None:
-        while not condition() and time.monotonic() < deadline and node_process.poll() is None:
-            executor.spin_once(timeout_sec=0.1)
-
+    executor = probe = None
     try:
+        node_process = subprocess.Popen(
+            [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}",
+             "-p", f"checkpoint:={checkpoint}", "-p", "start_enabled:=true",
+             "-p", f"control_rate_hz:={config.control_rate_hz}", "-p", f"inference_backend:={backend}",
+             "-p", "inference_threads:=1"], stdout=log, stderr=subprocess.STDOUT)
+        processes.append(node_process)
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "rt1_ros.bench.camera_process", "--topic", f"{namespace}/image",
+             "--width", str(config.image_width), "--height", str(config.image_height),
+             "--fps", str(config.camera_fps), "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+        rclpy.init(context=context)
+        probe = Node("node_cpu_probe", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(probe)
+        actions: list[tuple[float, float]] = []  # (arrival, inference_ms) of the steps that answered with an action
+        probe.create_subscription(
+            RT1Action, f"{namespace}/rt1_action",
+            lambda m: actions.append((time.monotonic(), float(m.inference_ms))) if m.mode != RT1Action.MODE_HOLD
+            else None, 10)
+        probe.create_publisher(String, f"{namespace}/instruction", qos.LATCHED).publish(String(data=INSTRUCTION))
+
+        def spin_until(condition, deadline: float) -> None:
+            while not condition() and time.monotonic() < deadline and node_process.poll() is None:
+                executor.spin_once(timeout_sec=0.1)
+
+        def node_cpu_seconds() -> float:
+            try:
+                return _cpu_seconds(node_process.pid)
+            except OSError:  # it exited (and was reaped): say so below rather than fail on /proc
+                raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.poll()}") from None
+
         spin_until(lambda: len(actions) >= 3, time.monotonic() + config.timeout_s)
         if len(actions) < 3:
+            log.flush()
             log.seek(0)
             raise RuntimeError(f"rt1_node ({backend}) published {len(actions)} actions within {config.timeout_s:g} s;"
                                f" its log ends: {log.read()[-1500:]}")
         spin_until(lambda: False, time.monotonic() + config.settle_s)
-        cpu_before, clock = _cpu_seconds(node_process.pid), time.monotonic()
+        cpu_before, clock = node_cpu_seconds(), time.monotonic()
         count_before = len(actions)
         spin_until(lambda: False, clock + config.window_s)
-        cpu_after, elapsed = _cpu_seconds(node_process.pid), time.monotonic() - clock
+        cpu_after, elapsed = node_cpu_seconds(), time.monotonic() - clock
         window = actions[count_before:]
         if node_process.poll() is not None:
             raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.returncode} during the window")
     finally:
-        node_process.send_signal(signal.SIGINT)
-        camera.terminate()
-        for process in (node_process, camera):
+        for process in processes:
+            process.send_signal(signal.SIGINT)
+        for process in processes:
             try:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        executor.shutdown()
-        probe.destroy_node()
+                process.wait()
+        if executor is not None:
+            executor.shutdown()
+        if probe is not None:
+            probe.destroy_node()
         rclpy.try_shutdown(context=context)
         log.close()
         os.unlink(log.name)

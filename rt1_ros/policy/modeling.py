@@ -102,7 +102,7 @@ class RT1Policy(nn.Module):
     def forward(self, batch: TrainingBatch, loss: LossConfig | None = None) -> tuple[torch.Tensor, dict]:
         """-> total loss (action loss + weight × each auxiliary loss) and outputs: logits (N,11,bins), tokens (N,11),
         action_loss, per_dim (11,), auxiliary_loss, target_cell_loss and target_cell_accuracy (each None without
-        its head). ``loss`` None uses ``config.loss``."""
+        its head; the accuracy also None when no target was in view). ``loss`` None uses ``config.loss``."""
         loss = self.config.loss if loss is None else loss
         conditioning = self.model.embed_instruction(batch["frame_text"])  # (F,D)
         spatial_tokens = self.model.image_encoder(batch["images"], conditioning)  # (F,g²,D): each frame once

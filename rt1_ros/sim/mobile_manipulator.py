@@ -430,10 +430,11 @@ class MobileManipulatorSim:
 
     def image_position(self, name: str) -> np.ndarray:
         """(2,) where the object's centre is in the head camera image, as fractions of its width and height from the
-        top-left corner (outside [0, 1]: out of view; NaN: behind the camera). Occlusion is not considered."""
+        top-left corner (outside [0, 1]: out of view; (-1, -1) when behind the camera, finite so that a dataset
+        accepts it). Occlusion is not considered."""
         offsets = self._image_offsets(name)
         if offsets is None:
-            return np.full(2, np.nan)
+            return np.full(2, -1.0)
         return np.array([(1.0 + offsets[0]) / 2.0, (1.0 - offsets[1]) / 2.0])
 
     def target_visible(self, name: str) -> bool:

@@ -25,10 +25,14 @@ class MetricsLog:
 
     def __init__(self, output: Path, dimension_names: tuple[str, ...] | list[str]) -> None:
         path = output / METRICS_FILE
-        new_file = not path.exists()
+        new_file = not path.exists() or path.stat().st_size == 0
+        columns = METRIC_COLUMNS + [f"val_acc_{n}" for n in dimension_names]
+        if not new_file:
+            # A resumed run keeps the file's own header (it may predate a column), so every row stays aligned.
+            with open(path, newline="") as existing:
+                columns = next(csv.reader(existing), columns)
         self._file = open(path, "a", newline="")
-        self._writer = csv.DictWriter(self._file, fieldnames=METRIC_COLUMNS + [f"val_acc_{n}" for n in dimension_names],
-                                      extrasaction="ignore")
+        self._writer = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
         if new_file:
             self._writer.writeheader()
 
@@ -81,8 +85,7 @@ class ValidationTally:
         bin_width_m = ActionTokenizer(action_space).bin_width()[ARM_POSITION]  # (3,)
         self.arm_bin_width_mm = torch.as_tensor(bin_width_m * 1000.0, dtype=torch.float32, device=device)
         self.total_loss, self.count = 0.0, 0
-        self.head_totals: dict[str, float] = {}
-        self.head_count = 0
+        self.head_totals: dict[str, list[float]] = {}  # metric name -> [sum weighted by targets, targets]
         self.arm_error_sum, self.arm_error_count = 0.0, 0
         self.correct = torch.zeros(NUM_ACTION_DIMS)
         self.family_correct: dict[str, list[float]] = {}
@@ -92,9 +95,9 @@ class ValidationTally:
         """One batch: its mean action loss, predicted and target tokens (N,11), families (N,), and the training-only
         heads' figures by metric name."""
         for name, value in head_losses.items():
-            self.head_totals[name] = self.head_totals.get(name, 0.0) + value.item() * len(targets)
-        if head_losses:
-            self.head_count += len(targets)
+            total = self.head_totals.setdefault(name, [0.0, 0])
+            total[0] += value.item() * len(targets)
+            total[1] += len(targets)
         hits = (predicted == targets).float().cpu()  # (N,11)
         arm_steps = targets[:, MODE_DIM] == self.arm_mode
         arm_error_bins = (predicted[arm_steps, ARM_POSITION] - targets[arm_steps, ARM_POSITION]).abs().float()  # (n,3)
@@ -113,7 +116,7 @@ class ValidationTally:
         val_acc_family_<family>."""
         per_dim = self.correct / self.count
         metrics = {"val_loss": self.total_loss / self.count, "val_token_acc": per_dim.mean().item()}
-        metrics.update({f"val_{name}": total / self.head_count for name, total in self.head_totals.items()})
+        metrics.update({f"val_{name}": total / count for name, (total, count) in self.head_totals.items()})
         if self.arm_error_count:
             # The decoded arm step's distance from the demonstration's, over arm-mode steps: a closeness the exact
             # token accuracy (one 0.4 mm bin) cannot show.
