@@ -3,7 +3,7 @@
 #   make test    setup, then the test suite (pytest.ini: fast default run, `full` marker deselected)
 #   make test-full  setup, then every test including those marked `full`
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
-#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train -> copy (~1 h 25 min)
+#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train -> copy (~1 h 27 min)
 #   make model-quick  the quick recipe: the same data, 800 training steps (~30 min); outputs/model/rt1_sim_quick
 #   make lint    setup, then ruff (ruff.toml)
 #   make clean   remove the interface build (build/ros); distclean also removes .venv
@@ -55,7 +55,7 @@ model: setup
 	cp $(MODEL_RUN)/best/model.safetensors $(MODEL_RUN)/best/config.yaml models/rt1_sim/
 
 # The quick recipe (README "The shipped policy"): the same generation (seeds already in MODEL_DATA are skipped),
-# then a fixed 800-step schedule instead of the 80-minute budget; not copied to models/.
+# then a fixed 800-step schedule instead of 4,500; not copied to models/.
 model-quick: setup
 	$(ENV) python -m rt1_ros.data.generate --output $(MODEL_DATA) --episodes-per-family $(MODEL_EPISODES) \
 		$(GENERATE_RECIPE)

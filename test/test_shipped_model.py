@@ -28,24 +28,24 @@ def test_shipped_model_is_committed_small_and_records_its_recipe():
 
 
 @pytest.mark.ros
-def test_shipped_policy_over_ros_reaches_its_move_near_goal_and_runs_every_family():
-    """move_near: at least one success in the first seeds. pick and push: the shipped policy does not yet do them
-    (README "The shipped policy": it has not learned to use the image for the arm), so for those this checks only
-    that whole episodes run through the real nodes and end in the simulator's verdict."""
+def test_shipped_policy_over_ros_succeeds_at_every_family():
+    """At least one success per family in its first evaluation seeds, through the real rt1_node and sim_node (README
+    "The shipped policy" has the 50-seed rates: pick 56 %, push 42 %, move_near 94 %; on this machine the first
+    success came at seed 100000, 100003 and 100000)."""
     pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
     from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
 
     path = shipped_model_path()
     assert path is not None, f"{SHIPPED_MODEL} is missing"
-    move_near: list[tuple[int, bool, int]] = []
-    with ClosedLoop(ClosedLoopConfig(checkpoint=str(path)), "move_near", idle_seed=99) as loop:
-        for seed in range(100_000, 100_000 + SEEDS_TRIED):
-            episode = loop.run_episode("move_near", seed)
-            move_near.append((seed, episode.success, episode.steps))
-            if episode.success:
-                break
-        for family in ("pick", "push"):
-            episode = loop.run_episode(family, 100_000)
-            assert (episode.family, episode.seed) == (family, 100_000) and episode.steps >= 1
-            assert len(episode.actions) >= episode.steps  # one policy answer per simulator step
-    assert any(success for _, success, _ in move_near), f"no move_near success (seed, success, steps): {move_near}"
+    tried: dict[str, list[tuple[int, bool, int]]] = {}
+    with ClosedLoop(ClosedLoopConfig(checkpoint=str(path)), FAMILIES[0], idle_seed=99) as loop:
+        for family in FAMILIES:
+            for seed in range(100_000, 100_000 + SEEDS_TRIED):
+                episode = loop.run_episode(family, seed)
+                assert (episode.family, episode.seed) == (family, seed) and episode.steps >= 1
+                assert len({a.stamp_ns for a in episode.actions}) >= episode.steps  # an answer per sim step
+                tried.setdefault(family, []).append((seed, episode.success, episode.steps))
+                if episode.success:
+                    break
+    failed = {family: runs for family, runs in tried.items() if not any(success for _, success, _ in runs)}
+    assert not failed, f"no success in {SEEDS_TRIED} seeds (seed, success, steps): {failed}"
