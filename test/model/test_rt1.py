@@ -39,12 +39,15 @@ def test_token_cache_gives_the_full_forward_logits_at_every_step(trained_model):
         instruction = model.embed_instruction(text)
         # Not vacuous: the logits move with the frames by far more than the tolerance below.
         assert input_dependence(model, episode, instruction) > 1e-2
+        # The tolerance: the cached path convolves one frame at a time, the full path six at once, and oneDNN sums
+        # those in a different order; on the shipped model's logits that differs by ~1e-5.
         for step in range(len(episode)):
             history.push(model.encode_frame(episode[step:step + 1], instruction)[0])
             cached = model.logits_from_frame_tokens(history.window())
             window = episode[pad_window_indices(step, frames)].unsqueeze(0)
             full = model(window, text)
-            torch.testing.assert_close(cached, full, rtol=0, atol=1e-5)
+            torch.testing.assert_close(cached, full, rtol=0, atol=1e-4)
+            assert torch.equal(cached.argmax(-1), full.argmax(-1))
 
 
 def test_pad_window_repeats_the_first_frame():
