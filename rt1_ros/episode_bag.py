@@ -21,6 +21,7 @@ from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
 from rt1_ros import qos
+from rt1_ros.ros_graph import stamp_ns
 from rt1_ros.yaml_config import config_dir
 
 # (topic relative to the loop's namespace, message type, QoS the publisher offers)
@@ -80,7 +81,7 @@ class EpisodeBagRecorder(Node):
                     if topic == "episode_status":
                         self._statuses.append(decoded)
                     else:
-                        self._action_stamps.add(decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec)
+                        self._action_stamps.add(stamp_ns(decoded.header.stamp))
                     self._condition.notify_all()
         return record
 

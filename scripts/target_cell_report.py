@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rt1_ros.data.dataset import EpisodeDataset
     from rt1_ros.model.checkpoint import from_pretrained
+    from rt1_ros.model.rt1 import images_to_tensor
     from rt1_ros.policy.loss import TargetCellHead
     from rt1_ros.runtime.image_decoding import resize_for_model
     from rt1_ros.runtime.policy_loading import shared_text_encoder
@@ -52,22 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for episode in val:
             conditioning = model.embed_instruction(encoder.encode([episode.info.instruction]))  # (1,D)
-            frames = np.stack([resize_for_model(f, model.config.image_size) for f in np.asarray(episode.frames)])
-            images = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255.0)  # (T,3,S,S)
-            spatial = model.image_encoder(images, conditioning.expand(len(images), -1))  # (T,g²,D)
-            logits = head(spatial)  # (T,g²)
+            images = images_to_tensor(np.stack([resize_for_model(f, model.config.image_size)
+                                                for f in np.asarray(episode.frames)]))  # (T,3,S,S)
+            logits = head(model.image_encoder(images, conditioning.expand(len(images), -1)))  # (T,g²)
             grid = round(logits.shape[1] ** 0.5)
-            predicted = logits.argmax(dim=1)
-            position = torch.from_numpy(np.asarray(episode.scene_state)[:, list(columns)]).float()  # (T,2)
-            for step in range(len(images)):
-                u, v = position[step].tolist()
-                if not (0 <= u < 1 and 0 <= v < 1):
-                    continue
-                column, row = min(int(u * grid), grid - 1), min(int(v * grid), grid - 1)
-                p_row, p_column = divmod(int(predicted[step]), grid)
-                distance = float(np.hypot(p_row - row, p_column - column))
+            known, cells = head.object_cells(torch.from_numpy(np.asarray(episode.scene_state)), grid)
+            steps = torch.nonzero(known).flatten().tolist()
+            for step, cell, predicted in zip(steps, cells.tolist(), logits[known].argmax(dim=1).tolist()):
+                (row, column), (p_row, p_column) = divmod(cell, grid), divmod(predicted, grid)
                 rows.setdefault(episode.info.task_family, []).append(
-                    (step, distance == 0, max(abs(p_row - row), abs(p_column - column)) <= 1, distance))
+                    (step, cell == predicted, max(abs(p_row - row), abs(p_column - column)) <= 1,
+                     float(np.hypot(p_row - row, p_column - column))))
 
     def summary(entries) -> dict:
         return {"frames": len(entries), "exact": round(float(np.mean([e[1] for e in entries])), 3),

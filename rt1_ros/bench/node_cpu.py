@@ -127,13 +127,19 @@ def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, 
             raise RuntimeError(f"rt1_node ({backend}) published {len(actions)} actions within {config.timeout_s:g} s;"
                                f" its log ends: {log.read()[-1500:]}")
         spin_until(lambda: False, time.monotonic() + config.settle_s)
-        cpu_before, clock = node_cpu_seconds(), time.monotonic()
+        # The window opens and closes on an action's arrival (the first after window_s), so it always holds whole
+        # control steps however slow a loaded machine makes them; timeout_s bounds a node that stops answering.
         count_before = len(actions)
-        spin_until(lambda: False, clock + config.window_s)
+        spin_until(lambda: len(actions) > count_before, time.monotonic() + config.timeout_s)
+        cpu_before, clock, opened_at = node_cpu_seconds(), time.monotonic(), len(actions)
+        spin_until(lambda: len(actions) > opened_at and actions[-1][0] - clock >= config.window_s,
+                   clock + config.window_s + config.timeout_s)
         cpu_after, elapsed = node_cpu_seconds(), time.monotonic() - clock
-        window = actions[count_before:]
+        window = actions[opened_at:]
         if node_process.poll() is not None:
             raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.returncode} during the window")
+        if not window:
+            raise RuntimeError(f"rt1_node ({backend}) stopped answering: no action within {config.timeout_s:g} s")
     finally:
         for process in processes:
             process.send_signal(signal.SIGINT)

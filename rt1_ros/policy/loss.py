@@ -66,16 +66,24 @@ class TargetCellHead(nn.Module):
     def forward(self, spatial_tokens: torch.Tensor) -> torch.Tensor:
         return self.projection(spatial_tokens).squeeze(-1)  # (M,g²,D) -> (M,g²) logits
 
+    def object_cells(self, scene_state: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """scene_state (M,S) -> (in view (M,) bool, the row-major index of the cell holding the object's centre for
+        the rows in view (m,)), the cell the head should pick."""
+        position = scene_state[:, list(self.image_columns)]  # (M,2) fractions of width and height
+        known = ~torch.isnan(position).any(dim=1) & (position >= 0).all(dim=1) & (position < 1).all(dim=1)
+        column_row = (position[known].float() * grid).floor().clamp(0, grid - 1).long()  # (m,2)
+        return known, column_row[:, 1] * grid + column_row[:, 0]
+
     def loss(self, logits: torch.Tensor, scene_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """logits (M,g²), scene_state (M,S) -> (soft cross-entropy, argmax-cell accuracy) over the rows whose
         target is in view (an unknown state or an object outside the image teaches nothing). With no such row: a
         zero loss that keeps the head in the graph, and accuracy None (nothing was measured)."""
         grid = round(logits.shape[1] ** 0.5)
-        position = scene_state[:, list(self.image_columns)]  # (M,2) fractions of width and height
-        known = ~torch.isnan(position).any(dim=1) & (position >= 0).all(dim=1) & (position < 1).all(dim=1)
+        known, true_cell = self.object_cells(scene_state, grid)
         if not bool(known.any()):
             return logits.sum() * 0.0, None
-        centre = position[known].float() * grid - 0.5  # (m,2) in cell units, cell centres at integers
+        # (m,2) in cell units, cell centres at integers
+        centre = scene_state[known][:, list(self.image_columns)].float() * grid - 0.5
         cells = torch.arange(grid, device=logits.device, dtype=torch.float32)
         column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
         row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
@@ -83,8 +91,7 @@ class TargetCellHead(nn.Module):
         target = target / target.sum(dim=1, keepdim=True)
         known_logits = logits[known].float()
         loss = F.cross_entropy(known_logits, target)
-        true_cell = (position[known].float() * grid).floor().clamp(0, grid - 1).long()  # (m,2): column, row
-        accuracy = (known_logits.argmax(dim=1) == true_cell[:, 1] * grid + true_cell[:, 0]).float().mean()
+        accuracy = (known_logits.argmax(dim=1) == true_cell).float().mean()
         return loss, accuracy.detach()
 
 

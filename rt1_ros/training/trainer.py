@@ -45,6 +45,8 @@ from rt1_ros.yaml_config import to_mapping
 TRAINER_STATE_FILE = "trainer_state.json"
 AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads
 TARGET_CELL_HEAD_FILE = "target_cell_head.safetensors"  # training only, likewise
+# The training-only heads: the attribute (also their parameters' name prefix) -> the file each is checkpointed in.
+TRAINING_HEAD_FILES = {"auxiliary_head": AUXILIARY_HEAD_FILE, "target_cell_head": TARGET_CELL_HEAD_FILE}
 # The training-only heads' outputs of RT1Policy.forward, by the name their metrics.csv columns take after train_/val_.
 HEAD_METRICS = {"auxiliary_loss": "auxiliary_loss", "target_cell_loss": "target_cell_loss",
                 "target_cell_acc": "target_cell_accuracy"}
@@ -173,16 +175,14 @@ class Trainer:
         return TargetCellHead(self.model.config.embed_dim, columns).to(self.device)
 
     def _training_heads(self) -> dict[str, nn.Module]:
-        """The training-only heads in use, by the file each is checkpointed in."""
-        heads = {AUXILIARY_HEAD_FILE: self.auxiliary_head, TARGET_CELL_HEAD_FILE: self.target_cell_head}
-        return {file: head for file, head in heads.items() if head is not None}
+        """The training-only heads in use, by attribute name (TRAINING_HEAD_FILES' keys)."""
+        heads = {name: getattr(self, name) for name in TRAINING_HEAD_FILES}
+        return {name: head for name, head in heads.items() if head is not None}
 
     def _trainable_named_parameters(self):
         yield from self.model.named_parameters()
-        if self.auxiliary_head is not None:
-            yield from (("auxiliary_head." + n, p) for n, p in self.auxiliary_head.named_parameters())
-        if self.target_cell_head is not None:
-            yield from (("target_cell_head." + n, p) for n, p in self.target_cell_head.named_parameters())
+        for name, head in self._training_heads().items():
+            yield from ((f"{name}.{n}", p) for n, p in head.named_parameters())
 
     # -------------------------------------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -330,8 +330,9 @@ class Trainer:
         save_optimizer_state(self.optimizer, directory)
         from safetensors.torch import save_file
 
-        for file, head in self._training_heads().items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, str(directory / file))
+        for name, head in self._training_heads().items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      str(directory / TRAINING_HEAD_FILES[name]))
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
                  "grad_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -344,7 +345,8 @@ class Trainer:
         load_weights_into(self.model, directory)
         from safetensors.torch import load_file
 
-        for file, head in self._training_heads().items():
+        for name, head in self._training_heads().items():
+            file = TRAINING_HEAD_FILES[name]
             if not (directory / file).is_file():
                 raise SystemExit(f"{directory} was trained without {file}; resume with the training config it was "
                                  "started with or start a new run")
