@@ -28,9 +28,16 @@ MODEL_EPISODES ?= 320
 MODEL_TRAIN_ARGS ?=
 QUICK_RUN ?= outputs/model/rt1_sim_quick
 QUICK_TRAIN_STEPS ?= 800
+# The DAgger stage: the first run's policy drives the simulator on new seeds while the expert labels every state it
+# reaches; the run is then fine-tuned on both datasets (README "The shipped policy").
+MODEL_DAGGER_DATA ?= data/rt1_sim_dagger
+MODEL_DAGGER_RUN ?= outputs/model/rt1_sim_dagger
+DAGGER_EPISODES ?= 200
+DAGGER_SEED_START := 1000
+DAGGER_TRAIN_SET := total_steps=1500 learning_rate=0.0003
 HELD_OUT := pick:green_cylinder push:yellow_cube move_near:red_cylinder
-GENERATE_RECIPE := --families pick push move_near --workers 2 --frame-size 144 --arm-noise 0.01 --base-noise 0.05 \
-	--hold-out $(HELD_OUT)
+DAGGER_RECIPE := --families pick push move_near --workers 2 --frame-size 144 --hold-out $(HELD_OUT)
+GENERATE_RECIPE := $(DAGGER_RECIPE) --arm-noise 0.01 --base-noise 0.05
 
 .PHONY: setup test test-full demo model model-quick lint clean distclean
 
@@ -51,8 +58,13 @@ model: setup
 		$(GENERATE_RECIPE)
 	$(ENV) python -m rt1_ros.train --config config/train_sim.yaml --data $(MODEL_DATA) --output $(MODEL_RUN) \
 		$(MODEL_TRAIN_ARGS)
+	$(ENV) python -m rt1_ros.data.generate --output $(MODEL_DAGGER_DATA) --episodes-per-family $(DAGGER_EPISODES) \
+		--seed-start $(DAGGER_SEED_START) --policy $(MODEL_RUN)/best $(DAGGER_RECIPE)
+	$(ENV) python -m rt1_ros.train --config config/train_sim.yaml --data $(MODEL_DATA) --output $(MODEL_DAGGER_RUN) \
+		--set init_checkpoint=$(MODEL_RUN)/best extra_data=[$(MODEL_DAGGER_DATA)] $(DAGGER_TRAIN_SET) \
+		$(MODEL_TRAIN_ARGS)
 	mkdir -p models/rt1_sim
-	cp $(MODEL_RUN)/best/model.safetensors $(MODEL_RUN)/best/config.yaml models/rt1_sim/
+	cp $(MODEL_DAGGER_RUN)/best/model.safetensors $(MODEL_DAGGER_RUN)/best/config.yaml models/rt1_sim/
 
 # The quick recipe (README "The shipped policy"): the same generation (seeds already in MODEL_DATA are skipped),
 # then a fixed 800-step schedule instead of 4,500; not copied to models/.

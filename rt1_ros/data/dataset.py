@@ -51,6 +51,9 @@ SCENE_STATE_FILE = "scene_state.npy"
 EPISODE_FILE = "episode.json"
 PARTIAL_SUFFIX = ".partial"
 FORMAT_VERSION = 1
+# extra["action_labels"] of an episode whose actions are an expert's labels for states another controller drove to
+# (rt1-generate --policy, DAgger): worth training on whatever that episode's outcome was.
+EXPERT_LABELS = "expert"
 
 
 class DatasetError(RuntimeError):
@@ -74,6 +77,11 @@ class EpisodeInfo:
     created_unix: float = 0.0
     format_version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+
+    @property
+    def expert_labelled(self) -> bool:
+        """The actions are an expert's for the visited states, not what was executed (DAgger)."""
+        return (self.extra or {}).get("action_labels") == EXPERT_LABELS
 
 
 @dataclass
@@ -211,6 +219,8 @@ class EpisodeDataset:
     """The episodes listed in a dataset's manifest, optionally filtered."""
 
     def __init__(self, root: str | Path, families: Iterable[str] | None = None, successful_only: bool = False) -> None:
+        """``successful_only``: skip episodes that failed, except expert-labelled ones (their labels are the
+        expert's whatever the executed actions did)."""
         self.root = Path(root)
         if not (self.root / MANIFEST_FILE).is_file():
             raise DatasetError(f"no {MANIFEST_FILE} in {self.root}: not a dataset (run rt1-generate or rt1-import-bag)")
@@ -224,7 +234,7 @@ class EpisodeDataset:
             info = EpisodeInfo(**{k: v for k, v in record.items() if k in known})
             if wanted is not None and info.task_family not in wanted:
                 continue
-            if successful_only and not info.success:
+            if successful_only and not info.success and not info.expert_labelled:
                 continue
             self.episodes.append(Episode(info=info, path=path))
 

@@ -15,6 +15,12 @@ Two options shape the data for closed-loop use:
   expert's action plus Gaussian noise, while the dataset records the expert's clean action. The expert reads the
   perturbed state at the next step and corrects, so the demonstrations contain the recoveries a cloned policy needs
   once its own small errors take it off the expert's path (covariate shift).
+* ``--policy CHECKPOINT`` (DAgger, Ross et al. 2011): the simulator executes the checkpoint's own actions (on a
+  fraction ``--policy-probability`` of steps, the expert's otherwise) while the dataset records, for every state the
+  policy visited, the action the expert would have taken there. Its mistakes become states the data shows how to
+  leave: the covariate shift that DART's noise only approximates. These episodes are written with source
+  ``sim_dagger`` and ``extra.action_labels: expert``; ``success`` is the executed episode's outcome, and training
+  keeps them whatever it was (their labels are the expert's either way).
 * ``--hold-out FAMILY:COLOUR_OBJECT ...`` (e.g. ``pick:green_cylinder``): seeds whose target is a held-out
   (family, object) pair are skipped, so that instruction never appears in training; the object still appears as a
   distractor and as the target of the other families. The list is written into every episode's ``extra`` so
@@ -28,14 +34,16 @@ import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from rt1_ros.action_layout import ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, MODE_DIM
-from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter, open_or_empty
+from rt1_ros.data.dataset import EXPERT_LABELS, EpisodeInfo, EpisodeWriter, open_or_empty
 from rt1_ros.runtime.image_decoding import resize_for_model
 
 SOURCE = "sim_expert"
+DAGGER_SOURCE = "sim_dagger"
 DEFAULT_FRAME_SIZE = 112
 
 
@@ -73,6 +81,47 @@ class ActionNoise:
             return noisy
 
         return perturb
+
+
+@dataclass(frozen=True)
+class PolicyRollout:
+    """DAgger: who drives the simulator while the expert labels. Empty ``checkpoint``: the expert drives."""
+
+    checkpoint: str = ""
+    probability: float = 1.0  # fraction of steps executing the policy's action (the rest: the expert's)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.checkpoint)
+
+
+class ExpertLabelledRollout:
+    """One DAgger episode: ``label()`` is the expert's action for the current state (what the dataset records) and
+    also renders the frame and asks the policy; ``execute(label)`` is what the simulator then runs."""
+
+    def __init__(self, sim, expert, policy, rollout: PolicyRollout, rng: np.random.Generator) -> None:
+        self.sim, self.expert, self.policy, self.rollout, self.rng = sim, expert, policy, rollout, rng
+        self.images: list[np.ndarray] = []
+        self._policy_action: np.ndarray | None = None
+        self.policy_steps = 0
+        self.terminate_index = expert.action_space.mode_index("terminate")
+
+    def label(self) -> np.ndarray:
+        image = self.sim.render()
+        self.images.append(image)
+        # Every frame goes through the policy, executed or not: its frame history must be the episode's.
+        self._policy_action = np.asarray(self.policy.select_action(image).action, dtype=float)
+        return self.expert.act()
+
+    def execute(self, label: np.ndarray) -> np.ndarray:
+        # The expert's terminate ends the episode, as in a demonstration: one terminate label per episode, not one
+        # per step the policy would have carried on for.
+        if int(round(float(label[MODE_DIM]))) == self.terminate_index:
+            return label
+        if self.rng.random() < self.rollout.probability:
+            self.policy_steps += 1
+            return self._policy_action
+        return label
 
 
 def parse_held_out(entries: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
@@ -115,13 +164,21 @@ _worker_state: dict = {}
 
 
 def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None, noise: ActionNoise,
-                 held_out: tuple[tuple[str, str], ...]) -> None:
+                 held_out: tuple[tuple[str, str], ...], rollout: PolicyRollout = PolicyRollout()) -> None:
     from rt1_ros.action_layout import ActionSpaceConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
+    policy = None
+    if rollout.active:
+        from rt1_ros.runtime.inference_optimisation import InferenceOptions
+        from rt1_ros.runtime.policy_loading import PolicySource, load_policy
+
+        # One thread per worker: the workers already fill the cores.
+        policy = load_policy(PolicySource(checkpoint=rollout.checkpoint, device="cpu",
+                                          inference=InferenceOptions(num_threads=1))).policy
     _worker_state.update(sim=MobileManipulatorSim(), writer=EpisodeWriter(output), frame_size=frame_size,
                          keep_failed=keep_failed, action_space=ActionSpaceConfig.from_yaml(), max_steps=max_steps,
-                         noise=noise, held_out=held_out)
+                         noise=noise, held_out=held_out, rollout=rollout, policy=policy)
 
 
 def _run_job(job: EpisodeJob) -> JobOutcome:
@@ -136,52 +193,68 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     expert = ScriptedExpert(sim, state["action_space"])
     expert.reset(task)
     noise: ActionNoise = state["noise"]
+    rollout: PolicyRollout = state["rollout"]
     # Seeded by the episode, so a dataset is reproducible whatever the worker count.
     perturb = noise.perturber(np.random.default_rng([job.seed, 7]), state["action_space"]) if noise.active else None
-    result = run_episode(sim, task, expert.act, state["action_space"], max_steps=state["max_steps"],
-                         record_images=True, perturb=perturb, record_scene_state=True)
-    if not result.success and not state["keep_failed"]:
+    if rollout.active:
+        policy = state["policy"]
+        policy.reset()
+        policy.set_instruction(task.instruction)
+        driver = ExpertLabelledRollout(sim, expert, policy, rollout, np.random.default_rng([job.seed, 11]))
+        result = run_episode(sim, task, driver.label, state["action_space"], max_steps=state["max_steps"],
+                             perturb=driver.execute, record_scene_state=True)
+        result.images = driver.images
+    else:
+        result = run_episode(sim, task, expert.act, state["action_space"], max_steps=state["max_steps"],
+                             record_images=True, perturb=perturb, record_scene_state=True)
+    # A DAgger episode is kept whatever its outcome: its labels are the expert's for every state it visited.
+    if not result.success and not state["keep_failed"] and not rollout.active:
         return JobOutcome(job.family, job.seed, False, False, result.steps)
     frames = np.stack([resize_for_model(image, state["frame_size"]) for image in result.images])  # (T,S,S,3)
+    extra = {"terminated": result.terminated, "target": task.target_name,
+             "camera_size": list(result.images[0].shape[:2]),
+             "action_noise": asdict(noise) if noise.active else None,
+             "held_out": [f"{f}:{n}" for f, n in state["held_out"]],
+             "scene_state_names": list(SCENE_STATE_NAMES)}
+    if rollout.active:
+        extra.update(action_labels=EXPERT_LABELS, policy=asdict(rollout), policy_steps=driver.policy_steps)
     info = EpisodeInfo(instruction=task.instruction, task_family=task.family, seed=job.seed, success=result.success,
-                       source=SOURCE, fps=sim.config.physics.control_rate_hz,
-                       extra={"terminated": result.terminated, "target": task.target_name,
-                              "camera_size": list(result.images[0].shape[:2]),
-                              "action_noise": asdict(noise) if noise.active else None,
-                              "held_out": [f"{f}:{n}" for f, n in state["held_out"]],
-                              "scene_state_names": list(SCENE_STATE_NAMES)})
+                       source=DAGGER_SOURCE if rollout.active else SOURCE, fps=sim.config.physics.control_rate_hz,
+                       extra=extra)
     state["writer"].write(frames, result.actions.astype(np.float32), info, scene_state=result.scene_states)
     return JobOutcome(job.family, job.seed, result.success, True, result.steps)
 
 
-def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_start: int) -> list[EpisodeJob]:
+def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_start: int,
+              source: str = SOURCE) -> list[EpisodeJob]:
     existing = open_or_empty(output)
     done = existing.existing_keys() if existing else set()
     from rt1_ros.sim.episode import SCENE_STATE_NAMES
 
     stale = {tuple((e.info.extra or {}).get("scene_state_names") or ()) for e in existing or ()
-             if e.info.source == SOURCE} - {tuple(SCENE_STATE_NAMES)}
+             if e.info.source in (SOURCE, DAGGER_SOURCE)} - {tuple(SCENE_STATE_NAMES)}
     if stale:
         # New seeds would not stack with the old ones (the trainer refuses mixed widths), and the old episodes lack
         # what the current recipe trains on.
         raise SystemExit(f"{output} was generated by an older rt1-generate (scene state {sorted(stale)[0]}, now "
                          f"{list(SCENE_STATE_NAMES)}); remove it or choose another --output")
     jobs = [EpisodeJob(family, seed) for seed in range(seed_start, seed_start + episodes_per_family)
-            for family in families if (SOURCE, family, seed) not in done]
+            for family in families if (source, family, seed) not in done]
     return jobs
 
 
 def generate(output: str, families: list[str], episodes_per_family: int, seed_start: int = 0,
              frame_size: int = DEFAULT_FRAME_SIZE, keep_failed: bool = False, workers: int = 1,
              max_steps: int | None = None, progress: bool = True, noise: ActionNoise = ActionNoise(),
-             held_out: tuple[tuple[str, str], ...] = ()) -> list[JobOutcome]:
+             held_out: tuple[tuple[str, str], ...] = (), rollout: PolicyRollout = PolicyRollout()) -> list[JobOutcome]:
     from tqdm import tqdm
 
-    jobs = plan_jobs(output, families, episodes_per_family, seed_start)
+    jobs = plan_jobs(output, families, episodes_per_family, seed_start,
+                     DAGGER_SOURCE if rollout.active else SOURCE)
     EpisodeWriter(output)  # creates the directory even when nothing is left to do
     bar = tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
     outcomes: list[JobOutcome] = []
-    init_args = (output, frame_size, keep_failed, max_steps, noise, tuple(held_out))
+    init_args = (output, frame_size, keep_failed, max_steps, noise, tuple(held_out), rollout)
     if workers <= 1:
         _init_worker(*init_args)
         results = map(_run_job, jobs)
@@ -221,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-noise", type=float, default=0.0, metavar="MPS",
                         help="DART: std of the executed base vx/vy noise in m/s (yaw rate the same in rad/s)")
     parser.add_argument("--noise-probability", type=float, default=0.5, help="fraction of steps that are noised")
+    parser.add_argument("--policy", default="", metavar="CHECKPOINT",
+                        help="DAgger: the checkpoint drives the simulator, the expert labels every visited state")
+    parser.add_argument("--policy-probability", type=float, default=1.0,
+                        help="with --policy: fraction of steps executing the policy's action (else the expert's)")
     parser.add_argument("--hold-out", nargs="*", default=[], metavar="FAMILY:COLOUR_SHAPE",
                         help="(family, target) pairs never generated, e.g. pick:green_cylinder")
     parser.add_argument("--no-progress", action="store_true")
@@ -232,16 +309,24 @@ def main(argv: list[str] | None = None) -> int:
         held_out = parse_held_out(args.hold_out)
     except ValueError as error:
         parser.error(str(error))
+    if not 0.0 <= args.policy_probability <= 1.0:
+        parser.error("--policy-probability must be in [0, 1]")
+    if args.policy and noise.active:
+        parser.error("--policy (DAgger) and DART noise are two ways to leave the expert's path: use one")
+    if args.policy and not Path(args.policy, "model.safetensors").is_file():
+        parser.error(f"--policy {args.policy}: no model.safetensors there (a checkpoint directory, e.g. <run>/best)")
+    rollout = PolicyRollout(checkpoint=args.policy, probability=args.policy_probability)
     started = time.perf_counter()
     outcomes = generate(args.output, args.families, args.episodes_per_family, args.seed_start, args.frame_size,
                         args.keep_failed, args.workers, args.max_steps, progress=not args.no_progress,
-                        noise=noise, held_out=held_out)
+                        noise=noise, held_out=held_out, rollout=rollout)
     elapsed = time.perf_counter() - started
     for family in args.families:
         mine = [o for o in outcomes if o.family == family]
         if mine:
             ran = [o for o in mine if not o.held_out]
-            print(f"{family}: ran {len(ran)}, expert success {sum(o.success for o in ran)}/{len(ran)}, "
+            print(f"{family}: ran {len(ran)}, {'policy-driven' if rollout.active else 'expert'} success "
+                  f"{sum(o.success for o in ran)}/{len(ran)}, "
                   f"written {sum(o.written for o in ran)}, steps {sum(o.steps for o in ran)}, "
                   f"held out {len(mine) - len(ran)}")
     dataset = open_or_empty(args.output)  # None when every episode so far was dropped

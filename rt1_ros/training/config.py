@@ -13,6 +13,8 @@ class TrainConfig:
     model_size: str = "tiny"
     image_size: int = 0
     data: str = "data/sim"
+    extra_data: tuple[str, ...] = ()
+    init_checkpoint: str = ""
     families: tuple[str, ...] = ()
     successful_only: bool = True
     val_fraction: float = 0.1

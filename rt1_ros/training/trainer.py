@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -76,7 +77,8 @@ class Trainer:
         self.elapsed_s = 0.0
         self.best_val_loss = math.inf
         latest = self.output / "latest"
-        model_config, self.action_space = self._model_spec(latest if resume else None)
+        resuming = resume and (latest / TRAINER_STATE_FILE).is_file()
+        model_config, self.action_space = self._model_spec(latest if resuming else None)
         loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
                           auxiliary_state_weight=config.auxiliary_state_weight,
                           target_cell_weight=config.target_cell_weight)
@@ -92,6 +94,8 @@ class Trainer:
         self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
         if resume:
             self._resume(latest)
+        if config.init_checkpoint and not resuming:
+            self._initialise_from(Path(config.init_checkpoint))
         # What the optimizer steps through: the policy, or its DistributedDataParallel wrapper across processes.
         self.trained: nn.Module = self.dist.wrap(self.policy, self.device)
         self.autocast_dtype = None
@@ -108,22 +112,38 @@ class Trainer:
         return torch.device(device)
 
     def _model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig]:
-        """The model and action space the config names; a resumed run keeps those it was started with."""
+        """The model and action space the config names; a resumed run keeps those it was started with, a fine-tuned
+        one those of its init_checkpoint."""
+        if resume_from is not None:
+            model_config, action_space, _ = read_checkpoint_config(resume_from)
+            return model_config, action_space
+        if self.config.init_checkpoint:
+            if not (Path(self.config.init_checkpoint) / "model.safetensors").is_file():
+                raise SystemExit(f"init_checkpoint {self.config.init_checkpoint}: no model.safetensors there")
+            model_config, action_space, _ = read_checkpoint_config(self.config.init_checkpoint)
+            return model_config, action_space
         action_space = ActionSpaceConfig.from_yaml()
         model_config = RT1Config.from_yaml(self.config.model_size)
         if self.config.image_size:
             model_config = replace(model_config, image_size=self.config.image_size)
-        if resume_from is not None and (resume_from / TRAINER_STATE_FILE).is_file():
-            model_config, action_space, _ = read_checkpoint_config(resume_from)
         return model_config, action_space
 
     def _load_data(self) -> None:
         config = self.config
-        dataset = EpisodeDataset(config.data, families=config.families or None,
-                                 successful_only=config.successful_only)
+        roots = [config.data, *config.extra_data]
+        datasets = [list(EpisodeDataset(root, families=config.families or None,
+                                        successful_only=config.successful_only)) for root in roots]
+        dataset = [episode for episodes in datasets for episode in episodes]
         if len(dataset) == 0:
-            raise SystemExit(f"no usable episodes in {config.data} (families {list(config.families) or 'all'})")
-        train, val = split_episodes(list(dataset), config.val_fraction, config.seed)
+            raise SystemExit(f"no usable episodes in {', '.join(roots)} (families {list(config.families) or 'all'})")
+        # Each directory is split on its own, so `data` keeps the validation episodes it has without extra_data: a
+        # fine-tuned run never validates on what its init_checkpoint trained on.
+        train, val = [], []
+        for episodes in datasets:
+            part_train, part_val = split_episodes(episodes, config.val_fraction, config.seed)
+            train += part_train
+            val += part_val
+        self.validation_episodes = val
         instructions = sorted({e.info.instruction for e in dataset})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,384)
         from rt1_ros.runtime.policy_loading import shared_text_encoder
@@ -146,7 +166,8 @@ class Trainer:
         self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
         # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
         held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
-        self.dataset_summary = {"episodes": len(dataset), "train_episodes": len(train), "val_episodes": len(val),
+        self.dataset_summary = {"episodes": len(dataset), "sources": dict(Counter(e.info.source for e in dataset)),
+                                "train_episodes": len(train), "val_episodes": len(val),
                                 "train_steps": sum(e.info.num_steps for e in train),
                                 "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
                                 "families": sorted({e.info.task_family for e in dataset}),
@@ -286,7 +307,8 @@ class Trainer:
         """Create the run directory, record the config, say what is being trained; -> metrics.csv, open to append."""
         self.output.mkdir(parents=True, exist_ok=True)
         (self.output / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
-        print(f"data {self.config.data}: {self.dataset_summary}; model {self.config.model_size} "
+        roots = ", ".join([self.config.data, *self.config.extra_data])
+        print(f"data {roots}: {self.dataset_summary}; model {self.config.model_size} "
               f"{self.model.config.image_size} px, {sum(p.numel() for p in self.model.parameters()):,} parameters "
               f"on {self.device} (world size {self.dist.world_size})")
         return MetricsLog(self.output, self.action_space.names)
@@ -337,6 +359,21 @@ class Trainer:
                  "grad_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         return directory
+
+    def _initialise_from(self, directory: Path) -> None:
+        """Fine-tuning: the policy's weights, and each training-only head's when saved beside them (else it starts
+        fresh, which the log says)."""
+        load_weights_into(self.model, directory)
+        from safetensors.torch import load_file
+
+        for name, head in self._training_heads().items():
+            file = directory / TRAINING_HEAD_FILES[name]
+            if file.is_file():
+                head.load_state_dict(load_file(str(file)))
+            elif self.dist.is_main:
+                print(f"init_checkpoint {directory} has no {file.name}: {name} starts fresh", file=sys.stderr)
+        if self.dist.is_main:
+            print(f"initialised from {directory} (fine-tuning; optimizer and schedule start fresh)")
 
     def _resume(self, directory: Path) -> None:
         if not (directory / TRAINER_STATE_FILE).is_file():

@@ -131,3 +131,71 @@ def test_adding_seeds_to_data_recorded_with_other_scene_state_columns_is_refused
     monkeypatch.setattr(rt1_ros.sim.episode, "SCENE_STATE_NAMES", rt1_ros.sim.episode.SCENE_STATE_NAMES + ("new",))
     with pytest.raises(SystemExit, match="older rt1-generate"):
         main(args[:5] + ["2"] + args[6:])
+
+
+def _shipped_policy():
+    from rt1_ros.runtime.inference_optimisation import InferenceOptions
+    from rt1_ros.runtime.policy_loading import PolicySource, load_policy, shipped_model_path
+
+    return load_policy(PolicySource(checkpoint=str(shipped_model_path()), device="cpu",
+                                    inference=InferenceOptions(backend="torch", num_threads=1))).policy
+
+
+def test_dagger_executes_the_policy_and_records_the_expert():
+    """rt1-generate --policy: what the simulator runs is the policy's action, what the dataset keeps is the expert's
+    for the state the policy reached; the expert's terminate always ends the episode."""
+    from rt1_ros.data.generate import ExpertLabelledRollout, PolicyRollout
+    from rt1_ros.sim.expert import ScriptedExpert
+
+    space = ActionSpaceConfig.from_yaml()
+    sim = MobileManipulatorSim()
+    task = sim.reset("pick", 3)
+    expert = ScriptedExpert(sim, space)
+    expert.reset(task)
+    policy = _shipped_policy()
+    policy.set_instruction(task.instruction)
+    always = ExpertLabelledRollout(sim, expert, policy, PolicyRollout("x", probability=1.0), np.random.default_rng(0))
+    label = always.label()
+    executed = always.execute(label)
+    assert len(always.images) == 1 and always.images[0].shape == sim.render().shape
+    assert not np.allclose(executed, label)  # the policy's own action, not the label
+    assert always.policy_steps == 1
+    never = ExpertLabelledRollout(sim, expert, policy, PolicyRollout("x", probability=0.0), np.random.default_rng(0))
+    label = never.label()
+    np.testing.assert_array_equal(never.execute(label), label)
+    terminate = np.zeros(11)
+    terminate[10] = space.mode_index("terminate")
+    np.testing.assert_array_equal(always.execute(terminate), terminate)
+
+
+def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
+    from rt1_ros.runtime.policy_loading import shipped_model_path
+
+    output = tmp_path / "data"
+    args = ["--output", str(output), "--families", "pick", "--episodes-per-family", "1", "--seed-start", "3",
+            "--frame-size", "32", "--max-steps", "6", "--no-progress", "--policy", str(shipped_model_path())]
+    assert main(args) == 0
+    (episode,) = EpisodeDataset(output, successful_only=True)  # six steps never finish a pick: failed, still kept
+    assert not episode.info.success and episode.info.source == "sim_dagger" and episode.info.expert_labelled
+    assert episode.info.extra["policy_steps"] == episode.info.num_steps == 6
+    # The policy drove: its arm is elsewhere after six steps than where the expert takes it from the same start.
+    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.expert import ScriptedExpert
+
+    space = ActionSpaceConfig.from_yaml()
+    sim = MobileManipulatorSim()
+    task = sim.reset("pick", 3)
+    expert = ScriptedExpert(sim, space)
+    expert.reset(task)
+    expert_only = run_episode(sim, task, expert.act, space, max_steps=6, record_scene_state=True)
+    np.testing.assert_allclose(episode.scene_state[0], expert_only.scene_states[0], atol=1e-6)  # same start
+    gripper = slice(3, 6)
+    assert np.abs(episode.scene_state[5, gripper] - expert_only.scene_states[5, gripper]).max() > 2e-3
+    # The labels are the expert's: arm mode, open gripper while it approaches.
+    assert np.all(episode.actions[:, 10] == space.mode_index("arm"))
+    assert np.all(episode.actions[:, 6] == 0.0)
+
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(args[:-1] + [str(tmp_path / "no_checkpoint")])

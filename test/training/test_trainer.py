@@ -158,3 +158,35 @@ def test_target_cell_weight_without_image_positions_is_refused(write_dataset, fa
     config = parse_overrides(TrainConfig(), fast + [f"data={tmp_path / 'data'}", "target_cell_weight=1.0"])
     with pytest.raises(SystemExit, match="target_image_u"):
         Trainer(config, tmp_path / "run", progress=False, device="cpu")
+
+
+def test_fine_tuning_starts_from_a_checkpoint_and_its_heads_on_more_data(write_dataset, fast, tmp_path):
+    """init_checkpoint + extra_data (the DAgger stage of `make model`): the weights and training-only heads start as
+    saved, the model config is the checkpoint's, both datasets are trained on and `data` keeps its own validation
+    episodes."""
+    first, more = tmp_path / "first", tmp_path / "more"
+    write_dataset(first, episodes=8, scene_state=True)
+    write_dataset(more, episodes=4, scene_state=True)
+    base = fast + ["auxiliary_state_weight=1.0"]
+    trainer = Trainer(parse_overrides(TrainConfig(), base + [f"data={first}", "total_steps=5"]), tmp_path / "run",
+                      progress=False, device="cpu")
+    trainer.run()
+    alone_val = {e.path for e in trainer.validation_episodes}
+
+    tuned = Trainer(parse_overrides(TrainConfig(), base + [f"data={first}", f"extra_data=[{more}]",
+                                                           f"init_checkpoint={tmp_path / 'run' / 'latest'}",
+                                                           "image_size=48", "total_steps=3"]),
+                    tmp_path / "tuned", progress=False, device="cpu")
+    assert tuned.model.config.image_size == 32  # the checkpoint's, not the override's 48
+    saved, _, _ = from_pretrained(tmp_path / "run" / "latest")
+    for key, value in saved.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[key], value)
+    torch.testing.assert_close(tuned.auxiliary_head.projection.weight, trainer.auxiliary_head.projection.weight)
+    assert tuned.step == 0 and not tuned.optimizer.state_dict()["state"]  # a fresh optimizer and schedule
+    assert tuned.dataset_summary["episodes"] == 12
+    tuned_val = {e.path for e in tuned.validation_episodes}
+    assert alone_val <= tuned_val and any(str(more) in str(p) for p in tuned_val)
+    assert tuned.run()["step"] == 3
+    with pytest.raises(SystemExit, match="init_checkpoint"):
+        Trainer(parse_overrides(TrainConfig(), base + [f"data={first}", f"init_checkpoint={tmp_path / 'nothing'}"]),
+                tmp_path / "bad", progress=False, device="cpu")
