@@ -111,6 +111,7 @@ class ExpertLabelledRollout:
         self.images.append(image)
         # Every frame goes through the policy, executed or not: its frame history must be the episode's.
         self._policy_action = np.asarray(self.policy.select_action(image).action, dtype=float)
+        self.expert.follow_state()  # the policy took the last step: the phase comes from the state
         return self.expert.act()
 
     def execute(self, label: np.ndarray) -> np.ndarray:
@@ -315,6 +316,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--policy (DAgger) and DART noise are two ways to leave the expert's path: use one")
     if args.policy and not Path(args.policy, "model.safetensors").is_file():
         parser.error(f"--policy {args.policy}: no model.safetensors there (a checkpoint directory, e.g. <run>/best)")
+    if args.policy:
+        from rt1_ros.model.checkpoint import read_checkpoint_config
+
+        recorded = (read_checkpoint_config(args.policy)[2].get("dataset") or {}).get("held_out_targets") or []
+        if sorted(recorded) != sorted(f"{f}:{n}" for f, n in held_out):
+            # New episodes must not teach the policy an instruction its evaluation reports as unseen.
+            parser.error(f"--hold-out {sorted(args.hold_out)} differs from what {args.policy} was trained without: "
+                         f"{sorted(recorded)}; pass the same pairs")
     rollout = PolicyRollout(checkpoint=args.policy, probability=args.policy_probability)
     started = time.perf_counter()
     outcomes = generate(args.output, args.families, args.episodes_per_family, args.seed_start, args.frame_size,

@@ -204,6 +204,7 @@ class ExpertConfig:
     max_descend_step: float  # m per control step close to the object
     max_rotation_step: float  # rad per control step
     position_tolerance: float  # the target counts as reached
+    follow_tolerance: float  # the same, and the band a phase is recognised in, when a policy drives (DAgger)
     settle_tolerance: float  # the measured end effector counts as arrived
     hover_height: float  # above the table top, for travelling over objects
     pad_table_clearance: float  # finger pads stay this far above the table top

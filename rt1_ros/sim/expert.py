@@ -15,6 +15,12 @@ Phases per family
 
 The experts read the simulator's *commanded* arm target (not the measured end effector) to compute deltas, so a
 sequence of deltas lands exactly on the goal; the measured pose is only used to wait for the arm to arrive.
+
+When a policy drives and the expert only labels (DAgger, ``rt1-generate --policy``), call :meth:`follow_state`
+before each :meth:`act`: a phase ends when the expert's own moves reach a waypoint to 2 mm, which a policy's moves
+rarely do, so on its own the phase machine would label "approach" for a whole episode. ``follow_state`` recognises
+the phase from the state instead (gripper, grasp, where the arm is relative to the object), within
+``follow_tolerance``.
 """
 from __future__ import annotations
 
@@ -52,11 +58,27 @@ class ScriptedExpert:
         self.steps_in_phase = 0
         self._anchor = np.zeros(3)  # a base-frame point a phase is defined relative to
         self._rerun = False
+        self.following = False  # another controller drives: follow_state() before each act()
 
     def reset(self, task: Task) -> None:
         self.task = task
         self.phase = "drive" if task.family == "move_near" else "approach"
         self.steps_in_phase = 0
+        self.following = False
+
+    def follow_state(self) -> None:
+        """Set the phase from the simulator's state, for when another controller took the last step. Phases with a
+        timer or an anchor (close, lift, push, retreat) are kept while the state still fits them; move_near's drive
+        reads the state every step already."""
+        if self.task is None:
+            raise RuntimeError("reset the expert with a task first")
+        self.following = True
+        if self.phase == "done":
+            return
+        if self.task.family == "pick":
+            self._follow_pick()
+        elif self.task.family == "push":
+            self._follow_push()
 
     @property
     def done(self) -> bool:
@@ -82,11 +104,8 @@ class ScriptedExpert:
     # ------------------------------------------------------------------ families
     def _pick(self) -> np.ndarray:
         expert, sim = self.config.expert, self.sim
-        name = self.task.target_name
-        obj = sim.to_base_frame(sim.object_position(name))
-        pad_half_height = self.config.gripper.pad_half_extents[2]
-        grasp_z = max(obj[2], self.config.table.height + pad_half_height + expert.pad_table_clearance)
-        hover_z = self.config.table.height + expert.hover_height
+        obj = sim.to_base_frame(sim.object_position(self.task.target_name))
+        grasp_z, hover_z = self._pick_heights(obj)
         if self.phase == "approach":
             goal = np.array([obj[0], obj[1], hover_z])
             action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0, align_yaw=True)
@@ -108,10 +127,70 @@ class ScriptedExpert:
             return self._next_if(arrived, "done", action, immediate=True)
         return self._terminate(gripper=1.0)
 
-    def _push(self) -> np.ndarray:
-        expert, sim, task = self.config.expert, self.sim, self.task
-        name = task.target_name
+    def _follow_pick(self) -> None:
+        sim, tolerance = self.sim, self.config.expert.follow_tolerance
+        name = self.task.target_name
         obj = sim.to_base_frame(sim.object_position(name))
+        grasp_z, hover_z = self._pick_heights(obj)
+        target, _ = sim.arm_target()
+        off_centre = float(np.linalg.norm(target[:2] - obj[:2]))
+        if sim.gripper_command > 0.5:
+            if self.phase in ("close", "lift"):
+                return  # closing, or lifting (which reopens and starts again if nothing came up)
+            if sim.is_grasped(name) or (off_centre < tolerance and abs(target[2] - grasp_z) < tolerance):
+                self._enter("close")
+                self._anchor = np.array([target[0], target[1], grasp_z])
+            else:
+                self._enter("approach")  # closed on nothing: approach reopens and starts again
+            return
+        # A phase is entered within `tolerance` and kept within twice that, so noisy steps do not flip it.
+        band = 2 * tolerance if self.phase == "descend" else tolerance
+        self._enter("descend" if off_centre < band and target[2] < hover_z + tolerance else "approach")
+
+    def _follow_push(self) -> None:
+        sim, tolerance = self.sim, self.config.expert.follow_tolerance
+        sign, standoff, push_z, hover_z, travel = self._push_geometry()
+        if self.phase == "retreat":
+            return
+        name = self.task.target_name
+        target, _ = sim.arm_target()
+        # Where the expert's push starts: beside the object as it rested, on the side opposite the push.
+        rest = sim.to_base_frame(sim.rest_position(name))
+        start = np.array([rest[0], rest[1] - sign * standoff, push_z])
+        progress = sign * (target[1] - start[1])
+        # A phase is entered within `tolerance` and kept within twice that, so noisy steps do not flip it.
+        band = 2 * tolerance if self.phase == "push" else tolerance
+        if abs(target[2] - push_z) < band and abs(target[0] - start[0]) < band:
+            if -band < progress < travel - tolerance:
+                if self.phase != "push":
+                    self._enter("push")
+                    self._anchor = start
+                return
+            if progress >= travel - tolerance:
+                self._enter("retreat")
+                self._anchor = target.copy()
+                return
+        obj = sim.to_base_frame(sim.object_position(name))
+        beside = np.array([obj[0], obj[1] - sign * standoff])
+        band = 2 * tolerance if self.phase == "descend" else tolerance
+        in_column = float(np.linalg.norm(target[:2] - beside)) < band and target[2] < hover_z + tolerance
+        self._enter("descend" if in_column else "approach")
+
+    def _enter(self, phase: str) -> None:
+        if phase != self.phase:
+            self.phase = phase
+            self.steps_in_phase = 0
+
+    def _pick_heights(self, obj: np.ndarray) -> tuple[float, float]:
+        """(grasp z, hover z) in the base frame for an object at ``obj``."""
+        expert = self.config.expert
+        pad_half_height = self.config.gripper.pad_half_extents[2]
+        grasp_z = max(obj[2], self.config.table.height + pad_half_height + expert.pad_table_clearance)
+        return grasp_z, self.config.table.height + expert.hover_height
+
+    def _push_geometry(self) -> tuple[float, float, float, float, float]:
+        """(direction sign, standoff from the object's centre, push z, hover z, push travel)."""
+        expert, task = self.config.expert, self.task
         sign = 1.0 if task.direction == "left" else -1.0
         # A cube may sit at any yaw: keep clear of its corners, not just its faces.
         half_width = object_half_width(self.config, task.target.shape)
@@ -122,6 +201,13 @@ class ScriptedExpert:
         pad_half_height = self.config.gripper.pad_half_extents[2]
         push_z = self.config.table.height + pad_half_height + expert.pad_table_clearance
         hover_z = self.config.table.height + expert.hover_height
+        travel = expert.push_clearance + self.config.tasks.push_margin + expert.push_overshoot
+        return sign, standoff, push_z, hover_z, travel
+
+    def _push(self) -> np.ndarray:
+        expert, sim = self.config.expert, self.sim
+        obj = sim.to_base_frame(sim.object_position(self.task.target_name))
+        sign, standoff, push_z, hover_z, travel = self._push_geometry()
         if self.phase == "approach":
             goal = np.array([obj[0], obj[1] - sign * standoff, hover_z])
             action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=1.0)
@@ -133,7 +219,6 @@ class ScriptedExpert:
                 self._anchor = goal
             return self._next_if(arrived, "push", action, immediate=True)
         if self.phase == "push":
-            travel = expert.push_clearance + self.config.tasks.push_margin + expert.push_overshoot
             goal = self._anchor + np.array([0.0, sign * travel, 0.0])
             action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
             if arrived:
@@ -193,8 +278,9 @@ class ScriptedExpert:
         else:
             yaw_error = 0.0
         measured = self.sim.end_effector_position()
+        tolerance = expert.follow_tolerance if self.following else expert.position_tolerance
         arrived = (
-            distance < expert.position_tolerance
+            distance < tolerance
             and abs(yaw_error) < expert.max_rotation_step / 4
             and float(np.linalg.norm(measured - goal)) < expert.settle_tolerance
         )

@@ -172,8 +172,9 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     from rt1_ros.runtime.policy_loading import shipped_model_path
 
     output = tmp_path / "data"
+    held_out = ["--hold-out", "pick:green_cylinder", "push:yellow_cube", "move_near:red_cylinder"]
     args = ["--output", str(output), "--families", "pick", "--episodes-per-family", "1", "--seed-start", "3",
-            "--frame-size", "32", "--max-steps", "6", "--no-progress", "--policy", str(shipped_model_path())]
+            "--frame-size", "32", "--max-steps", "6", "--no-progress", *held_out, "--policy", str(shipped_model_path())]
     assert main(args) == 0
     (episode,) = EpisodeDataset(output, successful_only=True)  # six steps never finish a pick: failed, still kept
     assert not episode.info.success and episode.info.source == "sim_dagger" and episode.info.expert_labelled
@@ -191,11 +192,16 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     np.testing.assert_allclose(episode.scene_state[0], expert_only.scene_states[0], atol=1e-6)  # same start
     gripper = slice(3, 6)
     assert np.abs(episode.scene_state[5, gripper] - expert_only.scene_states[5, gripper]).max() > 2e-3
-    # The labels are the expert's: arm mode, open gripper while it approaches.
+    # The labels are the expert's: from the same start its first action exactly (a policy's would be bin centres),
+    # then arm mode with the gripper open while it approaches.
+    np.testing.assert_allclose(episode.actions[0], expert_only.actions[0], atol=1e-6)
+    assert not np.allclose(episode.actions[:, :3], expert_only.actions[:, :3], atol=1e-3)  # for the policy's states
     assert np.all(episode.actions[:, 10] == space.mode_index("arm"))
     assert np.all(episode.actions[:, 6] == 0.0)
 
     import pytest
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit):  # argparse's error: "no model.safetensors there"
         main(args[:-1] + [str(tmp_path / "no_checkpoint")])
+    with pytest.raises(SystemExit):  # the shipped model was trained without three pairs: they must stay out
+        main(args[:-2] + ["--policy", str(shipped_model_path()), "--hold-out"])

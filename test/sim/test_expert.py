@@ -67,3 +67,44 @@ def test_mode_semantics_of_applied_actions(sim, space):
     np.testing.assert_allclose(sim.arm_target()[0], target)
     np.testing.assert_allclose(sim.end_effector_position(), target, atol=0.003)
     assert abs(sim.odometry().vx) < 0.01
+
+
+def _labelled_by_a_noisy_follower(sim, space, family: str, seed: int, follow: bool, noise_m: float = 0.004):
+    """The expert labels, something else drives: each label goes through the tokenizer's bins (what a policy
+    outputs) and gets Gaussian arm noise before it is executed. -> (success, labels (T,11))."""
+    from rt1_ros.model.action_tokenizer import ActionTokenizer
+    from rt1_ros.sim.expert import ScriptedExpert
+
+    tokenizer = ActionTokenizer(space)
+    task = sim.reset(family, seed)
+    expert = ScriptedExpert(sim, space)
+    expert.reset(task)
+    rng = np.random.default_rng(seed)
+    labels = []
+    for _ in range(sim.config.tasks.family(family).max_steps):
+        if follow:
+            expert.follow_state()
+        label = expert.act()
+        labels.append(label)
+        executed = tokenizer.decode(tokenizer.encode(label[None]))[0].astype(float)
+        if int(round(executed[10])) == space.mode_index("arm"):
+            executed[:3] += rng.normal(0.0, noise_m, 3)
+        if apply_rt1_action(sim, executed, space):
+            break
+        sim.advance(sim.config.physics.control_period_s)
+    return sim.success(), np.array(labels)
+
+
+@pytest.mark.parametrize("family", ("pick", "push"))
+def test_expert_labels_lead_a_noisy_follower_to_success_when_it_follows_the_state(sim, space, family):
+    """DAgger's labels (rt1-generate --policy): with follow_state() the expert recognises its phase from the state,
+    so labels close, lift or push and terminate even though its 2 mm waypoints are never hit exactly; executing
+    them through bins and 4 mm noise succeeds. Without follow_state the same follower mostly never gets there."""
+    terminate = space.mode_index("terminate")
+    followed = [_labelled_by_a_noisy_follower(sim, space, family, seed, follow=True) for seed in range(4)]
+    for success, labels in followed:
+        assert success and labels[-1, 10] == terminate
+    if family == "pick":
+        assert all((labels[:, 6] == 1.0).any() for _, labels in followed)  # it closes
+    plain = [_labelled_by_a_noisy_follower(sim, space, family, seed, follow=False) for seed in range(4)]
+    assert sum(success and labels[-1, 10] == terminate for success, labels in plain) <= 1
