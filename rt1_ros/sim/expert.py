@@ -170,6 +170,11 @@ class ScriptedExpert:
                 self._enter("retreat")
                 self._anchor = target.copy()
                 return
+        if sim.success():
+            # Pushed far enough and off the push line: what the expert does after its push, retreat and terminate.
+            self._enter("retreat")
+            self._anchor = target.copy()
+            return
         obj = sim.to_base_frame(sim.object_position(name))
         beside = np.array([obj[0], obj[1] - sign * standoff])
         band = 2 * tolerance if self.phase == "descend" else tolerance
