@@ -121,6 +121,9 @@ class Trainer:
             if not (Path(self.config.init_checkpoint) / "model.safetensors").is_file():
                 raise SystemExit(f"init_checkpoint {self.config.init_checkpoint}: no model.safetensors there")
             model_config, action_space, _ = read_checkpoint_config(self.config.init_checkpoint)
+            if self.config.image_size and self.config.image_size != model_config.image_size:
+                print(f"image_size {self.config.image_size} ignored: fine-tuning keeps init_checkpoint's "
+                      f"{model_config.image_size} px", file=sys.stderr)
             return model_config, action_space
         action_space = ActionSpaceConfig.from_yaml()
         model_config = RT1Config.from_yaml(self.config.model_size)
@@ -136,8 +139,9 @@ class Trainer:
         dataset = [episode for episodes in datasets for episode in episodes]
         if len(dataset) == 0:
             raise SystemExit(f"no usable episodes in {', '.join(roots)} (families {list(config.families) or 'all'})")
-        # Each directory is split on its own, so `data` keeps the validation episodes it has without extra_data: a
-        # fine-tuned run never validates on what its init_checkpoint trained on.
+        # Each directory is split on its own, so `data` keeps the validation episodes it has without extra_data (for
+        # the same seed, val_fraction, families and manifest): a fine-tuned run does not validate on what its
+        # init_checkpoint trained on.
         train, val = [], []
         for episodes in datasets:
             part_train, part_val = split_episodes(episodes, config.val_fraction, config.seed)
@@ -377,7 +381,8 @@ class Trainer:
 
     def _resume(self, directory: Path) -> None:
         if not (directory / TRAINER_STATE_FILE).is_file():
-            print(f"no checkpoint to resume in {directory}; starting fresh", file=sys.stderr)
+            start = f"from {self.config.init_checkpoint}" if self.config.init_checkpoint else "fresh"
+            print(f"no checkpoint to resume in {directory}; starting {start}", file=sys.stderr)
             return
         load_weights_into(self.model, directory)
         from safetensors.torch import load_file

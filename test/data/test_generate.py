@@ -169,6 +169,8 @@ def test_dagger_executes_the_policy_and_records_the_expert():
 
 
 def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
+    import shutil
+
     from rt1_ros.runtime.policy_loading import shipped_model_path
 
     output = tmp_path / "data"
@@ -179,6 +181,7 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     (episode,) = EpisodeDataset(output, successful_only=True)  # six steps never finish a pick: failed, still kept
     assert not episode.info.success and episode.info.source == "sim_dagger" and episode.info.expert_labelled
     assert episode.info.extra["policy_steps"] == episode.info.num_steps == 6
+    assert len(episode.info.extra["policy"]["weights_sha256"]) == 64
     # The policy drove: its arm is elsewhere after six steps than where the expert takes it from the same start.
     from rt1_ros.sim.episode import run_episode
     from rt1_ros.sim.expert import ScriptedExpert
@@ -203,5 +206,10 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
 
     with pytest.raises(SystemExit):  # argparse's error: "no model.safetensors there"
         main(args[:-1] + [str(tmp_path / "no_checkpoint")])
+    other = tmp_path / "other_policy"  # another policy's weights (refused before they would be loaded)
+    shutil.copytree(shipped_model_path(), other)
+    (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes() + b" ")
+    with pytest.raises(SystemExit, match="another policy"):
+        main(args[:-2] + ["--policy", str(other), "--episodes-per-family", "2"])
     with pytest.raises(SystemExit):  # the shipped model was trained without three pairs: they must stay out
         main(args[:-2] + ["--policy", str(shipped_model_path()), "--hold-out"])
