@@ -27,8 +27,9 @@ def tiny_model(tiny_config) -> RT1:
 @pytest.fixture(scope="session")
 def trained_model() -> RT1:
     """The shipped trained policy (models/rt1_sim, 128 px). Checks that two computations give the same output use it:
-    an untrained model's logits barely depend on the image (tiny, seed 0: ~1e-6), so they would agree whatever the
-    code did (`rt1_ros.runtime.inference_optimisation.input_dependence`)."""
+    a trained model is what users run, and an untrained one built without `backbone.he_init` (the `sim` size) barely
+    depends on the image (~1e-6), so it would agree whatever the code did
+    (`rt1_ros.runtime.inference_optimisation.input_dependence`)."""
     from rt1_ros.model.checkpoint import from_pretrained
     from rt1_ros.runtime.policy_loading import shipped_model_path
 

@@ -62,6 +62,15 @@ class FiLMEfficientNetConfig:
     # target (what a reach needs) survives only as far as border padding leaks into the features. Off in the
     # paper's design (the official network has none); the `sim` size uses it.
     position_embedding: bool = False
+    # Every convolution drawn from He's fan-in normal (Var 2/fan_in, fan_in counting in_channels/groups) with zero
+    # biases. Why: PyTorch's default (Var 1/(3·fan_in)), SiLU (≈ x/2 near 0) and the squeeze-excitation gate (≈ 0.5)
+    # shrink activations ~42× per MBConv without a skip connection while BatchNorm is still the identity (eval mode,
+    # no running statistics yet), so an untrained paper model's tokens are the projection's bias alone and ignore the
+    # frame (scripts/activation_report.py). In training BatchNorm uses batch statistics, so the collapse does not
+    # happen there, but a run from scratch still starts elsewhere (larger weights, zero biases, and the extra draws
+    # shift the seeded initialisation of every later module); loaded weights replace it. On in `paper` and `tiny`;
+    # `sim` keeps the default its shipped recipe was measured with.
+    he_init: bool = False
 
     @property
     def num_blocks(self) -> int:
@@ -168,6 +177,12 @@ class FiLMEfficientNet(nn.Module):
         self.position_embedding = None
         if config.position_embedding:
             self.position_embedding = nn.Parameter(torch.randn(config.token_grid ** 2, config.embed_dim) * 0.02)
+        if config.he_init:
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
 
     def forward(self, images: torch.Tensor, conditioning: torch.Tensor, use_film: bool = True) -> torch.Tensor:
         """images (B,3,H,W) in [0,1], conditioning (B,conditioning_dim) -> tokens (B, token_grid², embed_dim).

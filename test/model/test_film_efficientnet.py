@@ -71,3 +71,24 @@ def test_position_embedding_keeps_where_features_are_through_the_token_learner()
         embedding, encoder.position_embedding = encoder.position_embedding, None
         bare = encoder(images, conditioning)
     torch.testing.assert_close(tokens - bare, embedding.expand_as(tokens))
+
+
+def test_untrained_encoder_tokens_depend_on_the_frame(paper_config):
+    """he_init (on in paper and tiny): in eval mode at initialisation the frame still reaches the tokens. With
+    PyTorch's default conv init the frame-dependent part falls ~42x per MBConv without a skip connection and ends
+    ~1e-12 of the projection bias (scripts/activation_report.py)."""
+    from dataclasses import replace
+
+    images = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    conditioning = torch.zeros(2, 512)
+
+    def frame_share(config) -> float:
+        torch.manual_seed(0)
+        backbone = FiLMEfficientNet(config).eval()
+        with torch.no_grad():
+            tokens = backbone(images, conditioning)  # (2, 81, 512)
+        return ((tokens[0] - tokens[1]).norm() / tokens.norm()).item()
+
+    assert paper_config.backbone.he_init
+    assert frame_share(paper_config.backbone) > 0.05
+    assert frame_share(replace(paper_config.backbone, he_init=False)) < 1e-6
