@@ -56,31 +56,39 @@ def test_torchrun_two_processes_train_as_one_process_on_both_batches(dataset, tm
     assert len(losses) == steps and losses[-1] < losses[0] - 0.5, losses
 
     config = parse_overrides(TrainConfig(), overrides)
-    replica = Trainer(config, tmp_path / "replica", progress=False, device="cpu")
-    before = {k: v.clone() for k, v in replica.model.state_dict().items()}
-    for step in range(steps):
-        replica.policy.train()
-        set_learning_rate(replica.optimizer, learning_rate_at(config, step, step / steps))
-        replica.optimizer.zero_grad(set_to_none=True)
-        for rank in (0, 1):
-            rng = step_random_state(config.seed, step, rank)
-            loss, _ = replica.policy(replica._to_device(replica.train_sampler.sample(rng)))
-            (loss / 2).backward()
-        nn.utils.clip_grad_norm_(replica.model.parameters(), config.grad_clip_norm)
-        replica.optimizer.step()
     saved = load_state(output / "latest")
-    parameters = dict(replica.model.named_parameters())
-    assert any(not torch.equal(before[name], parameters[name]) for name in parameters)  # it trained
-    # Element by element to 2e-5. A few elements may be allowed to miss: Adam divides each gradient by its running
-    # RMS, so where a gradient is pure float rounding (~1e-9) a last-bit difference between the two processes'
-    # kernels and the replica's becomes a step of up to the learning rate (one run under load missed). A replica that
-    # used only rank 0's batch misses on nearly every element.
-    mismatched, total, worst = 0, 0, []
-    for name, value in parameters.items():
-        close = torch.isclose(saved[name], value.detach(), atol=2e-5, rtol=1e-4)
-        mismatched += int((~close).sum())
-        total += close.numel()
-        if not bool(close.all()):
-            worst.append((name, int((~close).sum()), float((saved[name] - value.detach()).abs().max())))
-    assert mismatched <= 1e-4 * total, (mismatched, total, worst[:10])
+
+    def replica_mismatches(ranks: tuple[int, ...], name: str) -> tuple[int, int, list]:
+        """Train a single-process replica on the batches of ``ranks`` per step (mean loss); -> elements of its
+        parameters that differ from rank 0's checkpoint by more than 2e-5 (+1e-4 relative), total, worst."""
+        replica = Trainer(config, tmp_path / name, progress=False, device="cpu")
+        before = {k: v.clone() for k, v in replica.model.state_dict().items()}
+        for step in range(steps):
+            replica.policy.train()
+            set_learning_rate(replica.optimizer, learning_rate_at(config, step, step / steps))
+            replica.optimizer.zero_grad(set_to_none=True)
+            for rank in ranks:
+                rng = step_random_state(config.seed, step, rank)
+                loss, _ = replica.policy(replica._to_device(replica.train_sampler.sample(rng)))
+                (loss / len(ranks)).backward()
+            nn.utils.clip_grad_norm_(replica.model.parameters(), config.grad_clip_norm)
+            replica.optimizer.step()
+        parameters = dict(replica.model.named_parameters())
+        assert any(not torch.equal(before[n], parameters[n]) for n in parameters)  # it trained
+        mismatched, total, worst = 0, 0, []
+        for key, value in parameters.items():
+            close = torch.isclose(saved[key], value.detach(), atol=2e-5, rtol=1e-4)
+            mismatched += int((~close).sum())
+            total += close.numel()
+            if not bool(close.all()):
+                worst.append((key, int((~close).sum()), float((saved[key] - value.detach()).abs().max())))
+        return mismatched, total, worst
+
+    # Element by element to 2e-5, compared with the wrong semantics side by side. Not every element matches: Adam
+    # divides each gradient by its running RMS, so where a gradient is only float rounding a last-bit difference
+    # between the processes' kernels and the replica's becomes a step of up to the learning rate (2 % of the
+    # elements with tiny's He-initialised encoder, under load). A replica on rank 0's batch alone misses nearly all.
+    both, total, worst = replica_mismatches((0, 1), "replica")
+    only_rank0, _, _ = replica_mismatches((0,), "rank0_replica")
+    assert both <= 0.05 * total and only_rank0 >= 0.5 * total, (both, only_rank0, total, worst[:10])
     assert np.isfinite(losses).all()
