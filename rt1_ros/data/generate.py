@@ -98,7 +98,8 @@ class PolicyRollout:
 
 class ExpertLabelledRollout:
     """One DAgger episode: ``label()`` is the expert's action for the current state (what the dataset records) and
-    also renders the frame and asks the policy; ``execute(label)`` is what the simulator then runs."""
+    also renders the frame and asks the policy; ``execute(label)`` is what the simulator then runs: the policy's
+    action, except a terminate, and the expert's terminate, which ends the episode."""
 
     def __init__(self, sim, expert, policy, rollout: PolicyRollout, rng: np.random.Generator) -> None:
         self.sim, self.expert, self.policy, self.rollout, self.rng = sim, expert, policy, rollout, rng
@@ -119,6 +120,11 @@ class ExpertLabelledRollout:
         # The expert's terminate ends the episode, as in a demonstration: one terminate label per episode, not one
         # per step the policy would have carried on for.
         if int(round(float(label[MODE_DIM]))) == self.terminate_index:
+            return label
+        # The policy's terminate is not executed before the expert's: the episode goes on (the expert drives that
+        # step) to the state where the expert terminates. Else every early stop would leave a "carry on" label and
+        # no terminate label at all, and the data would teach never to terminate.
+        if int(round(float(self._policy_action[MODE_DIM]))) == self.terminate_index:
             return label
         if self.rng.random() < self.rollout.probability:
             self.policy_steps += 1

@@ -41,6 +41,8 @@ from rt1_ros.sim.scene import object_half_width
 from rt1_ros.sim.tasks import Task
 
 
+GRASP_REACH_M = 0.02  # follow_state: a gripper closed this near the grasp pose is closing on the object
+
 PHASES = ("approach", "descend", "close", "lift", "push", "retreat", "drive", "done")
 
 
@@ -137,7 +139,10 @@ class ScriptedExpert:
         if sim.gripper_command > 0.5:
             if self.phase in ("close", "lift"):
                 return  # closing, or lifting (which reopens and starts again if nothing came up)
-            if sim.is_grasped(name) or (off_centre < tolerance and abs(target[2] - grasp_z) < tolerance):
+            # Closed around the object, if not exactly where the expert would have: let the fingers finish and lift
+            # (the lift reopens and starts again if nothing came up), rather than reopen at once.
+            around = off_centre < GRASP_REACH_M and abs(target[2] - grasp_z) < GRASP_REACH_M
+            if sim.is_grasped(name) or around:
                 self._enter("close")
                 self._anchor = np.array([target[0], target[1], grasp_z])
             else:

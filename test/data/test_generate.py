@@ -165,7 +165,10 @@ def test_dagger_executes_the_policy_and_records_the_expert():
     np.testing.assert_array_equal(never.execute(label), label)
     terminate = np.zeros(11)
     terminate[10] = space.mode_index("terminate")
-    np.testing.assert_array_equal(always.execute(terminate), terminate)
+    np.testing.assert_array_equal(always.execute(terminate), terminate)  # the expert's terminate ends it
+    label = always.label()
+    always._policy_action = terminate  # the policy would stop here: the expert's action runs instead
+    np.testing.assert_array_equal(always.execute(label), label)
 
 
 def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):

@@ -108,3 +108,33 @@ def test_expert_labels_lead_a_noisy_follower_to_success_when_it_follows_the_stat
         assert all((labels[:, 6] == 1.0).any() for _, labels in followed)  # it closes
     plain = [_labelled_by_a_noisy_follower(sim, space, family, seed, follow=False) for seed in range(4)]
     assert sum(success and labels[-1, 10] == terminate for success, labels in plain) <= 1
+
+
+def test_a_policy_closing_near_the_grasp_pose_is_labelled_to_finish_the_grasp(sim, space):
+    """follow_state: a gripper closed 1.5 cm above where the expert would close is closing on the object; the label
+    holds it closed (then lifts), rather than reopening at once and teaching the policy to let go."""
+    from rt1_ros.sim.expert import ScriptedExpert
+
+    task = sim.reset("pick", 0)
+    expert = ScriptedExpert(sim, space)
+    expert.reset(task)
+    for _ in range(sim.config.tasks.family("pick").max_steps):  # the expert alone, up to where it closes
+        action = expert.act()
+        if action[6] == 1.0:
+            break
+        apply_rt1_action(sim, action, space)
+        sim.advance(sim.config.physics.control_period_s)
+    assert expert.phase == "close"
+    fresh = ScriptedExpert(sim, space)  # another controller got here; this expert only labels
+    fresh.reset(task)
+    sim.apply_action(np.zeros(3), np.array([0.0, 0.0, 0.015, 0.0, 0.0, 0.0]), 1.0)
+    sim.advance(sim.config.physics.control_period_s)
+    fresh.follow_state()
+    assert fresh.phase == "close" and fresh.act()[6] == 1.0
+    task = sim.reset("pick", 0)  # closed at the start pose, far from the object
+    sim.apply_action(np.zeros(3), np.zeros(6), 1.0)
+    sim.advance(sim.config.physics.control_period_s)
+    other = ScriptedExpert(sim, space)
+    other.reset(task)
+    other.follow_state()
+    assert other.phase == "approach" and other.act()[6] == 0.0  # reopen and start again
