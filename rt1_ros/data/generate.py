@@ -17,10 +17,12 @@ Two options shape the data for closed-loop use:
   once its own small errors take it off the expert's path (covariate shift).
 * ``--policy CHECKPOINT`` (DAgger, Ross et al. 2011): the simulator executes the checkpoint's own actions (on a
   fraction ``--policy-probability`` of steps, the expert's otherwise) while the dataset records, for every state the
-  policy visited, the action the expert would have taken there. Its mistakes become states the data shows how to
-  leave: the covariate shift that DART's noise only approximates. These episodes are written with source
-  ``sim_dagger`` and ``extra.action_labels: expert``; ``success`` is the executed episode's outcome, and training
-  keeps them whatever it was (their labels are the expert's either way).
+  policy visited, the action the expert would have taken there (``ScriptedExpert.follow_state`` recognises the
+  expert's phase from the state). Its mistakes become states the data shows how to leave: the covariate shift that
+  DART's noise only approximates. The policy's terminate is replaced by the expert's action until the expert
+  terminates, so the data has terminate labels where they belong. These episodes are written with source
+  ``sim_dagger`` and ``extra.action_labels: expert``; ``success`` is the executed episode's outcome (with the expert
+  finishing what the policy would have stopped), and training keeps them whatever it was.
 * ``--hold-out FAMILY:COLOUR_OBJECT ...`` (e.g. ``pick:green_cylinder``): seeds whose target is a held-out
   (family, object) pair are skipped, so that instruction never appears in training; the object still appears as a
   distractor and as the target of the other families. The list is written into every episode's ``extra`` so
