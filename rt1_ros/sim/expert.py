@@ -153,10 +153,10 @@ class ScriptedExpert:
         self._enter("descend" if off_centre < band and target[2] < hover_z + tolerance else "approach")
 
     def _follow_push(self) -> None:
-        sim, tolerance = self.sim, self.config.expert.follow_tolerance
-        sign, standoff, push_z, hover_z, travel = self._push_geometry()
         if self.phase == "retreat":
             return
+        sim, tolerance = self.sim, self.config.expert.follow_tolerance
+        sign, standoff, push_z, hover_z, travel = self._push_geometry()
         name = self.task.target_name
         target, _ = sim.arm_target()
         # Where the expert's push starts: beside the object as it rested, on the side opposite the push.

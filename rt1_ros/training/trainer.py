@@ -364,19 +364,29 @@ class Trainer:
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         return directory
 
-    def _initialise_from(self, directory: Path) -> None:
-        """Fine-tuning: the policy's weights, and each training-only head's when saved beside them (else it starts
-        fresh, which the log says)."""
+    def _load_weights_and_heads(self, directory: Path) -> list[str]:
+        """The policy's weights and each training-only head's saved beside them; -> the heads with no file there
+        (left as they are)."""
         load_weights_into(self.model, directory)
         from safetensors.torch import load_file
 
+        missing = []
         for name, head in self._training_heads().items():
             file = directory / TRAINING_HEAD_FILES[name]
             if file.is_file():
                 head.load_state_dict(load_file(str(file)))
-            elif self.dist.is_main:
-                print(f"init_checkpoint {directory} has no {file.name}: {name} starts fresh", file=sys.stderr)
+            else:
+                missing.append(name)
+        return missing
+
+    def _initialise_from(self, directory: Path) -> None:
+        """Fine-tuning: the policy's weights, and each training-only head's when saved beside them (else it starts
+        fresh, which the log says)."""
+        missing = self._load_weights_and_heads(directory)
         if self.dist.is_main:
+            for name in missing:
+                print(f"init_checkpoint {directory} has no {TRAINING_HEAD_FILES[name]}: {name} starts fresh",
+                      file=sys.stderr)
             print(f"initialised from {directory} (fine-tuning; optimizer and schedule start fresh)")
 
     def _resume(self, directory: Path) -> None:
@@ -384,15 +394,10 @@ class Trainer:
             start = f"from {self.config.init_checkpoint}" if self.config.init_checkpoint else "fresh"
             print(f"no checkpoint to resume in {directory}; starting {start}", file=sys.stderr)
             return
-        load_weights_into(self.model, directory)
-        from safetensors.torch import load_file
-
-        for name, head in self._training_heads().items():
-            file = TRAINING_HEAD_FILES[name]
-            if not (directory / file).is_file():
-                raise SystemExit(f"{directory} was trained without {file}; resume with the training config it was "
-                                 "started with or start a new run")
-            head.load_state_dict(load_file(str(directory / file)))
+        missing = self._load_weights_and_heads(directory)
+        if missing:
+            raise SystemExit(f"{directory} was trained without {TRAINING_HEAD_FILES[missing[0]]}; resume with the "
+                             "training config it was started with or start a new run")
         load_optimizer_state(self.optimizer, directory)
         state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
         self.step, self.elapsed_s = int(state["step"]), float(state["elapsed_s"])
