@@ -244,3 +244,90 @@ def test_truncated_or_missing_data_is_refused(bundle):
         read_variables(bundle, ["c"])
     with pytest.raises(FileNotFoundError, match="checkpoint index not found"):
         list_variables(bundle.with_name("elsewhere"))
+
+
+TF_CHECKPOINT_KEYS = [
+    "_CHECKPOINTABLE_OBJECT_GRAPH", "net/count", "net/embedding", "net/empty", "net/flags", "net/layers/0/bias",
+    "net/layers/1/bias", "net/layers/1/kernel", "net/pixels", "net/scalar", "net/shared", "net/step", "net/wide",
+    "optimizer/_iterations", "optimizer/_learning_rate", "optimizer/_variables/1", "optimizer/_variables/2",
+    "optimizer/_variables/3", "optimizer/_variables/4",
+]
+VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def test_a_checkpoint_tensorflow_wrote_reads_as_tensorflow_lists_it():
+    prefix = FIXTURES / "tf_checkpoint" / "ckpt"
+    listed = list_variables(prefix)
+    assert list(listed) == [TF_CHECKPOINT_KEYS[0]] + [key + VALUE for key in TF_CHECKPOINT_KEYS[1:]]
+    values = {key.removesuffix(VALUE): value for key, value in read_variables(prefix).items()}
+    assert {key: (value.dtype.name, value.shape) for key, value in values.items()} == {
+        "net/count": ("int32", ()), "net/embedding": ("bfloat16", (2, 3)), "net/empty": ("float32", (0, 4)),
+        "net/flags": ("bool", (2,)), "net/layers/0/bias": ("float32", (3,)), "net/layers/1/bias": ("float16", (3,)),
+        "net/layers/1/kernel": ("float16", (4, 3)), "net/pixels": ("uint8", (5,)), "net/scalar": ("float32", ()),
+        "net/shared": ("float32", (2, 3)), "net/step": ("int64", ()), "net/wide": ("float64", (4,)),
+        "optimizer/_iterations": ("int64", ()), "optimizer/_learning_rate": ("float32", ()),
+        "optimizer/_variables/1": ("float32", (2, 3)), "optimizer/_variables/2": ("float32", (2, 3)),
+        "optimizer/_variables/3": ("float16", (4, 3)), "optimizer/_variables/4": ("float16", (4, 3))}
+    assert values["net/step"] == 424760 and values["net/count"] == -5 and values["net/scalar"] == 3.25
+    assert values["net/flags"].tolist() == [True, False] and values["net/pixels"].tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(values["net/wide"], np.linspace(0, 1, 4))
+    np.testing.assert_array_equal(values["net/embedding"],
+                                  (np.arange(6, dtype=np.float32) / 3).reshape(2, 3).astype(ml_dtypes.bfloat16))
+    np.testing.assert_allclose(values["net/shared"], np.arange(6).reshape(2, 3) / 7 - 0.001, atol=1e-6)
+    np.testing.assert_allclose(values["net/layers/1/kernel"], np.arange(12).reshape(4, 3) / 7 - 0.001, atol=2e-3)
+    assert values["optimizer/_iterations"] == 1
+    names = object_graph_names(prefix)
+    assert names == {key + VALUE: key for key in TF_CHECKPOINT_KEYS[1:]}
+
+
+def test_a_saved_models_list_keys_are_named_by_their_attribute_paths():
+    prefix = FIXTURES / "tf_saved_model_variables" / "variables"
+    names = object_graph_names(prefix)
+    values = {names[key]: value for key, value in read_variables(prefix).items()}
+    assert sorted(values) == ["_actor_network/_encoder/bias", "_actor_network/_encoder/kernel",
+                              "_actor_network/_head/bias", "_actor_network/_head/kernel", "train_step"]
+    assert list(read_variables(prefix))[:1] == ["model_variables/0" + VALUE]  # the keys themselves are not names
+    np.testing.assert_array_equal(values["_actor_network/_head/kernel"], np.arange(9, dtype=np.float32).reshape(3, 3))
+    np.testing.assert_array_equal(values["_actor_network/_encoder/bias"], np.full(3, 0.5, np.float32))
+
+
+def test_tensorflow_reads_what_we_write_and_writes_the_same_bytes(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    tensors = every_dtype()
+    tensors["strings"] = np.array([b"x", "ü".encode(), b""], dtype=object)
+    for i in range(300):
+        tensors[f"many/layer_{i:04d}/kernel"] = np.full((i % 3,), i, np.int32)
+    write_tensor_bundle(tmp_path / "ours", tensors, block_size=512)
+    reader = tf.train.load_checkpoint(str(tmp_path / "ours"))
+    assert {name for name, _ in tf.train.list_variables(str(tmp_path / "ours"))} == set(tensors)
+    for key, array in tensors.items():
+        got = np.asarray(reader.get_tensor(key))
+        if array.dtype.kind == "O":
+            assert got.tolist() == array.tolist()
+        else:
+            assert got.shape == array.shape and got.tobytes() == array.tobytes(), key
+    # SaveV2 given names in sorted order writes them at the same offsets: both files byte for byte the same.
+    small = {key: tensors[key] for key in ("bfloat16", "float32/matrix", "float32/empty", "int64", "strings")}
+    names = sorted(small)
+    tf.raw_ops.SaveV2(prefix=str(tmp_path / "tf"), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(small[name]) for name in names])
+    write_tensor_bundle(tmp_path / "same", small)
+    for suffix in (".index", ".data-00000-of-00001"):
+        assert (tmp_path / f"same{suffix}").read_bytes() == (tmp_path / f"tf{suffix}").read_bytes()
+
+
+def test_we_read_what_tensorflow_writes(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    module = tf.Module()
+    module.inner = tf.Module()
+    module.inner.kernel = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+    module.inner.steps = [tf.Variable(np.int64(3)), tf.Variable(tf.constant([1.0, 2.0], tf.bfloat16))]
+    module.flags = tf.Variable([True, False])
+    prefix = tf.train.Checkpoint(model=module).write(str(tmp_path / "ckpt"))
+    listed = list_variables(prefix)
+    assert [(name, list(shape)) for name, shape in tf.train.list_variables(prefix)] == \
+        [(name, list(shape)) for name, (_, shape) in listed.items()]
+    reader = tf.train.load_checkpoint(prefix)
+    for key, array in read_variables(prefix).items():
+        assert np.asarray(reader.get_tensor(key)).tobytes() == array.tobytes(), key
+    assert object_graph_names(prefix) == {key: key.removesuffix(VALUE) for key in listed if key.endswith(VALUE)}
