@@ -36,6 +36,7 @@ MODE_DIM = 10
 DIMENSION_NAMES = ("arm_x", "arm_y", "arm_z", "arm_roll", "arm_pitch", "arm_yaw", "gripper",
                    "base_x", "base_y", "base_yaw", "mode")
 MODE_CLASSES = ("arm", "base", "terminate")  # the mode head's classes, in the default order
+ROUNDINGS = ("round", "truncate")
 
 
 class Mode(IntEnum):
@@ -67,8 +68,13 @@ class ActionSpaceConfig:
     dimensions: tuple[ActionDimension, ...]
     num_bins: int = 256
     mode_classes: tuple[str, ...] = MODE_CLASSES
+    # How a value becomes a bin: "round" to the nearest (this project's tokenizer) or "truncate" (the released
+    # RT-1's int((v - lo) / (hi - lo) * (bins - 1))), which a converted checkpoint's action space records.
+    rounding: str = "round"
 
     def __post_init__(self) -> None:
+        if self.rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}, got {self.rounding!r}")
         if len(self.dimensions) != CONTINUOUS_DIMS:
             raise ValueError(f"expected {CONTINUOUS_DIMS} continuous dimensions, got {len(self.dimensions)}")
         if not 2 <= self.num_bins <= 256:

@@ -6,6 +6,7 @@ import torch
 
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
 from rt1_ros.model.rt1 import RT1, RT1Config
+from rt1_ros.yaml_config import from_mapping, to_mapping
 
 
 @pytest.fixture(scope="session")
@@ -45,3 +46,45 @@ def action_space() -> ActionSpaceConfig:
 @pytest.fixture(scope="session")
 def tokenizer(action_space) -> ActionTokenizer:
     return ActionTokenizer(action_space)
+
+
+@pytest.fixture(scope="session")
+def small_official_config() -> RT1Config:
+    """The official variant scaled down: odd feature-map sizes (60 px: 30, 15, 7), a head width that is not
+    embed_dim / heads (like the released 8 × 128 over d=512), 3 frames."""
+    mapping = to_mapping(RT1Config.from_yaml("official"))
+    mapping.update(image_size=60, input_frame_size=[48, 64], num_frames=3, embed_dim=32, text_embedding_dim=32)
+    mapping["backbone"].update(stem_channels=8, top_channels=24, token_grid=7, embed_dim=32, conditioning_dim=32,
+                               stages=[{"expand_ratio": 1, "kernel_size": 3, "stride": 1, "out_channels": 8,
+                                        "repeats": 1},
+                                       {"expand_ratio": 4, "kernel_size": 3, "stride": 2, "out_channels": 12,
+                                        "repeats": 2},
+                                       {"expand_ratio": 4, "kernel_size": 5, "stride": 2, "out_channels": 16,
+                                        "repeats": 1}])
+    mapping["token_learner"].update(hidden_dim=16)
+    mapping["transformer"].update(num_layers=2, num_heads=2, head_dim=24, ffn_dim=32)
+    return from_mapping(RT1Config, mapping)
+
+
+def randomised(model: RT1, seed: int = 0) -> RT1:
+    """Every tensor moved off its initial value (BN statistics, FiLM and zero biases included), so no mapping error
+    hides behind a zero or a one; weights keep their initial scale, so the frames still reach the logits."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if not tensor.is_floating_point():
+                continue
+            noise = torch.randn(tensor.shape, generator=generator)
+            if name.endswith("running_var") or name.endswith("input_variance"):
+                tensor.copy_(0.5 + noise.abs())
+            elif tensor.dim() > 1 and "projection" not in name:
+                tensor.mul_(1 + 0.1 * noise)
+            else:
+                tensor.add_(0.1 * noise)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def small_official_model(small_official_config) -> RT1:
+    torch.manual_seed(0)
+    return randomised(RT1(small_official_config))

@@ -5,7 +5,9 @@
 
 Rounding (not the official truncation) makes bins 0 and 255 hit the bounds exactly and lets every in-range value
 round-trip within half a bin. Zero round-trips exactly on a symmetric range only with an odd number of bins; with 256
-it decodes half a bin off (the controller snaps that to zero). The mode dimension is a class index, not a range: its
+it decodes half a bin off (the controller snaps that to zero). ``rounding: truncate`` in the action space gives the
+released RT-1's ``bin = int((clip(v) - lo) / (hi - lo) * (num_bins - 1))`` instead (data for a converted checkpoint
+is tokenized as it was trained); decoding is the same either way. The mode dimension is a class index, not a range: its
 head uses only the first ``len(mode_classes)`` logits and decodes by argmax over those alone.
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ class ActionTokenizer:
         self.num_modes = len(config.mode_classes)
         self._low = config.low
         self._high = config.high
+        self._truncate = config.rounding == "truncate"  # frac >= 0 after clipping: int() is floor
 
     def encode(self, actions):
         """(..., 11) floats (mode as class index) -> (..., 11) integer bins."""
@@ -51,14 +54,16 @@ class ActionTokenizer:
             cont = actions[..., :CONTINUOUS_DIMS].to(torch.float64)
             cont = torch.nan_to_num(cont, nan=0.0)
             frac = (torch.minimum(torch.maximum(cont, low), high) - low) / (high - low)
-            bins = torch.round(frac * (self.num_bins - 1)).to(torch.long)
+            scaled = frac * (self.num_bins - 1)
+            bins = (torch.floor(scaled) if self._truncate else torch.round(scaled)).to(torch.long)
             mode = torch.clamp(torch.round(torch.nan_to_num(actions[..., MODE_DIM:], nan=0.0)), 0, self.num_modes - 1)
             return torch.cat([bins, mode.to(torch.long)], dim=-1)
         actions = np.asarray(actions, dtype=np.float64)
         self._check_shape(actions.shape)
         cont = np.nan_to_num(actions[..., :CONTINUOUS_DIMS], nan=0.0)
         frac = (np.clip(cont, self._low, self._high) - self._low) / (self._high - self._low)
-        bins = np.rint(frac * (self.num_bins - 1)).astype(np.int64)
+        scaled = frac * (self.num_bins - 1)
+        bins = (np.floor(scaled) if self._truncate else np.rint(scaled)).astype(np.int64)
         mode = np.clip(np.rint(np.nan_to_num(actions[..., MODE_DIM:], nan=0.0)), 0, self.num_modes - 1)
         return np.concatenate([bins, mode.astype(np.int64)], axis=-1)
 

@@ -2,12 +2,18 @@
 
     image (B,3,H,W) in [0,1] ─ ImageNet normalisation ─ stem conv 3×3/2 + BN + SiLU
       ─ N × [MBConv block ─ FiLM(lang)]                      (B,C_last,H/32,W/32)
-      ─ AdaptiveAvgPool2d(token_grid)                        (B,C_last,g,g)
-      ─ Conv2d 1×1 C_last→embed_dim                           (B,D,g,g)
+      [─ top conv 1×1 C_last→top_channels + BN + SiLU]       (B,C_top,H/32,W/32)
+      ─ AdaptiveAvgPool2d(token_grid)                        (B,C,g,g)
+      ─ Conv2d 1×1 C→embed_dim                               (B,D,g,g)
+      [─ FiLM(lang)]                                         (B,D,g,g)
       ─ flatten                                              (B,g·g,D)
 
 FiLM is zero-initialised (gamma = beta = 0), so at start every block is the plain EfficientNet block and pretrained
 ImageNet features pass through unchanged; the language conditioning is learned on top of them.
+
+The bracketed steps, the Keras input normalisation, the frame resize and Keras' stride-2 padding are the released
+RT-1 network's (the `official` size, config/model.yaml): with them this is its image tokenizer exactly, so the
+released checkpoints convert (rt1_ros.convert).
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from torch import nn
 # ImageNet statistics used by the torchvision/timm EfficientNet weights.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+STRIDE2_PADDINGS = ("symmetric", "keras")
+INPUT_NORMALISATIONS = ("imagenet", "keras")
+KERAS_NORMALIZATION_EPSILON = 1e-7  # Keras' backend.epsilon(), the floor of sqrt(variance)
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,31 @@ class FiLMEfficientNetConfig:
     # shift the seeded initialisation of every later module); loaded weights replace it. On in `paper` and `tiny`;
     # `sim` keeps the default its shipped recipe was measured with.
     he_init: bool = False
+    # Zero padding of the stride-2 convolutions (stem and depthwise): "symmetric" k//2 on each side (PyTorch's
+    # usual); "keras": (k//2 - 1) before and k//2 after on every side, whatever the input size. That is Keras
+    # EfficientNet's `correct_pad` for a model built with an unknown input size, as the released RT-1's is: TF 'SAME'
+    # on even sizes, one pixel less on odd ones (300 px gives a 9×9 map, not SAME's 10×10).
+    stride2_padding: str = "symmetric"
+    # Input normalisation: "imagenet" (fixed ImageNet mean/std); "keras": Keras EfficientNet's Normalization layer
+    # ((x - mean) / sqrt(variance), mean and variance being weights of the checkpoint) followed by its constant
+    # rescale by 1 / sqrt(ImageNet std).
+    input_normalisation: str = "imagenet"
+    # Frames are resized inside the encoder to image_size × image_size (bilinear, half-pixel centres, no antialias:
+    # TensorFlow's tf.image.resize), so the network takes the camera's own shape; the released RT-1 takes 256×320.
+    # False: frames arrive already image_size square.
+    resize_input: bool = False
+    # > 0: EfficientNet's top 1×1 conv + BN + SiLU to this many channels before the token projection (1536 in B3).
+    top_channels: int = 0
+    # The token projection's bias (the released network's `conv1x1` has none).
+    token_projection_bias: bool = True
+    # A FiLM layer on the projected tokens too (the released network's final `film_layer`).
+    film_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stride2_padding not in STRIDE2_PADDINGS:
+            raise ValueError(f"backbone.stride2_padding must be one of {STRIDE2_PADDINGS}")
+        if self.input_normalisation not in INPUT_NORMALISATIONS:
+            raise ValueError(f"backbone.input_normalisation must be one of {INPUT_NORMALISATIONS}")
 
     @property
     def num_blocks(self) -> int:
@@ -78,7 +112,20 @@ class FiLMEfficientNetConfig:
 
     @property
     def backbone_channels(self) -> int:
-        return self.stages[-1].out_channels
+        """Channels the token projection reads."""
+        return self.top_channels or self.stages[-1].out_channels
+
+
+def keras_stride2_pad(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """(B,C,h,w) -> (B,C,h+k-2,w+k-2): the zero padding before a stride-2 'valid' convolution with "keras"
+    stride2_padding (FiLMEfficientNetConfig)."""
+    before, after = kernel_size // 2 - 1, kernel_size // 2
+    return nn.functional.pad(x, (before, after, before, after))
+
+
+def conv_padding(kernel_size: int, stride: int, config: "FiLMEfficientNetConfig") -> int:
+    """The Conv2d's own padding: none where `keras_stride2_pad` pads first."""
+    return 0 if stride == 2 and config.stride2_padding == "keras" else kernel_size // 2
 
 
 class FiLM(nn.Module):
@@ -119,8 +166,10 @@ class MBConv(nn.Module):
         if self.has_expansion:
             self.expand_conv = nn.Conv2d(in_channels, hidden, 1, bias=False)
             self.expand_bn = nn.BatchNorm2d(hidden, **bn)
-        self.depthwise_conv = nn.Conv2d(hidden, hidden, stage.kernel_size, stride, padding=stage.kernel_size // 2,
-                                        groups=hidden, bias=False)
+        self.depthwise_conv = nn.Conv2d(hidden, hidden, stage.kernel_size, stride,
+                                        padding=conv_padding(stage.kernel_size, stride, config), groups=hidden,
+                                        bias=False)
+        self.pad_first = stride == 2 and config.stride2_padding == "keras"
         self.depthwise_bn = nn.BatchNorm2d(hidden, **bn)
         self.se = SqueezeExcitation(hidden, max(1, int(in_channels * config.se_ratio)))
         self.project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
@@ -132,6 +181,8 @@ class MBConv(nn.Module):
         out = x
         if self.has_expansion:
             out = nn.functional.silu(self.expand_bn(self.expand_conv(out)))
+        if self.pad_first:
+            out = keras_stride2_pad(out, self.depthwise_conv.kernel_size[0])
         out = nn.functional.silu(self.depthwise_bn(self.depthwise_conv(out)))
         out = self.project_bn(self.project_conv(self.se(out)))
         if not self.use_residual:
@@ -146,7 +197,22 @@ class MBConv(nn.Module):
 class Stem(nn.Module):
     def __init__(self, channels: int, config: FiLMEfficientNetConfig) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, channels, 3, stride=2, padding=1, bias=False)
+        self.conv = nn.Conv2d(3, channels, 3, stride=2, padding=conv_padding(3, 2, config), bias=False)
+        self.bn = nn.BatchNorm2d(channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
+        self.pad_first = config.stride2_padding == "keras"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad_first:
+            x = keras_stride2_pad(x, 3)
+        return nn.functional.silu(self.bn(self.conv(x)))
+
+
+class Top(nn.Module):
+    """EfficientNet's head before its classifier: 1×1 conv + BN + SiLU."""
+
+    def __init__(self, in_channels: int, channels: int, config: FiLMEfficientNetConfig) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, channels, 1, bias=False)
         self.bn = nn.BatchNorm2d(channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,11 +220,23 @@ class Stem(nn.Module):
 
 
 class FiLMEfficientNet(nn.Module):
-    def __init__(self, config: FiLMEfficientNetConfig) -> None:
+    def __init__(self, config: FiLMEfficientNetConfig, image_size: int = 0) -> None:
+        """``image_size``: the side frames are resized to with ``config.resize_input`` (RT1Config.image_size)."""
         super().__init__()
+        if config.resize_input and image_size <= 0:
+            raise ValueError("backbone.resize_input needs the image_size to resize to")
         self.config = config
-        self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.image_size = image_size
+        if config.input_normalisation == "keras":
+            # Weights of the checkpoint (Keras' Normalization layer); ImageNet's values until one is loaded (Keras
+            # stores the std as the "variance", undone by the constant rescale: together (x - mean) / std).
+            self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN))
+            self.register_buffer("input_variance", torch.tensor(IMAGENET_STD))
+            self.register_buffer("input_rescale", torch.tensor(IMAGENET_STD).rsqrt().view(1, 3, 1, 1),
+                                 persistent=False)
+        else:
+            self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.stem = Stem(config.stem_channels, config)
         blocks, films = [], []
         in_channels = config.stem_channels
@@ -172,8 +250,11 @@ class FiLMEfficientNet(nn.Module):
                 in_channels = stage.out_channels
         self.blocks = nn.ModuleList(blocks)
         self.films = nn.ModuleList(films)
+        self.top = Top(in_channels, config.top_channels, config) if config.top_channels else None
         self.pool = nn.AdaptiveAvgPool2d(config.token_grid)
-        self.token_projection = nn.Conv2d(config.backbone_channels, config.embed_dim, 1)
+        self.token_projection = nn.Conv2d(config.backbone_channels, config.embed_dim, 1,
+                                          bias=config.token_projection_bias)
+        self.token_film = FiLM(config.conditioning_dim, config.embed_dim) if config.film_tokens else None
         self.position_embedding = None
         if config.position_embedding:
             self.position_embedding = nn.Parameter(torch.randn(config.token_grid ** 2, config.embed_dim) * 0.02)
@@ -189,23 +270,42 @@ class FiLMEfficientNet(nn.Module):
 
         ``use_film=False`` runs the bare backbone; tests use it to show FiLM is the identity at init.
         """
-        x = (images - self.pixel_mean) / self.pixel_std
-        x = self.stem(x)  # (B,stem,H/2,W/2)
+        x = self.stem(self.normalise(images))  # (B,stem,H/2,W/2)
         for block, film in zip(self.blocks, self.films):
             x = block(x)
             if use_film:
                 x = film(x, conditioning)
-        x = self.pool(x)  # (B,C_last,g,g)
+        if self.top is not None:
+            x = self.top(x)  # (B,C_top,h,w)
+        x = self.pool(x)  # (B,C,g,g)
         x = self.token_projection(x)  # (B,D,g,g)
+        if self.token_film is not None and use_film:
+            x = self.token_film(x, conditioning)
         tokens = x.flatten(2).transpose(1, 2)  # (B,g·g,D)
         if self.position_embedding is not None:
             tokens = tokens + self.position_embedding  # (g·g,D) broadcast over B
         return tokens
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B,3,h,w) in [0,1] -> (B,3,S,S) the stem's input (resized first with ``resize_input``)."""
+        size = self.image_size
+        if self.config.resize_input and tuple(images.shape[-2:]) != (size, size):
+            # TF2's tf.image.resize bilinear: half-pixel centres, no antialiasing, edges clamped, as PyTorch's.
+            images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                                               antialias=False)
+        if self.config.input_normalisation == "keras":
+            # Keras: x·255 then Rescaling(1/255) (that round trip is the identity up to rounding), Normalization,
+            # Rescaling(1/sqrt(std)).
+            mean = self.input_mean.view(1, 3, 1, 1)
+            std = self.input_variance.sqrt().clamp_min(KERAS_NORMALIZATION_EPSILON).view(1, 3, 1, 1)
+            return (images - mean) / std * self.input_rescale
+        return (images - self.pixel_mean) / self.pixel_std
+
 
 def output_spatial_size(image_size: int, config: FiLMEfficientNetConfig) -> int:
-    """Side of the last feature map before pooling (symmetric padding: ceil division per stride)."""
-    side = math.ceil(image_size / 2)
-    for stage in config.stages:
-        side = math.ceil(side / stage.stride)
+    """Side of the last feature map before pooling: each stride-2 conv halves it, rounding up with symmetric
+    padding and down with "keras" padding (300 px: 10 vs 9)."""
+    side = image_size
+    for _ in range(1 + sum(stage.stride == 2 for stage in config.stages)):
+        side = side // 2 if config.stride2_padding == "keras" else math.ceil(side / 2)
     return side

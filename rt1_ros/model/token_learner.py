@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 NORMALISATIONS = ("sigmoid", "softmax")
+GELU_APPROXIMATIONS = ("none", "tanh")
 
 
 @dataclass(frozen=True)
@@ -24,20 +25,25 @@ class TokenLearnerConfig:
     num_tokens: int = 8
     hidden_dim: int = 64
     normalisation: str = "sigmoid"
+    # The released RT-1's TokenLearner: LayerNorm epsilon 1e-6 and the tanh approximation of GELU.
+    layer_norm_eps: float = 1e-5
+    gelu_approximation: str = "none"
 
     def __post_init__(self) -> None:
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(f"token_learner.normalisation must be one of {NORMALISATIONS}")
+        if self.gelu_approximation not in GELU_APPROXIMATIONS:
+            raise ValueError(f"token_learner.gelu_approximation must be one of {GELU_APPROXIMATIONS}")
 
 
 class TokenLearner(nn.Module):
     def __init__(self, embed_dim: int, config: TokenLearnerConfig) -> None:
         super().__init__()
         self.config = config
-        self.norm = nn.LayerNorm(embed_dim)
+        self.norm = nn.LayerNorm(embed_dim, eps=config.layer_norm_eps)
         self.mlp = nn.Sequential(
             nn.Linear(embed_dim, config.hidden_dim),
-            nn.GELU(),
+            nn.GELU(approximate=config.gelu_approximation),
             nn.Linear(config.hidden_dim, config.num_tokens),
         )
 

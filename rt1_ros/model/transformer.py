@@ -2,9 +2,14 @@
 
     tokens (B,T·K,D) + learned positions (T·K,D) ─ L × [x + Attn(LN(x)); x + FFN(LN(x))] ─ LN ─ (B,T·K,D)
 
+K is the tokens per frame: the image tokens, then with `action_tokens` > 0 that many action positions (the released
+RT-1's interleaved sequence, where they are zero inputs and the logits are read from them; rt1.py).
+
 A decoder-only model is self-attention with a mask (no cross-attention). Masks:
 - "causal": token i attends to tokens j ≤ i (the default; README "The model");
-- "block_causal": bidirectional inside a frame, causal across frames (token i attends to j when frame(j) ≤ frame(i)).
+- "block_causal": bidirectional inside a frame, causal across frames (token i attends to j when frame(j) ≤ frame(i));
+- "causal_action_blind": causal, and no action position attends to any action position, its own included (the
+  released RT-1's mask: band_part minus the action-to-action block of transformer_network.py).
 Either way nothing at a position depends on later frames, which is what makes per-frame caching and training on
 windows consistent.
 
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-MASKS = ("causal", "block_causal")
+MASKS = ("causal", "block_causal", "causal_action_blind")
 FEED_FORWARDS = ("mlp", "dense")
 
 
@@ -30,6 +35,14 @@ class TransformerConfig:
     dropout: float = 0.1
     mask: str = "causal"
     feed_forward: str = "mlp"
+    # Width of each attention head; 0: embed_dim / num_heads. The released RT-1 uses Keras' key_dim 128 with 8
+    # heads over d=512, an inner width of 1024.
+    head_dim: int = 0
+    layer_norm_eps: float = 1e-5
+    # A LayerNorm after the last layer (the released RT-1 has none).
+    final_norm: bool = True
+    # A Linear D→D on the input tokens before the positions are added (the released RT-1's `_token_emb`).
+    token_embedding: bool = False
 
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
@@ -38,41 +51,50 @@ class TransformerConfig:
             raise ValueError(f"transformer.feed_forward must be one of {FEED_FORWARDS}")
 
 
-def attention_mask(kind: str, num_frames: int, tokens_per_frame: int, device=None) -> torch.Tensor:
-    """(S,S) boolean, True where attention is allowed; S = num_frames × tokens_per_frame."""
+def attention_mask(kind: str, num_frames: int, tokens_per_frame: int, action_tokens: int = 0,
+                   device=None) -> torch.Tensor:
+    """(S,S) boolean, True where query i may attend to key j; S = num_frames × tokens_per_frame, of which the last
+    ``action_tokens`` of each frame are action positions. Every mask is prefix-closed: the first n frames' block is
+    the mask of n frames."""
     length = num_frames * tokens_per_frame
     position = torch.arange(length, device=device)
+    causal = position[None, :] <= position[:, None]
     if kind == "causal":
-        return position[None, :] <= position[:, None]
+        return causal
+    if kind == "causal_action_blind":
+        is_action = position % tokens_per_frame >= tokens_per_frame - action_tokens  # (S,)
+        return causal & ~(is_action[:, None] & is_action[None, :])
     frame = position // tokens_per_frame
     return frame[None, :] <= frame[:, None]
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, num_heads: int, dropout: float, head_dim: int = 0) -> None:
         super().__init__()
-        if dim % num_heads:
+        if not head_dim and dim % num_heads:
             raise ValueError(f"embed_dim {dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.out = nn.Linear(dim, dim)
+        self.head_dim = head_dim or dim // num_heads
+        inner = num_heads * self.head_dim
+        self.qkv = nn.Linear(dim, 3 * inner)  # rows: all queries (head-major), then keys, then values
+        self.out = nn.Linear(inner, dim)
         self.dropout = dropout
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, length, dim = x.shape
-        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, dim // self.num_heads)
+        batch, length, _ = x.shape
+        qkv = self.qkv(x).view(batch, length, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B,heads,S,head_dim)
         attended = nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
-        return self.out(attended.transpose(1, 2).reshape(batch, length, dim))
+        return self.out(attended.transpose(1, 2).reshape(batch, length, -1))  # (B,S,heads·head_dim) -> (B,S,D)
 
 
 class TransformerBlock(nn.Module):
     def __init__(self, dim: int, config: TransformerConfig) -> None:
         super().__init__()
-        self.attention_norm = nn.LayerNorm(dim)
-        self.attention = SelfAttention(dim, config.num_heads, config.dropout)
-        self.ffn_norm = nn.LayerNorm(dim)
+        self.attention_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
+        self.attention = SelfAttention(dim, config.num_heads, config.dropout, config.head_dim)
+        self.ffn_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps)
         if config.feed_forward == "mlp":
             self.ffn = nn.Sequential(nn.Linear(dim, config.ffn_dim), nn.GELU(), nn.Linear(config.ffn_dim, dim))
         else:
@@ -85,21 +107,31 @@ class TransformerBlock(nn.Module):
 
 
 class CausalTransformer(nn.Module):
-    def __init__(self, dim: int, num_frames: int, tokens_per_frame: int, config: TransformerConfig) -> None:
+    def __init__(self, dim: int, num_frames: int, tokens_per_frame: int, config: TransformerConfig,
+                 action_tokens: int = 0) -> None:
+        """``tokens_per_frame`` counts a frame's ``action_tokens`` too."""
         super().__init__()
         self.config = config
+        self.tokens_per_frame = tokens_per_frame
         self.sequence_length = num_frames * tokens_per_frame
+        self.token_embedding = nn.Linear(dim, dim) if config.token_embedding else None
         self.position_embedding = nn.Parameter(torch.zeros(self.sequence_length, dim))
         nn.init.normal_(self.position_embedding, std=0.02)
         self.layers = nn.ModuleList(TransformerBlock(dim, config) for _ in range(config.num_layers))
-        self.final_norm = nn.LayerNorm(dim)
-        self.register_buffer("mask", attention_mask(config.mask, num_frames, tokens_per_frame), persistent=False)
+        self.final_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.final_norm else None
+        self.register_buffer("mask", attention_mask(config.mask, num_frames, tokens_per_frame, action_tokens),
+                             persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B,S,D) -> (B,S,D) with S = num_frames × tokens_per_frame."""
-        if tokens.shape[1] != self.sequence_length:
-            raise ValueError(f"expected {self.sequence_length} tokens, got {tokens.shape[1]}")
-        x = tokens + self.position_embedding
+        """(B,S,D) -> (B,S,D) with S = num_frames × tokens_per_frame, or fewer whole frames: the first positions
+        and the mask's top-left block (the released RT-1 reads its first steps from a partly filled window)."""
+        length = tokens.shape[1]
+        if length > self.sequence_length or length == 0 or length % self.tokens_per_frame:
+            raise ValueError(f"expected {self.sequence_length} tokens (or fewer whole frames of "
+                             f"{self.tokens_per_frame}), got {length}")
+        x = tokens if self.token_embedding is None else self.token_embedding(tokens)
+        x = x + self.position_embedding[:length]
+        mask = self.mask[:length, :length]
         for layer in self.layers:
-            x = layer(x, self.mask)
-        return self.final_norm(x)
+            x = layer(x, mask)
+        return x if self.final_norm is None else self.final_norm(x)

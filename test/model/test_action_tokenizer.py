@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig, tokens_from_logits
+from rt1_ros.model.action_tokenizer import MODE_DIM, ActionSpaceConfig, ActionTokenizer, tokens_from_logits
 
 
 def random_actions(action_space, rng, n):
@@ -78,3 +80,25 @@ def test_ranges_come_from_yaml(tmp_path):
     bad.write_text("dimensions:\n  - {name: x, low: 1, high: -1}\n")
     with pytest.raises(ValueError):
         ActionSpaceConfig.from_yaml(bad)
+
+
+def test_truncating_tokenizer_is_the_released_int_of_the_scaled_value(action_space):
+    truncating = ActionTokenizer(dataclasses.replace(action_space, rounding="truncate"))
+    rounding = ActionTokenizer(action_space)
+    low, high = action_space.low, action_space.high
+    # 0.7 of a bin above bin 100 (and the bounds): int() keeps 100 where rounding gives 101.
+    values = low + (100.7 / 255) * (high - low)
+    actions = np.concatenate([values, [1.0]])[None]
+    assert (truncating.encode(actions)[0, :10] == 100).all()
+    assert (rounding.encode(actions)[0, :10] == 101).all()
+    torch_bins = truncating.encode(torch.from_numpy(actions))
+    assert (torch_bins.numpy() == truncating.encode(actions)).all()
+    edges = np.stack([np.concatenate([low, [0]]), np.concatenate([high, [0]])])
+    assert (truncating.encode(edges)[:, :10] == [[0], [255]]).all()
+    scaled = [int((v - lo) / (hi - lo) * 255) for v, lo, hi in zip(low + 0.3 * (high - low), low, high)]
+    assert list(truncating.encode(np.concatenate([low + 0.3 * (high - low), [0]])[None])[0, :10]) == scaled
+
+
+def test_unknown_rounding_is_refused(action_space):
+    with pytest.raises(ValueError, match="rounding"):
+        dataclasses.replace(action_space, rounding="nearest")

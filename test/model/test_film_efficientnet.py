@@ -1,7 +1,9 @@
+import pytest
 import torch
 
-from rt1_ros.model.film_efficientnet import FiLM, FiLMEfficientNet, output_spatial_size
-from rt1_ros.model.rt1 import RT1
+from rt1_ros.model.film_efficientnet import (IMAGENET_MEAN, IMAGENET_STD, FiLM, FiLMEfficientNet, keras_stride2_pad,
+                                             output_spatial_size)
+from rt1_ros.model.rt1 import RT1, RT1Config
 
 
 def test_paper_backbone_has_26_mbconv_blocks_each_followed_by_film(paper_config):
@@ -92,3 +94,64 @@ def test_untrained_encoder_tokens_depend_on_the_frame(paper_config):
     assert paper_config.backbone.he_init
     assert frame_share(paper_config.backbone) > 0.05
     assert frame_share(replace(paper_config.backbone, he_init=False)) < 1e-6
+
+
+def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow's 'SAME' padding (before, after) of one axis, from its documented formula."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@pytest.mark.parametrize("size", [8, 9, 14, 15])
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_keras_stride2_padding_is_tf_same_on_even_sizes_and_one_pixel_less_on_odd(size, kernel):
+    x = torch.randn(1, 2, size, size)
+    weight = torch.randn(2, 1, kernel, kernel)
+    ours = torch.nn.functional.conv2d(keras_stride2_pad(x, kernel), weight, stride=2, groups=2)
+    before, after = tf_same_padding(size, kernel, 2)
+    same = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (before, after, before, after)), weight, stride=2,
+                                      groups=2)
+    if size % 2 == 0:
+        torch.testing.assert_close(ours, same)
+    else:
+        # Keras' correct_pad for an input of unknown size assumes an even one: (k//2 - 1, k//2), not SAME's
+        # (k//2, k//2), so the map is size // 2 and its values are SAME's shifted by a pixel.
+        assert ours.shape[-1] == size // 2 and same.shape[-1] == size // 2 + 1
+        torch.testing.assert_close(ours, torch.nn.functional.conv2d(
+            torch.nn.functional.pad(x, (kernel // 2 - 1, kernel // 2) * 2), weight, stride=2, groups=2))
+        assert not torch.allclose(ours, same[..., :-1, :-1])
+
+
+def test_official_backbone_gives_the_released_9x9_map_from_256x320_frames():
+    """The released tokenizer reshapes the map to 81 tokens: Keras' padding gives 300 -> 150 -> 75 -> 37 -> 18 -> 9
+    (TF SAME would give 10)."""
+    config = RT1Config.from_yaml("official")
+    assert output_spatial_size(300, config.backbone) == 9
+    torch.manual_seed(0)
+    backbone = FiLMEfficientNet(config.backbone, config.image_size).eval()
+    assert backbone.top is not None and backbone.token_film is not None and backbone.token_projection.bias is None
+    with torch.no_grad():
+        tokens = backbone(torch.rand(1, 3, 256, 320), torch.zeros(1, 512))  # resized to 300×300 inside
+    assert tokens.shape == (1, 81, 512)
+
+
+def test_resize_input_is_tensorflows_bilinear_resize():
+    """tf.image.resize(bilinear, antialias=False) samples at (i + 0.5)·scale - 0.5 with scale = in/out in float32,
+    clamped to the edge pixels; written out here for one axis (downsampling 320 -> 300, upsampling 256 -> 300)."""
+    config = RT1Config.from_yaml("official")
+    backbone = FiLMEfficientNet(config.backbone, 300)
+    row = torch.rand(320)
+    for size, values in ((320, row), (256, row[:256])):
+        image = values.expand(1, 3, 4, size) if size == 320 else values.view(1, 1, size, 1).expand(1, 3, size, 4)
+        scale = torch.tensor(size / 300, dtype=torch.float32)
+        source = ((torch.arange(300) + 0.5) * scale - 0.5).clamp(min=0)
+        low = source.floor().long()
+        high = (low + 1).clamp(max=size - 1)
+        expected = values[low] + (values[high] - values[low]) * (source - low)
+        with torch.no_grad():
+            resized = torch.nn.functional.interpolate(image, size=(300, 300), mode="bilinear", align_corners=False)
+            normalised = backbone.normalise(image)
+        got = resized[0, 0, 0] if size == 320 else resized[0, 0, :, 0]
+        torch.testing.assert_close(got, expected)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        torch.testing.assert_close(normalised, (resized - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / std)

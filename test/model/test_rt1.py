@@ -89,3 +89,50 @@ def test_token_attention_is_what_the_token_learner_pools_with(trained_model):
     torch.testing.assert_close(maps.sum(dim=(2, 3)), torch.ones(2, 8))
     torch.testing.assert_close(torch.bmm(maps.flatten(2), spatial), tokens, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(maps[0], maps[1], atol=1e-4)  # the frame decides where the tokens read
+
+
+def test_official_logits_are_read_at_the_released_action_positions(small_official_model):
+    """Logits of released dimension k at frame t come from position -1 + K + t·(K+11) + k of the sequence
+    [K image tokens, 11 zero inputs] per frame, through one shared Linear; rows and mode classes come out in
+    action_layout's order (readout_order, mode_class_order)."""
+    model, config = small_official_model, small_official_model.config
+    torch.manual_seed(4)
+    tokens = torch.randn(1, config.num_frames, config.tokens_per_frame, config.embed_dim)
+    with torch.no_grad():
+        logits = model.logits_from_frame_tokens(tokens)
+        per_frame = config.tokens_per_frame + 11
+        sequence = torch.zeros(1, config.num_frames * per_frame, config.embed_dim)
+        for t in range(config.num_frames):
+            sequence[0, t * per_frame:t * per_frame + config.tokens_per_frame] = tokens[0, t]
+        outputs = model.transformer(sequence)
+        last = config.num_frames - 1
+        released = model.action_head.heads[0](outputs[0, [-1 + config.tokens_per_frame + last * per_frame + k
+                                                          for k in range(11)]])  # (11,bins), released order
+    assert config.readout_order == (1, 2, 3, 4, 5, 6, 7, 9, 10, 8, 0) and config.mode_class_order == (1, 2, 0)
+    torch.testing.assert_close(logits[0, :10], released[[1, 2, 3, 4, 5, 6, 7, 9, 10, 8]])
+    torch.testing.assert_close(logits[0, 10, :3], released[0, [1, 2, 0]])  # arm, base, terminate
+    torch.testing.assert_close(logits[0, 10, 3:], released[0, 3:])
+    assert not torch.allclose(logits[0, 0], logits[0, 1])
+
+
+def test_official_cached_steps_give_the_full_window_logits(small_official_model):
+    """The node's path (encode_frame per step, logits over the cached tokens) against forward over the same
+    frames, from the first step (a window of the frames so far, as the released policy reads it) to past a full
+    window."""
+    model, config = small_official_model, small_official_model.config
+    generator = torch.Generator().manual_seed(6)
+    height, width = config.frame_size
+    episode = torch.rand(config.num_frames + 2, 3, height, width, generator=generator)
+    text = torch.randn(1, config.text_embedding_dim, generator=generator)
+    with torch.no_grad():
+        instruction = model.embed_instruction(text)
+        first = model(episode[None, :1], text)
+        moved = max((model(episode[None, i:i + 1], text) - first).abs().max().item() for i in range(len(episode)))
+        assert moved > 1e-2  # the frames move the logits far beyond the tolerance below
+        cached = []
+        for step in range(len(episode)):
+            cached.append(model.encode_frame(episode[step:step + 1], instruction)[0])
+            window = torch.stack(cached[-config.num_frames:])[None]  # (1,T',K,D), T' ≤ num_frames
+            start = max(0, step + 1 - config.num_frames)
+            full = model(episode[None, start:step + 1], text)
+            torch.testing.assert_close(model.logits_from_frame_tokens(window), full, rtol=0, atol=1e-5)

@@ -45,3 +45,25 @@ def test_block_causal_model_is_still_causal_across_frames(tiny_config):
     with torch.no_grad():
         a, b = model.sequence_outputs(images, text), model.sequence_outputs(changed, text)
     torch.testing.assert_close(a[:, :32], b[:, :32], rtol=0, atol=1e-6)
+
+
+def test_action_blind_mask_is_the_released_band_part_minus_the_action_block():
+    """transformer_network.py's rule, written out: causal, minus (for action positions i, j) every j of an earlier
+    frame and every j ≤ i of the same frame; 2 frames of 3 image and 2 action positions."""
+    images, actions, frames = 3, 2, 2
+    per_frame = images + actions
+    length = frames * per_frame
+
+    def action_index(k: int) -> int:
+        return -1 if k % per_frame < images else k // per_frame
+
+    expected = torch.zeros(length, length, dtype=torch.bool)
+    for i in range(length):
+        for j in range(i + 1):
+            a_i, a_j = action_index(i), action_index(j)
+            blocked = a_i != -1 and a_j != -1 and (a_j < a_i or (a_j == a_i and j <= i))
+            expected[i, j] = not blocked
+    mask = attention_mask("causal_action_blind", frames, per_frame, actions)
+    assert torch.equal(mask, expected)
+    assert not mask[3, 3] and mask[3, 2] and mask[8, 5] and not mask[8, 4]  # an action sees images, no action
+    assert torch.equal(attention_mask("causal_action_blind", 1, per_frame, actions), mask[:per_frame, :per_frame])
