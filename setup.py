@@ -54,6 +54,7 @@ setup(
             "rt1-import-bag=rt1_ros.data.rosbag_import:main",
             "rt1-export-lerobot=rt1_ros.data.lerobot_export:main",
             "rt1-import-lerobot=rt1_ros.data.lerobot_import:main",
+            "rt1-convert=rt1_ros.convert.cli:main",
         ],
     },
 )
