@@ -10,12 +10,12 @@ import torch
 from rt1_ros.action_layout import ActionSpaceConfig
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
 from rt1_ros.model.rt1 import MODEL_SIZES
-from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig
+from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig, TextEncoderWidthError
 from rt1_ros.node.parameter_spec import parameter
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 
-_TEXT_ENCODERS: dict[str, TextEncoder] = {}
+_TEXT_ENCODERS: dict[tuple[str, int], TextEncoder] = {}
 
 UNTRAINED_BANNER = ("UNTRAINED POLICY: no checkpoint given, RT-1 is freshly initialised and its actions are "
                     "meaningless. Train one (README: Training) and pass checkpoint:=<dir>.")
@@ -72,31 +72,42 @@ class LoadedPolicy:
     description: str
 
 
-def shared_text_encoder(name_or_path: str) -> TextEncoder:
-    """The encoder is frozen and read-only, so one instance per model serves every policy in the process."""
-    if name_or_path not in _TEXT_ENCODERS:
-        _TEXT_ENCODERS[name_or_path] = TextEncoder(TextEncoderConfig(model_name_or_path=name_or_path))
-    return _TEXT_ENCODERS[name_or_path]
+def shared_text_encoder(name_or_path: str, embedding_dim: int = TextEncoderConfig.embedding_dim) -> TextEncoder:
+    """The encoder is frozen and read-only, so one instance per model serves every policy in the process.
+    TextEncoderWidthError when its embeddings are not ``embedding_dim`` wide."""
+    key = (name_or_path, embedding_dim)
+    if key not in _TEXT_ENCODERS:
+        _TEXT_ENCODERS[key] = TextEncoder(TextEncoderConfig(model_name_or_path=name_or_path,
+                                                            embedding_dim=embedding_dim))
+    return _TEXT_ENCODERS[key]
 
 
 def load_policy(source: PolicySource) -> LoadedPolicy:
-    """Raises CheckpointError / BackboneWeightsError / ConfigError with a message naming the file at fault."""
+    """Raises CheckpointError / BackboneWeightsError / ConfigError with a message naming the file at fault, and
+    TextEncoderWidthError naming the text encoder and the model when their widths differ."""
     device = resolve_device(source.device)
-    encoder = shared_text_encoder(source.text_encoder)
     if source.checkpoint:
-        policy = RT1Policy.from_pretrained(source.checkpoint, encoder.encode, device, source.inference,
+        policy = RT1Policy.from_pretrained(source.checkpoint, None, device, source.inference,
                                            source.half_precision)
         trained = True
         description = (f"checkpoint {Path(source.checkpoint).resolve()} "
                        f"(step {policy.checkpoint_extra.get('step', '?')})")
     else:
         torch.manual_seed(source.seed)
-        policy = RT1Policy(RT1PolicyConfig.named(source.model_size), encoder.encode)
+        policy = RT1Policy(RT1PolicyConfig.named(source.model_size))
         trained = False
         description = f"untrained '{source.model_size}' model (seed {source.seed})"
         if source.backbone_weights:
             load_imagenet_backbone(policy.model.image_encoder, source.backbone_weights)
             description += f" with ImageNet backbone {source.backbone_weights}"
+    # The network fixes the instruction width (512 for Google's released weights, which take USE embeddings).
+    width = policy.model.config.text_embedding_dim
+    try:
+        encoder = shared_text_encoder(source.text_encoder, width)
+    except TextEncoderWidthError as exc:
+        raise TextEncoderWidthError(f"{exc}: the {description} takes {width}-d instruction embeddings; set "
+                                    "text_encoder to a source of that width") from exc
+    policy.embed_text = encoder.encode
     if source.action_space_file:
         action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
         policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)

@@ -1,0 +1,41 @@
+"""load_policy fits the text encoder to the network: its instruction width comes from the checkpoint."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from rt1_ros.model.checkpoint import save_pretrained
+from rt1_ros.model.rt1 import RT1
+from rt1_ros.model.text_encoder import TextEncoderWidthError
+from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.runtime.policy_loading import PolicySource, load_policy
+
+
+@pytest.fixture
+def checkpoint_512(tmp_path, tiny_config, action_space):
+    """A checkpoint taking 512-d instructions, as one converted from Google's release does (USE embeddings)."""
+    torch.manual_seed(0)
+    save_pretrained(RT1(dataclasses.replace(tiny_config, text_embedding_dim=512)), tmp_path / "ckpt", action_space)
+    return tmp_path / "ckpt"
+
+
+def test_a_512d_checkpoint_runs_with_a_512d_text_encoder(checkpoint_512, tmp_path):
+    np.savez(tmp_path / "use.npz", instructions=np.array(["pick coke can"]),
+             embeddings=np.linspace(-1, 1, 512, dtype=np.float32)[None])
+    loaded = load_policy(PolicySource(checkpoint=str(checkpoint_512), device="cpu",
+                                      text_encoder=f"embeddings:{tmp_path / 'use.npz'}",
+                                      inference=InferenceOptions(backend="torch")))
+    loaded.policy.set_instruction("pick coke can")
+    size = loaded.policy.image_size
+    step = loaded.policy.select_action(np.zeros((size, size, 3), np.uint8))
+    assert np.isfinite(np.asarray(step.action, dtype=np.float64)).all()
+
+
+def test_a_text_encoder_of_another_width_is_refused_naming_both(checkpoint_512):
+    with pytest.raises(TextEncoderWidthError, match=r"bundled:all-MiniLM-L6-v2 gives 384-d embeddings, config "
+                                                    r"expects 512: the checkpoint .*ckpt \(step \?\) takes 512-d"):
+        load_policy(PolicySource(checkpoint=str(checkpoint_512), device="cpu",
+                                 inference=InferenceOptions(backend="torch")))
