@@ -186,8 +186,13 @@ class RT1Policy(nn.Module):
 
     def set_instruction(self, instruction: str) -> None:
         """Start an episode on ``instruction``: embedded once, the frame history restarts (cached tokens were
-        conditioned on the previous instruction)."""
-        self._conditioning = self._embed(instruction)
+        conditioned on the previous instruction). One that cannot be embedded (not in a precomputed embedding map)
+        clears the previous one before the error propagates: better no task than the previous one by mistake."""
+        try:
+            self._conditioning = self._embed(instruction)
+        except Exception:
+            self.clear_instruction()
+            raise
         self.instruction = instruction
         self.history.clear()
 

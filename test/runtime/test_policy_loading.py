@@ -9,7 +9,7 @@ import torch
 
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.rt1 import RT1
-from rt1_ros.model.text_encoder import TextEncoderWidthError
+from rt1_ros.model.text_encoder import TextEncoderWidthError, UnknownInstructionError
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 
@@ -32,6 +32,10 @@ def test_a_512d_checkpoint_runs_with_a_512d_text_encoder(checkpoint_512, tmp_pat
     size = loaded.policy.image_size
     step = loaded.policy.select_action(np.zeros((size, size, 3), np.uint8))
     assert np.isfinite(np.asarray(step.action, dtype=np.float64)).all()
+    # An instruction the map lacks is refused by name and the previous one does not stay in force.
+    with pytest.raises(UnknownInstructionError, match="'pick the coke can' is not in the precomputed embeddings"):
+        loaded.policy.set_instruction("pick the coke can")
+    assert loaded.policy.instruction is None
 
 
 def test_a_text_encoder_of_another_width_is_refused_naming_both(checkpoint_512):
