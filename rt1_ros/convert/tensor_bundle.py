@@ -654,8 +654,9 @@ def object_graph_names(prefix: str | Path) -> dict[str, str]:
     bundle's TrackableObjectGraph; {} for a name-based (TF1 Saver) checkpoint, whose keys are already names.
 
     A SavedModel reaches each variable by several paths (its keys follow lists such as ``model_variables/7``): the
-    path with the fewest list indices, then the fewest steps, then the first in breadth-first order is given, which
-    for a ``tf.train.Checkpoint`` is its key without ``/.ATTRIBUTES/VARIABLE_VALUE``. An attribute other than a
+    path given ends in a name rather than a list index where it can, then has the fewest list indices, then the
+    fewest steps, then comes first breadth-first; for a ``tf.train.Checkpoint`` that is its key without
+    ``/.ATTRIBUTES/VARIABLE_VALUE``. An attribute other than a
     variable's value gets ``<path>/.ATTRIBUTES/<name>``; an optimizer slot ``<variable path>/.OPTIMIZER_SLOT/
     <optimizer path>/<slot name>`` as TensorFlow names it."""
     bundle = _open_bundle(prefix)
@@ -686,19 +687,29 @@ def object_graph_names(prefix: str | Path) -> dict[str, str]:
         raise TensorBundleError(f"{where}: the object graph has no nodes")
 
     paths: dict[int, str] = {}
+    costs: dict[int, tuple[int, int]] = {}
+    parents: dict[int, list[tuple[int, int, str]]] = {}  # node -> (discovery order, parent, escaped local name)
     queue = [(0, 0, 0, 0, "")]  # (list indices, steps, discovery order, node, path)
     order = 1
     while queue:
         indices, steps, _, node, path = heapq.heappop(queue)
         if node in paths:
             continue
-        paths[node] = path
+        paths[node], costs[node] = path, (indices, steps)
         for child, local_name in children[node] if 0 <= node < len(children) else []:
+            name = _escape_local_name(local_name)
+            parents.setdefault(child, []).append((order, node, name))
             if child not in paths:
-                name = _escape_local_name(local_name)
                 heapq.heappush(queue, (indices + name.isdigit(), steps + 1, order, child,
                                        f"{path}/{name}" if path else name))
-                order += 1
+            order += 1
+    # A variable is named by its own attribute where it has one: PolicySaver's flat list (model_variables/37)
+    # has fewer list indices than _layers/0/ff/kernel, but names nothing.
+    for node, node_attributes in enumerate(attributes):
+        if node_attributes and parents.get(node):
+            _, parent, name = min(parents[node], key=lambda edge: (
+                edge[2].isdigit(), costs[edge[1]][0] + edge[2].isdigit(), costs[edge[1]][1], edge[0]))
+            paths[node] = f"{paths[parent]}/{name}" if paths[parent] else name
     for optimizer, references in enumerate(slots):
         for variable, slot_name, slot_node in references:
             if optimizer in paths and variable in paths and slot_node not in paths:

@@ -128,19 +128,23 @@ def encode_object_graph(nodes: list[dict]) -> bytes:
 
 def test_object_graph_names_each_key_by_its_readable_path(tmp_path):
     # 0 root -> model(1) -> dense(3) -> kernel(4); root -> model_variables(7) -> 0 -> kernel(4) is shorter but goes
-    # through a list index, as a SavedModel's keys do; root -> opt(5) holds slot m of kernel in node 8.
+    # through a list index, as a SavedModel's keys do; root -> opt(5) holds slot m of kernel in node 8; node 10 is
+    # model_variables/1 and model/_layers/0/ff_kernel (as many list indices, more steps, but named).
     value = "VARIABLE_VALUE"
     nodes = [
         {"children": [(1, "model"), (2, "save_counter"), (5, "opt"), (7, "model_variables")]},
-        {"children": [(3, "dense"), (6, "a.b/c")]},
+        {"children": [(3, "dense"), (6, "a.b/c"), (11, "_layers")]},
         {"attributes": [(value, "variables/1/.ATTRIBUTES/VARIABLE_VALUE")]},
         {"children": [(4, "kernel")], "attributes": [("OBJECT_CONFIG_JSON", "layer/.ATTRIBUTES/OBJECT_CONFIG_JSON")]},
         {"attributes": [(value, "variables/0/.ATTRIBUTES/VARIABLE_VALUE")]},
         {"slots": [(4, "m", 8)]},
         {"attributes": [(value, "variables/2/.ATTRIBUTES/VARIABLE_VALUE")]},
-        {"children": [(4, "0")]},
+        {"children": [(4, "0"), (10, "1")]},
         {"attributes": [(value, "kernel_m")]},
         {"attributes": [(value, "unreachable")]},
+        {"attributes": [(value, "variables/3/.ATTRIBUTES/VARIABLE_VALUE")]},
+        {"children": [(12, "0")]},
+        {"children": [(10, "ff_kernel")]},
     ]
     tensors = {f"variables/{i}/.ATTRIBUTES/VARIABLE_VALUE": np.zeros(i + 1, np.float32) for i in range(3)}
     tensors[OBJECT_GRAPH_KEY] = np.array(encode_object_graph(nodes), dtype=object)
@@ -149,6 +153,7 @@ def test_object_graph_names_each_key_by_its_readable_path(tmp_path):
         "variables/0/.ATTRIBUTES/VARIABLE_VALUE": "model/dense/kernel",
         "variables/1/.ATTRIBUTES/VARIABLE_VALUE": "save_counter",
         "variables/2/.ATTRIBUTES/VARIABLE_VALUE": "model/a..b.Sc",
+        "variables/3/.ATTRIBUTES/VARIABLE_VALUE": "model/_layers/0/ff_kernel",  # not model_variables/1
         "layer/.ATTRIBUTES/OBJECT_CONFIG_JSON": "model/dense/.ATTRIBUTES/OBJECT_CONFIG_JSON",
         "kernel_m": "model/dense/kernel/.OPTIMIZER_SLOT/opt/m",
     }
@@ -289,6 +294,20 @@ def test_a_saved_models_list_keys_are_named_by_their_attribute_paths():
     assert list(read_variables(prefix))[:1] == ["model_variables/0" + VALUE]  # the keys themselves are not names
     np.testing.assert_array_equal(values["_actor_network/_head/kernel"], np.arange(9, dtype=np.float32).reshape(3, 3))
     np.testing.assert_array_equal(values["_actor_network/_encoder/bias"], np.full(3, 0.5, np.float32))
+
+
+def test_a_policy_savers_flat_variable_list_gives_way_to_the_networks_attribute_paths():
+    # TF-Agents' PolicySaver keys every variable model_variables/N, a path with fewer list indices than the
+    # network's own _layers/0/kernel: the name that ends in the variable's attribute is the one given.
+    prefix = FIXTURES / "tf_agents_policy_saver_variables" / "variables"
+    listed = list_variables(prefix)
+    names = object_graph_names(prefix)
+    network = "_all_assets/_actor_network/"
+    assert {names[key]: listed[key][1] for key in listed if key != OBJECT_GRAPH_KEY} == {
+        network + "_layers/0/kernel": (2, 4), network + "_layers/0/bias": (4,),
+        network + "_layers/1/kernel": (4, 3), network + "_layers/1/bias": (3,),
+        network + "_output_tokens/kernel": (3, 1), network + "_output_tokens/bias": (1,), "train_step": ()}
+    assert names["model_variables/0" + VALUE] == network + "_layers/0/kernel"
 
 
 def test_tensorflow_reads_what_we_write_and_writes_the_same_bytes(tmp_path):
