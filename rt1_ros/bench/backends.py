@@ -7,8 +7,9 @@ tokens into the history, run the transformer over the window and decode the toke
 rounds (each round runs every candidate, in a rotated order), so load from other jobs on a shared CPU drifts onto
 every backend alike; the wall-clock median and the process CPU time per step are reported.
 
-The backend `inference_backend: auto` runs on x86 (`inference_optimisation.AUTO_CPU_BACKEND`) is the fastest one
-here whose tokens are identical to the reference's on the trained model; `fastest_identical` names it per run.
+The backend `inference_backend: auto` runs on x86 (`inference_optimisation.auto_cpu_backend`, by frame size) should
+be the fastest one here whose tokens are identical to the reference's; per model, `fastest_identical` names the
+run's fastest and `auto_backend` what auto runs, side by side.
 """
 from __future__ import annotations
 
@@ -97,8 +98,14 @@ class Candidate:
 class ModelComparison:
     model: str
     parameters: int
+    image_size: int
     frames: str  # what the token check ran on
     candidates: list[Candidate]
+
+    @property
+    def auto_backend(self) -> str:
+        """What `inference_backend: auto` runs for this model on this machine's CPU."""
+        return InferenceOptions().backend_on(torch.device("cpu"), self.image_size)
 
     def speedup_vs_torch(self, candidate: Candidate) -> float | None:
         """torch's median / this candidate's, at the same thread count."""
@@ -117,10 +124,10 @@ class ModelComparison:
 
     def as_dict(self) -> dict[str, Any]:
         fastest = self.fastest_identical
-        return {"parameters": self.parameters, "frames": self.frames,
+        return {"parameters": self.parameters, "image_size": self.image_size, "frames": self.frames,
                 "candidates": {c.name: {**c.as_dict(), "speedup_vs_torch": self.speedup_vs_torch(c)}
                                for c in self.candidates},
-                "fastest_identical": fastest.name if fastest else None}
+                "fastest_identical": fastest.name if fastest else None, "auto_backend": self.auto_backend}
 
     def format(self) -> list[str]:
         lines = [f"  {self.model} ({self.parameters / 1e6:.1f} M parameters; tokens on {self.frames})",
@@ -135,7 +142,8 @@ class ModelComparison:
                          f"{(f'{speedup:.2f}x' if speedup else '-'):>8}  "
                          f"{c.agreement.summary() if c.agreement else '-'}")
         fastest = self.fastest_identical
-        lines.append(f"    fastest with identical tokens: {fastest.name if fastest else 'none (or vacuous)'}")
+        lines.append(f"    fastest with identical tokens: {fastest.name if fastest else 'none (or vacuous)'}; "
+                     f"inference_backend auto runs {self.auto_backend}")
         return lines
 
 
@@ -236,7 +244,7 @@ def compare_model(name: str, config: BenchConfig) -> ModelComparison:
         steps[id(candidate)] = TimedStep(path, conditioning, frames, size)
     run_interleaved([c for c in candidates if id(c) in steps], steps, settings.warmup_steps, settings.steps,
                     settings.rounds)
-    return ModelComparison(model=name, parameters=count_parameters(model), frames=frames_label,
+    return ModelComparison(model=name, parameters=count_parameters(model), image_size=size, frames=frames_label,
                            candidates=candidates)
 
 

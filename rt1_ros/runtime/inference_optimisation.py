@@ -17,9 +17,9 @@ transformer over the cached window. What is available:
 
 - ``backend``: who runs the two calls. ``torch`` (the paths above; the reference, and the only one on CUDA),
   ``onnxruntime`` or ``openvino`` (CPU only: ONNX exports of the two calls, `rt1_ros.runtime.onnx_backends`), or
-  ``auto``: `AUTO_CPU_BACKEND` on an x86 CPU, torch anywhere else. A backend that is not installed or fails to
-  export or load falls back to torch with one warning. ``openvino_dtype`` bfloat16 is opt-in only (README
-  "Performance": tokens checked on the trained model first).
+  ``auto``: on an x86 CPU the backend `auto_cpu_backend` names for the model's frame size, torch anywhere else. A
+  backend that is not installed or fails to export or load falls back to torch with one warning.
+  ``openvino_dtype`` bfloat16 is opt-in only (README "Performance": tokens checked on the trained model first).
 
 None of these changes a parameter value the model was trained with; `tokens_agree` is the check that a path
 gives the reference's action tokens on fixed inputs.
@@ -45,9 +45,13 @@ from rt1_ros.runtime.frame_history import FrameTokenHistory
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-# What ``auto`` runs on an x86 CPU: the fastest backend whose tokens were identical to torch's on the shipped trained
-# model in `rt1-bench --sections backends` (README "Performance" has the run).
+# What ``auto`` runs on an x86 CPU: per model size, the fastest backend whose tokens were identical to torch's in
+# `rt1-bench --sections backends` (README "Performance" has the run). ONNX Runtime won on the small models (the
+# shipped 128 px model: 7.2 ms vs OpenVINO's 8.1 on one thread) and OpenVINO on the paper size (300 px: 1.8-2.5x the
+# torch path against ONNX Runtime's 1.6-1.9x, in every run on two CPUs), so the frame size decides.
 AUTO_CPU_BACKEND = "onnxruntime"
+AUTO_CPU_BACKEND_LARGE = "openvino"
+AUTO_LARGE_IMAGE_SIZE = 224  # px: frames this size and larger run AUTO_CPU_BACKEND_LARGE (paper 300, official 300)
 OPENVINO_DTYPES = ("float32", "bfloat16")
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686")
 
@@ -70,8 +74,9 @@ class InferenceOptions:
     cuda_executor: str = "eager"
     # rt1_node's inference_backend parameter
     backend: str = ros_parameter("auto", "who runs the model on a CPU: torch, onnxruntime or openvino (ONNX exports "
-                                 "of the model, rt1-export); auto = onnxruntime on x86, torch elsewhere. CUDA always "
-                                 "runs torch (README: Performance)", choices=BACKENDS, read_only=True,
+                                 "of the model, rt1-export); auto = on x86 onnxruntime for frames under 224 px, "
+                                 "openvino from 224 px (paper size), torch elsewhere. CUDA always runs torch "
+                                 "(README: Performance)", choices=BACKENDS, read_only=True,
                                  name="inference_backend")
     openvino_dtype: str = "float32"
     # rt1_node's inference_export_cache parameter
@@ -97,13 +102,13 @@ class InferenceOptions:
         """Reduced precision is a CUDA option only: CPU inference stays fp32, where tokens are checked exactly."""
         return CUDA_DTYPES[self.cuda_dtype] if device.type == "cuda" else torch.float32
 
-    def backend_on(self, device: torch.device) -> str:
-        """The backend these options run on ``device``: ``auto`` resolved, and torch on any non-CPU device (the
-        ONNX backends run on the CPU)."""
+    def backend_on(self, device: torch.device, image_size: int = 0) -> str:
+        """The backend these options run on ``device`` for a model taking ``image_size`` px frames: ``auto``
+        resolved, and torch on any non-CPU device (the ONNX backends run on the CPU)."""
         if device.type != "cpu":
             return "torch"
         if self.backend == "auto":
-            return AUTO_CPU_BACKEND if platform.machine().lower() in X86_MACHINES else "torch"
+            return auto_cpu_backend(image_size) if platform.machine().lower() in X86_MACHINES else "torch"
         return self.backend
 
     def describe(self, device: torch.device) -> str:
@@ -125,6 +130,11 @@ class InferenceOptions:
 
 
 REFERENCE = InferenceOptions(fold_batch_norm=False, channels_last=False, backend="torch")
+
+
+def auto_cpu_backend(image_size: int) -> str:
+    """What ``auto`` runs on an x86 CPU for a model taking ``image_size`` px frames."""
+    return AUTO_CPU_BACKEND_LARGE if image_size >= AUTO_LARGE_IMAGE_SIZE else AUTO_CPU_BACKEND
 
 
 def fold_batch_norms(model: nn.Module) -> int:
@@ -248,7 +258,7 @@ def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> E
     """The prepared model behind the backend and executor the options ask for (CUDA executors need a CUDA device;
     the ONNX backends run on the CPU). The path's ``options`` say which backend it runs (``auto`` resolved; torch
     after a fallback)."""
-    backend = options.backend_on(device)
+    backend = options.backend_on(device, model.config.image_size)
     if options.backend not in ("auto", backend):
         logger.warning("inference backend '%s' runs on the CPU only; running torch on %s", options.backend, device)
     if backend != options.backend:

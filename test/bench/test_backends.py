@@ -7,6 +7,7 @@ import json
 from rt1_ros.bench.backends import Agreement, Candidate, ModelComparison, bench_backends, run_interleaved
 from rt1_ros.bench.config import BackendsBenchConfig, BenchConfig
 from rt1_ros.bench.targets import evaluate_targets
+from rt1_ros.runtime import inference_optimisation
 
 
 def test_section_runs_every_backend_on_the_trained_model_with_identical_tokens(tmp_path, monkeypatch):
@@ -35,7 +36,7 @@ def identical(dependence: float = 1.0) -> Agreement:
 def test_the_fastest_backend_counts_only_with_identical_non_vacuous_tokens():
     differing = Agreement(frames=4, token_agreement=0.9, identical=False, max_abs_logit_difference=0.3,
                           input_dependence=1.0)
-    comparison = ModelComparison(model="trained", parameters=1, frames="frames", candidates=[
+    comparison = ModelComparison(model="trained", parameters=1, image_size=128, frames="frames", candidates=[
         Candidate("torch", 1, wall_ms=[30.0], cpu_ms=[30.0], agreement=identical()),
         Candidate("openvino-bf16", 1, wall_ms=[5.0], cpu_ms=[5.0], agreement=differing),
         Candidate("onnxruntime", 1, wall_ms=[12.0], cpu_ms=[12.0], agreement=identical()),
@@ -43,9 +44,17 @@ def test_the_fastest_backend_counts_only_with_identical_non_vacuous_tokens():
         Candidate("onnxruntime", 2, error="failed")])
     assert comparison.fastest_identical.name == "onnxruntime/1t"
     assert comparison.speedup_vs_torch(comparison.candidates[2]) == 2.5
-    vacuous = ModelComparison(model="paper", parameters=1, frames="frames", candidates=[
+    vacuous = ModelComparison(model="paper", parameters=1, image_size=300, frames="frames", candidates=[
         Candidate("openvino", 1, wall_ms=[15.0], cpu_ms=[15.0], agreement=identical(dependence=1e-7))])
     assert vacuous.fastest_identical is None
+
+
+def test_each_comparison_names_what_auto_runs_for_its_frame_size(monkeypatch):
+    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
+    small = ModelComparison(model="trained", parameters=1, image_size=128, frames="frames", candidates=[])
+    large = ModelComparison(model="paper", parameters=1, image_size=300, frames="frames", candidates=[])
+    assert (small.auto_backend, large.auto_backend) == ("onnxruntime", "openvino")
+    assert small.as_dict()["auto_backend"] == "onnxruntime" and "auto runs openvino" in large.format()[-1]
 
 
 def test_interleaved_rounds_give_every_candidate_its_steps_in_rotated_order():
@@ -64,9 +73,9 @@ def test_backend_targets_are_judged_from_the_results():
         return {"backend": backend, "threads": threads, "wall_ms": {"median": median}, "speedup_vs_torch": speedup,
                 "tokens": {"identical": same, "vacuous": False}}
 
-    backends = {"recommended_cpu_backend": "openvino", "models": {
+    backends = {"recommended_cpu_backend": "onnxruntime", "models": {
         "trained": {"candidates": {"torch/1t": run("torch", 1, 20, 1.0), "openvino/1t": run("openvino", 1, 8, 2.5)}},
-        "paper": {"candidates": {"torch/1t": run("torch", 1, 130, 1.0), "torch/2t": run("torch", 2, 900, 1.0),
+        "paper": {"auto_backend": "openvino", "candidates": {"torch/1t": run("torch", 1, 130, 1.0), "torch/2t": run("torch", 2, 900, 1.0),
                                  "openvino/1t": run("openvino", 1, 70, 1.86),
                                  "openvino/2t": run("openvino", 2, 60, 15.0)}}}}
     speedup, rate = evaluate_targets({"backends": backends})
@@ -74,4 +83,7 @@ def test_backend_targets_are_judged_from_the_results():
     assert speedup.passed and speedup.value.startswith("2.17x (130.0 ms torch/1t vs 60.0 ms openvino/2t)")
     assert not rate.passed and rate.value == "16.7 steps/s (median 60.0 ms)"
     backends["models"]["trained"]["candidates"]["openvino/1t"]["tokens"]["identical"] = False
+    assert not evaluate_targets({"backends": backends})[0].passed
+    backends["models"]["trained"]["candidates"]["openvino/1t"]["tokens"]["identical"] = True
+    backends["models"]["paper"]["candidates"]["openvino/2t"]["tokens"]["vacuous"] = True
     assert not evaluate_targets({"backends": backends})[0].passed

@@ -18,8 +18,9 @@ from rt1_ros.model.checkpoint import from_pretrained, save_pretrained
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.runtime import inference_optimisation, onnx_export
 from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import (AUTO_CPU_BACKEND, EagerPath, InferenceOptions, build_path,
-                                                    input_dependence, reference_and_candidate_tokens)
+from rt1_ros.runtime.inference_optimisation import (AUTO_CPU_BACKEND, AUTO_CPU_BACKEND_LARGE, EagerPath,
+                                                    InferenceOptions, build_path, input_dependence,
+                                                    reference_and_candidate_tokens)
 from rt1_ros.runtime.onnx_export import FixedGridAveragePool, cached_export
 
 CPU = torch.device("cpu")
@@ -176,11 +177,12 @@ def test_a_missing_runtime_falls_back_to_torch_with_one_warning(tiny_model, monk
     assert len(warnings) == 1 and "openvino" in warnings[0].getMessage() and "torch" in warnings[0].getMessage()
 
 
-def test_auto_picks_the_measured_backend_on_x86_and_torch_elsewhere(monkeypatch):
+def test_auto_picks_the_measured_backend_for_the_frame_size_on_x86_and_torch_elsewhere(monkeypatch):
     options = InferenceOptions()
     assert options.backend == "auto"
     monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
-    assert options.backend_on(CPU) == AUTO_CPU_BACKEND
+    assert options.backend_on(CPU, 128) == AUTO_CPU_BACKEND == "onnxruntime"  # the shipped model's frames
+    assert options.backend_on(CPU, 300) == AUTO_CPU_BACKEND_LARGE == "openvino"  # the paper size's
     assert options.backend_on(torch.device("cuda")) == "torch"
     assert InferenceOptions(backend="openvino").backend_on(torch.device("cuda")) == "torch"
     monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "aarch64")
