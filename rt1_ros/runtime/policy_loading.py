@@ -52,15 +52,18 @@ class PolicySource:
                                       read_only=True)
     device: str = parameter("auto", "inference device", choices=("auto", "cuda", "cpu"), read_only=True)
     half_precision: bool = parameter(False, "fp16 inference on CUDA (ignored on CPU)", read_only=True)
-    text_encoder: str = parameter("bundled:all-MiniLM-L6-v2", "SentenceTransformer name or path; "
-                                  "bundled:all-MiniLM-L6-v2 works offline", read_only=True)
+    text_encoder: str = parameter("bundled:all-MiniLM-L6-v2", "instruction encoder: a SentenceTransformer name or "
+                                  "path (bundled:all-MiniLM-L6-v2 works offline), use:<dir> (Universal Sentence "
+                                  "Encoder, tensorflow_hub) or embeddings:<.npz or .yaml> (precomputed); its width must "
+                                  "be the checkpoint's", read_only=True)
     action_space_file: str = parameter("", "action ranges YAML; empty = the checkpoint's, else "
                                        "config/action_space.yaml", read_only=True)
     seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)
-    # How the network runs (README "Performance"): on an x86 CPU ONNX Runtime by default (inference_backend auto:
-    # the same tokens as torch on the shipped model, 2-4x faster per step), else torch with batch norm folded and
-    # channels-last; CUDA stays torch fp32 until `rt1-bench` has been run on the target GPU. The fields declared
-    # with ros_parameter are rt1_node parameters (inference_backend, inference_threads, inference_export_cache).
+    # How the network runs (README "Performance"): on an x86 CPU an ONNX export by default (inference_backend auto:
+    # ONNX Runtime for small frames, OpenVINO for the paper size; the same tokens as torch, 2-2.5x faster per step),
+    # else torch with batch norm folded and channels-last; CUDA stays torch fp32 until `rt1-bench` has been run on
+    # the target GPU. The fields declared with ros_parameter are rt1_node parameters (inference_backend,
+    # inference_threads, inference_export_cache).
     inference: InferenceOptions = InferenceOptions()
 
 

@@ -149,10 +149,12 @@ class Trainer:
             val += part_val
         self.validation_episodes = val
         instructions = sorted({e.info.instruction for e in dataset})
-        # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,384)
+        # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
+        # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
         from rt1_ros.runtime.policy_loading import shared_text_encoder
 
-        self.text_table = shared_text_encoder(config.text_encoder).encode(instructions).to(self.device)
+        width = self.model.config.text_embedding_dim
+        self.text_table = shared_text_encoder(config.text_encoder, width).encode(instructions).to(self.device)
         row = {text: i for i, text in enumerate(instructions)}
 
         uses_scene_state = config.auxiliary_state_weight > 0 or config.target_cell_weight > 0
