@@ -51,7 +51,8 @@ def tokenizer(action_space) -> ActionTokenizer:
 @pytest.fixture(scope="session")
 def small_official_config() -> RT1Config:
     """The official variant scaled down: odd feature-map sizes (60 px: 30, 15, 7), a head width that is not
-    embed_dim / heads (like the released 8 × 128 over d=512), 3 frames."""
+    width / heads (like the released 8 × 128 over d=512), a transformer wider than the tokens (like rt1multirobot's
+    1024 over 512), 3 frames."""
     mapping = to_mapping(RT1Config.from_yaml("official"))
     mapping.update(image_size=60, input_frame_size=[48, 64], num_frames=3, embed_dim=32, text_embedding_dim=32)
     mapping["backbone"].update(stem_channels=8, top_channels=24, token_grid=7, embed_dim=32, conditioning_dim=32,
@@ -62,7 +63,7 @@ def small_official_config() -> RT1Config:
                                        {"expand_ratio": 4, "kernel_size": 5, "stride": 2, "out_channels": 16,
                                         "repeats": 1}])
     mapping["token_learner"].update(hidden_dim=16)
-    mapping["transformer"].update(num_layers=2, num_heads=2, head_dim=24, ffn_dim=32)
+    mapping["transformer"].update(num_layers=2, num_heads=2, head_dim=24, ffn_dim=40, width=40)
     return from_mapping(RT1Config, mapping)
 
 

@@ -24,6 +24,7 @@ import torch
 from rt1_ros.action_layout import ActionDimension, ActionSpaceConfig
 from rt1_ros.convert.tensor_bundle import OBJECT_GRAPH_KEY, list_variables, object_graph_names, read_variables
 from rt1_ros.model.checkpoint import save_pretrained
+from rt1_ros.model.film_efficientnet import FiLMEfficientNet
 from rt1_ros.model.rt1 import RT1, RT1Config
 
 # Where a variable's network-relative name starts: the actor network's three top-level children.
@@ -194,11 +195,10 @@ class _Mapper:
         self.one(f"{target}.out.bias", f"{source}/_output_dense/bias")
 
 
-def _efficientnet_layers(model: RT1) -> list[tuple[str, str]]:
+def efficientnet_layers(encoder: FiLMEfficientNet) -> list[tuple[str, str]]:
     """(kind, model prefix) for each Keras layer with weights, in Keras' order (`layer_with_weights-N`): the
     Normalization layer, stem conv and BN, per block [expand conv, BN,] depthwise conv, BN, SE reduce, SE expand,
     project conv, BN, FiLM, then the top conv and BN."""
-    encoder = model.image_encoder
     layers = [("normalization", "image_encoder"), ("conv", "image_encoder.stem.conv"),
               ("batch_norm", "image_encoder.stem.bn")]
     for i, block in enumerate(encoder.blocks):
@@ -217,7 +217,7 @@ def _efficientnet_layers(model: RT1) -> list[tuple[str, str]]:
 def map_variables(variables: dict[str, np.ndarray], model: RT1) -> _Mapper:
     """Network-relative checkpoint variables -> the model's tensors (see module doc)."""
     mapper = _Mapper(variables, model)
-    for index, (kind, target) in enumerate(_efficientnet_layers(model)):
+    for index, (kind, target) in enumerate(efficientnet_layers(model.image_encoder)):
         source = f"{EFFICIENTNET}layer_with_weights-{index}"
         if kind == "normalization":
             mapper.one(f"{target}.input_mean", f"{source}/mean", lambda a: a.reshape(-1))

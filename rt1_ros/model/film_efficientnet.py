@@ -270,13 +270,7 @@ class FiLMEfficientNet(nn.Module):
 
         ``use_film=False`` runs the bare backbone; tests use it to show FiLM is the identity at init.
         """
-        x = self.stem(self.normalise(images))  # (B,stem,H/2,W/2)
-        for block, film in zip(self.blocks, self.films):
-            x = block(x)
-            if use_film:
-                x = film(x, conditioning)
-        if self.top is not None:
-            x = self.top(x)  # (B,C_top,h,w)
+        x = self.feature_map(images, conditioning, use_film)  # (B,C,h,w)
         x = self.pool(x)  # (B,C,g,g)
         x = self.token_projection(x)  # (B,D,g,g)
         if self.token_film is not None and use_film:
@@ -285,6 +279,17 @@ class FiLMEfficientNet(nn.Module):
         if self.position_embedding is not None:
             tokens = tokens + self.position_embedding  # (g·g,D) broadcast over B
         return tokens
+
+    def feature_map(self, images: torch.Tensor, conditioning: torch.Tensor, use_film: bool = True) -> torch.Tensor:
+        """images (B,3,H,W) -> the EfficientNet's last feature map (B,C,h,w), h = w = output_spatial_size."""
+        x = self.stem(self.normalise(images))  # (B,stem,H/2,W/2)
+        for block, film in zip(self.blocks, self.films):
+            x = block(x)
+            if use_film:
+                x = film(x, conditioning)
+        if self.top is not None:
+            x = self.top(x)  # (B,C_top,h,w)
+        return x
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """images (B,3,h,w) in [0,1] -> (B,3,S,S) the stem's input (resized first with ``resize_input``)."""

@@ -126,7 +126,7 @@ class RT1(nn.Module):
         actions = config.action_tokens_per_frame
         self.transformer = CausalTransformer(config.embed_dim, config.num_frames, config.tokens_per_frame + actions,
                                              config.transformer, action_tokens=actions)
-        self.action_head = ActionHead(config.embed_dim, config.num_bins, shared=bool(actions))
+        self.action_head = ActionHead(self.transformer.width, config.num_bins, shared=bool(actions))
         if actions:
             order = torch.tensor(config.readout_order or range(NUM_ACTION_DIMS))
             # Offsets of this project's dimensions from the first read position, -1 + K + (T-1)·(K+11).
@@ -154,19 +154,19 @@ class RT1(nn.Module):
         return weights.view(*weights.shape[:2], grid, grid)
 
     def action_features(self, frame_tokens: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B,T,K,D) -> what the heads read: the transformer's output at the last token (B,D), or with
-        the action-position readout the outputs for the 11 dimensions (B,11,D). T may be fewer than num_frames
-        with that readout: the released RT-1 reads its first steps from the frames seen so far."""
+        """frame_tokens (B,T,K,D) -> what the heads read: the transformer's output at the last token (B,W), or with
+        the action-position readout the outputs for the 11 dimensions (B,11,W); W is the transformer's width. T may
+        be fewer than num_frames with that readout: the released RT-1 reads its first steps from the frames so far."""
         batch, frames, per_frame, dim = frame_tokens.shape
         actions = self.config.action_tokens_per_frame
         if actions:
             zeros = frame_tokens.new_zeros(batch, frames, actions, dim)
             frame_tokens = torch.cat([frame_tokens, zeros], dim=2)  # (B,T,K+11,D)
-        sequence = self.transformer(frame_tokens.reshape(batch, -1, dim))  # (B,T·(K+11),D)
+        sequence = self.transformer(frame_tokens.reshape(batch, -1, dim))  # (B,T·(K+11),W)
         if not actions:
             return sequence[:, -1]
         first = (frames - 1) * (per_frame + actions) + per_frame - 1
-        return sequence[:, first + self.readout_offsets]  # (B,11,D), this project's dimension order
+        return sequence[:, first + self.readout_offsets]  # (B,11,W), this project's dimension order
 
     def logits_from_frame_tokens(self, frame_tokens: torch.Tensor) -> torch.Tensor:
         """frame_tokens (B,T,K,D) -> logits (B,11,bins)."""
@@ -190,13 +190,13 @@ class RT1(nn.Module):
         return self.logits_from_frame_tokens(self.encode_frames(images, text_embedding))
 
     def sequence_outputs(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
-        """Transformer outputs at every image-token position, (B,T·K,D): what causality is checked on."""
+        """Transformer outputs at every image-token position, (B,T·K,W): what causality is checked on."""
         frame_tokens = self.encode_frames(images, text_embedding)  # (B,T,K,D)
         batch, frames, per_frame, dim = frame_tokens.shape
         actions = self.config.action_tokens_per_frame
         zeros = frame_tokens.new_zeros(batch, frames, actions, dim)
         outputs = self.transformer(torch.cat([frame_tokens, zeros], dim=2).flatten(1, 2))
-        return outputs.view(batch, frames, per_frame + actions, dim)[:, :, :per_frame].flatten(1, 2)
+        return outputs.view(batch, frames, per_frame + actions, -1)[:, :, :per_frame].flatten(1, 2)
 
 
 def count_parameters(module: nn.Module) -> int:

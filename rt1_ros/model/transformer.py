@@ -41,8 +41,11 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5
     # A LayerNorm after the last layer (the released RT-1 has none).
     final_norm: bool = True
-    # A Linear D→D on the input tokens before the positions are added (the released RT-1's `_token_emb`).
+    # A Linear D→width on the input tokens before the positions are added (the released RT-1's `_token_emb`).
     token_embedding: bool = False
+    # The transformer's own width (positions, layers, output); 0: embed_dim. Needs token_embedding when it differs:
+    # the released rt1multirobot maps its 512-d tokens to 1024.
+    width: int = 0
 
     def __post_init__(self) -> None:
         if self.mask not in MASKS:
@@ -114,22 +117,25 @@ class CausalTransformer(nn.Module):
         self.config = config
         self.tokens_per_frame = tokens_per_frame
         self.sequence_length = num_frames * tokens_per_frame
-        self.token_embedding = nn.Linear(dim, dim) if config.token_embedding else None
-        self.position_embedding = nn.Parameter(torch.zeros(self.sequence_length, dim))
+        self.width = config.width or dim
+        if self.width != dim and not config.token_embedding:
+            raise ValueError(f"transformer.width {self.width} differs from the tokens' {dim}: needs token_embedding")
+        self.token_embedding = nn.Linear(dim, self.width) if config.token_embedding else None
+        self.position_embedding = nn.Parameter(torch.zeros(self.sequence_length, self.width))
         nn.init.normal_(self.position_embedding, std=0.02)
-        self.layers = nn.ModuleList(TransformerBlock(dim, config) for _ in range(config.num_layers))
-        self.final_norm = nn.LayerNorm(dim, eps=config.layer_norm_eps) if config.final_norm else None
+        self.layers = nn.ModuleList(TransformerBlock(self.width, config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(self.width, eps=config.layer_norm_eps) if config.final_norm else None
         self.register_buffer("mask", attention_mask(config.mask, num_frames, tokens_per_frame, action_tokens),
                              persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B,S,D) -> (B,S,D) with S = num_frames × tokens_per_frame, or fewer whole frames: the first positions
+        """(B,S,D) -> (B,S,width) with S = num_frames × tokens_per_frame, or fewer whole frames: the first positions
         and the mask's top-left block (the released RT-1 reads its first steps from a partly filled window)."""
         length = tokens.shape[1]
         if length > self.sequence_length or length == 0 or length % self.tokens_per_frame:
             raise ValueError(f"expected {self.sequence_length} tokens (or fewer whole frames of "
                              f"{self.tokens_per_frame}), got {length}")
-        x = tokens if self.token_embedding is None else self.token_embedding(tokens)
+        x = tokens if self.token_embedding is None else self.token_embedding(tokens)  # (B,S,width)
         x = x + self.position_embedding[:length]
         mask = self.mask[:length, :length]
         for layer in self.layers:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rt1_ros.convert.cli import main as convert_main
-from rt1_ros.convert.official_checkpoint import ConversionError, _efficientnet_layers, convert
+from rt1_ros.convert.official_checkpoint import ConversionError, convert, efficientnet_layers
 from rt1_ros.convert.tensor_bundle import GitLfsPointerError, write_tensor_bundle
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
@@ -47,7 +47,7 @@ def released_variables(model: RT1) -> dict[str, np.ndarray]:
         out[f"{name}/_projection_mult/kernel"], out[f"{name}/_projection_add/kernel"] = weight[:half].T, weight[half:].T
         out[f"{name}/_projection_mult/bias"], out[f"{name}/_projection_add/bias"] = bias[:half], bias[half:]
 
-    for index, (kind, prefix) in enumerate(_efficientnet_layers(model)):
+    for index, (kind, prefix) in enumerate(efficientnet_layers(model.image_encoder)):
         name = f"{NET}layer_with_weights-{index}"
         if kind == "normalization":
             out[f"{name}/mean"], out[f"{name}/variance"] = state[f"{prefix}.input_mean"], state[
@@ -162,7 +162,7 @@ def test_film_mult_and_add_and_the_attention_layout_are_read_as_keras_defines_th
     variables[f"{film}/_projection_add/kernel"] = np.zeros((32, 8), np.float32)
     variables[f"{film}/_projection_add/bias"] = np.arange(8, dtype=np.float32)
     mha = NETWORK + "_transformer/_layers/0/mha1"
-    query = np.zeros((32, 2, 24), np.float32)
+    query = np.zeros((40, 2, 24), np.float32)
     query[5, 1, 7] = 1.0  # head 1, feature 7 of the query reads input channel 5
     variables[f"{mha}/_query_dense/kernel"] = query
     write_tensor_bundle(tmp_path / "edited", variables)
@@ -178,24 +178,24 @@ def test_unmapped_and_missing_variables_are_each_named_with_shapes(written, tmp_
     variables = released_variables(written)
     del variables[NETWORK + "_transformer/_layers/1/ff/bias"]
     del variables[NET + "layer_with_weights-4/moving_variance"]
-    variables[NETWORK + "_transformer/_layers/2/ff/kernel"] = np.zeros((32, 32), np.float32)
+    variables[NETWORK + "_transformer/_layers/2/ff/kernel"] = np.zeros((40, 40), np.float32)
     variables[NETWORK + "_image_tokenizer/_tokenizer/extra/kernel"] = np.zeros((3, 4), np.float32)
     write_tensor_bundle(tmp_path / "ckpt-1", variables)
     with pytest.raises(ConversionError) as error:
         convert(tmp_path / "ckpt-1", written.config)
     message = str(error.value)
-    assert "_transformer/_layers/2/ff/kernel [32, 32]" in message
+    assert "_transformer/_layers/2/ff/kernel [40, 40]" in message
     assert "_image_tokenizer/_tokenizer/extra/kernel [3, 4]" in message
-    assert "transformer.layers.1.ffn.bias (32,)" in message
+    assert "transformer.layers.1.ffn.bias (40,)" in message
     assert "image_encoder.blocks.0.depthwise_bn.running_var (8,)" in message
 
 
 def test_a_shape_mismatch_names_the_variable_and_both_shapes(written, tmp_path):
     variables = released_variables(written)
-    variables[NETWORK + "_transformer/_output_tokens/kernel"] = np.zeros((32, 128), np.float32)
+    variables[NETWORK + "_transformer/_output_tokens/kernel"] = np.zeros((40, 128), np.float32)
     write_tensor_bundle(tmp_path / "ckpt-1", variables)
-    with pytest.raises(ConversionError, match=r"_output_tokens/kernel \(32, 128\) -> action_head.heads.0.weight: "
-                                              r"model needs \(256, 32\)"):
+    with pytest.raises(ConversionError, match=r"_output_tokens/kernel \(40, 128\) -> action_head.heads.0.weight: "
+                                              r"model needs \(256, 40\)"):
         convert(tmp_path / "ckpt-1", written.config)
 
 
