@@ -15,13 +15,13 @@ naming each with its shape.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import ActionDimension, ActionSpaceConfig
+from rt1_ros.action_layout import NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig
 from rt1_ros.convert.tensor_bundle import OBJECT_GRAPH_KEY, list_variables, object_graph_names, read_variables
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.film_efficientnet import FiLMEfficientNet
@@ -259,6 +259,24 @@ def map_variables(variables: dict[str, np.ndarray], model: RT1) -> _Mapper:
     return mapper
 
 
+def with_transformer_of(config: RT1Config, variables: dict[str, np.ndarray]) -> RT1Config:
+    """``config`` with the transformer the checkpoint holds: layers, width, heads, head width, bins and frames read
+    from the variables' shapes (rt1main: 8 × 512, 8 heads of 128; rt1multirobot: 10 × 1024, 8 heads of 256). The
+    image encoder stays the config's: a mismatch there is reported variable by variable."""
+    query = variables.get("_transformer/_layers/0/mha1/_query_dense/kernel")
+    positions = variables.get("_transformer/_position_emb/kernel")
+    output = variables.get("_transformer/_output_tokens/kernel")
+    if query is None or positions is None or output is None:
+        return config
+    width, heads, head_dim = query.shape
+    layers = len({name.split("/")[2] for name in variables if name.startswith("_transformer/_layers/")})
+    per_frame = config.tokens_per_frame + NUM_ACTION_DIMS
+    transformer = replace(config.transformer, num_layers=layers, num_heads=heads, head_dim=head_dim,
+                          ffn_dim=width, width=0 if width == config.embed_dim else width)
+    frames = positions.shape[0] // per_frame if positions.shape[0] % per_frame == 0 else config.num_frames
+    return replace(config, transformer=transformer, num_bins=output.shape[1], num_frames=frames)
+
+
 def convert(source: str | Path, config: RT1Config | None = None) -> tuple[RT1, Conversion]:
     """A released checkpoint -> (the model with its weights, what was mapped and skipped). ConversionError names
     every unmapped checkpoint variable and every model tensor left without a value, with shapes."""
@@ -291,7 +309,8 @@ def convert(source: str | Path, config: RT1Config | None = None) -> tuple[RT1, C
         path = graph_names.get(key, key)
         if shape == () and np.issubdtype(dtype, np.integer) and re.search(r"(global_step|train_step)", path):
             step = int(read_variables(prefix, [key])[key])
-    model = RT1(config)
+    model = RT1(with_transformer_of(config, variables))
+    config = model.config
     mapper = map_variables(variables, model)
     unmapped = [f"{name} {list(variables[name].shape)}" for name in sorted(variables) if name not in mapper.used]
     missing = [f"{k} {tuple(v.shape)}" for k, v in mapper.expected.items() if k not in mapper.state]

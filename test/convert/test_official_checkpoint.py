@@ -9,6 +9,7 @@ mult/add order and the attention's layout are also checked against hand-built va
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -178,13 +179,13 @@ def test_unmapped_and_missing_variables_are_each_named_with_shapes(written, tmp_
     variables = released_variables(written)
     del variables[NETWORK + "_transformer/_layers/1/ff/bias"]
     del variables[NET + "layer_with_weights-4/moving_variance"]
-    variables[NETWORK + "_transformer/_layers/2/ff/kernel"] = np.zeros((40, 40), np.float32)
+    variables[NETWORK + "_transformer/_layers/1/ff2/kernel"] = np.zeros((40, 40), np.float32)
     variables[NETWORK + "_image_tokenizer/_tokenizer/extra/kernel"] = np.zeros((3, 4), np.float32)
     write_tensor_bundle(tmp_path / "ckpt-1", variables)
     with pytest.raises(ConversionError) as error:
         convert(tmp_path / "ckpt-1", written.config)
     message = str(error.value)
-    assert "_transformer/_layers/2/ff/kernel [40, 40]" in message
+    assert "_transformer/_layers/1/ff2/kernel [40, 40]" in message
     assert "_image_tokenizer/_tokenizer/extra/kernel [3, 4]" in message
     assert "transformer.layers.1.ffn.bias (40,)" in message
     assert "image_encoder.blocks.0.depthwise_bn.running_var (8,)" in message
@@ -192,10 +193,10 @@ def test_unmapped_and_missing_variables_are_each_named_with_shapes(written, tmp_
 
 def test_a_shape_mismatch_names_the_variable_and_both_shapes(written, tmp_path):
     variables = released_variables(written)
-    variables[NETWORK + "_transformer/_output_tokens/kernel"] = np.zeros((40, 128), np.float32)
+    variables[NETWORK + "_transformer/_layers/0/ff/kernel"] = np.zeros((40, 30), np.float32)
     write_tensor_bundle(tmp_path / "ckpt-1", variables)
-    with pytest.raises(ConversionError, match=r"_output_tokens/kernel \(40, 128\) -> action_head.heads.0.weight: "
-                                              r"model needs \(256, 40\)"):
+    with pytest.raises(ConversionError, match=r"_layers/0/ff/kernel \(40, 30\) -> transformer.layers.0.ffn.weight: "
+                                              r"model needs \(40, 40\), checkpoint gives \(30, 40\)"):
         convert(tmp_path / "ckpt-1", written.config)
 
 
@@ -223,3 +224,12 @@ def test_rt1_convert_writes_a_checkpoint_that_loads_with_its_release_recorded(wr
     assert extra["converted_from"]["step"] == 424760
     assert extra["converted_from"]["action_bounds"]["base_yaw"] == pytest.approx([-np.pi, np.pi])
     assert convert_main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 1
+
+
+def test_the_transformer_is_sized_from_the_checkpoint(written, bundle):
+    """rt1multirobot's transformer is wider and deeper than rt1main's: the converter reads layers, width, heads
+    and head width from the shapes and keeps the named config's encoder."""
+    base = dataclasses.replace(written.config, transformer=dataclasses.replace(
+        written.config.transformer, num_layers=5, num_heads=4, head_dim=16, width=0, ffn_dim=32))
+    model, _ = convert(bundle, base)
+    assert model.config == written.config
