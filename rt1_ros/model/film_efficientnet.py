@@ -295,9 +295,7 @@ class FiLMEfficientNet(nn.Module):
         """images (B,3,h,w) in [0,1] -> (B,3,S,S) the stem's input (resized first with ``resize_input``)."""
         size = self.image_size
         if self.config.resize_input and tuple(images.shape[-2:]) != (size, size):
-            # TF2's tf.image.resize bilinear: half-pixel centres, no antialiasing, edges clamped, as PyTorch's.
-            images = nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
-                                               antialias=False)
+            images = tf_resize_bilinear(images, size)
         if self.config.input_normalisation == "keras":
             # Keras: x·255 then Rescaling(1/255) (that round trip is the identity up to rounding), Normalization,
             # Rescaling(1/sqrt(std)).
@@ -305,6 +303,31 @@ class FiLMEfficientNet(nn.Module):
             std = self.input_variance.sqrt().clamp_min(KERAS_NORMALIZATION_EPSILON).view(1, 3, 1, 1)
             return (images - mean) / std * self.input_rescale
         return (images - self.pixel_mean) / self.pixel_std
+
+
+def _resize_axis(size: int, out: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TF's half-pixel source positions along one axis, in float32 as its kernel computes them: (low, high, lerp)."""
+    scale = torch.tensor(size, dtype=torch.float32, device=device) / out  # float(in) / out, as TF
+    source = (torch.arange(out, dtype=torch.float32, device=device) + 0.5) * scale - 0.5
+    floor = source.floor()
+    low = floor.clamp(min=0).long()
+    high = source.ceil().clamp(max=size - 1).long()
+    return low, high, source - floor
+
+
+def tf_resize_bilinear(images: torch.Tensor, out: int) -> torch.Tensor:
+    """(B,C,h,w) -> (B,C,out,out): TensorFlow's tf.image.resize (bilinear, half-pixel centres, no antialiasing)
+    with its kernel's own arithmetic, top = tl + (tr - tl)·x_lerp, result = top + (bottom - top)·y_lerp.
+    PyTorch's interpolate samples the same points but sums w0·a + w1·b, which differs by ~1e-7, and the released
+    network turns input differences of that size into ~1e-4 in its logits."""
+    y_low, y_high, y_lerp = _resize_axis(images.shape[-2], out, images.device)
+    x_low, x_high, x_lerp = _resize_axis(images.shape[-1], out, images.device)
+    y_lerp = y_lerp.to(images.dtype)[:, None]  # (out,1)
+    x_lerp = x_lerp.to(images.dtype)
+    top_rows, bottom_rows = images[..., y_low, :], images[..., y_high, :]  # (B,C,out,w)
+    top = top_rows[..., x_low] + (top_rows[..., x_high] - top_rows[..., x_low]) * x_lerp  # (B,C,out,out)
+    bottom = bottom_rows[..., x_low] + (bottom_rows[..., x_high] - bottom_rows[..., x_low]) * x_lerp
+    return top + (bottom - top) * y_lerp
 
 
 def output_spatial_size(image_size: int, config: FiLMEfficientNetConfig) -> int:

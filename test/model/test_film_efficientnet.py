@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rt1_ros.model.film_efficientnet import (IMAGENET_MEAN, IMAGENET_STD, FiLM, FiLMEfficientNet, keras_stride2_pad,
-                                             output_spatial_size)
+                                             output_spatial_size, tf_resize_bilinear)
 from rt1_ros.model.rt1 import RT1, RT1Config
 
 
@@ -137,21 +137,24 @@ def test_official_backbone_gives_the_released_9x9_map_from_256x320_frames():
 
 def test_resize_input_is_tensorflows_bilinear_resize():
     """tf.image.resize(bilinear, antialias=False) samples at (i + 0.5)·scale - 0.5 with scale = in/out in float32,
-    clamped to the edge pixels; written out here for one axis (downsampling 320 -> 300, upsampling 256 -> 300)."""
+    clamped to the edge pixels, and interpolates as a + (b - a)·lerp; written out here for one axis (downsampling
+    320 -> 300, upsampling 256 -> 300). PyTorch's interpolate samples the same points with other rounding."""
     config = RT1Config.from_yaml("official")
     backbone = FiLMEfficientNet(config.backbone, 300)
     row = torch.rand(320)
     for size, values in ((320, row), (256, row[:256])):
         image = values.expand(1, 3, 4, size) if size == 320 else values.view(1, 1, size, 1).expand(1, 3, size, 4)
-        scale = torch.tensor(size / 300, dtype=torch.float32)
-        source = ((torch.arange(300) + 0.5) * scale - 0.5).clamp(min=0)
-        low = source.floor().long()
-        high = (low + 1).clamp(max=size - 1)
-        expected = values[low] + (values[high] - values[low]) * (source - low)
+        scale = torch.tensor(size, dtype=torch.float32) / 300
+        source = (torch.arange(300) + 0.5) * scale - 0.5
+        low = source.floor().clamp(min=0).long()
+        high = source.ceil().clamp(max=size - 1).long()
+        expected = values[low] + (values[high] - values[low]) * (source - source.floor())
         with torch.no_grad():
-            resized = torch.nn.functional.interpolate(image, size=(300, 300), mode="bilinear", align_corners=False)
+            resized = tf_resize_bilinear(image, 300)
             normalised = backbone.normalise(image)
         got = resized[0, 0, 0] if size == 320 else resized[0, 0, :, 0]
-        torch.testing.assert_close(got, expected)
+        assert torch.equal(got, expected)
+        torch.testing.assert_close(resized, torch.nn.functional.interpolate(image, size=(300, 300), mode="bilinear",
+                                                                            align_corners=False))
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         torch.testing.assert_close(normalised, (resized - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / std)
