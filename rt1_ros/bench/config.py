@@ -21,7 +21,7 @@ class NodeBenchConfig:
     warmup_messages: int = 5
     image_width: int = 640
     image_height: int = 480
-    timeout_s: float = 30.0
+    timeout_s: float = 120.0  # for the node process to start (an ONNX export of the paper size included) and answer
 
 
 @dataclass(frozen=True)

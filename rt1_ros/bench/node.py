@@ -1,8 +1,20 @@
-"""The node section: image message in → Twist out over real topics (rclpy, a peer node in the same process), minus
-the model time the node reports in rt1_action.inference_ms = node overhead."""
+"""The node section: image message in → Twist out over real topics with rt1_node in its own process, as on a robot,
+minus the model time the node reports in rt1_action.inference_ms = node overhead.
+
+This process plays the camera and the Twist's consumer: it publishes one frame, waits for the Twist and the
+RT1Action answering it (control_trigger: image), then sends the next, so the latency is never a queue's.
+
+rclpy's EventsExecutor (rclpy.experimental) was tried in place of the SingleThreadedExecutor and cannot run
+rt1_node: on Kilted its spin raises "SystemError: null argument to internal routine" on the first message to a
+subscription whose callback takes the MessageInfo, which the instruction subscription needs (the source timestamp
+decides which of two latched instructions is newest).
+"""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,9 +37,9 @@ class NodeResult:
     model_size: str
     image: str
     transport: str
+    backend: str
     image_in_to_twist_out_ms: list[float]
     model_inference_ms: list[float]
-    frames_skipped: int
 
     @property
     def node_overhead_ms(self) -> list[float]:
@@ -35,14 +47,14 @@ class NodeResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"model_size": self.model_size, "image": self.image, "transport": self.transport,
-                "image_in_to_twist_out_ms": summarise_ms(self.image_in_to_twist_out_ms),
+                "backend": self.backend, "image_in_to_twist_out_ms": summarise_ms(self.image_in_to_twist_out_ms),
                 "model_inference_ms": summarise_ms(self.model_inference_ms),
-                "node_overhead_ms": summarise_ms(self.node_overhead_ms), "frames_skipped": self.frames_skipped}
+                "node_overhead_ms": summarise_ms(self.node_overhead_ms)}
 
     def format(self) -> list[str]:
         overhead = summarise_ms(self.node_overhead_ms)
-        return ["", f"node path ({self.model_size}, {self.image}, {self.transport}): image->Twist median "
-                    f"{summarise_ms(self.image_in_to_twist_out_ms)['median']:.1f} ms, model "
+        return ["", f"node path ({self.model_size}, {self.image}, {self.transport}, {self.backend}): image->Twist "
+                    f"median {summarise_ms(self.image_in_to_twist_out_ms)['median']:.1f} ms, model "
                     f"{summarise_ms(self.model_inference_ms)['median']:.1f} ms, overhead median "
                     f"{overhead['median']:.2f} / p90 {overhead['p90']:.2f} ms"]
 
@@ -52,65 +64,118 @@ def skipped(reason: str) -> Skipped:
 
 
 def bench_node(config: BenchConfig) -> NodeResult | Skipped:
-    """Images published one at a time by a peer node; each waits for its Twist (control_trigger: image)."""
+    """rt1_node as its own process; this process publishes the images and receives the Twists."""
     try:
-        import rclpy
-        from geometry_msgs.msg import Twist
-        from rclpy.parameter import Parameter
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
+        import rclpy  # noqa: F401
 
-        from rt1_ros.msg import RT1Action
-        from rt1_ros.node.rt1_node import Rt1Node
-        from rt1_ros.qos import LATCHED
-        from rt1_ros.ros_graph import InProcessGraph
+        from rt1_ros.msg import RT1Action  # noqa: F401
     except ImportError as exc:
         return skipped(f"ROS 2 Python or the built messages are missing ({exc}); run `make setup`")
-
     settings = config.node
     with tempfile.TemporaryDirectory(prefix="rt1-bench-") as directory:
         checkpoint = _always_stepping_checkpoint(settings.model_size, Path(directory))
-        graph = InProcessGraph()
-        namespace = f"/rt1_bench_{os.getpid()}"
         try:
-            overrides = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled=True,
-                             ema_alpha=1.0, image_timeout_s=60.0, image_reliability="reliable")
-            node = graph.add(Rt1Node(namespace=namespace, context=graph.context,
-                                     parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()]))
-            peer = graph.add(rclpy.create_node("rt1_bench_peer", namespace=namespace, context=graph.context))
+            return _measure(settings, checkpoint, f"/rt1_bench_{os.getpid()}")
+        except RuntimeError as exc:
+            return skipped(str(exc))
 
-            arrivals = _Arrivals()
-            peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
-            peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
-            image_publisher = peer.create_publisher(Image, "image", 10)
-            peer.create_publisher(String, "instruction", LATCHED).publish(String(data=INSTRUCTION))
-            if not _wait(lambda: node.controller.instruction is not None
-                         and image_publisher.get_subscription_count() > 0, settings.timeout_s):
-                return skipped("the node did not receive the instruction / discover the camera in time")
 
-            frames = camera_frames(8, max(settings.image_width, settings.image_height), seed=1)
-            frames = frames[:, :settings.image_height, :settings.image_width]
-            end_to_end, model_ms = [], []
-            for i in range(settings.warmup_messages + settings.messages):
-                message = _image_message(Image, frames[i % len(frames)], settings, stamp_sec=1000 + i)
-                twists_before = arrivals.count("twist")
-                sent = time.perf_counter()
-                image_publisher.publish(message)
-                reply = arrivals.wait_for_reply(twists_before, 1000 + i, settings.timeout_s)
-                if reply is None:
-                    return skipped(f"no Twist for image {i} within {settings.timeout_s} s")
-                received, action = reply
-                if i < settings.warmup_messages:
-                    continue
-                end_to_end.append((received - sent) * 1000.0)
-                model_ms.append(action.inference_ms)
-            return NodeResult(model_size=settings.model_size,
-                              image=f"{settings.image_width}x{settings.image_height} rgb8",
-                              transport=f"{os.environ.get('RMW_IMPLEMENTATION', 'default rmw')}, in-process peer",
-                              image_in_to_twist_out_ms=end_to_end, model_inference_ms=model_ms,
-                              frames_skipped=node.frames_skipped)
-        finally:
-            graph.close()
+def _measure(settings: NodeBenchConfig, checkpoint: Path, namespace: str) -> NodeResult:
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from rt1_ros.msg import RT1Action
+    from rt1_ros.qos import LATCHED
+
+    log = tempfile.NamedTemporaryFile("w+", prefix="rt1_bench_node_", suffix=".log", delete=False)
+    overrides = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled="true",
+                     ema_alpha="1.0", image_timeout_s="60.0", image_reliability="reliable")
+    command = [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}"]
+    for key, value in overrides.items():
+        command += ["-p", f"{key}:={value}"]
+    node_process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    peer = rclpy.create_node("rt1_bench_camera", namespace=namespace, context=context)
+    spinner = SingleThreadedExecutor(context=context)
+    spinner.add_node(peer)
+    spin_thread = threading.Thread(target=spinner.spin, daemon=True)
+    spin_thread.start()
+
+    def failure(what: str) -> RuntimeError:
+        log.flush()
+        log.seek(0)
+        return RuntimeError(f"{what}; rt1_node's log ends: {log.read()[-1500:]}")
+
+    try:
+        arrivals = _Arrivals()
+        peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
+        peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
+        image_publisher = peer.create_publisher(Image, "image", 10)
+        peer.create_publisher(String, "instruction", LATCHED).publish(String(data=INSTRUCTION))
+        if not _wait(lambda: image_publisher.get_subscription_count() > 0 or node_process.poll() is not None,
+                     settings.timeout_s) or node_process.poll() is not None:
+            raise failure(f"rt1_node did not subscribe to the camera within {settings.timeout_s:g} s")
+        frames = camera_frames(8, max(settings.image_width, settings.image_height), seed=1)
+        frames = frames[:, :settings.image_height, :settings.image_width]
+        # The instruction may reach the node after the first frames: send one frame at a time until one is answered
+        # with motion, then the timed exchange starts.
+        primed = False
+        for attempt in range(int(settings.timeout_s / 0.5)):
+            twists_before = arrivals.count("twist")
+            image_publisher.publish(_image_message(Image, frames[0], settings, stamp_sec=attempt + 1))
+            if arrivals.wait_for_reply(twists_before, attempt + 1, 0.5) is not None:
+                primed = True
+                break
+        if not primed:
+            raise failure(f"rt1_node answered no frame with a Twist within {settings.timeout_s:g} s")
+        end_to_end, model_ms = [], []
+        for i in range(settings.warmup_messages + settings.messages):
+            stamp = 1000 + i
+            message = _image_message(Image, frames[i % len(frames)], settings, stamp_sec=stamp)
+            twists_before = arrivals.count("twist")
+            sent = time.perf_counter()
+            image_publisher.publish(message)
+            reply = arrivals.wait_for_reply(twists_before, stamp, settings.timeout_s)
+            if reply is None:
+                raise failure(f"no Twist for image {i} within {settings.timeout_s:g} s")
+            received, action = reply
+            if i < settings.warmup_messages:
+                continue
+            end_to_end.append((received - sent) * 1000.0)
+            model_ms.append(action.inference_ms)
+        return NodeResult(model_size=settings.model_size,
+                          image=f"{settings.image_width}x{settings.image_height} rgb8",
+                          transport=f"{os.environ.get('RMW_IMPLEMENTATION', 'default rmw')}, node in its own process",
+                          backend=_backend_from_log(log), image_in_to_twist_out_ms=end_to_end,
+                          model_inference_ms=model_ms)
+    finally:
+        node_process.send_signal(signal.SIGINT)
+        try:
+            node_process.wait(30)
+        except subprocess.TimeoutExpired:
+            node_process.kill()
+            node_process.wait()
+        spinner.shutdown()
+        spin_thread.join(timeout=10)
+        peer.destroy_node()
+        rclpy.try_shutdown(context=context)
+        log.close()
+        os.unlink(log.name)
+
+
+def _backend_from_log(log) -> str:
+    """What the node's start-up line says it runs on ("... on cpu (openvino)")."""
+    log.flush()
+    log.seek(0)
+    for line in log.read().splitlines():
+        if " on cpu (" in line:
+            return line.rsplit(" on cpu (", 1)[1].split(")")[0]
+    return "?"
 
 
 def _always_stepping_checkpoint(model_size: str, directory: Path) -> Path:

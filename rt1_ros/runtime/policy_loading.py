@@ -54,8 +54,8 @@ class PolicySource:
     half_precision: bool = parameter(False, "fp16 inference on CUDA (ignored on CPU)", read_only=True)
     text_encoder: str = parameter("bundled:all-MiniLM-L6-v2", "instruction encoder: a SentenceTransformer name or "
                                   "path (bundled:all-MiniLM-L6-v2 works offline), use:<dir> (Universal Sentence "
-                                  "Encoder, tensorflow_hub) or embeddings:<.npz or .yaml> (precomputed); its width must "
-                                  "be the checkpoint's", read_only=True)
+                                  "Encoder, tensorflow_hub) or embeddings:<.npz or .yaml> (precomputed); its width "
+                                  "must be the checkpoint's", read_only=True)
     action_space_file: str = parameter("", "action ranges YAML; empty = the checkpoint's, else "
                                        "config/action_space.yaml", read_only=True)
     seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)

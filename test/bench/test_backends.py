@@ -75,7 +75,8 @@ def test_backend_targets_are_judged_from_the_results():
 
     backends = {"recommended_cpu_backend": "onnxruntime", "models": {
         "trained": {"candidates": {"torch/1t": run("torch", 1, 20, 1.0), "openvino/1t": run("openvino", 1, 8, 2.5)}},
-        "paper": {"auto_backend": "openvino", "candidates": {"torch/1t": run("torch", 1, 130, 1.0), "torch/2t": run("torch", 2, 900, 1.0),
+        "paper": {"auto_backend": "openvino",
+                  "candidates": {"torch/1t": run("torch", 1, 130, 1.0), "torch/2t": run("torch", 2, 900, 1.0),
                                  "openvino/1t": run("openvino", 1, 70, 1.86),
                                  "openvino/2t": run("openvino", 2, 60, 15.0)}}}}
     speedup, rate = evaluate_targets({"backends": backends})
