@@ -11,7 +11,8 @@ A checkpoint ``<prefix>`` is two kinds of file (tensorflow/core/util/tensor_bund
 * ``<prefix>.data-NNNNN-of-MMMMM``: the tensors' raw little-endian bytes at the entries' offsets. A string tensor
   is its varint64 lengths, a masked crc32c of the lengths, then the bytes.
 
-TensorFlow writes the index uncompressed; a snappy block is reported, not decoded. The few protobuf fields needed
+TensorFlow writes the index uncompressed, but the released RT-1 checkpoints' indexes (written by Google's internal
+tools) are snappy-compressed blocks, decoded by `rt1_ros.convert.snappy`. The few protobuf fields needed
 are decoded by hand, so neither TensorFlow nor protobuf is needed. ``object_graph_names`` decodes the
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` that object-based checkpoints (``tf.train.Checkpoint``, a SavedModel's
 ``variables/variables``) carry, to name each key by its path from the root object.
@@ -248,10 +249,15 @@ def _read_block(index: bytes, handle: tuple[int, int], path: Path) -> list[tuple
     stored = struct.unpack_from("<I", index, offset + size + 1)[0]
     if crc32c(index[offset:offset + size + 1]) != unmask_crc(stored):
         raise TensorBundleError(f"{path}: corrupt (checksum mismatch in the index block at byte {offset})")
-    if block_type == 1:
-        raise TensorBundleError(f"{path}: the index block at byte {offset} is snappy-compressed, which TensorFlow "
-                                "does not write and this reader does not decode; re-save it with TensorFlow")
-    if block_type != 0:
+    if block_type == 1:  # the checksum covers the compressed bytes, checked above
+        from rt1_ros.convert.snappy import SnappyError, decompress
+
+        try:
+            contents = decompress(contents)
+        except SnappyError as exc:
+            raise TensorBundleError(f"{path}: corrupt (the snappy block at byte {offset}: {exc})") from None
+        size = len(contents)
+    elif block_type != 0:
         raise TensorBundleError(f"{path}: corrupt (unknown block type {block_type} at byte {offset})")
     if size < 4:
         raise TensorBundleError(f"{path}: corrupt (a {size}-byte block at byte {offset})")

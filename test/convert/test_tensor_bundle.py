@@ -214,15 +214,36 @@ def test_a_corrupt_index_block_fails_its_checksum(bundle):
         read_variables(bundle)
 
 
-def test_a_snappy_block_is_reported_not_misread(bundle):
+def snappy_literals(data: bytes) -> bytes:
+    """A valid snappy stream of ``data`` made of literal runs only (the format's simplest encoding)."""
+    out = bytearray()
+    length = len(data)
+    while True:  # varint of the uncompressed length
+        out.append((length & 0x7F) | (0x80 if length > 0x7F else 0))
+        length >>= 7
+        if not length:
+            break
+    for start in range(0, len(data), 60):
+        chunk = data[start:start + 60]
+        out.append((len(chunk) - 1) << 2)  # literal tag, length - 1 < 60 in the tag itself
+        out += chunk
+    return bytes(out)
+
+
+def test_a_snappy_block_reads_as_its_plain_twin_and_a_broken_one_is_refused(bundle):
+    """The released RT-1 indexes are snappy-compressed blocks (written by Google's tools, not TensorFlow)."""
     index_path = bundle.with_suffix(".index")
-    index = bytearray(index_path.read_bytes())
-    size = tb._block_handle(tb._read_block(bytes(index), _index_handle(bytes(index)), index_path)[0][1], "h")[1]
-    index[size] = 1  # the first data block starts at 0: mark it snappy and re-seal its checksum
-    index[size + 1:size + 5] = struct.pack("<I", tb.mask_crc(tb.crc32c(bytes(index[:size + 1]))))
-    index_path.write_bytes(bytes(index))
-    with pytest.raises(TensorBundleError, match="snappy-compressed"):
-        list_variables(bundle)
+    index = index_path.read_bytes()
+    handle = _index_handle(index)
+    plain = tb._read_block(index, handle, index_path)
+    compressed = snappy_literals(index[handle[0]:handle[0] + handle[1]])
+    sealed = compressed + b"\x01" + struct.pack("<I", tb.mask_crc(tb.crc32c(compressed + b"\x01")))
+    padded = sealed + bytes(tb.FOOTER_BYTES)
+    assert tb._read_block(padded, (0, len(compressed)), index_path) == plain and len(plain) > 0
+    broken = compressed[:1] + b"\xff" + compressed[2:]  # a tag that copies from before the start
+    sealed = broken + b"\x01" + struct.pack("<I", tb.mask_crc(tb.crc32c(broken + b"\x01")))
+    with pytest.raises(TensorBundleError, match="corrupt \\(the snappy block"):
+        tb._read_block(sealed + bytes(tb.FOOTER_BYTES), (0, len(broken)), index_path)
 
 
 def _index_handle(index: bytes) -> tuple[int, int]:
