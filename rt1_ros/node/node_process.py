@@ -21,8 +21,20 @@ EXIT_INTERRUPTED = 130
 EXIT_START_FAILED = 2
 
 
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
+class _StopRequest:
+    """What a SIGINT/SIGTERM does: during start-up it raises KeyboardInterrupt (loading a model may take long, and
+    nothing is running yet); once the node spins it only sets ``requested``, which the spin loop reads after each
+    ``spin_once``. An exception raised from a signal handler lands wherever the main thread is, and inside rclpy's
+    C++ bindings (taking a message) it surfaces as a RuntimeError instead of a KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.spinning = False
+
+    def __call__(self, signum, frame) -> None:
+        self.requested = True
+        if not self.spinning:
+            raise KeyboardInterrupt
 
 
 def run_node(name: str, make_node: Callable[[], Node], num_threads: int, args: list[str] | None = None,
@@ -37,10 +49,12 @@ def run_node(name: str, make_node: Callable[[], Node], num_threads: int, args: l
     finish; then ``after_drain`` runs with no callback in flight (e.g. publish the final zero command).
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         node = make_node()
+        stop.spinning = True
     except KeyboardInterrupt:
         rclpy.try_shutdown()
         return EXIT_INTERRUPTED
@@ -51,7 +65,7 @@ def run_node(name: str, make_node: Callable[[], Node], num_threads: int, args: l
     executor = SingleThreadedExecutor() if num_threads == 1 else MultiThreadedExecutor(num_threads=num_threads)
     executor.add_node(node)
     try:
-        while rclpy.ok():
+        while rclpy.ok() and not stop.requested:
             executor.spin_once(timeout_sec=SPIN_TIMEOUT_S)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
