@@ -256,23 +256,29 @@ class CudaGraphPath(EagerPath):
 
 def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> EagerPath:
     """The prepared model behind the backend and executor the options ask for (CUDA executors need a CUDA device;
-    the ONNX backends run on the CPU). The path's ``options`` say which backend it runs (``auto`` resolved; torch
-    after a fallback)."""
+    the ONNX backends run on the CPU). The path's ``options`` say which backend it runs (``auto`` resolved; after a
+    fallback, the one that runs: ``auto``'s openvino falls back to onnxruntime, then torch; a named backend to
+    torch)."""
     backend = options.backend_on(device, model.config.image_size)
     if options.backend not in ("auto", backend):
         logger.warning("inference backend '%s' runs on the CPU only; running torch on %s", options.backend, device)
-    if backend != options.backend:
-        options = dataclasses.replace(options, backend=backend)
-    prepared = prepare_model(model, options, device)
-    if backend != "torch":
+    candidates = [backend]
+    if options.backend == "auto" and backend not in ("torch", AUTO_CPU_BACKEND):
+        candidates.append(AUTO_CPU_BACKEND)
+    prepared = prepare_model(model, dataclasses.replace(options, backend=backend), device)
+    for index, candidate in enumerate(candidates):
+        if candidate == "torch":
+            break
+        options = dataclasses.replace(options, backend=candidate)
         try:
             from rt1_ros.runtime.onnx_backends import build_onnx_path
 
-            return build_onnx_path(model, prepared, options, backend)
+            return build_onnx_path(model, prepared, options, candidate)
         except Exception as exc:  # a missing runtime or a failed export must not stop the robot: torch still runs
-            logger.warning("inference backend '%s' is unavailable (%s: %s); running torch instead", backend,
-                           type(exc).__name__, exc)
-            options = dataclasses.replace(options, backend="torch")
+            instead = candidates[index + 1] if index + 1 < len(candidates) else "torch"
+            logger.warning("inference backend '%s' is unavailable (%s: %s); running %s instead", candidate,
+                           type(exc).__name__, exc, instead)
+    options = dataclasses.replace(options, backend="torch")
     if device.type != "cuda" or options.cuda_executor == "eager":
         return EagerPath(prepared, options)
     if options.cuda_executor == "compile":

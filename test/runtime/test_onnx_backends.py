@@ -177,6 +177,17 @@ def test_a_missing_runtime_falls_back_to_torch_with_one_warning(tiny_model, monk
     assert len(warnings) == 1 and "openvino" in warnings[0].getMessage() and "torch" in warnings[0].getMessage()
 
 
+def test_auto_without_openvino_falls_back_to_onnxruntime_not_torch(tiny_model, monkeypatch, caplog):
+    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(inference_optimisation, "AUTO_LARGE_IMAGE_SIZE", tiny_model.config.image_size)  # "large"
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    with caplog.at_level(logging.WARNING, logger=inference_optimisation.__name__):
+        path = build_path(tiny_model, InferenceOptions(), CPU)
+    assert path.options.backend == "onnxruntime" and type(path) is not EagerPath
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "'openvino' is unavailable" in warnings[0] and "running onnxruntime" in warnings[0]
+
+
 def test_auto_picks_the_measured_backend_for_the_frame_size_on_x86_and_torch_elsewhere(monkeypatch):
     options = InferenceOptions()
     assert options.backend == "auto"
