@@ -8,9 +8,9 @@
       ─ model.safetensors + config.yaml (rt1_ros.model.checkpoint)
 
 Every variable of the network is either mapped or on a short list of ones the released network never reads
-(`_action_token_emb`: its output is zeroed before use; the Normalization layer's `count`). Optimizer slots, step
-counters and the object graph are skipped. Anything else, and any model tensor nothing was mapped to, is an error
-naming each with its shape.
+(`_action_token_emb`: its output is zeroed before use). Optimizer slots, integer scalars (step counters, the
+Normalization layer's `count`) and the object graph are skipped. Anything else, and any model tensor nothing was
+mapped to, is an error naming each with its shape.
 """
 from __future__ import annotations
 
@@ -253,7 +253,7 @@ def map_variables(variables: dict[str, np.ndarray], model: RT1) -> _Mapper:
         mapper.norm(f"{target}.ffn_norm", f"{source}/layernorm2")
         mapper.dense(f"{target}.ffn", f"{source}/ff")
     mapper.dense("action_head.heads.0", "_transformer/_output_tokens")
-    for name in UNUSED + (f"{EFFICIENTNET}layer_with_weights-0/count",):
+    for name in UNUSED:
         if name in variables:
             mapper.used.setdefault(name, "(not read by the released network)")
     return mapper
@@ -331,11 +331,12 @@ def convert(source: str | Path, config: RT1Config | None = None) -> tuple[RT1, C
 def describe(config: RT1Config) -> str:
     t = config.transformer
     return (f"{config.backbone.num_blocks}-block FiLM-EfficientNet, {t.num_layers}-layer transformer "
-            f"(d={config.embed_dim}, {t.num_heads} heads × {t.head_dim or config.embed_dim // t.num_heads})")
+            f"(d={t.width or config.embed_dim}, {t.num_heads} heads × "
+            f"{t.head_dim or (t.width or config.embed_dim) // t.num_heads})")
 
 
 def released_step(source: Path, conversion: Conversion) -> int | None:
-    match = re.search(r"ckpt-(\d+)", str(source))
+    match = re.search(r"ckpt-(\d+)", Path(source).name)  # the file's own name, not a parent folder's
     if match:
         return int(match.group(1))
     return conversion.step

@@ -530,10 +530,11 @@ def _read_tensor(entry: _Entry, data, data_path: Path) -> np.ndarray:
         if len(raw) != entry.size:
             raise TensorBundleError(f"{where}: truncated ({len(raw)} of {entry.size} bytes)")
         return _read_string_tensor(entry, raw, where)
-    array = np.empty(entry.shape, dtype=dtype)
-    if entry.size != array.nbytes:
+    expected = math.prod(entry.shape) * dtype.itemsize  # before allocating: a corrupt shape must not exhaust memory
+    if entry.size != expected:
         raise TensorBundleError(f"{where}: corrupt (entry says {entry.size} bytes, {dtype.name}{list(entry.shape)} "
-                                f"is {array.nbytes})")
+                                f"is {expected})")
+    array = np.empty(entry.shape, dtype=dtype)
     flat = array.reshape(-1).view(np.uint8)
     got = data.readinto(memoryview(flat)) if array.nbytes else 0
     if got != array.nbytes:

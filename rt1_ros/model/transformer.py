@@ -116,6 +116,7 @@ class CausalTransformer(nn.Module):
         super().__init__()
         self.config = config
         self.tokens_per_frame = tokens_per_frame
+        self.action_tokens = action_tokens
         self.sequence_length = num_frames * tokens_per_frame
         self.width = config.width or dim
         if self.width != dim and not config.token_embedding:
@@ -129,10 +130,13 @@ class CausalTransformer(nn.Module):
                              persistent=False)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B,S,D) -> (B,S,width) with S = num_frames × tokens_per_frame, or fewer whole frames: the first positions
-        and the mask's top-left block (the released RT-1 reads its first steps from a partly filled window)."""
+        """(B,S,D) -> (B,S,width) with S = num_frames × tokens_per_frame, or, in the released layout (action
+        tokens), fewer whole frames: the first positions and the mask's top-left block (the released RT-1 reads its
+        first steps from a partly filled window). The project's own sizes always take a full window."""
         length = tokens.shape[1]
-        if length > self.sequence_length or length == 0 or length % self.tokens_per_frame:
+        short_allowed = self.action_tokens > 0
+        if (length > self.sequence_length or length == 0 or length % self.tokens_per_frame
+                or (length != self.sequence_length and not short_allowed)):
             raise ValueError(f"expected {self.sequence_length} tokens (or fewer whole frames of "
                              f"{self.tokens_per_frame}), got {length}")
         x = tokens if self.token_embedding is None else self.token_embedding(tokens)  # (B,S,width)

@@ -104,6 +104,12 @@ class RT1Policy(nn.Module):
         action_loss, per_dim (11,), auxiliary_loss, target_cell_loss and target_cell_accuracy (each None without
         its head; the accuracy also None when no target was in view). ``loss`` None uses ``config.loss``."""
         loss = self.config.loss if loss is None else loss
+        if self.model.config.action_readout != "last_token":
+            # The released layout reads its logits at action positions and reorders the mode classes
+            # (logits_from_frame_tokens); the training path below reads the last token's feature. Refuse rather than
+            # train a converted checkpoint's heads in the wrong order.
+            raise NotImplementedError(f"training a model with action_readout '{self.model.config.action_readout}' "
+                                      "(a converted official checkpoint) is not supported yet")
         conditioning = self.model.embed_instruction(batch["frame_text"])  # (F,D)
         spatial_tokens = self.model.image_encoder(batch["images"], conditioning)  # (F,g²,D): each frame once
         tokens = self.model.token_learner(spatial_tokens)  # (F,K,D)

@@ -67,3 +67,13 @@ def test_action_blind_mask_is_the_released_band_part_minus_the_action_block():
     assert torch.equal(mask, expected)
     assert not mask[3, 3] and mask[3, 2] and mask[8, 5] and not mask[8, 4]  # an action sees images, no action
     assert torch.equal(attention_mask("causal_action_blind", 1, per_frame, actions), mask[:per_frame, :per_frame])
+
+
+def test_only_the_released_layout_takes_a_window_of_fewer_frames(tiny_model):
+    """The project's sizes always get a full window (the node pads it); a short one is a caller's bug, refused."""
+    transformer = tiny_model.transformer
+    per_frame = transformer.tokens_per_frame
+    with pytest.raises(ValueError, match="expected"):
+        transformer(torch.zeros(1, per_frame, transformer.width))
+    released = type(transformer)(transformer.width, 6, per_frame + 2, transformer.config, action_tokens=2)
+    assert released(torch.zeros(1, per_frame + 2, transformer.width)).shape == (1, per_frame + 2, transformer.width)
