@@ -18,7 +18,8 @@ transformer over the cached window. What is available:
 - ``backend``: who runs the two calls. ``torch`` (the paths above; the reference, and the only one on CUDA),
   ``onnxruntime`` or ``openvino`` (CPU only: ONNX exports of the two calls, `rt1_ros.runtime.onnx_backends`), or
   ``auto``: on an x86 CPU the backend `auto_cpu_backend` names for the model's frame size, torch anywhere else. A
-  backend that is not installed or fails to export or load falls back to torch with one warning.
+  backend that is not installed or fails to export or load falls back with one warning: ``auto``'s openvino to
+  onnxruntime, anything else to torch.
   ``openvino_dtype`` bfloat16 is opt-in only (README "Performance": tokens checked on the trained model first).
 
 None of these changes a parameter value the model was trained with; `tokens_agree` is the check that a path
@@ -262,20 +263,18 @@ def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> E
     backend = options.backend_on(device, model.config.image_size)
     if options.backend not in ("auto", backend):
         logger.warning("inference backend '%s' runs on the CPU only; running torch on %s", options.backend, device)
-    candidates = [backend]
+    onnx_backends = [] if backend == "torch" else [backend]
     if options.backend == "auto" and backend not in ("torch", AUTO_CPU_BACKEND):
-        candidates.append(AUTO_CPU_BACKEND)
+        onnx_backends.append(AUTO_CPU_BACKEND)
     prepared = prepare_model(model, dataclasses.replace(options, backend=backend), device)
-    for index, candidate in enumerate(candidates):
-        if candidate == "torch":
-            break
+    for index, candidate in enumerate(onnx_backends):
         options = dataclasses.replace(options, backend=candidate)
         try:
             from rt1_ros.runtime.onnx_backends import build_onnx_path
 
             return build_onnx_path(model, prepared, options, candidate)
         except Exception as exc:  # a missing runtime or a failed export must not stop the robot: torch still runs
-            instead = candidates[index + 1] if index + 1 < len(candidates) else "torch"
+            instead = onnx_backends[index + 1] if index + 1 < len(onnx_backends) else "torch"
             logger.warning("inference backend '%s' is unavailable (%s: %s); running %s instead", candidate,
                            type(exc).__name__, exc, instead)
     options = dataclasses.replace(options, backend="torch")
