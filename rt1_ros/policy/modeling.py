@@ -74,7 +74,10 @@ class RT1Policy(nn.Module):
         self.target_cell_head: TargetCellHead | None = None
         self.embed_text = embed_text
         self.checkpoint_extra: dict = {}  # what the checkpoint recorded beside the weights (step, metrics, data)
-        self.history = FrameTokenHistory(config.model.num_frames)
+        # The released RT-1 reads its first steps from the frames so far; the project's sizes were trained on
+        # windows padded with the episode's first frame.
+        self.history = FrameTokenHistory(config.model.num_frames,
+                                         pad_short_windows=config.model.action_readout == "last_token")
         self.instruction: str | None = None
         self._conditioning: torch.Tensor | None = None  # (1,D)
         self._inference_request: tuple[torch.device, InferenceOptions | None, bool] | None = None
@@ -190,6 +193,12 @@ class RT1Policy(nn.Module):
     def image_size(self) -> int:
         return self.config.model.image_size
 
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """(height, width) camera frames are resized to before the network (256×320 for the released RT-1, which
+        resizes them to image_size itself)."""
+        return self.config.model.frame_size
+
     def set_instruction(self, instruction: str) -> None:
         """Start an episode on ``instruction``: embedded once, the frame history restarts (cached tokens were
         conditioned on the previous instruction). One that cannot be embedded (not in a precomputed embedding map)
@@ -218,10 +227,16 @@ class RT1Policy(nn.Module):
         if self._conditioning is None:
             raise RuntimeError("no instruction set")
         started = time.perf_counter()
-        frame = images_to_tensor(resize_for_model(rgb, self.image_size)).unsqueeze(0)  # (1,3,S,S)
+        frame = images_to_tensor(resize_for_model(rgb, self.frame_size)).unsqueeze(0)  # (1,3,h,w)
         frame = frame.to(self.device, self._dtype, non_blocking=True)
         self.history.push(path.encode_frame(frame, self._conditioning)[0])  # (K,D)
-        logits = path.logits(self.history.window())  # (1,11,bins)
+        window = self.history.window()  # (1,T,K,D); fewer frames only in the released layout's first steps
+        if window.shape[1] == self.config.model.num_frames:
+            logits = path.logits(window)  # (1,11,bins)
+        else:
+            # Exported and captured graphs have a fixed window of T frames; the short first windows run eagerly
+            # on the path's own prepared torch copy.
+            logits = path.model.logits_from_frame_tokens(window)
         if not torch.isfinite(logits).all():
             # argmax over NaN logits still yields valid-looking tokens: refuse them here, the caller holds the robot.
             raise FloatingPointError("the model produced non-finite logits")
@@ -235,7 +250,7 @@ class RT1Policy(nn.Module):
         instruction, from the network itself (an ONNX inference path does not expose it)."""
         if self.instruction is None:
             raise RuntimeError("no instruction set")
-        frame = images_to_tensor(resize_for_model(rgb, self.image_size)).unsqueeze(0)  # (1,3,S,S)
+        frame = images_to_tensor(resize_for_model(rgb, self.frame_size)).unsqueeze(0)  # (1,3,h,w)
         parameter = next(self.model.parameters())
         embedding = self.embed_text(self.instruction).reshape(1, -1).to(parameter.device, parameter.dtype)
         conditioning = self.model.embed_instruction(embedding)  # (1,D)

@@ -2,6 +2,7 @@
 
 Until T frames exist the window is padded by repeating the oldest frame; training windows at the start of an
 episode are padded the same way (`pad_window_indices`), so the policy sees at run time what it saw in training.
+The released RT-1 (``pad_short_windows`` False) does not pad: its first steps read a window of the frames so far.
 """
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import torch
 
 
 class FrameTokenHistory:
-    def __init__(self, num_frames: int) -> None:
+    def __init__(self, num_frames: int, pad_short_windows: bool = True) -> None:
         self.num_frames = num_frames
+        self.pad_short_windows = pad_short_windows
         self._tokens: deque[torch.Tensor] = deque(maxlen=num_frames)
 
     def push(self, frame_tokens: torch.Tensor) -> None:
@@ -26,10 +28,11 @@ class FrameTokenHistory:
         return len(self._tokens)
 
     def window(self) -> torch.Tensor:
-        """(1,T,K,D), oldest first, padded at the front with the oldest frame."""
+        """(1,T,K,D), oldest first, padded at the front with the oldest frame; (1,T',K,D) with the T' ≤ T frames so
+        far when short windows are not padded."""
         if not self._tokens:
             raise RuntimeError("no frame has been encoded yet")
-        padding = [self._tokens[0]] * (self.num_frames - len(self._tokens))
+        padding = [self._tokens[0]] * (self.num_frames - len(self._tokens)) if self.pad_short_windows else []
         return torch.stack(padding + list(self._tokens)).unsqueeze(0)
 
 

@@ -142,10 +142,12 @@ def _to_rgb(image: np.ndarray, order: str) -> np.ndarray:
     return np.repeat(image, 3, axis=2)  # mono
 
 
-def resize_for_model(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H,W,3) uint8 -> (size,size,3) uint8; area interpolation avoids aliasing when shrinking big frames."""
-    if rgb.shape[0] == size and rgb.shape[1] == size:
+def resize_for_model(rgb: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """(H,W,3) uint8 -> (size,size,3), or (height,width,3) for a (height, width) size, uint8; area interpolation
+    avoids aliasing when shrinking big frames."""
+    height, width = (size, size) if isinstance(size, int) else size
+    if rgb.shape[0] == height and rgb.shape[1] == width:
         return np.ascontiguousarray(rgb)
-    shrinking = rgb.shape[0] > size or rgb.shape[1] > size
+    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
     interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(rgb), (size, size), interpolation=interpolation)
+    return cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interpolation)

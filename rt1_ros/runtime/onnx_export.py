@@ -44,7 +44,7 @@ from torch import nn
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.yaml_config import to_mapping
 
-FORMAT_VERSION = 1  # bump when what is exported changes (graph boundaries, pooling, folding), to re-export
+FORMAT_VERSION = 2  # bump when what is exported changes (graph boundaries, pooling, folding, input size), to re-export
 OPSET = 17
 ENCODER_FILE = "frame_encoder.onnx"
 TRANSFORMER_FILE = "transformer.onnx"
@@ -212,7 +212,7 @@ def write_onnx_files(model: RT1, directory: Path) -> None:
 
     config = model.config
     exportable = exportable_copy(model)
-    frame = torch.rand(1, 3, config.image_size, config.image_size)
+    frame = torch.rand(1, 3, *config.frame_size)  # the size select_action feeds (the encoder's resize is traced)
     conditioning = torch.randn(1, config.embed_dim)
     window = torch.randn(1, config.num_frames, config.tokens_per_frame, config.embed_dim)
     graphs = ((ENCODER_FILE, FrameEncoderGraph(exportable), (frame, conditioning), ["frame", "conditioning"],
@@ -297,7 +297,7 @@ def cached_export(model: RT1, checkpoint: str | Path | None = None, cache: str |
         config = model.config
         manifest = {"key": key, "format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__,
                     "checkpoint": str(checkpoint) if checkpoint is not None else None,
-                    "inputs": {ENCODER_FILE: {"frame": [1, 3, config.image_size, config.image_size],
+                    "inputs": {ENCODER_FILE: {"frame": [1, 3, *config.frame_size],
                                               "conditioning": [1, config.embed_dim]},
                                TRANSFORMER_FILE: {"window": [1, config.num_frames, config.tokens_per_frame,
                                                              config.embed_dim]}},

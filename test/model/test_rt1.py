@@ -118,7 +118,7 @@ def test_official_logits_are_read_at_the_released_action_positions(small_officia
 def test_official_cached_steps_give_the_full_window_logits(small_official_model):
     """The model's cached path (encode_frame per step, logits over the cached tokens) against forward over the same
     frames, from the first step (a window of the frames so far, as the released policy reads it) to past a full
-    window. (The node's FrameTokenHistory still pads a short window to 6 frames: README "Released RT-1 weights".)"""
+    window. (The policy's step on top of it: test/policy/test_modeling.py.)"""
     model, config = small_official_model, small_official_model.config
     generator = torch.Generator().manual_seed(6)
     height, width = config.frame_size

@@ -2,12 +2,14 @@
 per-window forward, checkpoints round-trip, and training never leaves a stale inference copy behind."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from rt1_ros.model.rt1 import images_to_tensor
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig, resolve_device
+from rt1_ros.runtime import onnx_export
 from rt1_ros.runtime.control_policy import ControlPolicy
 from rt1_ros.runtime.frame_history import pad_window_indices
 from rt1_ros.runtime.inference_optimisation import InferenceOptions, input_dependence
@@ -39,6 +41,41 @@ def test_policy_steps_match_full_window_recompute(trained_model, action_space, t
         np.testing.assert_array_equal(result.tokens, expected[0].numpy())
         assert result.inference_ms > 0
         assert set(np.unique(result.action[10])) <= {0.0, 1.0, 2.0}
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_official_policy_steps_as_the_release_does(small_official_model, action_space, tokenizer, backend,
+                                                   tmp_path, monkeypatch):
+    """The released RT-1's control step: each camera frame resized to the size it was trained on (256×320; here
+    the small variant's 48×64), and its first steps read a window of the frames so far, not one padded to T
+    frames; from step T on, the last T. On the eager path and on an exported one (its graph has a fixed window:
+    the short first windows run on its torch copy)."""
+    monkeypatch.setenv(onnx_export.CACHE_ENVIRONMENT_VARIABLE, str(tmp_path))
+    model, config = small_official_model, small_official_model.config
+    assert config.frame_size == (48, 64) and config.image_size == 60
+    text = torch.randn(config.text_embedding_dim, generator=torch.Generator().manual_seed(2))
+    policy = wrap(model, action_space, lambda instruction: text, InferenceOptions(backend=backend))
+    assert type(policy.inference_path).__name__ == ("EagerPath" if backend == "torch" else "OnnxRuntimePath")
+    policy.set_instruction("pick up the can")
+    camera = np.random.default_rng(1).integers(0, 256, size=(config.num_frames + 2, 120, 160, 3), dtype=np.uint8)
+    frames = images_to_tensor(np.stack([cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in camera]))
+    steps = len(camera)
+    with torch.no_grad():
+        released = [model(frames[None, max(0, s + 1 - config.num_frames):s + 1], text[None]) for s in range(steps)]
+        padded = [model(frames[None, pad_window_indices(s, config.num_frames)], text[None]) for s in range(steps)]
+    # Not vacuous: padding the first windows gives other logits.
+    assert max((p - r).abs().max().item() for p, r in zip(padded, released)) > 1e-2
+    encode, fed = policy.inference_path.encode_frame, []
+    policy.inference_path.encode_frame = lambda frame, conditioning: fed.append(frame.shape) or encode(frame,
+                                                                                                      conditioning)
+    decode, decoded = policy.tokenizer.tokens_from_logits, []
+    policy.tokenizer.tokens_from_logits = lambda logits: decoded.append(logits) or decode(logits)
+    for step in range(steps):
+        result = policy.select_action(camera[step])
+        torch.testing.assert_close(decoded[-1], released[step], rtol=0, atol=1e-4)
+        np.testing.assert_array_equal(result.tokens, decode(released[step])[0].numpy())
+    assert fed == [(1, 3, 48, 64)] * steps  # the network resizes to image_size (60) itself, as the release does
+    assert len(policy.history) == config.num_frames
 
 
 def test_new_instruction_clears_history(tiny_model, action_space):
