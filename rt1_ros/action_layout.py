@@ -51,13 +51,23 @@ class Mode(IntEnum):
 
 @dataclass(frozen=True)
 class ActionDimension:
+    """One continuous dimension: the range the tokenizer's bins cover (the model's units), and how a decoded value
+    maps onto the robot: ``scale`` × value + ``offset``, applied by the node before smoothing and its limits. The
+    project's checkpoints decode in the robot's units (1, 0); a converted release decodes in Google's robot's units,
+    which each robot calibrates (README "Released RT-1 weights")."""
+
     name: str
     low: float
     high: float
+    scale: float = 1.0
+    offset: float = 0.0
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.low) and np.isfinite(self.high) and self.high > self.low):
             raise ValueError(f"action dimension {self.name}: need finite low < high, got [{self.low}, {self.high}]")
+        if not (np.isfinite(self.scale) and np.isfinite(self.offset) and self.scale != 0.0):
+            raise ValueError(f"action dimension {self.name}: need a finite, non-zero scale and a finite offset, got "
+                             f"scale {self.scale}, offset {self.offset}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,26 @@ class ActionSpaceConfig:
     @property
     def high(self) -> np.ndarray:
         return np.array([d.high for d in self.dimensions], dtype=np.float64)
+
+    @property
+    def scale(self) -> np.ndarray:
+        return np.array([d.scale for d in self.dimensions], dtype=np.float64)
+
+    @property
+    def offset(self) -> np.ndarray:
+        return np.array([d.offset for d in self.dimensions], dtype=np.float64)
+
+    def decoding_differences(self, other: "ActionSpaceConfig") -> list[str]:
+        """What ``other`` decodes tokens into differently (bins, rounding, ranges), named; scale and offset, the
+        robot's side, may differ."""
+        found = [f"{what} {mine} vs {theirs}" for what, mine, theirs in
+                 (("num_bins", self.num_bins, other.num_bins), ("rounding", self.rounding, other.rounding))
+                 if mine != theirs]
+        for mine, theirs in zip(self.dimensions, other.dimensions):
+            if (mine.name, mine.low, mine.high) != (theirs.name, theirs.low, theirs.high):
+                found.append(f"{mine.name} [{mine.low:g}, {mine.high:g}] vs {theirs.name} [{theirs.low:g}, "
+                             f"{theirs.high:g}]")
+        return found
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -62,8 +62,15 @@ class Conversion:
     step: int | None = None
 
 
+# The one mapping onto the node's outputs that holds on every robot: gripper_closedness_action runs from -1 (open)
+# to +1 (close), the node's gripper from 0 (open) to 1 (closed). Every other dimension keeps Google's robot's units
+# (scale 1) until a robot is calibrated (README "Released RT-1 weights").
+OFFICIAL_ROBOT_MAPPING = {"gripper": (0.5, 0.5)}
+
+
 def official_action_space(num_bins: int = 256) -> ActionSpaceConfig:
-    return ActionSpaceConfig(dimensions=tuple(ActionDimension(n, lo, hi) for n, lo, hi in OFFICIAL_ACTION_DIMENSIONS),
+    return ActionSpaceConfig(dimensions=tuple(ActionDimension(n, lo, hi, *OFFICIAL_ROBOT_MAPPING.get(n, (1.0, 0.0)))
+                                              for n, lo, hi in OFFICIAL_ACTION_DIMENSIONS),
                              num_bins=num_bins, rounding="truncate")
 
 

@@ -1,7 +1,8 @@
 """The policy's safety and output logic, free of ROS: what the node publishes at each control step.
 
-    newest frame ─ RT1Policy.select_action ─ decoded action (11) ─ finite? ─ EMA (continuous dims) ─ gripper hysteresis
-      ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when enabled and valid)
+    newest frame ─ RT1Policy.select_action ─ decoded action (11) ─ finite? ─ onto the robot (scale, offset) ─ EMA
+      (continuous dims) ─ gripper hysteresis ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when
+      enabled and valid)
 
 Mode semantics (README "Behaviour", Mode): arm → arm delta out, base zero; base → base twist out, arm delta zero
 and gripper held; terminate → everything zero and the episode is latched done until a new instruction or reset.
@@ -106,6 +107,8 @@ class Controller:
         self.stats = ControllerStats()
         self._low = action_space.low
         self._high = action_space.high
+        self._scale = action_space.scale
+        self._offset = action_space.offset
         # With 256 bins over a range symmetric about zero, zero falls between two bins and decodes to ±½ bin: a
         # policy that means "stop" would creep (2 mm/s on the base at ±0.5 m/s). Values within half a bin of zero
         # are therefore zero. Gripper closedness is not a velocity and is left alone.
@@ -233,6 +236,7 @@ class Controller:
         mode = Mode(int(action[MODE_DIM]))
         continuous = np.clip(action[:CONTINUOUS_DIMS], self._low, self._high)
         continuous = np.where(np.abs(continuous) <= self._zero_snap, 0.0, continuous)
+        continuous = self._scale * continuous + self._offset  # the model's units -> the robot's (calibration)
         previous = self._smoothing.continuous
         alpha = self.config.ema_alpha
         smoothed = continuous if previous is None else alpha * continuous + (1.0 - alpha) * previous

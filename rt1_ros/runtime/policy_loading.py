@@ -56,8 +56,9 @@ class PolicySource:
                                   "path (bundled:all-MiniLM-L6-v2 works offline), use:<dir> (Universal Sentence "
                                   "Encoder, tensorflow_hub) or embeddings:<.npz or .yaml> (precomputed); its width "
                                   "must be the checkpoint's", read_only=True)
-    action_space_file: str = parameter("", "action ranges YAML; empty = the checkpoint's, else "
-                                       "config/action_space.yaml", read_only=True)
+    action_space_file: str = parameter("", "action space YAML (ranges, and each dimension's scale/offset onto the "
+                                       "robot); empty = the checkpoint's, else config/action_space.yaml; with a "
+                                       "checkpoint only scale/offset may differ from its own", read_only=True)
     seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)
     # How the network runs (README "Performance"): on an x86 CPU an ONNX export by default (inference_backend auto:
     # ONNX Runtime for small frames, OpenVINO for the paper size; the same tokens as torch, 2-2.5x faster per step),
@@ -113,6 +114,13 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
     policy.embed_text = encoder.encode
     if source.action_space_file:
         action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
+        differences = policy.config.action_space.decoding_differences(action_space) if trained else []
+        if differences:
+            # The checkpoint's tokens are bins over the ranges it was trained on; other ranges would silently
+            # rescale every action. A robot maps them with scale and offset instead.
+            raise ValueError(f"action_space_file {source.action_space_file} decodes the {description}'s tokens "
+                             f"differently: {'; '.join(differences)}. Keep its num_bins, rounding and ranges and map "
+                             "onto the robot with each dimension's scale and offset")
         policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)
     if not trained or source.action_space_file:
         policy.prepare_inference(device, source.inference, source.half_precision)

@@ -221,6 +221,9 @@ def test_rt1_convert_writes_a_checkpoint_that_loads_with_its_release_recorded(wr
     with torch.no_grad():
         torch.testing.assert_close(model(images, text), written(images, text), rtol=0, atol=1e-5)
     assert action_space.rounding == "truncate"
+    # Released closedness -1 (open) .. +1 (close) onto the node's 0 .. 1; the other units wait for calibration.
+    assert [(d.name, d.scale, d.offset) for d in action_space.dimensions if (d.scale, d.offset) != (1, 0)] == [
+        ("gripper", 0.5, 0.5)]
     assert extra["converted_from"]["step"] == 424760
     assert extra["converted_from"]["action_bounds"]["base_yaw"] == pytest.approx([-np.pi, np.pi])
     assert convert_main([str(tmp_path / "nothing"), str(tmp_path / "out")]) == 1

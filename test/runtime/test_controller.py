@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from rt1_ros.action_layout import ActionDimension, ActionSpaceConfig
+from rt1_ros.convert.official_checkpoint import OFFICIAL_ACTION_DIMENSIONS
 from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.runtime import controller as controller_module
 from rt1_ros.runtime.controller import Controller, ControllerConfig, Frame, InstructionError, Mode
@@ -143,6 +145,36 @@ def test_limits_clamp_speeds(tokenizer, action_space):
     out = controller.step(0.0, frame(0.0))
     assert np.linalg.norm(out.base_twist[:2]) == pytest.approx(0.2)
     assert out.base_twist[2] == pytest.approx(-0.3)
+
+
+def test_each_dimension_is_mapped_onto_the_robot_before_smoothing_the_gripper_rule_and_limits(tokenizer):
+    """A converted release decodes in Google's units: gripper -1 (open) .. +1 (close) becomes the node's 0 .. 1,
+    a world_vector unit becomes scale metres, a base displacement per step becomes a velocity; then the limits."""
+    released = ActionSpaceConfig(dimensions=tuple(
+        ActionDimension(name, low, high, *{"arm_x": (0.02, 0.0), "gripper": (0.5, 0.5),
+                                           "base_x": (3.0, 0.0)}.get(name, (1.0, 0.0)))
+        for name, low, high in OFFICIAL_ACTION_DIMENSIONS), rounding="truncate")
+    policy = ScriptedPolicy(ActionTokenizer(released))
+    controller = Controller(policy, released, ControllerConfig(ema_alpha=1.0, max_base_linear_speed=0.5,
+                                                               start_enabled=True))
+    controller.set_instruction("pick coke can")
+    policy.queue = [action(arm=(0.5, 0.02, 0, 0, 0, 0), gripper=0.9, mode=0), action(gripper=-0.9, mode=0),
+                    action(base=(0.1, 0, 0), gripper=0.1, mode=1), action(base=(0.4, 0, 0), mode=1)]
+    out = controller.step(0.0, frame(0.0))
+    np.testing.assert_allclose(out.arm_delta[:2], [0.01, 0.02], atol=1e-2 / 255)  # arm_x scaled, arm_y as released
+    assert out.gripper == 1.0  # +0.9 closedness -> 0.95
+    assert controller.step(0.3, frame(0.3)).gripper == 0.0  # -0.9 -> 0.05
+    out = controller.step(0.6, frame(0.6))
+    assert out.gripper == 0.0  # +0.1 -> 0.55: inside the hysteresis band, the gripper stays open
+    assert out.base_twist[0] == pytest.approx(0.3)  # 0.1 per step at 3 steps/s
+    assert controller.step(0.9, frame(0.9)).base_twist[0] == pytest.approx(0.5)  # 1.2 m/s, clamped
+
+
+def test_a_zero_or_non_finite_scale_is_refused_naming_the_dimension():
+    with pytest.raises(ValueError, match="base_yaw: need a finite, non-zero scale"):
+        ActionDimension("base_yaw", -1.0, 1.0, scale=0.0)
+    with pytest.raises(ValueError, match="gripper: need a finite, non-zero scale and a finite offset"):
+        ActionDimension("gripper", 0.0, 1.0, offset=float("nan"))
 
 
 def test_stale_camera_holds_and_clears_history(setup):

@@ -6,12 +6,14 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.model.text_encoder import TextEncoderWidthError, UnknownInstructionError
 from rt1_ros.runtime.inference_optimisation import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource, load_policy
+from rt1_ros.yaml_config import to_mapping
 
 
 @pytest.fixture
@@ -42,4 +44,27 @@ def test_a_text_encoder_of_another_width_is_refused_naming_both(checkpoint_512):
     with pytest.raises(TextEncoderWidthError, match=r"bundled:all-MiniLM-L6-v2 gives 384-d embeddings, config "
                                                     r"expects 512: the checkpoint .*ckpt \(step \?\) takes 512-d"):
         load_policy(PolicySource(checkpoint=str(checkpoint_512), device="cpu",
+                                 inference=InferenceOptions(backend="torch")))
+
+
+def test_an_action_space_file_may_remap_a_checkpoint_onto_the_robot_but_not_change_its_ranges(tmp_path, tiny_config,
+                                                                                           action_space):
+    """scale/offset are the robot's side and are taken; other ranges or bins would rescale every decoded token and
+    are refused, naming each difference."""
+    torch.manual_seed(0)
+    save_pretrained(RT1(tiny_config), tmp_path / "ckpt", action_space)
+    mapping = to_mapping(action_space)
+    mapping["dimensions"][7].update(scale=2.0, offset=0.1)
+    remapped = tmp_path / "remapped.yaml"
+    remapped.write_text(yaml.safe_dump(mapping))
+    loaded = load_policy(PolicySource(checkpoint=str(tmp_path / "ckpt"), device="cpu", action_space_file=str(remapped),
+                                      inference=InferenceOptions(backend="torch")))
+    assert loaded.action_space.dimensions[7].scale == 2.0 and loaded.action_space.dimensions[7].offset == 0.1
+    mapping["dimensions"][0].update(low=-0.1)
+    mapping["num_bins"] = 128
+    ranged = tmp_path / "ranged.yaml"
+    ranged.write_text(yaml.safe_dump(mapping))
+    with pytest.raises(ValueError, match=r"decodes the checkpoint .* differently: num_bins 256 vs 128; arm_x "
+                                         r"\[-0.05, 0.05\] vs arm_x \[-0.1, 0.05\]. Keep its num_bins"):
+        load_policy(PolicySource(checkpoint=str(tmp_path / "ckpt"), device="cpu", action_space_file=str(ranged),
                                  inference=InferenceOptions(backend="torch")))
