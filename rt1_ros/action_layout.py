@@ -112,16 +112,22 @@ class ActionSpaceConfig:
     def offset(self) -> np.ndarray:
         return np.array([d.offset for d in self.dimensions], dtype=np.float64)
 
+    def onto_robot(self, continuous: np.ndarray) -> np.ndarray:
+        """(..., 10) decoded values in the model's units -> the robot's: scale × value + offset per dimension."""
+        return self.scale * continuous + self.offset
+
     def decoding_differences(self, other: "ActionSpaceConfig") -> list[str]:
-        """What ``other`` decodes tokens into differently (bins, rounding, ranges), named; scale and offset, the
-        robot's side, may differ."""
+        """What ``other`` decodes tokens into differently (bins, rounding, ranges beyond 1e-6 of their width),
+        named; scale and offset, the robot's side, may differ."""
         found = [f"{what} {mine} vs {theirs}" for what, mine, theirs in
                  (("num_bins", self.num_bins, other.num_bins), ("rounding", self.rounding, other.rounding))
                  if mine != theirs]
         for mine, theirs in zip(self.dimensions, other.dimensions):
-            if (mine.name, mine.low, mine.high) != (theirs.name, theirs.low, theirs.high):
-                found.append(f"{mine.name} [{mine.low:g}, {mine.high:g}] vs {theirs.name} [{theirs.low:g}, "
-                             f"{theirs.high:g}]")
+            tolerance = 1e-6 * (mine.high - mine.low)
+            if (mine.name != theirs.name or abs(mine.low - theirs.low) > tolerance
+                    or abs(mine.high - theirs.high) > tolerance):
+                found.append(f"{mine.name} [{mine.low!r}, {mine.high!r}] vs {theirs.name} [{theirs.low!r}, "
+                             f"{theirs.high!r}]")
         return found
 
     @property

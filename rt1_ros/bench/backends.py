@@ -30,7 +30,7 @@ from rt1_ros.model.rt1 import RT1, count_parameters
 from rt1_ros.runtime.frame_history import FrameTokenHistory
 from rt1_ros.runtime.image_decoding import resize_for_model
 from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
-                                                    reference_and_candidate_tokens, tokens_agree)
+                                                    reference_and_candidate_tokens, tokens_agree, window_logits)
 
 TRAINED = "trained"
 
@@ -191,21 +191,21 @@ def load_model(name: str) -> tuple[RT1, np.ndarray, str]:
 class TimedStep:
     """One candidate's cached control step, with its own frame history, as the policy runs it."""
 
-    def __init__(self, path, conditioning: torch.Tensor, frames: np.ndarray, image_size: int) -> None:
+    def __init__(self, path, conditioning: torch.Tensor, frames: np.ndarray) -> None:
         self.path = path
         self.conditioning = conditioning
         self.frames = frames
-        self.image_size = image_size
-        self.history = FrameTokenHistory(path.model.config.num_frames)
+        self.frame_size = path.model.config.frame_size
+        self.history = FrameTokenHistory(path.model.config.num_frames, path.model.config.pads_short_windows)
         self.index = 0
 
     @torch.inference_mode()
     def __call__(self) -> torch.Tensor:
         rgb = self.frames[self.index % len(self.frames)]
         self.index += 1
-        frame = frames_as_tensor(resize_for_model(rgb, self.image_size)).unsqueeze(0)
+        frame = frames_as_tensor(resize_for_model(rgb, self.frame_size)).unsqueeze(0)
         self.history.push(self.path.encode_frame(frame, self.conditioning)[0])
-        logits = self.path.logits(self.history.window())
+        logits = window_logits(self.path, self.history.window())
         return tokens_from_logits(logits.float(), len(MODE_CLASSES))[0]
 
 
@@ -213,7 +213,8 @@ def compare_model(name: str, config: BenchConfig) -> ModelComparison:
     settings = config.backends
     model, frames, frames_label = load_model(name)
     size = model.config.image_size
-    check = frames_as_tensor(np.stack([resize_for_model(f, size) for f in frames[:settings.check_frames]]))
+    check = frames_as_tensor(np.stack([resize_for_model(f, model.config.frame_size)
+                                       for f in frames[:settings.check_frames]]))
     with torch.inference_mode():
         conditioning = model.embed_instruction(instruction_embedding()[None])
     dependence = input_dependence(model, check, conditioning)
@@ -241,7 +242,7 @@ def compare_model(name: str, config: BenchConfig) -> ModelComparison:
         candidate.agreement = Agreement(frames=len(check), token_agreement=tokens_agree(reference, tokens),
                                         identical=bool(torch.equal(reference, tokens)),
                                         max_abs_logit_difference=worst, input_dependence=dependence)
-        steps[id(candidate)] = TimedStep(path, conditioning, frames, size)
+        steps[id(candidate)] = TimedStep(path, conditioning, frames)
     run_interleaved([c for c in candidates if id(c) in steps], steps, settings.warmup_steps, settings.steps,
                     settings.rounds)
     return ModelComparison(model=name, parameters=count_parameters(model), image_size=size, frames=frames_label,

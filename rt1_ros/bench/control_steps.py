@@ -45,10 +45,11 @@ def cached_steps(policy: RT1Policy, frames: np.ndarray, config: BenchConfig, ste
 
 def full_recompute_steps(policy: RT1Policy, frames: np.ndarray,
                          config: BenchConfig) -> tuple[Timings, list[np.ndarray]]:
-    """What a step costs without the cache: the same preprocessing, then RT1.forward over the padded 6-frame
-    window (the newest frame plus the five before it), on the policy's (possibly optimised) model."""
+    """What a step costs without the cache: the same preprocessing, then RT1.forward over the 6-frame window (the
+    newest frame plus the five before it, made as the policy makes it), on the policy's (possibly optimised)
+    model."""
     model = policy.inference_path.model
-    size, num_frames = policy.image_size, model.config.num_frames
+    size, num_frames = policy.frame_size, model.config.num_frames
     embedding = instruction_embedding().reshape(1, -1).to(policy.device, policy.dtype)
     memory_format = (torch.channels_last if policy.inference_path.options.channels_last
                      else torch.contiguous_format)
@@ -59,7 +60,10 @@ def full_recompute_steps(policy: RT1Policy, frames: np.ndarray,
     def step(i: int) -> None:
         frame = images_to_tensor(resize_for_model(frames[i % len(frames)], size))
         preprocessed.append(frame.to(policy.device, policy.dtype))
-        window = torch.stack([preprocessed[j] for j in pad_window_indices(len(preprocessed) - 1, num_frames)])
+        last = len(preprocessed) - 1
+        indices = (pad_window_indices(last, num_frames) if model.config.pads_short_windows
+                   else range(max(0, last + 1 - num_frames), last + 1))
+        window = torch.stack([preprocessed[j] for j in indices])
         # The frames laid out as the prepared encoder expects (channels_last on the optimised path, as
         # EagerPath.encode_frame does for the cached step); RT1.encode_frames flattens the batch of one into the
         # frames as a view, so the layout reaches the encoder.
@@ -98,7 +102,7 @@ def check_optimised_tokens(model: RT1, frames: np.ndarray, device: torch.device,
     """Tokens of the optimised path vs the eager fp32 reference on the same fixed frames (cached steps)."""
     options = options or InferenceOptions()
     path = build_path(model, options, device)
-    images = images_to_tensor(np.stack([resize_for_model(f, model.config.image_size) for f in frames]))
+    images = images_to_tensor(np.stack([resize_for_model(f, model.config.frame_size) for f in frames]))
     conditioning = model.embed_instruction(instruction_embedding()[None]).detach()
     reference_tokens, candidate_tokens, worst = reference_and_candidate_tokens(model, path, images, conditioning)
     return TokenCheck(options=options.describe(device), frames=len(frames),

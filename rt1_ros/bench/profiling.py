@@ -17,6 +17,7 @@ from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import camera_frames, instruction_embedding, untrained_model
 from rt1_ros.bench.measurement import synchronise
 from rt1_ros.model.rt1 import RT1, images_to_tensor
+from rt1_ros.runtime.image_decoding import resize_for_model
 from rt1_ros.runtime.inference_optimisation import REFERENCE, InferenceOptions, build_path
 
 
@@ -79,7 +80,8 @@ def profile_step(config: BenchConfig, device: torch.device) -> ProfileResult:
     window), on the eager reference and on the optimised path."""
     size = config.profile.model_size
     model = untrained_model(size)
-    frame = images_to_tensor(camera_frames(1, model.config.image_size)[0]).unsqueeze(0).to(device)
+    frame = images_to_tensor(resize_for_model(camera_frames(1, model.config.image_size)[0],
+                                              model.config.frame_size)).unsqueeze(0).to(device)
     window = torch.randn(1, model.config.num_frames, model.config.tokens_per_frame, model.config.embed_dim,
                          device=device)
     runs: dict[str, ProfiledPath] = {}

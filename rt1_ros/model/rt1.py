@@ -91,6 +91,12 @@ class RT1Config:
         return self.input_frame_size if all(self.input_frame_size) else (self.image_size, self.image_size)
 
     @property
+    def pads_short_windows(self) -> bool:
+        """Whether an episode's first windows are padded to num_frames with its first frame (the project's sizes,
+        trained so) or read from the frames so far (the released RT-1)."""
+        return self.action_readout == "last_token"
+
+    @property
     def tokens_per_frame(self) -> int:
         return self.token_learner.num_tokens
 

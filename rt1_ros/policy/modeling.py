@@ -32,7 +32,7 @@ from rt1_ros.policy.loss import LossConfig, SceneStateHead, TargetCellHead, acti
 from rt1_ros.runtime.control_policy import PolicyStep
 from rt1_ros.runtime.frame_history import FrameTokenHistory
 from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import REFERENCE, EagerPath, InferenceOptions, build_path
+from rt1_ros.runtime.inference_optimisation import REFERENCE, EagerPath, InferenceOptions, build_path, window_logits
 
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -74,10 +74,7 @@ class RT1Policy(nn.Module):
         self.target_cell_head: TargetCellHead | None = None
         self.embed_text = embed_text
         self.checkpoint_extra: dict = {}  # what the checkpoint recorded beside the weights (step, metrics, data)
-        # The released RT-1 reads its first steps from the frames so far; the project's sizes were trained on
-        # windows padded with the episode's first frame.
-        self.history = FrameTokenHistory(config.model.num_frames,
-                                         pad_short_windows=config.model.action_readout == "last_token")
+        self.history = FrameTokenHistory(config.model.num_frames, config.model.pads_short_windows)
         self.instruction: str | None = None
         self._conditioning: torch.Tensor | None = None  # (1,D)
         self._inference_request: tuple[torch.device, InferenceOptions | None, bool] | None = None
@@ -230,13 +227,8 @@ class RT1Policy(nn.Module):
         frame = images_to_tensor(resize_for_model(rgb, self.frame_size)).unsqueeze(0)  # (1,3,h,w)
         frame = frame.to(self.device, self._dtype, non_blocking=True)
         self.history.push(path.encode_frame(frame, self._conditioning)[0])  # (K,D)
-        window = self.history.window()  # (1,T,K,D); fewer frames only in the released layout's first steps
-        if window.shape[1] == self.config.model.num_frames:
-            logits = path.logits(window)  # (1,11,bins)
-        else:
-            # Exported and captured graphs have a fixed window of T frames; the short first windows run eagerly
-            # on the path's own prepared torch copy.
-            logits = path.model.logits_from_frame_tokens(window)
+        # (1,T,K,D); fewer frames only in the released layout's first steps
+        logits = window_logits(path, self.history.window())  # (1,11,bins)
         if not torch.isfinite(logits).all():
             # argmax over NaN logits still yields valid-looking tokens: refuse them here, the caller holds the robot.
             raise FloatingPointError("the model produced non-finite logits")

@@ -107,8 +107,6 @@ class Controller:
         self.stats = ControllerStats()
         self._low = action_space.low
         self._high = action_space.high
-        self._scale = action_space.scale
-        self._offset = action_space.offset
         # With 256 bins over a range symmetric about zero, zero falls between two bins and decodes to ±½ bin: a
         # policy that means "stop" would creep (2 mm/s on the base at ±0.5 m/s). Values within half a bin of zero
         # are therefore zero. Gripper closedness is not a velocity and is left alone.
@@ -236,7 +234,7 @@ class Controller:
         mode = Mode(int(action[MODE_DIM]))
         continuous = np.clip(action[:CONTINUOUS_DIMS], self._low, self._high)
         continuous = np.where(np.abs(continuous) <= self._zero_snap, 0.0, continuous)
-        continuous = self._scale * continuous + self._offset  # the model's units -> the robot's (calibration)
+        continuous = self.action_space.onto_robot(continuous)  # the model's units -> the robot's (calibration)
         previous = self._smoothing.continuous
         alpha = self.config.ema_alpha
         smoothed = continuous if previous is None else alpha * continuous + (1.0 - alpha) * previous

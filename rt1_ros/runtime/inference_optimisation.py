@@ -180,7 +180,7 @@ class EagerPath:
         self.options = options
 
     def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
-        """frame (1,3,S,S), conditioning (1,D) -> tokens (1,K,D)."""
+        """frame (1,3,h,w), conditioning (1,D) -> tokens (1,K,D)."""
         if self.options.channels_last:
             frame = frame.contiguous(memory_format=torch.channels_last)
         return self.model.encode_frame(frame, conditioning)
@@ -285,23 +285,31 @@ def build_path(model: RT1, options: InferenceOptions, device: torch.device) -> E
     return CudaGraphPath(prepared, options)
 
 
+def window_logits(path: EagerPath, window: torch.Tensor) -> torch.Tensor:
+    """window (1,T',K,D) -> logits (1,11,bins) on ``path``. Exported and captured graphs have a fixed window of T
+    frames; the short first windows of the released layout run eagerly on the path's own prepared torch copy."""
+    if window.shape[1] == path.model.config.num_frames:
+        return path.logits(window)
+    return path.model.logits_from_frame_tokens(window)
+
+
 @torch.inference_mode()
 def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torch.Tensor, conditioning: torch.Tensor,
                                    num_modes: int = len(MODE_CLASSES)) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Run the fp32 eager ``reference`` and ``path`` over the same frames as cached control steps.
 
-    frames (N,3,S,S) in [0,1], conditioning (1,D). Returns tokens (N,11) of each, decoded as the policy decodes them
-    (`tokens_from_logits`: the mode over its ``num_modes`` valid classes), and the largest absolute logit
-    difference. Windows are padded as the policy pads them (`FrameTokenHistory`). The reference is on the CPU or the
-    path's device, whichever it is already on.
+    frames (N,3,h,w) in [0,1] at the config's frame_size, conditioning (1,D). Returns tokens (N,11) of each, decoded
+    as the policy decodes them (`tokens_from_logits`: the mode over its ``num_modes`` valid classes), and the largest
+    absolute logit difference. Windows are made as the policy makes them (`FrameTokenHistory`). The reference is on
+    the CPU or the path's device, whichever it is already on.
     """
     reference = reference.eval()
     device = next(path.model.parameters()).device
     dtype = next(path.model.parameters()).dtype
     reference_device = next(reference.parameters()).device
     num_frames = reference.config.num_frames
-    history_reference = FrameTokenHistory(num_frames)
-    history_candidate = FrameTokenHistory(num_frames)
+    history_reference = FrameTokenHistory(num_frames, reference.config.pads_short_windows)
+    history_candidate = FrameTokenHistory(num_frames, reference.config.pads_short_windows)
     tokens_reference, tokens_candidate, worst = [], [], 0.0
     for frame in frames:
         frame = frame.unsqueeze(0)
@@ -309,7 +317,7 @@ def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torc
                                                       conditioning.to(reference_device))[0])
         history_candidate.push(path.encode_frame(frame.to(device, dtype), conditioning.to(device, dtype))[0])
         logits_reference = reference.logits_from_frame_tokens(history_reference.window()).float().cpu()
-        logits_candidate = path.logits(history_candidate.window()).float().cpu()
+        logits_candidate = window_logits(path, history_candidate.window()).float().cpu()
         worst = max(worst, (logits_reference - logits_candidate).abs().max().item())
         tokens_reference.append(tokens_from_logits(logits_reference, num_modes)[0])
         tokens_candidate.append(tokens_from_logits(logits_candidate, num_modes)[0])
@@ -319,7 +327,7 @@ def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torc
 @torch.inference_mode()
 def input_dependence(reference: RT1, frames: torch.Tensor, conditioning: torch.Tensor) -> float:
     """How much ``reference``'s logits change with the frame: the largest absolute logit difference between any
-    frame's first control step (its window padded with itself, as at an episode's start) and the first frame's.
+    frame's first control step (its window as at an episode's start) and the first frame's.
 
     Why: a check that two paths give the same tokens proves nothing when the model's output ignores its input (an
     untrained paper-size encoder's activations vanish, so every frame gives the same logits). Report this beside
@@ -329,7 +337,7 @@ def input_dependence(reference: RT1, frames: torch.Tensor, conditioning: torch.T
     first = None
     spread = 0.0
     for frame in frames:
-        history = FrameTokenHistory(reference.config.num_frames)
+        history = FrameTokenHistory(reference.config.num_frames, reference.config.pads_short_windows)
         history.push(reference.encode_frame(frame.unsqueeze(0).to(device), conditioning.to(device))[0])
         logits = reference.logits_from_frame_tokens(history.window()).float().cpu()
         if first is None:

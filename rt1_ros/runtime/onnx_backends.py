@@ -47,7 +47,7 @@ class OnnxRuntimePath:
         self._transformer = onnxruntime.InferenceSession(str(export.transformer), settings, providers=providers)
 
     def encode_frame(self, frame: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
-        """frame (1,3,S,S), conditioning (1,D) -> tokens (1,K,D)."""
+        """frame (1,3,h,w), conditioning (1,D) -> tokens (1,K,D)."""
         (tokens,) = self._encoder.run(None, {"frame": as_array(frame), "conditioning": as_array(conditioning)})
         return torch.from_numpy(tokens)
 

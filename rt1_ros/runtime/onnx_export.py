@@ -5,7 +5,7 @@ onnxruntime / OpenVINO backends (`rt1_ros.runtime.onnx_backends`) load.
     python -m rt1_ros.runtime.onnx_export CHECKPOINT_DIR
 
 Two files, static shapes, batch 1 (a control step encodes one frame):
-- ``frame_encoder.onnx``: frame (1,3,S,S) float32 in [0,1], conditioning (1,D) -> tokens (1,K,D): the
+- ``frame_encoder.onnx``: frame (1,3,h,w) float32 in [0,1], conditioning (1,D) -> tokens (1,K,D): the
   FiLM-EfficientNet and the TokenLearner (`RT1.encode_frame`);
 - ``transformer.onnx``: window (1,T,K,D) -> logits (1,11,bins): the causal transformer and the action heads
   (`RT1.logits_from_frame_tokens`).

@@ -112,6 +112,7 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
         raise TextEncoderWidthError(f"{exc}: the {description} takes {width}-d instruction embeddings; set "
                                     "text_encoder to a source of that width") from exc
     policy.embed_text = encoder.encode
+    action_space = policy.config.action_space
     if source.action_space_file:
         action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
         differences = policy.config.action_space.decoding_differences(action_space) if trained else []
@@ -121,9 +122,12 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
             raise ValueError(f"action_space_file {source.action_space_file} decodes the {description}'s tokens "
                              f"differently: {'; '.join(differences)}. Keep its num_bins, rounding and ranges and map "
                              "onto the robot with each dimension's scale and offset")
-        policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)
-    if not trained or source.action_space_file:
+        if not trained:  # an untrained network decodes into the file's ranges
+            policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)
+    if not trained:
         policy.prepare_inference(device, source.inference, source.half_precision)
     description += f" on {device} ({policy.inference_options.describe(device)})"
-    return LoadedPolicy(policy=policy, action_space=policy.config.action_space, trained=trained,
+    # A trained policy decodes as its checkpoint says (the file may only differ in scale and offset, which the
+    # controller applies): its inference path, prepared by from_pretrained, is kept.
+    return LoadedPolicy(policy=policy, action_space=action_space, trained=trained,
                         description=description)

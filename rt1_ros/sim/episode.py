@@ -43,8 +43,10 @@ def scene_state(sim: MobileManipulatorSim, task: Task) -> np.ndarray:
 
 
 def apply_rt1_action(sim: MobileManipulatorSim, action: np.ndarray, action_space: ActionSpaceConfig) -> bool:
-    """Command ``sim`` with one decoded action (11,); True when the action terminates the episode."""
+    """Command ``sim`` with one decoded action (11,), mapped onto the robot by the action space's scale and offset
+    as the node maps it; True when the action terminates the episode."""
     mode_index = int(round(float(action[MODE_DIM])))
+    action = np.concatenate([action_space.onto_robot(np.asarray(action[:MODE_DIM], dtype=float)), action[MODE_DIM:]])
     mode = action_space.mode_classes[min(max(mode_index, 0), len(action_space.mode_classes) - 1)]
     if mode == "arm":
         sim.apply_action(np.zeros(3), action[ARM_DELTA_DIMS], float(action[GRIPPER_DIM]))

@@ -79,6 +79,12 @@ class Trainer:
         latest = self.output / "latest"
         resuming = resume and (latest / TRAINER_STATE_FILE).is_file()
         model_config, self.action_space = self._model_spec(latest if resuming else None)
+        mapped = [d.name for d in self.action_space.dimensions if (d.scale, d.offset) != (1.0, 0.0)]
+        if mapped:
+            # Demonstrations hold the robot's own units and are tokenized as they are; a scale or offset (which
+            # rt1_node applies to decoded values) would make the trained policy's outputs be mapped a second time.
+            raise ValueError(f"the action space maps {mapped} onto the robot with a scale or offset; training "
+                             "needs scale 1 and offset 0 (calibrate a robot with rt1_node's action_space_file)")
         loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
                           auxiliary_state_weight=config.auxiliary_state_weight,
                           target_cell_weight=config.target_cell_weight)

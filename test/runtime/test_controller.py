@@ -158,16 +158,18 @@ def test_each_dimension_is_mapped_onto_the_robot_before_smoothing_the_gripper_ru
     controller = Controller(policy, released, ControllerConfig(ema_alpha=1.0, max_base_linear_speed=0.5,
                                                                start_enabled=True))
     controller.set_instruction("pick coke can")
-    policy.queue = [action(arm=(0.5, 0.02, 0, 0, 0, 0), gripper=0.9, mode=0), action(gripper=-0.9, mode=0),
-                    action(base=(0.1, 0, 0), gripper=0.1, mode=1), action(base=(0.4, 0, 0), mode=1)]
+    policy.queue = [action(arm=(0.5, 0.02, 0, 0, 0, 0), gripper=0.9, mode=0), action(gripper=0.0, mode=0),
+                    action(gripper=-0.9, mode=0), action(base=(0.1, 0, 0), gripper=0.1, mode=1),
+                    action(base=(0.4, 0, 0), mode=1)]
     out = controller.step(0.0, frame(0.0))
-    np.testing.assert_allclose(out.arm_delta[:2], [0.01, 0.02], atol=1e-2 / 255)  # arm_x scaled, arm_y as released
+    np.testing.assert_allclose(out.arm_delta[:2], [0.01, 0.02])  # arm_x scaled, arm_y as released
     assert out.gripper == 1.0  # +0.9 closedness -> 0.95
-    assert controller.step(0.3, frame(0.3)).gripper == 0.0  # -0.9 -> 0.05
-    out = controller.step(0.6, frame(0.6))
-    assert out.gripper == 0.0  # +0.1 -> 0.55: inside the hysteresis band, the gripper stays open
+    assert controller.step(0.3, frame(0.3)).gripper == 1.0  # 0.0 -> 0.5: inside the band, stays closed
+    assert controller.step(0.6, frame(0.6)).gripper == 0.0  # -0.9 -> 0.05
+    out = controller.step(0.9, frame(0.9))
+    assert out.gripper == 0.0  # +0.1 -> 0.55: inside the band, stays open
     assert out.base_twist[0] == pytest.approx(0.3)  # 0.1 per step at 3 steps/s
-    assert controller.step(0.9, frame(0.9)).base_twist[0] == pytest.approx(0.5)  # 1.2 m/s, clamped
+    assert controller.step(1.2, frame(1.2)).base_twist[0] == pytest.approx(0.5)  # 1.2 m/s, clamped
 
 
 def test_a_zero_or_non_finite_scale_is_refused_naming_the_dimension():

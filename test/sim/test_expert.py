@@ -1,4 +1,6 @@
 """Scripted experts: they solve their families, stay inside the action space and follow the mode rules."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -138,3 +140,18 @@ def test_a_policy_closing_near_the_grasp_pose_is_labelled_to_finish_the_grasp(si
     other.reset(task)
     other.follow_state()
     assert other.phase == "approach" and other.act()[6] == 0.0  # reopen and start again
+
+
+def test_applied_actions_are_mapped_onto_the_robot_as_the_node_maps_them(sim, space):
+    """rt1-eval --direct and DAgger rollouts drive the simulator through apply_rt1_action: a dimension's scale and
+    offset apply there as in the node's controller (here arm_x halved)."""
+    halved = dataclasses.replace(space, dimensions=tuple(
+        dataclasses.replace(d, scale=0.5) if d.name == "arm_x" else d for d in space.dimensions))
+    sim.reset("pick", 0)
+    start = sim.arm_target()[0]
+    action = np.zeros(11)
+    action[0] = 0.04
+    action[10] = space.mode_index("arm")
+    assert not apply_rt1_action(sim, action, halved)
+    sim.advance(sim.config.physics.control_period_s)
+    np.testing.assert_allclose(sim.arm_target()[0], start + [0.02, 0.0, 0.0], atol=1e-6)
