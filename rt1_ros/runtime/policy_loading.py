@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.model.checkpoint import read_checkpoint_config
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
 from rt1_ros.model.rt1 import MODEL_SIZES
 from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig, TextEncoderWidthError
@@ -91,39 +92,44 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
     TextEncoderWidthError naming the text encoder and the model when their widths differ."""
     device = resolve_device(source.device)
     if source.checkpoint:
-        policy = RT1Policy.from_pretrained(source.checkpoint, None, device, source.inference,
-                                           source.half_precision)
-        trained = True
-        description = (f"checkpoint {Path(source.checkpoint).resolve()} "
-                       f"(step {policy.checkpoint_extra.get('step', '?')})")
+        # The config first: a text encoder or an action space that does not fit is refused before any weights
+        # load or export.
+        model_config, checkpoint_space, extra = read_checkpoint_config(source.checkpoint)
+        description = f"checkpoint {Path(source.checkpoint).resolve()} (step {extra.get('step', '?')})"
     else:
-        torch.manual_seed(source.seed)
-        policy = RT1Policy(RT1PolicyConfig.named(source.model_size))
-        trained = False
+        model_config = RT1PolicyConfig.named(source.model_size).model
         description = f"untrained '{source.model_size}' model (seed {source.seed})"
-        if source.backbone_weights:
-            load_imagenet_backbone(policy.model.image_encoder, source.backbone_weights)
-            description += f" with ImageNet backbone {source.backbone_weights}"
     # The network fixes the instruction width (512 for Google's released weights, which take USE embeddings).
-    width = policy.model.config.text_embedding_dim
+    width = model_config.text_embedding_dim
     try:
         encoder = shared_text_encoder(source.text_encoder, width)
     except TextEncoderWidthError as exc:
         raise TextEncoderWidthError(f"{exc}: the {description} takes {width}-d instruction embeddings; set "
                                     "text_encoder to a source of that width") from exc
-    policy.embed_text = encoder.encode
-    action_space = policy.config.action_space
-    if source.action_space_file:
-        action_space = ActionSpaceConfig.from_yaml(source.action_space_file)
-        differences = policy.config.action_space.decoding_differences(action_space) if trained else []
+    file_space = ActionSpaceConfig.from_yaml(source.action_space_file) if source.action_space_file else None
+    if file_space is not None and source.checkpoint:
+        differences = checkpoint_space.decoding_differences(file_space)
         if differences:
             # The checkpoint's tokens are bins over the ranges it was trained on; other ranges would silently
             # rescale every action. A robot maps them with scale and offset instead.
             raise ValueError(f"action_space_file {source.action_space_file} decodes the {description}'s tokens "
                              f"differently: {'; '.join(differences)}. Keep its num_bins, rounding and ranges and map "
                              "onto the robot with each dimension's scale and offset")
-        if not trained:  # an untrained network decodes into the file's ranges
-            policy = RT1Policy(replace(policy.config, action_space=action_space), encoder.encode, model=policy.model)
+    if source.checkpoint:
+        policy = RT1Policy.from_pretrained(source.checkpoint, None, device, source.inference,
+                                           source.half_precision)
+        trained = True
+    else:
+        torch.manual_seed(source.seed)
+        policy = RT1Policy(RT1PolicyConfig.named(source.model_size))
+        trained = False
+        if source.backbone_weights:
+            load_imagenet_backbone(policy.model.image_encoder, source.backbone_weights)
+            description += f" with ImageNet backbone {source.backbone_weights}"
+    policy.embed_text = encoder.encode
+    action_space = file_space or policy.config.action_space
+    if file_space is not None and not trained:  # an untrained network decodes into the file's ranges
+        policy = RT1Policy(replace(policy.config, action_space=file_space), encoder.encode, model=policy.model)
     if not trained:
         policy.prepare_inference(device, source.inference, source.half_precision)
     description += f" on {device} ({policy.inference_options.describe(device)})"

@@ -67,10 +67,10 @@ class ScriptedLogits(nn.Module):
 
     It records the windows it is given (as frame indices), so the padding can be compared with the policy's."""
 
-    def __init__(self, logits: torch.Tensor, num_frames: int = 3) -> None:
+    def __init__(self, logits: torch.Tensor, num_frames: int = 3, pads_short_windows: bool = True) -> None:
         super().__init__()
         self.anchor = nn.Parameter(torch.zeros(1))  # the check reads device and dtype off the parameters
-        self.config = SimpleNamespace(num_frames=num_frames)
+        self.config = SimpleNamespace(num_frames=num_frames, pads_short_windows=pads_short_windows)
         self.scripted = logits  # (1,11,bins), every step
         self.windows: list[list[int]] = []
 
@@ -110,11 +110,14 @@ def test_a_model_that_ignores_its_input_makes_the_token_check_vacuous():
                           max_abs_logit_difference=1e-6, input_dependence=0.5).vacuous
 
 
-def test_token_check_pads_windows_as_the_policy_does():
-    model = ScriptedLogits(torch.zeros(1, 11, 256), num_frames=3)
+@pytest.mark.parametrize("pads", [True, False])
+def test_token_check_makes_windows_as_the_policy_does(pads):
+    """Padded with the first frame for the project's sizes; the frames so far for the released layout."""
+    model = ScriptedLogits(torch.zeros(1, 11, 256), num_frames=3, pads_short_windows=pads)
     frames = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 3, 2, 2)
     reference_and_candidate_tokens(model, EagerPath(model, REFERENCE), frames, torch.zeros(1, 1))
-    expected = [pad_window_indices(step, 3) for step in range(5)]
+    expected = [pad_window_indices(step, 3) if pads else list(range(max(0, step - 2), step + 1))
+                for step in range(5)]
     assert model.windows[0::2] == expected  # the reference's windows; the candidate's interleave with them
     assert model.windows[1::2] == expected
 

@@ -47,6 +47,22 @@ def test_a_text_encoder_of_another_width_is_refused_naming_both(checkpoint_512):
                                  inference=InferenceOptions(backend="torch")))
 
 
+
+def test_a_misfit_is_refused_from_the_config_before_any_weights_are_read(checkpoint_512, tmp_path, action_space):
+    """The width and the action space are checked on config.yaml alone: a node that cannot run the checkpoint says
+    why at once, not after loading and exporting the network (seconds at the paper size)."""
+    (checkpoint_512 / "model.safetensors").unlink()
+    with pytest.raises(TextEncoderWidthError, match="gives 384-d embeddings, config expects 512"):
+        load_policy(PolicySource(checkpoint=str(checkpoint_512), device="cpu"))
+    mapping = to_mapping(action_space)
+    mapping["num_bins"] = 128
+    (tmp_path / "ranged.yaml").write_text(yaml.safe_dump(mapping))
+    np.savez(tmp_path / "use.npz", instructions=np.array(["go"]), embeddings=np.ones((1, 512), np.float32))
+    with pytest.raises(ValueError, match="num_bins 256 vs 128"):
+        load_policy(PolicySource(checkpoint=str(checkpoint_512), device="cpu",
+                                 action_space_file=str(tmp_path / "ranged.yaml"),
+                                 text_encoder=f"embeddings:{tmp_path / 'use.npz'}"))
+
 def test_an_action_space_file_may_remap_a_checkpoint_onto_the_robot_but_not_change_its_ranges(tmp_path, tiny_config,
                                                                                            action_space):
     """scale/offset are the robot's side and are taken; other ranges or bins would rescale every decoded token and
