@@ -60,6 +60,8 @@ def _require_regular_file(path: Path, what: str) -> None:
 
 
 def read_checkpoint_config(directory: str | Path) -> tuple[RT1Config, ActionSpaceConfig, dict]:
+    if not Path(directory).is_dir():
+        raise CheckpointError(f"checkpoint directory not found: {directory}")
     path = Path(directory) / CONFIG_FILE
     _require_regular_file(path, "config")
     try:
@@ -114,8 +116,6 @@ def load_weights_into(model: RT1, directory: str | Path) -> None:
 
 def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -> tuple[RT1, ActionSpaceConfig, dict]:
     directory = Path(directory)
-    if not directory.is_dir():
-        raise CheckpointError(f"checkpoint directory not found: {directory}")
     model_config, action_space, extra = read_checkpoint_config(directory)
     model = RT1(model_config)
     load_weights_into(model, directory)
