@@ -196,7 +196,7 @@ class TimedStep:
         self.conditioning = conditioning
         self.frames = frames
         self.frame_size = path.model.config.frame_size
-        self.history = FrameTokenHistory(path.model.config.num_frames, path.model.config.pads_short_windows)
+        self.history = FrameTokenHistory.for_model(path.model.config)
         self.index = 0
 
     @torch.inference_mode()

@@ -14,7 +14,7 @@ from rt1_ros.bench.fixtures import INSTRUCTION, instruction_embedding
 from rt1_ros.bench.measurement import Timings, time_calls
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.frame_history import window_indices
 from rt1_ros.runtime.image_decoding import resize_for_model
 from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
                                                     reference_and_candidate_tokens, tokens_agree)
@@ -60,9 +60,7 @@ def full_recompute_steps(policy: RT1Policy, frames: np.ndarray,
     def step(i: int) -> None:
         frame = images_to_tensor(resize_for_model(frames[i % len(frames)], size))
         preprocessed.append(frame.to(policy.device, policy.dtype))
-        last = len(preprocessed) - 1
-        indices = (pad_window_indices(last, num_frames) if model.config.pads_short_windows
-                   else range(max(0, last + 1 - num_frames), last + 1))
+        indices = window_indices(len(preprocessed) - 1, num_frames, model.config.pads_short_windows)
         window = torch.stack([preprocessed[j] for j in indices])
         # The frames laid out as the prepared encoder expects (channels_last on the optimised path, as
         # EagerPath.encode_frame does for the cached step); RT1.encode_frames flattens the batch of one into the

@@ -74,7 +74,7 @@ class RT1Policy(nn.Module):
         self.target_cell_head: TargetCellHead | None = None
         self.embed_text = embed_text
         self.checkpoint_extra: dict = {}  # what the checkpoint recorded beside the weights (step, metrics, data)
-        self.history = FrameTokenHistory(config.model.num_frames, config.model.pads_short_windows)
+        self.history = FrameTokenHistory.for_model(config.model)
         self.instruction: str | None = None
         self._conditioning: torch.Tensor | None = None  # (1,D)
         self._inference_request: tuple[torch.device, InferenceOptions | None, bool] | None = None

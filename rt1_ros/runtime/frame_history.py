@@ -7,8 +7,12 @@ The released RT-1 (``pad_short_windows`` False) does not pad: its first steps re
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from rt1_ros.model.rt1 import RT1Config
 
 
 class FrameTokenHistory:
@@ -16,6 +20,11 @@ class FrameTokenHistory:
         self.num_frames = num_frames
         self.pad_short_windows = pad_short_windows
         self._tokens: deque[torch.Tensor] = deque(maxlen=num_frames)
+
+    @classmethod
+    def for_model(cls, config: "RT1Config") -> "FrameTokenHistory":
+        """The history ``config``'s network reads: its window length, padded as it was trained."""
+        return cls(config.num_frames, config.pads_short_windows)
 
     def push(self, frame_tokens: torch.Tensor) -> None:
         """frame_tokens (K,D) of the newest frame."""
@@ -39,3 +48,11 @@ class FrameTokenHistory:
 def pad_window_indices(last_index: int, num_frames: int) -> list[int]:
     """Frame indices of the window ending at ``last_index``, front-padded by repeating frame 0."""
     return [max(0, last_index - num_frames + 1 + i) for i in range(num_frames)]
+
+
+def window_indices(last_index: int, num_frames: int, pad_short_windows: bool = True) -> list[int]:
+    """Frame indices of the window ending at ``last_index`` as `FrameTokenHistory` makes it: front-padded, or the
+    frames so far when short windows are not padded."""
+    if pad_short_windows:
+        return pad_window_indices(last_index, num_frames)
+    return list(range(max(0, last_index + 1 - num_frames), last_index + 1))

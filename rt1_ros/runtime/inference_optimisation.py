@@ -307,9 +307,8 @@ def reference_and_candidate_tokens(reference: RT1, path: EagerPath, frames: torc
     device = next(path.model.parameters()).device
     dtype = next(path.model.parameters()).dtype
     reference_device = next(reference.parameters()).device
-    num_frames = reference.config.num_frames
-    history_reference = FrameTokenHistory(num_frames, reference.config.pads_short_windows)
-    history_candidate = FrameTokenHistory(num_frames, reference.config.pads_short_windows)
+    history_reference = FrameTokenHistory.for_model(reference.config)
+    history_candidate = FrameTokenHistory.for_model(reference.config)
     tokens_reference, tokens_candidate, worst = [], [], 0.0
     for frame in frames:
         frame = frame.unsqueeze(0)
@@ -337,7 +336,7 @@ def input_dependence(reference: RT1, frames: torch.Tensor, conditioning: torch.T
     first = None
     spread = 0.0
     for frame in frames:
-        history = FrameTokenHistory(reference.config.num_frames, reference.config.pads_short_windows)
+        history = FrameTokenHistory.for_model(reference.config)
         history.push(reference.encode_frame(frame.unsqueeze(0).to(device), conditioning.to(device))[0])
         logits = reference.logits_from_frame_tokens(history.window()).float().cpu()
         if first is None:

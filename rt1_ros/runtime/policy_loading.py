@@ -97,7 +97,8 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
         model_config, checkpoint_space, extra = read_checkpoint_config(source.checkpoint)
         description = f"checkpoint {Path(source.checkpoint).resolve()} (step {extra.get('step', '?')})"
     else:
-        model_config = RT1PolicyConfig.named(source.model_size).model
+        untrained_config = RT1PolicyConfig.named(source.model_size)
+        model_config = untrained_config.model
         description = f"untrained '{source.model_size}' model (seed {source.seed})"
     # The network fixes the instruction width (512 for Google's released weights, which take USE embeddings).
     width = model_config.text_embedding_dim
@@ -121,7 +122,7 @@ def load_policy(source: PolicySource) -> LoadedPolicy:
         trained = True
     else:
         torch.manual_seed(source.seed)
-        policy = RT1Policy(RT1PolicyConfig.named(source.model_size))
+        policy = RT1Policy(untrained_config)
         trained = False
         if source.backbone_weights:
             load_imagenet_backbone(policy.model.image_encoder, source.backbone_weights)

@@ -17,7 +17,7 @@ from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.model.action_tokenizer import MODE_DIM
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.runtime.frame_history import pad_window_indices, window_indices
 from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, InferenceOptions, build_path,
                                                     fold_batch_norms, input_dependence, reference_and_candidate_tokens,
                                                     tokens_agree)
@@ -120,6 +120,7 @@ def test_token_check_makes_windows_as_the_policy_does(pads):
                 for step in range(5)]
     assert model.windows[0::2] == expected  # the reference's windows; the candidate's interleave with them
     assert model.windows[1::2] == expected
+    assert [window_indices(step, 3, pads) for step in range(5)] == expected  # the full-recompute bench's windows
 
 
 def test_prepared_model_leaves_the_callers_model_untouched(tiny_with_statistics):
