@@ -12,9 +12,6 @@ decides which of two latched instructions is newest).
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,6 +27,7 @@ from rt1_ros.action_layout import MODE_DIM, ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig, NodeBenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, camera_frames, untrained_model
 from rt1_ros.bench.measurement import Skipped, summarise_ms
+from rt1_ros.bench.node_process import NodeProcess
 
 
 @dataclass
@@ -90,92 +88,73 @@ def _measure(settings: NodeBenchConfig, checkpoint: Path, namespace: str) -> Nod
     from rt1_ros.msg import RT1Action
     from rt1_ros.qos import LATCHED
 
-    log = tempfile.NamedTemporaryFile("w+", prefix="rt1_bench_node_", suffix=".log", delete=False)
-    overrides = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled="true",
-                     ema_alpha="1.0", image_timeout_s="60.0", image_reliability="reliable")
-    command = [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}"]
-    for key, value in overrides.items():
-        command += ["-p", f"{key}:={value}"]
-    node_process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    peer = rclpy.create_node("rt1_bench_camera", namespace=namespace, context=context)
-    spinner = SingleThreadedExecutor(context=context)
-    spinner.add_node(peer)
-    spin_thread = threading.Thread(target=spinner.spin, daemon=True)
-    spin_thread.start()
+    parameters = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled="true",
+                      ema_alpha="1.0", image_timeout_s="60.0", image_reliability="reliable")
+    with NodeProcess(namespace, parameters) as node_process:
+        context = rclpy.Context()
+        rclpy.init(context=context)
+        peer = rclpy.create_node("rt1_bench_camera", namespace=namespace, context=context)
+        spinner = SingleThreadedExecutor(context=context)
+        spinner.add_node(peer)
+        spin_thread = threading.Thread(target=spinner.spin, daemon=True)
+        spin_thread.start()
+        try:
+            return _exchange(settings, node_process, peer, (Twist, Image, String, RT1Action), LATCHED)
+        finally:
+            spinner.shutdown()
+            spin_thread.join(timeout=10)
+            peer.destroy_node()
+            rclpy.try_shutdown(context=context)
+
+
+def _exchange(settings: NodeBenchConfig, node_process: NodeProcess, peer, message_types, latched) -> NodeResult:
+    """Prime the node until it answers with motion, then the timed one-frame-at-a-time exchange."""
+    Twist, Image, String, RT1Action = message_types
 
     def failure(what: str) -> RuntimeError:
-        log.flush()
-        log.seek(0)
-        return RuntimeError(f"{what}; rt1_node's log ends: {log.read()[-1500:]}")
+        return RuntimeError(f"{what}; rt1_node's log ends: {node_process.log_tail()}")
 
-    try:
-        arrivals = _Arrivals()
-        peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
-        peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
-        image_publisher = peer.create_publisher(Image, "image", 10)
-        peer.create_publisher(String, "instruction", LATCHED).publish(String(data=INSTRUCTION))
-        if not _wait(lambda: image_publisher.get_subscription_count() > 0 or node_process.poll() is not None,
-                     settings.timeout_s) or node_process.poll() is not None:
-            raise failure(f"rt1_node did not subscribe to the camera within {settings.timeout_s:g} s")
-        frames = camera_frames(8, max(settings.image_width, settings.image_height), seed=1)
-        frames = frames[:, :settings.image_height, :settings.image_width]
-        # The instruction may reach the node after the first frames: send one frame at a time until one is answered
-        # with motion, then the timed exchange starts.
-        primed = False
-        for attempt in range(int(settings.timeout_s / 0.5)):
-            twists_before = arrivals.count("twist")
-            image_publisher.publish(_image_message(Image, frames[0], settings, stamp_sec=attempt + 1))
-            if arrivals.wait_for_reply(twists_before, attempt + 1, 0.5) is not None:
-                primed = True
-                break
-        if not primed:
-            raise failure(f"rt1_node answered no frame with a Twist within {settings.timeout_s:g} s")
-        end_to_end, model_ms = [], []
-        for i in range(settings.warmup_messages + settings.messages):
-            stamp = 1000 + i
-            message = _image_message(Image, frames[i % len(frames)], settings, stamp_sec=stamp)
-            twists_before = arrivals.count("twist")
-            sent = time.perf_counter()
-            image_publisher.publish(message)
-            reply = arrivals.wait_for_reply(twists_before, stamp, settings.timeout_s)
-            if reply is None:
-                raise failure(f"no Twist for image {i} within {settings.timeout_s:g} s")
-            received, action = reply
-            if i < settings.warmup_messages:
-                continue
-            end_to_end.append((received - sent) * 1000.0)
-            model_ms.append(action.inference_ms)
-        return NodeResult(model_size=settings.model_size,
-                          image=f"{settings.image_width}x{settings.image_height} rgb8",
-                          transport=f"{os.environ.get('RMW_IMPLEMENTATION', 'default rmw')}, node in its own process",
-                          backend=_backend_from_log(log), image_in_to_twist_out_ms=end_to_end,
-                          model_inference_ms=model_ms)
-    finally:
-        node_process.send_signal(signal.SIGINT)
-        try:
-            node_process.wait(30)
-        except subprocess.TimeoutExpired:
-            node_process.kill()
-            node_process.wait()
-        spinner.shutdown()
-        spin_thread.join(timeout=10)
-        peer.destroy_node()
-        rclpy.try_shutdown(context=context)
-        log.close()
-        os.unlink(log.name)
-
-
-def _backend_from_log(log) -> str:
-    """What the node's start-up line says it runs on ("... on cpu (openvino)")."""
-    log.flush()
-    log.seek(0)
-    for line in log.read().splitlines():
-        if " on cpu (" in line:
-            return line.rsplit(" on cpu (", 1)[1].split(")")[0]
-    return "?"
+    arrivals = _Arrivals()
+    peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
+    peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
+    image_publisher = peer.create_publisher(Image, "image", 10)
+    peer.create_publisher(String, "instruction", latched).publish(String(data=INSTRUCTION))
+    if not _wait(lambda: image_publisher.get_subscription_count() > 0 or node_process.poll() is not None,
+                 settings.timeout_s) or node_process.poll() is not None:
+        raise failure(f"rt1_node did not subscribe to the camera within {settings.timeout_s:g} s")
+    frames = camera_frames(8, max(settings.image_width, settings.image_height), seed=1)
+    frames = frames[:, :settings.image_height, :settings.image_width]
+    # The instruction may reach the node after the first frames: send one frame at a time until one is answered
+    # with motion, then the timed exchange starts.
+    primed = False
+    for attempt in range(int(settings.timeout_s / 0.5)):
+        twists_before = arrivals.count("twist")
+        image_publisher.publish(_image_message(Image, frames[0], settings, stamp_sec=attempt + 1))
+        if arrivals.wait_for_reply(twists_before, attempt + 1, 0.5) is not None:
+            primed = True
+            break
+    if not primed:
+        raise failure(f"rt1_node answered no frame with a Twist within {settings.timeout_s:g} s")
+    end_to_end, model_ms = [], []
+    for i in range(settings.warmup_messages + settings.messages):
+        stamp = 1000 + i
+        message = _image_message(Image, frames[i % len(frames)], settings, stamp_sec=stamp)
+        twists_before = arrivals.count("twist")
+        sent = time.perf_counter()
+        image_publisher.publish(message)
+        reply = arrivals.wait_for_reply(twists_before, stamp, settings.timeout_s)
+        if reply is None:
+            raise failure(f"no Twist for image {i} within {settings.timeout_s:g} s")
+        received, action = reply
+        if i < settings.warmup_messages:
+            continue
+        end_to_end.append((received - sent) * 1000.0)
+        model_ms.append(action.inference_ms)
+    return NodeResult(model_size=settings.model_size,
+                      image=f"{settings.image_width}x{settings.image_height} rgb8",
+                      transport=f"{os.environ.get('RMW_IMPLEMENTATION', 'default rmw')}, node in its own process",
+                      backend=node_process.backend(), image_in_to_twist_out_ms=end_to_end,
+                      model_inference_ms=model_ms)
 
 
 def _always_stepping_checkpoint(model_size: str, directory: Path) -> Path:

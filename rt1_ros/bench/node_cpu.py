@@ -9,16 +9,15 @@ rate, plus receiving and decoding the frames it uses; not a core (issue 12: a bu
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from rt1_ros.bench.config import BenchConfig, NodeCpuBenchConfig
 from rt1_ros.bench.measurement import Skipped
+from rt1_ros.bench.node_process import NodeProcess, stop_processes
 
 INSTRUCTION = "pick up the red cube"
 
@@ -83,79 +82,65 @@ def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, 
     from rt1_ros import qos
     from rt1_ros.msg import RT1Action
 
-    log = tempfile.NamedTemporaryFile("w+", prefix="rt1_node_cpu_", suffix=".log", delete=False)
-    processes: list[subprocess.Popen] = []
+    parameters = {"checkpoint": checkpoint, "start_enabled": "true", "control_rate_hz": config.control_rate_hz,
+                  "inference_backend": backend, "inference_threads": 1}
+    camera = None
     context = rclpy.Context()
     executor = probe = None
-    try:
-        node_process = subprocess.Popen(
-            [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}",
-             "-p", f"checkpoint:={checkpoint}", "-p", "start_enabled:=true",
-             "-p", f"control_rate_hz:={config.control_rate_hz}", "-p", f"inference_backend:={backend}",
-             "-p", "inference_threads:=1"], stdout=log, stderr=subprocess.STDOUT)
-        processes.append(node_process)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "rt1_ros.bench.camera_process", "--topic", f"{namespace}/image",
-             "--width", str(config.image_width), "--height", str(config.image_height),
-             "--fps", str(config.camera_fps), "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        rclpy.init(context=context)
-        probe = Node("node_cpu_probe", context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(probe)
-        actions: list[tuple[float, float]] = []  # (arrival, inference_ms) of the steps that answered with an action
-        probe.create_subscription(
-            RT1Action, f"{namespace}/rt1_action",
-            lambda m: actions.append((time.monotonic(), float(m.inference_ms))) if m.mode != RT1Action.MODE_HOLD
-            else None, 10)
-        probe.create_publisher(String, f"{namespace}/instruction", qos.LATCHED).publish(String(data=INSTRUCTION))
+    with NodeProcess(namespace, parameters, log_prefix="rt1_node_cpu_") as node_process:
+        try:
+            camera = subprocess.Popen(
+                [sys.executable, "-m", "rt1_ros.bench.camera_process", "--topic", f"{namespace}/image",
+                 "--width", str(config.image_width), "--height", str(config.image_height),
+                 "--fps", str(config.camera_fps),
+                 "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            rclpy.init(context=context)
+            probe = Node("node_cpu_probe", context=context)
+            executor = SingleThreadedExecutor(context=context)
+            executor.add_node(probe)
+            actions: list[tuple[float, float]] = []  # (arrival, inference_ms) of the steps that answered with an action
+            probe.create_subscription(
+                RT1Action, f"{namespace}/rt1_action",
+                lambda m: actions.append((time.monotonic(), float(m.inference_ms))) if m.mode != RT1Action.MODE_HOLD
+                else None, 10)
+            probe.create_publisher(String, f"{namespace}/instruction", qos.LATCHED).publish(String(data=INSTRUCTION))
 
-        def spin_until(condition, deadline: float) -> None:
-            while not condition() and time.monotonic() < deadline and node_process.poll() is None:
-                executor.spin_once(timeout_sec=0.1)
+            def spin_until(condition, deadline: float) -> None:
+                while not condition() and time.monotonic() < deadline and node_process.poll() is None:
+                    executor.spin_once(timeout_sec=0.1)
 
-        def node_cpu_seconds() -> float:
-            try:
-                return _cpu_seconds(node_process.pid)
-            except OSError:  # it exited (and was reaped): say so below rather than fail on /proc
-                raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.poll()}") from None
+            def node_cpu_seconds() -> float:
+                try:
+                    return _cpu_seconds(node_process.pid)
+                except OSError:  # it exited (and was reaped): say so below rather than fail on /proc
+                    raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.poll()}") from None
 
-        spin_until(lambda: len(actions) >= 3, time.monotonic() + config.timeout_s)
-        if len(actions) < 3:
-            log.flush()
-            log.seek(0)
-            raise RuntimeError(f"rt1_node ({backend}) published {len(actions)} actions within {config.timeout_s:g} s;"
-                               f" its log ends: {log.read()[-1500:]}")
-        spin_until(lambda: False, time.monotonic() + config.settle_s)
-        # The window opens and closes on an action's arrival (the first after window_s), so it always holds whole
-        # control steps however slow a loaded machine makes them; timeout_s bounds a node that stops answering.
-        count_before = len(actions)
-        spin_until(lambda: len(actions) > count_before, time.monotonic() + config.timeout_s)
-        cpu_before, clock, opened_at = node_cpu_seconds(), time.monotonic(), len(actions)
-        spin_until(lambda: len(actions) > opened_at and actions[-1][0] - clock >= config.window_s,
-                   clock + config.window_s + config.timeout_s)
-        cpu_after, elapsed = node_cpu_seconds(), time.monotonic() - clock
-        window = actions[opened_at:]
-        if node_process.poll() is not None:
-            raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.returncode} during the window")
-        if not window:
-            raise RuntimeError(f"rt1_node ({backend}) stopped answering: no action within {config.timeout_s:g} s")
-    finally:
-        for process in processes:
-            process.send_signal(signal.SIGINT)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if executor is not None:
-            executor.shutdown()
-        if probe is not None:
-            probe.destroy_node()
-        rclpy.try_shutdown(context=context)
-        log.close()
-        os.unlink(log.name)
+            spin_until(lambda: len(actions) >= 3, time.monotonic() + config.timeout_s)
+            if len(actions) < 3:
+                raise RuntimeError(f"rt1_node ({backend}) published {len(actions)} actions within "
+                                   f"{config.timeout_s:g} s; its log ends: {node_process.log_tail()}")
+            spin_until(lambda: False, time.monotonic() + config.settle_s)
+            # The window opens and closes on an action's arrival (the first after window_s), so it always holds whole
+            # control steps however slow a loaded machine makes them; timeout_s bounds a node that stops answering.
+            count_before = len(actions)
+            spin_until(lambda: len(actions) > count_before, time.monotonic() + config.timeout_s)
+            cpu_before, clock, opened_at = node_cpu_seconds(), time.monotonic(), len(actions)
+            spin_until(lambda: len(actions) > opened_at and actions[-1][0] - clock >= config.window_s,
+                       clock + config.window_s + config.timeout_s)
+            cpu_after, elapsed = node_cpu_seconds(), time.monotonic() - clock
+            window = actions[opened_at:]
+            if node_process.poll() is not None:
+                raise RuntimeError(f"rt1_node ({backend}) exited with {node_process.poll()} during the window")
+            if not window:
+                raise RuntimeError(f"rt1_node ({backend}) stopped answering: no action within {config.timeout_s:g} s")
+        finally:
+            stop_processes([camera])
+            if executor is not None:
+                executor.shutdown()
+            if probe is not None:
+                probe.destroy_node()
+            rclpy.try_shutdown(context=context)
     return BackendCpu(backend=backend, node_cpu_fraction_of_a_core=(cpu_after - cpu_before) / elapsed,
                       control_steps_per_s=len(window) / elapsed,
                       inference_ms_mean=sum(ms for _, ms in window) / max(1, len(window)), window_s=elapsed)

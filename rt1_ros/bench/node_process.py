@@ -1,0 +1,72 @@
+"""rt1_node in its own process, as on a robot, for the benches that measure it from outside (node, node_cpu).
+
+A context manager: the node starts with the given parameters in its own namespace, logs to a temporary file (read
+back for errors and its start-up line), and is stopped with SIGINT (its own shutdown: zero command, lifecycle), killed
+only if it has not exited after 30 s, and the log removed.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from typing import Mapping
+
+
+class NodeProcess:
+    def __init__(self, namespace: str, parameters: Mapping[str, object], log_prefix: str = "rt1_bench_node_") -> None:
+        self.namespace = namespace
+        self._command = [sys.executable, "-m", "rt1_ros.node.rt1_node", "--ros-args", "-r", f"__ns:={namespace}"]
+        for key, value in parameters.items():
+            self._command += ["-p", f"{key}:={value}"]
+        self._log_prefix = log_prefix
+        self._log = None
+        self._process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "NodeProcess":
+        self._log = tempfile.NamedTemporaryFile("w+", prefix=self._log_prefix, suffix=".log", delete=False)
+        self._process = subprocess.Popen(self._command, stdout=self._log, stderr=subprocess.STDOUT,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        stop_processes([self._process])
+        self._log.close()
+        os.unlink(self._log.name)
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def poll(self) -> int | None:
+        """None while the node runs, else its exit status."""
+        return self._process.poll()
+
+    def log_text(self) -> str:
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read()
+
+    def log_tail(self, characters: int = 1500) -> str:
+        return self.log_text()[-characters:]
+
+    def backend(self) -> str:
+        """What the node's start-up line says it runs on ("... on cpu (openvino)"); "?" before that line."""
+        for line in self.log_text().splitlines():
+            if " on cpu (" in line:
+                return line.rsplit(" on cpu (", 1)[1].split(")")[0]
+        return "?"
+
+
+def stop_processes(processes: list[subprocess.Popen | None]) -> None:
+    """SIGINT to all first (they shut down side by side), then wait for each; kill one that has not exited in 30 s."""
+    running = [p for p in processes if p is not None]
+    for process in running:
+        process.send_signal(signal.SIGINT)
+    for process in running:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
