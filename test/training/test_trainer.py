@@ -66,6 +66,20 @@ def test_smoke_train_loss_decreases_checkpoint_loads_and_resumes(dataset, fast, 
     assert resumed.run()["step"] == 14
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="float16 loss scaling runs on CUDA only")
+def test_float16_resume_continues_from_the_saved_loss_scale(dataset, fast, tmp_path):
+    run = tmp_path / "run"
+    config = parse_overrides(TrainConfig(), fast + [f"data={dataset}", "total_steps=6", "mixed_precision=float16"])
+    Trainer(config, run, progress=False, device="cuda").run()
+    state_file = run / "latest" / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert state["grad_scale"] is not None
+    state["grad_scale"] = 1024.0  # not the default 2**16, so a resume that ignores it shows
+    state_file.write_text(json.dumps(state))
+    resumed = Trainer(parse_overrides(config, ["total_steps=8"]), run, resume=True, progress=False, device="cuda")
+    assert resumed.scaler.get_scale() == 1024.0
+
+
 def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(write_dataset, fast, tmp_path):
     data = tmp_path / "data"
     write_dataset(data, scene_state=True)
