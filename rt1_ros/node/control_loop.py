@@ -32,6 +32,7 @@ import time
 from typing import Callable
 
 import numpy as np
+from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -41,6 +42,7 @@ from std_msgs.msg import String
 from rt1_ros import qos
 from rt1_ros.action_layout import Mode
 from rt1_ros.node.command_publishers import CommandPublishers
+from rt1_ros.node.image_message import image_fields
 from rt1_ros.node.instruction_message import instruction_text
 from rt1_ros.node.parameters import NodeConfig
 from rt1_ros.ros_graph import NANOSECONDS, stamp_ns
@@ -86,7 +88,8 @@ class ControlLoop:
         self._subscriptions: list = []  # destroyed by close(), with the timers
         self._timers: list = []
 
-        self._newest_image = None  # (message, frame time on the watchdog clock) — only the newest frame is kept
+        # (CompressedImage or ImageFields, header stamp, frame time on the watchdog clock): only the newest is kept
+        self._newest_image = None
         self._image_lock = threading.Lock()
         self.frames_received = 0
         self.frames_skipped = 0  # replaced by a newer frame before a step used them
@@ -116,7 +119,9 @@ class ControlLoop:
             image = node.create_subscription(CompressedImage, "image/compressed", self._on_image, image_qos,
                                              callback_group=image_group)
         else:
-            image = node.create_subscription(Image, "image", self._on_image, image_qos, callback_group=image_group)
+            # Raw bytes: the node reads a frame's fields only when a step uses it (node/image_message.py).
+            image = node.create_subscription(Image, "image", self._on_image, image_qos, callback_group=image_group,
+                                             raw=True)
         # Latched: a node started after the instruction was sent still receives it. Raw bytes: rclpy would silently
         # turn invalid UTF-8 into U+FFFD and cut the text at a NUL.
         instruction = node.create_subscription(String, "instruction", self._on_instruction, qos.LATCHED, raw=True)
@@ -171,10 +176,10 @@ class ControlLoop:
     def _sim_time(self) -> bool:
         return bool(self._node.get_parameter("use_sim_time").value)
 
-    def _frame_time(self, message, info) -> float:
+    def _frame_time(self, stamp: Time, info) -> float:
         """When the frame counts as taken, on the node's clock (see the module docstring: frame age)."""
         if self._sim_time():
-            return stamp_ns(message.header.stamp) / NANOSECONDS
+            return stamp_ns(stamp) / NANOSECONDS
         # The earlier of the writer's source timestamp and the middleware's reception: a frame written while this
         # process was frozen is received after it resumes, but was written long before.
         times = [info.get(key, 0) for key in ("source_timestamp", "received_timestamp")] if info else []
@@ -183,28 +188,43 @@ class ControlLoop:
 
     # -- inputs ------------------------------------------------------------------------------------------------
     def _on_image(self, message, info) -> None:
-        frame_time = self._frame_time(message, info)
+        """A CompressedImage, or the serialized bytes of an Image (subscribed raw: only the fields are read here,
+        a few microseconds; the pixels are converted only if a step takes this frame)."""
+        if isinstance(message, bytes):
+            try:
+                fields = image_fields(message)
+            except ImageDecodeError as exc:
+                self._drop_frame(exc)
+                return
+            stamp = Time(sec=fields.stamp_sec, nanosec=fields.stamp_nanosec)
+            message = fields
+        else:
+            stamp = message.header.stamp
+        frame_time = self._frame_time(stamp, info)
         with self._image_lock:
             if self._newest_image is not None:
                 self.frames_skipped += 1
-            self._newest_image = (message, frame_time)
+            self._newest_image = (message, stamp, frame_time)
             self.frames_received += 1
         if self.config.control_trigger == "image":
             self._request_step()
 
+    def _drop_frame(self, error: ImageDecodeError) -> None:
+        self.frames_invalid += 1
+        self._logger.warning(f"dropping camera frame: {error}", throttle_duration_sec=self.config.log_throttle_s)
+
     def _decode(self, newest) -> Frame | None:
-        message, frame_time = newest
+        message, stamp, frame_time = newest
         try:
             if isinstance(message, CompressedImage):
                 rgb = decode_compressed(message.format, message.data, self.config.max_image_pixels)
             else:
-                rgb = decode_raw(message.height, message.width, message.encoding, bool(message.is_bigendian),
+                rgb = decode_raw(message.height, message.width, message.encoding, message.is_bigendian,
                                  message.step, message.data, self.config.max_image_pixels)
         except ImageDecodeError as exc:
-            self.frames_invalid += 1
-            self._logger.warning(f"dropping camera frame: {exc}", throttle_duration_sec=self.config.log_throttle_s)
+            self._drop_frame(exc)
             return None
-        return Frame(rgb=rgb, stamp=message.header.stamp, received_at=frame_time)
+        return Frame(rgb=rgb, stamp=stamp, received_at=frame_time)
 
     def _on_instruction(self, serialized: bytes, info) -> None:
         source_ns = int(info.get("source_timestamp", 0)) if info else 0

@@ -58,6 +58,11 @@ def invalid_utf8_encoding(index: int) -> bytes:
     return serialized.replace(b"rgb8", b"rg\xff\xfe", 1)
 
 
+def truncated_message(index: int) -> bytes:
+    # the serialized bytes cut short inside the pixel data: the node reads the frame's CDR itself
+    return serialize_message(make_image("rgb8", stamp_ns=index))[:-50]
+
+
 BAD_RAW_FRAMES = {
     "unknown encoding": (lambda i: raw_image(8, 6, "yuv_mystery", 24, bytes(144), index=i), "unknown image encoding"),
     "step below width x channels": (lambda i: raw_image(8, 6, "rgb8", 20, bytes(144), index=i), "step 20 is smaller"),
@@ -70,7 +75,8 @@ BAD_RAW_FRAMES = {
     "float colour": (lambda i: raw_image(8, 6, "32FC3", 96, bytes(576), index=i), "float"),
     "over max_image_pixels": (lambda i: raw_image(1280, 720, "mono8", 1280, bytes(1280 * 720), index=i),
                               "exceeds max_image_pixels"),
-    "non-UTF-8 encoding string": (invalid_utf8_encoding, "unknown image encoding"),
+    "non-UTF-8 encoding string": (invalid_utf8_encoding, "encoding is not UTF-8"),
+    "truncated serialized message": (truncated_message, "malformed Image message: data needs"),
 }
 
 
