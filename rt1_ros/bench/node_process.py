@@ -2,16 +2,28 @@
 
 A context manager: the node starts with the given parameters in its own namespace, logs to a temporary file (read
 back for errors and its start-up line), and is stopped with SIGINT (its own shutdown: zero command, lifecycle), killed
-only if it has not exited after 30 s, and the log removed.
+only if it has not exited after 30 s, and the log removed. If the bench itself is killed (a test's timeout sends
+SIGKILL, which runs no cleanup), Linux sends the node SIGINT as its parent dies, so no node outlives the bench.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 from typing import Mapping
+
+_PR_SET_PDEATHSIG = 1
+
+
+def interrupt_when_parent_dies() -> None:
+    """Runs in the child between fork and exec (Linux; elsewhere nothing)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    except (OSError, AttributeError):
+        pass
 
 
 class NodeProcess:
@@ -27,7 +39,8 @@ class NodeProcess:
     def __enter__(self) -> "NodeProcess":
         self._log = tempfile.NamedTemporaryFile("w+", prefix=self._log_prefix, suffix=".log", delete=False)
         self._process = subprocess.Popen(self._command, stdout=self._log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                         preexec_fn=interrupt_when_parent_dies)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -1,0 +1,41 @@
+"""A process the benches start (rt1_node, the camera) does not outlive a bench that is killed outright."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+CHILD = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.exit(0)); time.sleep(600)"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_child_gets_sigint_when_its_bench_is_killed():
+    parent = textwrap.dedent(f"""
+        import subprocess, sys, time
+        from rt1_ros.bench.node_process import interrupt_when_parent_dies
+        child = subprocess.Popen([sys.executable, "-c", {CHILD!r}], preexec_fn=interrupt_when_parent_dies)
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    bench = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
+    child_pid = int(bench.stdout.readline())
+    assert _alive(child_pid)
+    bench.send_signal(signal.SIGKILL)  # what a test's timeout does: no cleanup runs in the bench
+    bench.wait()
+    deadline = time.monotonic() + 60  # a bound for a stuck child, not a timing assertion
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child_pid), "the child outlived its killed parent"
+
+
+def _alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie (its new parent, init, reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
