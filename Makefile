@@ -3,8 +3,8 @@
 #   make test    setup, then the test suite (pytest.ini: fast default run, `full` marker deselected)
 #   make test-full  setup, then every test including those marked `full`
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
-#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train, then twice
-#                generate more -> fine-tune on everything so far; copy (~3 h 25 min)
+#   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train, then three times
+#                generate more -> fine-tune on everything so far; copy (~4 h 25 min)
 #   make model-quick  the quick recipe: the same data, 800 training steps (~30 min); outputs/model/rt1_sim_quick
 #   make model-dagger  a DAgger round on top of `make model`'s stage 1 (~37 min; measured, not shipped: README)
 #   make lint    setup, then ruff (ruff.toml)
@@ -33,11 +33,16 @@ MODEL_MORE_DATA ?= data/rt1_sim_more
 MODEL_MORE_SEED_START := 320
 MODEL_FINETUNE_RUN ?= outputs/model/rt1_sim_more
 FINETUNE_TRAIN_SET := total_steps=2400 learning_rate=0.0003
-# Stage 3: as many new scenes again (seeds 640-959), and the stage-2 run fine-tuned on all three: the shipped weights.
+# Stage 3: as many new scenes again (seeds 640-959), and the stage-2 run fine-tuned on all three.
 MODEL_THIRD_DATA ?= data/rt1_sim_third
 MODEL_THIRD_SEED_START := 640
 MODEL_THIRD_RUN ?= outputs/model/rt1_sim_third
 THIRD_TRAIN_SET := total_steps=3000 learning_rate=0.0003
+# Stage 4: as many new scenes again (seeds 960-1279), and the stage-3 run fine-tuned on all four: the shipped weights.
+MODEL_FOURTH_DATA ?= data/rt1_sim_fourth
+MODEL_FOURTH_SEED_START := 960
+MODEL_FOURTH_RUN ?= outputs/model/rt1_sim_fourth
+FOURTH_TRAIN_SET := total_steps=3000 learning_rate=0.0003
 MODEL_TRAIN_ARGS ?=
 QUICK_RUN ?= outputs/model/rt1_sim_quick
 QUICK_TRAIN_STEPS ?= 800
@@ -81,8 +86,13 @@ model: setup
 	$(ENV) python -m rt1_ros.train --config config/train_sim.yaml --data $(MODEL_DATA) --output $(MODEL_THIRD_RUN) \
 		--set init_checkpoint=$(MODEL_FINETUNE_RUN)/best "extra_data=[$(MODEL_MORE_DATA),$(MODEL_THIRD_DATA)]" \
 		$(THIRD_TRAIN_SET) $(MODEL_TRAIN_ARGS)
+	$(ENV) python -m rt1_ros.data.generate --output $(MODEL_FOURTH_DATA) --episodes-per-family $(MODEL_EPISODES) \
+		--seed-start $(MODEL_FOURTH_SEED_START) $(GENERATE_RECIPE)
+	$(ENV) python -m rt1_ros.train --config config/train_sim.yaml --data $(MODEL_DATA) --output $(MODEL_FOURTH_RUN) \
+		--set init_checkpoint=$(MODEL_THIRD_RUN)/best \
+		"extra_data=[$(MODEL_MORE_DATA),$(MODEL_THIRD_DATA),$(MODEL_FOURTH_DATA)]" $(FOURTH_TRAIN_SET) $(MODEL_TRAIN_ARGS)
 	mkdir -p models/rt1_sim
-	cp $(MODEL_THIRD_RUN)/best/model.safetensors $(MODEL_THIRD_RUN)/best/config.yaml models/rt1_sim/
+	cp $(MODEL_FOURTH_RUN)/best/model.safetensors $(MODEL_FOURTH_RUN)/best/config.yaml models/rt1_sim/
 
 # The DAgger round measured in README "The shipped policy" (it did not beat the model it started from, so it is not
 # what ships): MODEL_RUN's policy drives on new seeds while the expert labels, then a fine-tune on both datasets.
