@@ -37,7 +37,10 @@ ACTION_READOUTS = ("last_token", "action_positions")
 
 def images_to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """(...,H,W,3) uint8 numpy -> (...,3,H,W) float32 in [0,1]: the image layout and range RT-1 takes."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).movedim(-1, -3).float().div_(255.0)
+    rgb = np.ascontiguousarray(rgb)
+    if not rgb.flags.writeable:  # a view into a received message's bytes: torch wants memory it may write
+        rgb = rgb.copy()
+    return torch.from_numpy(rgb).movedim(-1, -3).float().div_(255.0)
 
 
 @dataclass(frozen=True)

@@ -194,7 +194,9 @@ class ControlLoop:
             try:
                 fields = image_fields(message)
             except ImageDecodeError as exc:
-                self._drop_frame(exc)
+                self._count_invalid_frame()
+                self._logger.warning(f"dropping camera message: {exc}",
+                                     throttle_duration_sec=self.config.log_throttle_s)
                 return
             stamp = Time(sec=fields.stamp_sec, nanosec=fields.stamp_nanosec)
             message = fields
@@ -209,9 +211,9 @@ class ControlLoop:
         if self.config.control_trigger == "image":
             self._request_step()
 
-    def _drop_frame(self, error: ImageDecodeError) -> None:
-        self.frames_invalid += 1
-        self._logger.warning(f"dropping camera frame: {error}", throttle_duration_sec=self.config.log_throttle_s)
+    def _count_invalid_frame(self) -> None:
+        with self._image_lock:  # the executor (unreadable messages) and the worker (undecodable frames) both count
+            self.frames_invalid += 1
 
     def _decode(self, newest) -> Frame | None:
         message, stamp, frame_time = newest
@@ -222,7 +224,8 @@ class ControlLoop:
                 rgb = decode_raw(message.height, message.width, message.encoding, message.is_bigendian,
                                  message.step, message.data, self.config.max_image_pixels)
         except ImageDecodeError as exc:
-            self._drop_frame(exc)
+            self._count_invalid_frame()
+            self._logger.warning(f"dropping camera frame: {exc}", throttle_duration_sec=self.config.log_throttle_s)
             return None
         return Frame(rgb=rgb, stamp=stamp, received_at=frame_time)
 

@@ -93,7 +93,7 @@ def test_malformed_raw_frames_are_dropped_logged_once_and_the_robot_holds(ros, d
     assert wait_for(lambda: node.frames_invalid >= 5 and len(actions) >= 5), f"{case}: frames not seen as invalid"
     assert wait_for(lambda: warnings(log, reason)), f"{case}: no log line saying '{reason}'"
     camera.stop()
-    assert len(warnings(log, "dropping camera frame")) == 1, "a stream of bad frames must be logged once per throttle"
+    assert len(warnings(log, "dropping camera ")) == 1, "a stream of bad frames must be logged once per throttle"
     assert all(a.mode == RT1Action.MODE_HOLD for a in actions)
     assert twists and all(t.linear.x == 0.0 and t.angular.z == 0.0 for t in twists)
     assert node.controller.stats.inferences == 0
