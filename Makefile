@@ -4,7 +4,7 @@
 #   make test-full  setup, then every test including those marked `full`
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
 #   make model   setup, then the recipe of the shipped policy models/rt1_sim: generate -> train, then three times
-#                generate more -> fine-tune on everything so far; copy (~4 h 25 min)
+#                generate more -> fine-tune on everything so far; copy (~4 h 23 min)
 #   make model-quick  the quick recipe: the same data, 800 training steps (~30 min); outputs/model/rt1_sim_quick
 #   make model-dagger  a DAgger round on top of `make model`'s stage 1 (~37 min; measured, not shipped: README)
 #   make lint    setup, then ruff (ruff.toml)
@@ -51,7 +51,7 @@ QUICK_TRAIN_STEPS ?= 800
 MODEL_DAGGER_DATA ?= data/rt1_sim_dagger
 MODEL_DAGGER_RUN ?= outputs/model/rt1_sim_dagger
 DAGGER_EPISODES ?= 200
-DAGGER_SEED_START := 1000
+DAGGER_SEED_START := 1000  # inside stage 4's seeds: the two are never trained together (DAgger starts from stage 1)
 DAGGER_TRAIN_SET := total_steps=1500 learning_rate=0.0003
 HELD_OUT := pick:green_cylinder push:yellow_cube move_near:red_cylinder
 DAGGER_RECIPE := --families pick push move_near --workers 2 --frame-size 144 --hold-out $(HELD_OUT)

@@ -27,7 +27,7 @@ from rt1_ros.action_layout import MODE_DIM, ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig, NodeBenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, camera_frames, untrained_model
 from rt1_ros.bench.measurement import Skipped, summarise_ms
-from rt1_ros.bench.node_process import NodeProcess
+from rt1_ros.bench.node_subprocess import NodeProcess
 
 
 @dataclass

@@ -8,6 +8,7 @@ rate, plus receiving and decoding the frames it uses; not a core (issue 12: a bu
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 
 from rt1_ros.bench.config import BenchConfig, NodeCpuBenchConfig
 from rt1_ros.bench.measurement import Skipped
-from rt1_ros.bench.node_process import NodeProcess, interrupt_when_parent_dies, stop_processes
+from rt1_ros.bench.node_subprocess import NodeProcess, interrupt_when_parent_dies, stop_processes
 
 INSTRUCTION = "pick up the red cube"
 
@@ -94,7 +95,8 @@ def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, 
                  "--width", str(config.image_width), "--height", str(config.image_height),
                  "--fps", str(config.camera_fps),
                  "--seconds", str(config.timeout_s + config.settle_s + config.window_s)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, preexec_fn=interrupt_when_parent_dies)
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                preexec_fn=functools.partial(interrupt_when_parent_dies, os.getpid()))
             rclpy.init(context=context)
             probe = Node("node_cpu_probe", context=context)
             executor = SingleThreadedExecutor(context=context)

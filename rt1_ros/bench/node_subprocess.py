@@ -4,10 +4,13 @@ A context manager: the node starts with the given parameters in its own namespac
 back for errors and its start-up line), and is stopped with SIGINT (its own shutdown: zero command, lifecycle), killed
 only if it has not exited after 30 s, and the log removed. If the bench itself is killed (a test's timeout sends
 SIGKILL, which runs no cleanup), Linux sends the node SIGINT as its parent dies, so no node outlives the bench.
+Linux ties that signal to the thread that started the child: start these from a thread that lives as long as the
+bench (the benches use their main thread).
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import signal
 import subprocess
@@ -16,14 +19,20 @@ import tempfile
 from typing import Mapping
 
 _PR_SET_PDEATHSIG = 1
+try:  # looked up here, in the parent: between fork and exec the child should only make the call
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux
+    _prctl = None
 
 
-def interrupt_when_parent_dies() -> None:
-    """Runs in the child between fork and exec (Linux; elsewhere nothing)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
-    except (OSError, AttributeError):
-        pass
+def interrupt_when_parent_dies(parent_pid: int | None = None) -> None:
+    """A preexec_fn (runs in the child between fork and exec); ``parent_pid``: os.getpid() of the starting process,
+    for a parent that died before the call (the child then interrupts itself). Nothing where prctl does not exist."""
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 class NodeProcess:
@@ -40,7 +49,7 @@ class NodeProcess:
         self._log = tempfile.NamedTemporaryFile("w+", prefix=self._log_prefix, suffix=".log", delete=False)
         self._process = subprocess.Popen(self._command, stdout=self._log, stderr=subprocess.STDOUT,
                                          env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                                         preexec_fn=interrupt_when_parent_dies)
+                                         preexec_fn=functools.partial(interrupt_when_parent_dies, os.getpid()))
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -73,7 +82,8 @@ class NodeProcess:
 
 
 def stop_processes(processes: list[subprocess.Popen | None]) -> None:
-    """SIGINT to all first (they shut down side by side), then wait for each; kill one that has not exited in 30 s."""
+    """SIGINT to each first (several then shut down side by side), then wait for each; kill one that has not exited
+    in 30 s."""
     running = [p for p in processes if p is not None]
     for process in running:
         process.send_signal(signal.SIGINT)

@@ -98,7 +98,7 @@ class Trainer:
         self.auxiliary_head = self.policy.auxiliary_head = self._make_auxiliary_head()
         self.target_cell_head = self.policy.target_cell_head = self._make_target_cell_head()
         self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
-        self._resumed_grad_scale: float | None = None
+        self._resumed_scaler_state: dict | None = None
         if resume:
             self._resume(latest)
         if config.init_checkpoint and not resuming:
@@ -108,11 +108,11 @@ class Trainer:
         self.autocast_dtype = None
         if self.device.type == "cuda" and config.mixed_precision != "none":
             self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
-        # float16 training on CUDA: a resumed run continues from the loss scale it had reached (the default 2**16
-        # would overflow for the first steps again and skip them).
-        init_scale = self._resumed_grad_scale if self._resumed_grad_scale is not None else 2.0 ** 16
-        self.scaler = torch.amp.GradScaler("cuda", init_scale=init_scale,
-                                           enabled=self.autocast_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        if self.scaler.is_enabled() and self._resumed_scaler_state:
+            # float16 on CUDA: a resumed run continues from the loss scale (and growth count) it had reached; the
+            # default 2**16 would overflow again and skip the first steps.
+            self.scaler.load_state_dict(self._resumed_scaler_state)
 
     # ------------------------------------------------------------------------------------------------- set-up
     def _select_device(self, device: str) -> torch.device:
@@ -373,7 +373,7 @@ class Trainer:
             save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
                       str(directory / TRAINING_HEAD_FILES[name]))
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
-                 "grad_scale": self.scaler.get_scale() if self.scaler.is_enabled() else None}
+                 "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
         return directory
 
@@ -415,7 +415,6 @@ class Trainer:
         state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))
         self.step, self.elapsed_s = int(state["step"]), float(state["elapsed_s"])
         self.best_val_loss = float(state["best_val_loss"]) if state["best_val_loss"] is not None else math.inf
-        if state.get("grad_scale") is not None:
-            self._resumed_grad_scale = float(state["grad_scale"])
+        self._resumed_scaler_state = state.get("grad_scaler")
         if self.dist.is_main:
             print(f"resumed from {directory} at step {self.step} ({self.elapsed_s / 60:.1f} min trained)")

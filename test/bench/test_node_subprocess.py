@@ -15,14 +15,18 @@ CHILD = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.e
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_child_gets_sigint_when_its_bench_is_killed():
     parent = textwrap.dedent(f"""
-        import subprocess, sys, time
-        from rt1_ros.bench.node_process import interrupt_when_parent_dies
-        child = subprocess.Popen([sys.executable, "-c", {CHILD!r}], preexec_fn=interrupt_when_parent_dies)
+        import functools, os, subprocess, sys, time
+        from rt1_ros.bench.node_subprocess import interrupt_when_parent_dies
+        child = subprocess.Popen([sys.executable, "-c", {CHILD!r}],
+                                 preexec_fn=functools.partial(interrupt_when_parent_dies, os.getpid()))
         print(child.pid, flush=True)
         time.sleep(600)
     """)
     bench = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
-    child_pid = int(bench.stdout.readline())
+    with bench.stdout:
+        line = bench.stdout.readline()
+    assert line.strip().isdigit(), f"the bench stand-in did not start its child: {line!r}"
+    child_pid = int(line)
     assert _alive(child_pid)
     bench.send_signal(signal.SIGKILL)  # what a test's timeout does: no cleanup runs in the bench
     bench.wait()
