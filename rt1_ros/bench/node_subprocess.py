@@ -1,9 +1,11 @@
 """rt1_node in its own process, as on a robot, for the benches that measure it from outside (node, node_cpu).
 
 A context manager: the node starts with the given parameters in its own namespace, logs to a temporary file (read
-back for errors and its start-up line), and is stopped with SIGINT (its own shutdown: zero command, lifecycle), killed
+back for errors and its start-up line), and is stopped with SIGTERM (its own shutdown: zero command, lifecycle), killed
 only if it has not exited after 30 s, and the log removed. If the bench itself is killed (a test's timeout sends
-SIGKILL, which runs no cleanup), Linux sends the node SIGINT as its parent dies, so no node outlives the bench.
+SIGKILL, which runs no cleanup), Linux sends the node SIGTERM as its parent dies, so no node outlives the bench.
+SIGTERM, not SIGINT, both times: a shell starts background jobs with SIGINT ignored, and a child still starting up
+(before its own handlers) would lose it; rt1_node and the camera stop on SIGTERM as on SIGINT.
 Linux ties that signal to the thread that started the child: start these from a thread that lives as long as the
 bench (the benches use their main thread).
 """
@@ -30,9 +32,9 @@ def interrupt_when_parent_dies(parent_pid: int | None = None) -> None:
     for a parent that died before the call (the child then interrupts itself). Nothing where prctl does not exist."""
     if _prctl is None:
         return
-    _prctl(_PR_SET_PDEATHSIG, signal.SIGINT)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if parent_pid is not None and os.getppid() != parent_pid:
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class NodeProcess:
@@ -82,11 +84,11 @@ class NodeProcess:
 
 
 def stop_processes(processes: list[subprocess.Popen | None]) -> None:
-    """SIGINT to each first (several then shut down side by side), then wait for each; kill one that has not exited
+    """SIGTERM to each first (several then shut down side by side), then wait for each; kill one that has not exited
     in 30 s."""
     running = [p for p in processes if p is not None]
     for process in running:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGTERM)
     for process in running:
         try:
             process.wait(30)

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-CHILD = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.exit(0)); time.sleep(600)"
+CHILD = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(600)"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
-def test_a_child_gets_sigint_when_its_bench_is_killed():
+def test_a_child_is_stopped_when_its_bench_is_killed():
     parent = textwrap.dedent(f"""
         import functools, os, subprocess, sys, time
         from rt1_ros.bench.node_subprocess import interrupt_when_parent_dies
