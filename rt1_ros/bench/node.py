@@ -80,13 +80,7 @@ def bench_node(config: BenchConfig) -> NodeResult | Skipped:
 
 def _measure(settings: NodeBenchConfig, checkpoint: Path, namespace: str) -> NodeResult:
     import rclpy
-    from geometry_msgs.msg import Twist
     from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
-    from std_msgs.msg import String
-
-    from rt1_ros.msg import RT1Action
-    from rt1_ros.qos import LATCHED
 
     parameters = dict(checkpoint=str(checkpoint), device="cpu", control_trigger="image", start_enabled="true",
                       ema_alpha="1.0", image_timeout_s="60.0", image_reliability="reliable")
@@ -99,7 +93,7 @@ def _measure(settings: NodeBenchConfig, checkpoint: Path, namespace: str) -> Nod
         spin_thread = threading.Thread(target=spinner.spin, daemon=True)
         spin_thread.start()
         try:
-            return _exchange(settings, node_process, peer, (Twist, Image, String, RT1Action), LATCHED)
+            return _exchange(settings, node_process, peer)
         finally:
             spinner.shutdown()
             spin_thread.join(timeout=10)
@@ -107,9 +101,14 @@ def _measure(settings: NodeBenchConfig, checkpoint: Path, namespace: str) -> Nod
             rclpy.try_shutdown(context=context)
 
 
-def _exchange(settings: NodeBenchConfig, node_process: NodeProcess, peer, message_types, latched) -> NodeResult:
+def _exchange(settings: NodeBenchConfig, node_process: NodeProcess, peer) -> NodeResult:
     """Prime the node until it answers with motion, then the timed one-frame-at-a-time exchange."""
-    Twist, Image, String, RT1Action = message_types
+    from geometry_msgs.msg import Twist
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from rt1_ros.msg import RT1Action
+    from rt1_ros.qos import LATCHED
 
     def failure(what: str) -> RuntimeError:
         return RuntimeError(f"{what}; rt1_node's log ends: {node_process.log_tail()}")
@@ -118,7 +117,7 @@ def _exchange(settings: NodeBenchConfig, node_process: NodeProcess, peer, messag
     peer.create_subscription(Twist, "cmd_vel", arrivals.recorder("twist"), 10)
     peer.create_subscription(RT1Action, "rt1_action", arrivals.recorder("action"), 10)
     image_publisher = peer.create_publisher(Image, "image", 10)
-    peer.create_publisher(String, "instruction", latched).publish(String(data=INSTRUCTION))
+    peer.create_publisher(String, "instruction", LATCHED).publish(String(data=INSTRUCTION))
     if not _wait(lambda: image_publisher.get_subscription_count() > 0 or node_process.poll() is not None,
                  settings.timeout_s) or node_process.poll() is not None:
         raise failure(f"rt1_node did not subscribe to the camera within {settings.timeout_s:g} s")
