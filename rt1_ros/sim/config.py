@@ -140,6 +140,16 @@ class ColourConfig:
 
 
 @dataclass(frozen=True)
+class ShapeWordsConfig:
+    shape: str  # cube | cylinder
+    words: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.words or self.words[0] != self.shape:
+            raise ValueError(f"shape_words for {self.shape!r} must start with the shape's own name")
+
+
+@dataclass(frozen=True)
 class ObjectsConfig:
     colours: tuple[ColourConfig, ...]
     cube_half_size: float
@@ -147,7 +157,8 @@ class ObjectsConfig:
     cylinder_half_height: float
     mass: float
     friction: Vec3
-    count: int  # objects on the table per episode, distinct (colour, shape) pairs
+    # The words an instruction may use for each shape (the templates' {object}); the first is the shape's name.
+    shape_words: tuple[ShapeWordsConfig, ...]
     region_x: Vec2  # world x range of object centres
     region_y: Vec2
     min_separation: float  # centre-to-centre
@@ -156,10 +167,16 @@ class ObjectsConfig:
     parking_spacing: float
 
     def __post_init__(self) -> None:
-        if len(self.colours) < 1 or self.count < 1 or self.count > 2 * len(self.colours):
-            raise ValueError("need 1 <= count <= 2 * len(colours)")
+        if len(self.colours) < 1:
+            raise ValueError("need at least one colour")
         _check_range("objects.region_x", self.region_x)
         _check_range("objects.region_y", self.region_y)
+
+    def words_for(self, shape: str) -> tuple[str, ...]:
+        for entry in self.shape_words:
+            if entry.shape == shape:
+                return entry.words
+        raise KeyError(f"objects.shape_words has no entry for {shape!r}")
 
 
 @dataclass(frozen=True)
@@ -172,10 +189,20 @@ class StartPoseConfig:
 @dataclass(frozen=True)
 class TaskFamilyConfig:
     name: str
-    templates: tuple[str, ...]  # str.format fields: colour, object, direction
+    # str.format fields: colour, object (one of the shape's words), direction. `templates` are the wordings the
+    # training data uses; `unseen_templates` never appear in it (the `unseen_wordings` condition asks with them).
+    templates: tuple[str, ...]
+    unseen_templates: tuple[str, ...]
     start_pose: StartPoseConfig
     max_steps: int  # control steps before an episode counts as failed
     target_max_abs_y: float  # |world y| of the target object: keeps pick/push targets inside arm reach
+
+    def __post_init__(self) -> None:
+        if not self.templates or not self.unseen_templates:
+            raise ValueError(f"task family {self.name!r} needs templates and unseen_templates")
+        shared = sorted(set(self.templates) & set(self.unseen_templates))
+        if shared:
+            raise ValueError(f"task family {self.name!r}: {shared} is both a training and an unseen template")
 
 
 @dataclass(frozen=True)
@@ -186,6 +213,10 @@ class TasksConfig:
     push_margin: float  # push: lateral displacement in the reset base frame
     push_corridor_half_width: float  # push: no other object this close to the swept line
     max_resample_attempts: int
+    # (family, colour_shape) pairs never asked for in the training data (rt1-generate skips those seeds); the
+    # object still appears as a distractor and as the target of other families. rt1-train records the list in the
+    # checkpoint, and the `unseen_pairs` condition asks for exactly these.
+    held_out_pairs: tuple[str, ...]
 
     def family(self, name: str) -> TaskFamilyConfig:
         for family in self.families:
@@ -221,6 +252,137 @@ class ExpertConfig:
     base_yaw_gain: float  # yaw rate per rad of heading error
 
 
+SURFACE_TEXTURES = ("plain", "checker", "speckle", "grid", "gradient")  # the table's and the floor's materials
+
+
+@dataclass(frozen=True)
+class ColourBox:
+    """Colours drawn uniformly in HSV: hue from one of the intervals (degrees, 0-360), saturation and value."""
+
+    hue_deg: tuple[Vec2, ...]
+    saturation: Vec2
+    value: Vec2
+
+    def __post_init__(self) -> None:
+        if not self.hue_deg:
+            raise ValueError("a colour box needs at least one hue interval")
+        for interval in self.hue_deg:
+            _check_range("hue_deg", interval)
+        _check_range("saturation", self.saturation)
+        _check_range("value", self.value)
+
+
+@dataclass(frozen=True)
+class SurfaceVariation:
+    textures: tuple[str, ...]  # drawn uniformly from SURFACE_TEXTURES
+    colour: ColourBox  # the texture's tint
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.textures) - set(SURFACE_TEXTURES))
+        if not self.textures or unknown:
+            raise ValueError(f"textures must be a non-empty subset of {SURFACE_TEXTURES}, got {self.textures}")
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """How a scene may look: drawn per episode from its seed. Intervals of length 0 pin a value."""
+
+    name: str
+    table: SurfaceVariation
+    floor: SurfaceVariation
+    light_intensity: tuple[Vec2, ...]  # intervals of the factor on the sun's and the headlight's nominal strength
+    light_tilt_deg: Vec2  # the sun's direction tilted this far from its nominal one, towards a random azimuth
+    object_shade: float  # each channel of each object's colour moves by up to this much (0-1 scale)
+
+    def __post_init__(self) -> None:
+        if not self.light_intensity:
+            raise ValueError("light_intensity needs at least one interval")
+        for interval in (*self.light_intensity, self.light_tilt_deg):
+            _check_range("appearance interval", interval)
+
+
+@dataclass(frozen=True)
+class CameraVariation:
+    """How far the head camera sits from its nominal mounting, drawn per episode: each offset's magnitude uniform in
+    its interval, its sign random. [0, 0] everywhere is the nominal camera."""
+
+    name: str
+    position_m: Vec2  # x, y and z offsets in the base frame
+    angle_deg: Vec2  # pitch, yaw and roll offsets
+    fovy_deg: Vec2  # field-of-view offset (another lens or calibration)
+
+    def __post_init__(self) -> None:
+        for interval in (self.position_m, self.angle_deg, self.fovy_deg):
+            _check_range(f"camera variation {self.name}", interval)
+            if interval[0] < 0:
+                raise ValueError(f"camera variation {self.name}: magnitudes are >= 0")
+
+
+CONDITION_INSTRUCTIONS = ("training", "unseen")
+CONDITION_TARGETS = ("seen", "held_out")
+
+
+@dataclass(frozen=True)
+class ConditionConfig:
+    """A named evaluation condition: one declared variant of the scenes and instructions (rt1-eval --condition,
+    rt1-generate --condition, sim_node's `condition`)."""
+
+    name: str
+    description: str
+    instructions: str  # "training": the families' templates; "unseen": their unseen_templates
+    targets: str  # "seen": never a held-out pair; "held_out": only tasks.held_out_pairs
+    object_count: tuple[int, int]  # objects on the table, uniform in this range (distinct colour-shape pairs)
+    appearance: str  # an AppearanceConfig name
+    camera: str  # a CameraVariation name
+
+    def __post_init__(self) -> None:
+        if self.instructions not in CONDITION_INSTRUCTIONS:
+            raise ValueError(f"condition {self.name}: instructions must be one of {CONDITION_INSTRUCTIONS}")
+        if self.targets not in CONDITION_TARGETS:
+            raise ValueError(f"condition {self.name}: targets must be one of {CONDITION_TARGETS}")
+        if not 1 <= self.object_count[0] <= self.object_count[1]:
+            raise ValueError(f"condition {self.name}: need 1 <= object_count[0] <= object_count[1]")
+
+
+SEED_SPLITS = ("train", "dev", "report")
+
+
+@dataclass(frozen=True)
+class SeedRange:
+    first: int
+    last: int  # inclusive
+
+    def __contains__(self, seed: int) -> bool:
+        return self.first <= seed <= self.last
+
+
+@dataclass(frozen=True)
+class SeedRangesConfig:
+    """The evaluation protocol's three disjoint seed ranges: `train` for rt1-generate's demonstrations, `dev` for
+    every choice of lever, checkpoint or setting, `report` for the one evaluation of a model that is published."""
+
+    train: SeedRange
+    dev: SeedRange
+    report: SeedRange
+
+    def __post_init__(self) -> None:
+        ranges = sorted((self.train, self.dev, self.report), key=lambda r: r.first)
+        for r in ranges:
+            if r.first > r.last or r.first < 0:
+                raise ValueError(f"seed range {r} is empty or negative")
+        for lower, upper in zip(ranges, ranges[1:]):
+            if lower.last >= upper.first:
+                raise ValueError("seed ranges train, dev and report must not overlap")
+
+    def split(self, name: str) -> SeedRange:
+        if name not in SEED_SPLITS:
+            raise KeyError(f"unknown seed split {name!r}; known: {SEED_SPLITS}")
+        return getattr(self, name)
+
+    def split_of(self, seed: int) -> str | None:
+        return next((name for name in SEED_SPLITS if seed in self.split(name)), None)
+
+
 @dataclass(frozen=True)
 class SimNodeConfig:
     """The sim node's ROS parameters (``rt1_ros.sim.sim_node``): meaning, range and read-only flag here, defaults in
@@ -252,6 +414,9 @@ class SimNodeConfig:
                                       read_only=True)
     task_family: str = parameter(description="first episode's task family; empty = drawn from the seed",
                                  read_only=True)
+    condition: str = parameter(description="evaluation condition every episode is drawn from (config/sim.yaml "
+                               "conditions: scene appearance, camera mounting, objects, instruction wordings)",
+                               read_only=True)
     seed: int = parameter(description="first episode's seed", range=(0, 2**32 - 1), read_only=True)
     max_episode_steps: int = parameter(description="control steps per episode; 0 = the family's budget from "
                                        "config/sim.yaml", range=(0, 1_000_000), read_only=True)
@@ -274,7 +439,50 @@ class SimConfig:
     objects: ObjectsConfig
     tasks: TasksConfig
     expert: ExpertConfig
+    appearances: tuple[AppearanceConfig, ...]
+    cameras: tuple[CameraVariation, ...]
+    conditions: tuple[ConditionConfig, ...]
+    seeds: SeedRangesConfig
     node: SimNodeConfig
+
+    def __post_init__(self) -> None:
+        for kind, entries in (("appearances", self.appearances), ("cameras", self.cameras),
+                              ("conditions", self.conditions)):
+            names = [e.name for e in entries]
+            if len(set(names)) != len(names) or not names:
+                raise ValueError(f"{kind} need distinct names, and at least one")
+        appearances = {a.name for a in self.appearances}
+        cameras = {c.name for c in self.cameras}
+        for condition in self.conditions:
+            if condition.appearance not in appearances or condition.camera not in cameras:
+                raise ValueError(f"condition {condition.name}: unknown appearance {condition.appearance!r} or "
+                                 f"camera {condition.camera!r}")
+            if condition.object_count[1] > 2 * len(self.objects.colours):
+                raise ValueError(f"condition {condition.name}: more objects than colour-shape pairs")
+        if self.node.condition not in self.condition_names:
+            raise ValueError(f"node.condition {self.node.condition!r} is not one of {self.condition_names}")
+        for pair in self.tasks.held_out_pairs:
+            family, _, target = pair.partition(":")
+            colours = {c.name for c in self.objects.colours}
+            colour, _, shape = target.partition("_")
+            if family not in self.tasks.family_names or colour not in colours or shape not in ("cube", "cylinder"):
+                raise ValueError(f"tasks.held_out_pairs: {pair!r} is not FAMILY:COLOUR_SHAPE")
+
+    @property
+    def condition_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.conditions)
+
+    def condition(self, name: str) -> ConditionConfig:
+        for condition in self.conditions:
+            if condition.name == name:
+                return condition
+        raise KeyError(f"unknown condition {name!r}; known: {list(self.condition_names)}")
+
+    def appearance(self, name: str) -> AppearanceConfig:
+        return next(a for a in self.appearances if a.name == name)
+
+    def camera_variation(self, name: str) -> CameraVariation:
+        return next(c for c in self.cameras if c.name == name)
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> "SimConfig":

@@ -40,21 +40,32 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 
-from rt1_ros.sim.config import SimConfig  # noqa: E402
+from rt1_ros.sim.config import SURFACE_TEXTURES, SimConfig  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
     BASE_BODY,
     BASE_JOINTS,
     FINGER_JOINTS,
+    FLOOR_GEOM,
     GRIP_SITE,
+    HEADLIGHT_AMBIENT,
+    HEADLIGHT_DIFFUSE,
     LEFT_PAD_GEOM,
     RIGHT_PAD_GEOM,
+    SUN_DIFFUSE,
+    SUN_DIRECTION,
+    SUN_LIGHT,
+    TABLE_GEOM,
+    TABLE_LEG_GEOMS,
     build_scene_xml,
     object_half_height,
     object_specs,
+    surface_material,
 )
 from rt1_ros.sim.tasks import SceneState, Task, check_success, sample_task  # noqa: E402
+from rt1_ros.sim.variation import SceneLook, camera_axes, sample_look, tilted_direction  # noqa: E402
 
+LOOK_ATTEMPTS = 5  # scene looks drawn per reset before giving up on a layout with its target in view
 # Gripper pointing straight down: site x along base +x, site z along base -z.
 DOWNWARD_GRIP = np.diag([1.0, -1.0, -1.0])
 
@@ -102,8 +113,11 @@ def rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 class MobileManipulatorSim:
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, condition: str | None = None) -> None:
+        """``condition``: the evaluation condition resets draw from unless they name another (default: the sim
+        node's, config/sim.yaml ``node.condition``)."""
         self.config = config or SimConfig.from_yaml()
+        self.condition = self.config.condition(condition or self.config.node.condition).name
         self.model = mujoco.MjModel.from_xml_string(build_scene_xml(self.config))
         self.data = mujoco.MjData(self.model)
         self._ik_data = mujoco.MjData(self.model)
@@ -138,6 +152,19 @@ class MobileManipulatorSim:
             name: model.jnt_qposadr[joint_id(name)] for name in self._specs
         }
         self._object_geom = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self._specs}
+
+        def geom_id(name: str) -> int:
+            return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
+
+        # What a scene look changes (rt1_ros.sim.variation), and the nominal values it changes them from.
+        self._surface_geoms = {"table": [geom_id(n) for n in (TABLE_GEOM, *TABLE_LEG_GEOMS)],
+                               "floor": [geom_id(FLOOR_GEOM)]}
+        self._surface_materials = {
+            (surface, texture): mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, surface_material(surface, texture))
+            for surface in self._surface_geoms for texture in SURFACE_TEXTURES}
+        self._sun = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_LIGHT, SUN_LIGHT)
+        self._object_rgba = {name: model.geom_rgba[geom].copy() for name, geom in self._object_geom.items()}
+        self.look: SceneLook | None = None
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
@@ -149,22 +176,32 @@ class MobileManipulatorSim:
         self.reset(None, 0)
 
     # ------------------------------------------------------------------ episode
-    def reset(self, task_family: str | None, seed: int) -> Task:
-        """Start an episode of ``task_family`` (None: drawn from the seed) laid out from ``seed``; returns the task."""
-        self._time_offset = self.sim_time
-        rng = np.random.default_rng(seed)
+    def reset(self, task_family: str | None, seed: int, condition: str | None = None) -> Task:
+        """Start an episode of ``task_family`` (None: drawn from the seed) laid out from ``seed`` under
+        ``condition`` (None: this simulator's); returns the task.
+
+        The seed fixes everything, through separate generators: the layout (and object count), the instruction's
+        wording, and the scene look (`rt1_ros.sim.variation`), so one never shifts another."""
         families = self.config.tasks.family_names
+        rng = np.random.default_rng(seed)
         family = task_family or families[rng.integers(len(families))]
         self.config.tasks.family(family)  # unknown names fail here, before any state changes
-        for _ in range(self.config.tasks.max_resample_attempts):
-            task = sample_task(self.config, family, seed, rng)
-            if task is None:
-                continue
-            self._lay_out(task)
-            if self.target_visible(task.target_name):
+        chosen = self.config.condition(condition or self.condition)
+        self._time_offset = self.sim_time
+        count = int(rng.integers(chosen.object_count[0], chosen.object_count[1] + 1))
+        looks = np.random.default_rng([seed, 2])
+        words = np.random.default_rng([seed, 1])
+        task = None
+        # A camera mounting that cannot see the target from where the episode starts (a steep, narrow camera and the
+        # far start of move_near) is drawn again: an episode starts with its target in view.
+        for _ in range(LOOK_ATTEMPTS):
+            self._apply_look(sample_look(self.config, self.config.appearance(chosen.appearance),
+                                         self.config.camera_variation(chosen.camera), len(self._specs), looks))
+            task = self._visible_layout(family, seed, rng, chosen, count, words)
+            if task is not None:
                 break
-        else:
-            raise RuntimeError(f"no visible {family} layout found for seed {seed}")
+        if task is None:
+            raise RuntimeError(f"no visible {family} layout found for seed {seed} ({chosen.name})")
         self.task = task
         settle_steps = max(1, round(self.config.physics.settle_time_s / self.model.opt.timestep))
         mujoco.mj_step(self.model, self.data, nstep=settle_steps)
@@ -172,6 +209,41 @@ class MobileManipulatorSim:
         self._rest_positions = {name: self.object_position(name) for name in self._specs}
         self._reset_base_yaw = self.odometry().yaw
         return task
+
+    def _visible_layout(self, family: str, seed: int, rng: np.random.Generator, condition, count: int,
+                        words: np.random.Generator) -> Task | None:
+        """Lay out layouts drawn from ``rng`` until one shows its target to the camera; None if none does."""
+        for _ in range(self.config.tasks.max_resample_attempts):
+            task = sample_task(self.config, family, seed, rng, condition, count, words)
+            if task is None:
+                continue
+            self._lay_out(task)
+            if self.target_visible(task.target_name):
+                return task
+        return None
+
+    def _apply_look(self, look: SceneLook) -> None:
+        """Materials, lights, object shades and the head camera's mounting, as ``look`` says."""
+        model = self.model
+        for surface, chosen in (("table", look.table), ("floor", look.floor)):
+            material = self._surface_materials[(surface, chosen.texture)]
+            model.geom_matid[self._surface_geoms[surface]] = material
+            model.mat_rgba[material] = (*chosen.rgb, 1.0)
+        model.light_diffuse[self._sun] = SUN_DIFFUSE * look.light_intensity
+        model.light_dir[self._sun] = tilted_direction(np.asarray(SUN_DIRECTION), *look.light_tilt)
+        model.vis.headlight.ambient[:] = HEADLIGHT_AMBIENT * look.light_intensity
+        model.vis.headlight.diffuse[:] = HEADLIGHT_DIFFUSE * look.light_intensity
+        for spec, shade in zip(self._specs.values(), look.object_shade):
+            rgba = self._object_rgba[spec.name]
+            model.geom_rgba[self._object_geom[spec.name]] = (*np.clip(rgba[:3] + shade, 0.0, 1.0), rgba[3])
+        camera = self.config.camera
+        pitch, yaw, roll = look.camera_angles_deg
+        model.cam_pos[self._camera] = np.asarray(camera.position) + np.asarray(look.camera_offset_m)
+        quaternion = np.zeros(4)
+        mujoco.mju_mat2Quat(quaternion, camera_axes(camera.pitch_deg + pitch, yaw, roll).reshape(9))
+        model.cam_quat[self._camera] = quaternion
+        model.cam_fovy[self._camera] = camera.fovy_deg + look.camera_fovy_offset_deg
+        self.look = look
 
     def _lay_out(self, task: Task) -> None:
         """Write the task's initial state into data (base, arm at home, objects) and recompute kinematics."""
@@ -424,7 +496,7 @@ class MobileManipulatorSim:
         depth = -in_camera[2]
         if depth <= 0:
             return None
-        tan_half = math.tan(math.radians(camera.fovy_deg) / 2)
+        tan_half = math.tan(math.radians(float(self.model.cam_fovy[self._camera])) / 2)
         aspect = camera.width / camera.height
         return float(in_camera[0] / depth / (tan_half * aspect)), float(in_camera[1] / depth / tan_half)
 

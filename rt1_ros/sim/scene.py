@@ -18,9 +18,11 @@ Robot
   friction stiff. The squeeze force is ``kp`` times the remaining travel, clipped at ``max_force``.
 * **Camera**: ``head`` on a mast at the back of the base, tilted down over the table and the gripper workspace.
 
-Scene: floor (checker texture, so base motion is visible in the image), a table, and one free body for every
-(colour, shape) pair. An episode places ``objects.count`` of them on the table and parks the rest far out of view:
-the model is compiled once and a reset only rewrites ``qpos``.
+Scene: floor (checker texture by default, so base motion is visible in the image), a table, and one free body for
+every (colour, shape) pair. An episode places some of them on the table and parks the rest far out of view: the model
+is compiled once and a reset only rewrites ``qpos`` and the look (`rt1_ros.sim.variation`). The table and the floor
+have one material per texture of ``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the
+material's colour); a reset picks one for each by switching the geoms' material.
 
 Collision filtering: static scene and objects use contype/conaffinity 1/1; the arm and fingers use 2/1 (they touch
 the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not the arm).
@@ -30,7 +32,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rt1_ros.sim.config import SimConfig
+from rt1_ros.sim.config import SURFACE_TEXTURES, SimConfig
+from rt1_ros.sim.variation import camera_axes
 
 BASE_JOINTS = ("base_x", "base_y", "base_yaw")
 ARM_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll")
@@ -40,7 +43,29 @@ RIGHT_PAD_GEOM = "finger_right_pad"
 GRIP_SITE = "grip_site"
 BASE_BODY = "base"
 TABLE_GEOM = "table_top"
+TABLE_LEG_GEOMS = tuple(f"table_leg_{i}" for i in range(4))
+FLOOR_GEOM = "floor"
+SUN_LIGHT = "sun"
 SHAPES = ("cube", "cylinder")
+# Nominal lights; a scene look scales them (rt1_ros.sim.variation).
+SUN_DIFFUSE = 0.6
+SUN_DIRECTION = (-0.1, 0.15, -1.0)
+HEADLIGHT_AMBIENT = 0.35
+HEADLIGHT_DIFFUSE = 0.4
+
+# Surface textures: white-and-grey patterns that a material tints. texrepeat is per metre (texuniform).
+_TEXTURES = {
+    "checker": ('builtin="checker" rgb1="1 1 1" rgb2="0.78 0.78 0.78" width="256" height="256"', 4.0),
+    "speckle": ('builtin="flat" mark="random" random="0.06" rgb1="1 1 1" markrgb="0.6 0.6 0.6" width="512" '
+                'height="512"', 0.5),
+    "grid": ('builtin="flat" mark="edge" rgb1="1 1 1" markrgb="0.45 0.45 0.45" width="128" height="128"', 6.0),
+    "gradient": ('builtin="gradient" rgb1="1 1 1" rgb2="0.5 0.5 0.5" width="256" height="256"', 0.8),
+}
+
+
+def surface_material(surface: str, texture: str) -> str:
+    """The material name of ``surface`` ("table" or "floor") with ``texture`` (one of SURFACE_TEXTURES)."""
+    return f"{surface}_{texture}"
 
 
 @dataclass(frozen=True)
@@ -76,10 +101,9 @@ def _v(values) -> str:
 
 
 def _camera_axes(pitch_deg: float) -> str:
-    # MuJoCo cameras look along their -z with +y up in the image. Looking along base +x tilted down by `pitch`:
-    # image right is base -y, image up is (sin p, 0, cos p).
-    pitch = math.radians(pitch_deg)
-    return _v((0.0, -1.0, 0.0, math.sin(pitch), 0.0, math.cos(pitch)))
+    """MJCF xyaxes of the nominal head camera (MuJoCo cameras look along their -z, +y up in the image)."""
+    axes = camera_axes(pitch_deg)
+    return _v((*axes[:, 0], *axes[:, 1]))
 
 
 def _arm_xml(config: SimConfig) -> str:
@@ -159,16 +183,34 @@ def _table_xml(config: SimConfig) -> str:
     top_z = table.height - table.thickness / 2
     leg_half = (table.height - table.thickness) / 2
     inset = 2 * table.leg_radius
+    material = surface_material("table", "plain")
     legs = "".join(
-        f'\n    <geom class="scene" type="cylinder" size="{table.leg_radius} {leg_half}" '
-        f'pos="{_v((cx + sx * (hx - inset), cy + sy * (hy - inset), leg_half))}" rgba="{_v(table.rgba)}"/>'
-        for sx in (-1, 1)
-        for sy in (-1, 1)
+        f'\n    <geom name="{name}" class="scene" type="cylinder" size="{table.leg_radius} {leg_half}" '
+        f'pos="{_v((cx + sx * (hx - inset), cy + sy * (hy - inset), leg_half))}" material="{material}"/>'
+        for name, (sx, sy) in zip(TABLE_LEG_GEOMS, ((-1, -1), (-1, 1), (1, -1), (1, 1)))
     )
     return (
         f'\n    <geom name="{TABLE_GEOM}" class="scene" type="box" size="{hx} {hy} {table.thickness / 2}" '
-        f'pos="{cx} {cy} {top_z}" rgba="{_v(table.rgba)}"/>{legs}'
+        f'pos="{cx} {cy} {top_z}" material="{material}"/>{legs}'
     )
+
+
+def _surface_assets(config: SimConfig) -> str:
+    """A texture per pattern and, for the table and the floor, a material per entry of SURFACE_TEXTURES."""
+    textures = "".join(f'\n    <texture name="pattern_{name}" type="2d" {spec}/>' for name, (spec, _) in
+                       _TEXTURES.items())
+    nominal = {"table": config.table.rgba, "floor": (0.55, 0.57, 0.6, 1.0)}
+    materials = []
+    for surface, rgba in nominal.items():
+        for texture in SURFACE_TEXTURES:
+            name = surface_material(surface, texture)
+            if texture == "plain":
+                materials.append(f'\n    <material name="{name}" rgba="{_v(rgba)}" reflectance="0"/>')
+            else:
+                repeat = _TEXTURES[texture][1]
+                materials.append(f'\n    <material name="{name}" texture="pattern_{texture}" texuniform="true" '
+                                 f'texrepeat="{repeat} {repeat}" rgba="{_v(rgba)}" reflectance="0"/>')
+    return textures + "".join(materials)
 
 
 def build_scene_xml(config: SimConfig) -> str:
@@ -196,12 +238,9 @@ def build_scene_xml(config: SimConfig) -> str:
   <visual>
     <global offwidth="{camera.max_render_size}" offheight="{camera.max_render_size}"/>
     <quality shadowsize="{camera.shadow_map_size}"/>
-    <headlight ambient="0.35 0.35 0.35" diffuse="0.4 0.4 0.4" specular="0.1 0.1 0.1"/>
+    <headlight ambient="{_v([HEADLIGHT_AMBIENT] * 3)}" diffuse="{_v([HEADLIGHT_DIFFUSE] * 3)}" specular="0.1 0.1 0.1"/>
   </visual>
-  <asset>
-    <texture name="floor_checker" type="2d" builtin="checker" rgb1="0.55 0.57 0.6" rgb2="0.42 0.44 0.47"
-             width="256" height="256"/>
-    <material name="floor" texture="floor_checker" texrepeat="8 8" reflectance="0"/>
+  <asset>{_surface_assets(config)}
   </asset>
   <default>
     <default class="scene">
@@ -219,9 +258,10 @@ def build_scene_xml(config: SimConfig) -> str:
     </default>
   </default>
   <worldbody>
-    <light name="sun" pos="0.5 -0.5 3" dir="-0.1 0.15 -1" directional="true" diffuse="0.6 0.6 0.6"
-           castshadow="true"/>
-    <geom name="floor" class="scene" type="plane" size="0 0 0.05" material="floor"/>{_table_xml(config)}
+    <light name="{SUN_LIGHT}" pos="0.5 -0.5 3" dir="{_v(SUN_DIRECTION)}" directional="true"
+           diffuse="{_v([SUN_DIFFUSE] * 3)}" castshadow="true"/>
+    <geom name="{FLOOR_GEOM}" class="scene" type="plane" size="0 0 0.05"
+          material="{surface_material("floor", "checker")}"/>{_table_xml(config)}
     <body name="{BASE_BODY}" pos="0 0 0">
       <joint name="base_x" type="slide" axis="1 0 0"/>
       <joint name="base_y" type="slide" axis="0 1 0"/>

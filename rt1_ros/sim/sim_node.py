@@ -81,7 +81,10 @@ class SimNode(Node):
         largest = self.sim_config.camera.max_render_size
         if max(self.params.camera_width, self.params.camera_height) > largest:
             raise ValueError(f"camera size above camera.max_render_size={largest} in config/sim.yaml")
-        self.sim = MobileManipulatorSim(self.sim_config)
+        if self.params.condition not in self.sim_config.condition_names:
+            raise ValueError(f"condition {self.params.condition!r} is not one of {list(self.sim_config.condition_names)} "
+                             "(config/sim.yaml conditions)")
+        self.sim = MobileManipulatorSim(self.sim_config, condition=self.params.condition)
         self._control_period = self.sim_config.physics.control_period_s
         # One lock for the simulator and all episode/command state; the condition wakes the lockstep wait.
         self._cond = threading.Condition(threading.RLock())
@@ -113,7 +116,7 @@ class SimNode(Node):
         self._thread = threading.Thread(target=self._run, name="sim_loop", daemon=True)
         self._thread.start()
         mode = "lockstep" if self.params.lockstep else f"free run at {self.params.real_time_factor:g}x real time"
-        self.get_logger().info(f"{mode}; episode: {self.task.instruction!r}")
+        self.get_logger().info(f"{mode}; condition {self.params.condition}; episode: {self.task.instruction!r}")
 
     # -- parameters ----------------------------------------------------------------------------------------------
     def _on_set_parameters(self, parameters) -> SetParametersResult:

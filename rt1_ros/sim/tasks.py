@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
+from rt1_ros.sim.config import ConditionConfig, SimConfig, TaskFamilyConfig
 from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
@@ -42,10 +42,16 @@ class Task:
     direction: str | None  # push only: "left" (+y of the reset base frame) or "right"
     base_start: tuple[float, float, float]  # world x, y, yaw
     placements: tuple[ObjectPlacement, ...]
+    condition: str = "seen"  # the evaluation condition the episode was drawn from (config/sim.yaml conditions)
 
     @property
     def target_name(self) -> str:
         return self.target.name
+
+    @property
+    def pair(self) -> str:
+        """``family:colour_shape``, as tasks.held_out_pairs names it."""
+        return f"{self.family}:{self.target.name}"
 
 
 @dataclass(frozen=True)
@@ -59,16 +65,24 @@ class SceneState:
     grasped: bool  # both finger pads touch the target
 
 
-def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator) -> Task | None:
-    """One candidate layout for ``family_name``; None when the draw breaks a constraint (the caller redraws).
+def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
+                condition: ConditionConfig, object_count: int, words: np.random.Generator) -> Task | None:
+    """One candidate layout for ``family_name`` under ``condition``, with ``object_count`` objects; None when the
+    draw breaks a constraint (the caller redraws with the same generators).
 
-    Visibility from the camera needs the rendered model, so the simulator checks that and redraws too.
+    ``rng`` draws the layout, ``words`` the instruction's wording (template and shape word), so the words never
+    change where things are. The condition decides which targets may be asked for (never a held-out pair, or only
+    those) and which templates word the instruction. Visibility from the camera needs the rendered model, so the
+    simulator checks that and redraws too.
     """
     family = config.tasks.family(family_name)
-    placements = _sample_placements(config, rng)
+    placements = _sample_placements(config, object_count, rng)
     if placements is None:
         return None
-    candidates = [p for p in placements if abs(p.y) <= family.target_max_abs_y]
+    held_out = set(config.tasks.held_out_pairs)
+    wants_held_out = condition.targets == "held_out"
+    candidates = [p for p in placements if abs(p.y) <= family.target_max_abs_y
+                  and (f"{family_name}:{p.spec.name}" in held_out) == wants_held_out]
     if not candidates:
         return None
     target = candidates[rng.integers(len(candidates))]
@@ -78,17 +92,27 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
         if not _push_corridor_clear(config, placements, target, direction):
             return None
     base_start = _sample_start_pose(family, rng)
-    template = family.templates[rng.integers(len(family.templates))]
-    instruction = template.format(colour=target.spec.colour, object=target.spec.shape, direction=direction or "")
     return Task(
         family=family_name,
-        instruction=" ".join(instruction.split()),
+        instruction=word_instruction(config, family, condition, target.spec, direction, words),
         seed=seed,
         target=target.spec,
         direction=direction,
         base_start=base_start,
         placements=tuple(placements),
+        condition=condition.name,
     )
+
+
+def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: ConditionConfig, target: ObjectSpec,
+                     direction: str | None, words: np.random.Generator) -> str:
+    """The instruction for ``target``: a template of the condition's set and one of the shape's words."""
+    templates = family.templates if condition.instructions == "training" else family.unseen_templates
+    template = templates[words.integers(len(templates))]
+    shape_words = config.objects.words_for(target.shape)
+    shape_word = shape_words[words.integers(len(shape_words))]
+    instruction = template.format(colour=target.colour, object=shape_word, direction=direction or "")
+    return " ".join(instruction.split())
 
 
 def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
@@ -115,10 +139,10 @@ def push_displacement(task: Task, state: SceneState) -> float:
     return float(lateral if task.direction == "left" else -lateral)
 
 
-def _sample_placements(config: SimConfig, rng: np.random.Generator) -> list[ObjectPlacement] | None:
+def _sample_placements(config: SimConfig, count: int, rng: np.random.Generator) -> list[ObjectPlacement] | None:
     objects = config.objects
     specs = object_specs(config)
-    chosen = rng.choice(len(specs), size=objects.count, replace=False)
+    chosen = rng.choice(len(specs), size=count, replace=False)
     placements: list[ObjectPlacement] = []
     for index in chosen:
         for _ in range(config.tasks.max_resample_attempts):

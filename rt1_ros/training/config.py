@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rt1_ros.yaml_config import apply_overrides, config_dir, load_dataclass
+from rt1_ros.yaml_config import apply_overrides, config_dir, load_dataclass, load_yaml
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     model_size: str = "tiny"
     image_size: int = 0
+    backbone_weights: str = ""
     data: str = "data/sim"
     extra_data: tuple[str, ...] = ()
     init_checkpoint: str = ""
@@ -23,6 +24,7 @@ class TrainConfig:
     total_steps: int = 3000
     time_budget_min: float = 0.0
     learning_rate: float = 1e-3
+    backbone_learning_rate_ratio: float = 1.0
     min_learning_rate_ratio: float = 0.05
     warmup_steps: int = 20
     weight_decay: float = 0.01
@@ -60,12 +62,17 @@ class TrainConfig:
             raise ValueError("target_cell_weight must be >= 0")
         if not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError("history_dropout must be in [0, 1]")
+        if not 0.0 < self.backbone_learning_rate_ratio <= 1.0:
+            raise ValueError("backbone_learning_rate_ratio must be in (0, 1]")
         if self.mixed_precision not in ("bfloat16", "float16", "none"):
             raise ValueError("mixed_precision must be bfloat16, float16 or none")
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None) -> "TrainConfig":
-        return load_dataclass(cls, path or config_dir() / "train.yaml")
+        """config/train.yaml by default; a recipe file (rt1-recipe: ``generate:`` and ``train:``) gives its
+        ``train:`` section."""
+        path = path or config_dir() / "train.yaml"
+        return load_dataclass(cls, path, section="train" if "train" in load_yaml(path) else None)
 
 
 def parse_overrides(config: TrainConfig, assignments: list[str]) -> TrainConfig:

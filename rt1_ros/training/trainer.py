@@ -103,6 +103,12 @@ class Trainer:
             self._resume(latest)
         if config.init_checkpoint and not resuming:
             self._initialise_from(Path(config.init_checkpoint))
+        elif config.backbone_weights and not resuming:
+            from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
+
+            loaded = load_imagenet_backbone(self.model.image_encoder, config.backbone_weights)
+            if self.dist.is_main:
+                print(f"backbone: {len(loaded)} ImageNet tensors from {config.backbone_weights}")
         # What the optimizer steps through: the policy, or its DistributedDataParallel wrapper across processes.
         self.trained: nn.Module = self.dist.wrap(self.policy, self.device)
         self.autocast_dtype = None
@@ -183,12 +189,15 @@ class Trainer:
         self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
         # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
         held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
+        # The scene conditions the data was drawn from (data from before conditions existed shows the fixed scene):
+        # rt1-eval refuses to call a condition unseen that is among them.
+        conditions = sorted({(e.info.extra or {}).get("condition") or "nominal" for e in dataset})
         self.dataset_summary = {"episodes": len(dataset), "sources": dict(Counter(e.info.source for e in dataset)),
                                 "train_episodes": len(train), "val_episodes": len(val),
                                 "train_steps": sum(e.info.num_steps for e in train),
                                 "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
                                 "families": sorted({e.info.task_family for e in dataset}),
-                                "held_out_targets": held_out}
+                                "held_out_targets": held_out, "conditions": conditions}
 
     def _make_auxiliary_head(self) -> SceneStateHead | None:
         if self.config.auxiliary_state_weight <= 0.0:
