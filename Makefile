@@ -2,7 +2,7 @@
 #   make setup   apt packages (only missing ones), .venv with requirements.txt, pip install -e ., msg/srv build
 #   make test    setup, then the test suite (pytest.ini: fast default run, `full` marker deselected)
 #   make test-full  setup, then every test including those marked `full`
-#   make demo    setup, then the end-to-end demo (python -m rt1_ros.demo; DEMO_ARGS="..." passes options)
+#   make demo    setup, then the end-to-end demo (python -m rt1_ros.closed_loop.demo; DEMO_ARGS="..." passes options)
 #   make model   setup, then the recipe of the shipped policy models/rt1_sim (config/recipe_sim.yaml): generate
 #                demonstrations, train, copy the best weights to models/rt1_sim
 #   make model-quick  the quick recipe (config/recipe_sim_quick.yaml): less data, fewer steps; not shipped
@@ -39,7 +39,7 @@ test-full: setup
 	ROS_DOMAIN_ID=$(TEST_DOMAIN_ID) $(ENV) pytest -m "full or not full" $(PYTEST_ARGS)
 
 demo: setup
-	$(ENV) python -m rt1_ros.demo $(DEMO_ARGS)
+	$(ENV) python -m rt1_ros.closed_loop.demo $(DEMO_ARGS)
 
 model: setup
 	$(ENV) python -m rt1_ros.training.recipe --config $(RECIPE) $(RECIPE_ARGS)

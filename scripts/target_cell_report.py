@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     from rt1_ros.model.checkpoint import from_pretrained
     from rt1_ros.model.rt1 import images_to_tensor
     from rt1_ros.policy.loss import TargetCellHead
-    from rt1_ros.runtime.image_decoding import resize_for_model
+    from rt1_ros.inference.image_decoding import resize_for_model
     from rt1_ros.runtime.policy_loading import shared_text_encoder
     from rt1_ros.training.sampler import split_episodes
     from rt1_ros.training.trainer import TARGET_CELL_HEAD_FILE

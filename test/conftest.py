@@ -6,7 +6,7 @@ import torch
 
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
 from rt1_ros.model.rt1 import RT1, RT1Config
-from rt1_ros.yaml_config import from_mapping, to_mapping
+from rt1_ros.configuration.yaml_config import from_mapping, to_mapping
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +30,7 @@ def trained_model() -> RT1:
     """The shipped trained policy (models/rt1_sim, 128 px). Checks that two computations give the same output use it:
     a trained model is what users run, and an untrained one built without `backbone.he_init` (the `sim` size) barely
     depends on the image (~1e-6), so it would agree whatever the code did
-    (`rt1_ros.runtime.inference_optimisation.input_dependence`)."""
+    (`rt1_ros.inference.parity.input_dependence`)."""
     from rt1_ros.model.checkpoint import from_pretrained
     from rt1_ros.runtime.policy_loading import shipped_model_path
 

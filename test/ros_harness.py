@@ -1,7 +1,7 @@
 """Test support for ROS tests: real rclpy over Fast DDS, the node under test and a peer node in one process,
 each test in its own namespace. Importable from tests because pytest.ini puts test/ on the path.
 
-The graph is `rt1_ros.ros_graph.InProcessGraph`, as in the demo, evaluation and bench: each node spins in its own
+The graph is `rt1_ros.node.ros_graph.InProcessGraph`, as in the demo, evaluation and bench: each node spins in its own
 single-threaded executor thread. It joins the environment's ROS_DOMAIN_ID (not a private domain), because node
 processes the tests start (`NodeProcess`, camera_process.py) must find the peer."""
 from __future__ import annotations
@@ -19,8 +19,8 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from rt1_ros import qos
-from rt1_ros.ros_graph import InProcessGraph, environment_domain_id, to_stamp
+from rt1_ros.node import qos
+from rt1_ros.node.ros_graph import InProcessGraph, environment_domain_id, to_stamp
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config

@@ -1,8 +1,8 @@
 """The generated interfaces (msg/, srv/) with real rclpy over Fast DDS: import, constants, pub/sub, service.
 
 Needs the interface build (`make setup`) and the environment of scripts/rt1-env (`make test` provides both).
-Each test has its own graph (`rt1_ros.ros_graph.InProcessGraph`: a context on a private DDS domain, every node spun in
-its own thread) and unique names, so it neither depends on nor disturbs other ROS tests. Tests wait for events
+Each test has its own graph (`rt1_ros.node.ros_graph.InProcessGraph`: a context on a private DDS domain, every node
+spun in its own thread) and unique names, so it neither depends on nor disturbs other ROS tests. Tests wait for events
 (a message arrived, a response came), each with a generous deadline.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 try:
     import rclpy
 
-    from rt1_ros import qos
+    from rt1_ros.node import qos
     from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
-    from rt1_ros.ros_graph import InProcessGraph
+    from rt1_ros.node.ros_graph import InProcessGraph
     from rt1_ros.srv import ResetEpisode
 except ImportError as exc:  # pragma: no cover - a broken set-up must fail loudly, never skip
     pytest.fail(
@@ -59,12 +59,12 @@ def future_done(future, timeout_s: float = TIMEOUT_S) -> bool:
 def test_generated_modules_join_the_source_package():
     import rt1_ros.msg
     import rt1_ros.srv
-    import rt1_ros.yaml_config  # a module of the source tree, beside the generated ones
+    import rt1_ros.configuration.yaml_config  # a module of the source tree, beside the generated ones
 
     assert rt1_ros.__version__ == "0.1.0", "rt1_ros/__init__.py did not run (namespace package shadowing?)"
     assert rt1_ros.msg.ArmCommand is ArmCommand
     assert rt1_ros.srv.ResetEpisode is ResetEpisode
-    assert Path(rt1_ros.yaml_config.__file__).resolve().parent == Path(rt1_ros.__file__).resolve().parent
+    assert Path(rt1_ros.configuration.yaml_config.__file__).resolve().parent == Path(rt1_ros.__file__).resolve().parent
 
 
 def test_versions_agree():

@@ -33,7 +33,7 @@ def test_shipped_policy_over_ros_succeeds_at_every_family():
     "The shipped policy" has the 50-seed rates: pick 56 %, push 42 %, move_near 94 %; on this machine the first
     success came at seed 100000, 100003 and 100000)."""
     pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
-    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
 
     path = shipped_model_path()
     assert path is not None, f"{SHIPPED_MODEL} is missing"

@@ -9,7 +9,7 @@ whose function returns a typed result that writes its own JSON (`as_dict`) and t
   jobs share this CPU, so every latency is reported as median / p90 / p99 and with the load it was taken under;
 - latency (`latency.py`): per model size, the cached control step (`RT1Policy.select_action`: encode the newest frame,
   transformer over the cached window) vs the full 6-frame recompute (`RT1.forward`), on the eager reference and
-  on the optimised path (`rt1_ros.runtime.inference_optimisation`), with their tokens compared step by step;
+  on the optimised path (`rt1_ros.inference.paths`), with their tokens compared step by step;
   plus a thread sweep;
 - backends (`backends.py`): the cached control step on torch (BatchNorm folded, channels-last), ONNX Runtime and
   OpenVINO side by side in interleaved rounds, on the shipped trained model (tokens checked on simulator frames)

@@ -7,7 +7,7 @@ tokens into the history, run the transformer over the window and decode the toke
 rounds (each round runs every candidate, in a rotated order), so load from other jobs on a shared CPU drifts onto
 every backend alike; the wall-clock median and the process CPU time per step are reported.
 
-The backend `inference_backend: auto` runs on x86 (`inference_optimisation.auto_cpu_backend`, by frame size) should
+The backend `inference_backend: auto` runs on x86 (`rt1_ros.inference.options.auto_cpu_backend`, by frame size) should
 be the fastest one here whose tokens are identical to the reference's; per model, `fastest_identical` names the
 run's fastest and `auto_backend` what auto runs, side by side.
 """
@@ -20,17 +20,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import MODE_CLASSES
+from rt1_ros.configuration.action_layout import MODE_CLASSES
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import camera_frames, instruction_embedding, simulator_frames, untrained_model
 from rt1_ros.bench.machine import machine_state
 from rt1_ros.bench.measurement import summarise_ms
 from rt1_ros.model.action_tokenizer import tokens_from_logits
 from rt1_ros.model.rt1 import RT1, count_parameters
-from rt1_ros.runtime.frame_history import FrameTokenHistory
-from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
-                                                    reference_and_candidate_tokens, tokens_agree, window_logits)
+from rt1_ros.inference.frame_history import FrameTokenHistory
+from rt1_ros.inference.image_decoding import resize_for_model
+from rt1_ros.inference.options import InferenceOptions
+from rt1_ros.inference.parity import input_dependence, reference_and_candidate_tokens, tokens_agree
+from rt1_ros.inference.paths import build_path, window_logits
 
 TRAINED = "trained"
 

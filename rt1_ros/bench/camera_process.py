@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from rt1_ros import qos
+    from rt1_ros.node import qos
 
     rclpy.init()
     stopping = False

@@ -21,7 +21,7 @@ from rt1_ros.bench.profiling import profile_step
 from rt1_ros.bench.report import BenchReport
 from rt1_ros.bench.targets import evaluate_targets
 from rt1_ros.bench.throughput import bench_throughput
-from rt1_ros.yaml_config import add_override_argument, apply_overrides
+from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
 SECTIONS = ("latency", "backends", "throughput", "node", "node_cpu", "lucidrains", "cuda", "profile")
 

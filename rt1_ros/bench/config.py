@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rt1_ros.yaml_config import config_dir, load_dataclass
+from rt1_ros.configuration.yaml_config import config_dir, load_dataclass
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, instruction_embedding
 from rt1_ros.bench.measurement import Timings, time_calls
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-from rt1_ros.runtime.frame_history import window_indices
-from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import (InferenceOptions, build_path, input_dependence,
-                                                    reference_and_candidate_tokens, tokens_agree)
+from rt1_ros.inference.frame_history import window_indices
+from rt1_ros.inference.image_decoding import resize_for_model
+from rt1_ros.inference.options import InferenceOptions
+from rt1_ros.inference.parity import input_dependence, reference_and_candidate_tokens, tokens_agree
+from rt1_ros.inference.paths import build_path
 
 
 def make_policy(model: RT1, options: InferenceOptions | None, device: torch.device) -> RT1Policy:
@@ -63,7 +64,7 @@ def full_recompute_steps(policy: RT1Policy, frames: np.ndarray,
         indices = window_indices(len(preprocessed) - 1, num_frames, model.config.pads_short_windows)
         window = torch.stack([preprocessed[j] for j in indices])
         # The frames laid out as the prepared encoder expects (channels_last on the optimised path, as
-        # EagerPath.encode_frame does for the cached step); RT1.encode_frames flattens the batch of one into the
+        # TorchPath.encode_frame does for the cached step); RT1.encode_frames flattens the batch of one into the
         # frames as a view, so the layout reaches the encoder.
         images = window.contiguous(memory_format=memory_format).unsqueeze(0)  # (1,T,3,S,S)
         logits = model.logits_from_frame_tokens(model.encode_frames(images, embedding))

@@ -12,7 +12,7 @@ from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.control_steps import TokenCheck, cached_steps, check_optimised_tokens, make_policy
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.bench.measurement import PeakMemory, Skipped, Timings
-from rt1_ros.runtime.inference_optimisation import CUDA_DTYPES, InferenceOptions
+from rt1_ros.inference.options import CUDA_DTYPES, InferenceOptions
 
 
 @dataclass

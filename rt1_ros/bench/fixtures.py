@@ -49,7 +49,7 @@ def instruction_embedding(seed: int = 0) -> torch.Tensor:
 def simulator_frames(count: int, family: str = "pick", seed: int = 100_000) -> np.ndarray:
     """(count,H,W,3) uint8: the head camera over the first ``count`` steps of the scripted expert's episode
     (family, seed); seeds from 100000 on were never used for training. Frames a trained checkpoint reacts to."""
-    from rt1_ros.action_layout import ActionSpaceConfig
+    from rt1_ros.configuration.action_layout import ActionSpaceConfig
     from rt1_ros.sim.episode import run_episode
     from rt1_ros.sim.expert import ScriptedExpert
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim

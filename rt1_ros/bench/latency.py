@@ -15,7 +15,7 @@ from rt1_ros.bench.control_steps import (TokenCheck, cached_steps, check_optimis
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.bench.measurement import PeakMemory, Timings, ratio
 from rt1_ros.model.rt1 import count_parameters
-from rt1_ros.runtime.inference_optimisation import REFERENCE, InferenceOptions
+from rt1_ros.inference.options import REFERENCE, InferenceOptions
 
 # The torch path's optimisations (BatchNorm folded, channels-last): this section is about the token cache and threads
 # on one path; the backends section (backends.py) compares torch with the ONNX Runtime and OpenVINO backends.

@@ -9,13 +9,13 @@ from typing import Any
 
 import torch
 
-from rt1_ros.action_layout import NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import NUM_ACTION_DIMS
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.control_steps import cached_steps, full_recompute_steps, make_policy
 from rt1_ros.bench.fixtures import camera_frames
 from rt1_ros.bench.measurement import PeakMemory, Skipped, Timings, ratio, time_calls
 from rt1_ros.model.rt1 import RT1, RT1Config, count_parameters
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.inference.options import InferenceOptions
 
 LABEL = "lucidrains robotic-transformer-pytorch"
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import MODE_DIM, ActionSpaceConfig
+from rt1_ros.configuration.action_layout import MODE_DIM, ActionSpaceConfig
 from rt1_ros.bench.config import BenchConfig, NodeBenchConfig
 from rt1_ros.bench.fixtures import INSTRUCTION, camera_frames, untrained_model
 from rt1_ros.bench.measurement import Skipped, summarise_ms
@@ -108,7 +108,7 @@ def _exchange(settings: NodeBenchConfig, node_process: NodeProcess, peer) -> Nod
     from std_msgs.msg import String
 
     from rt1_ros.msg import RT1Action
-    from rt1_ros.qos import LATCHED
+    from rt1_ros.node.qos import LATCHED
 
     def failure(what: str) -> RuntimeError:
         return RuntimeError(f"{what}; rt1_node's log ends: {node_process.log_tail()}")

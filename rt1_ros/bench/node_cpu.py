@@ -80,7 +80,7 @@ def _measure_backend(config: NodeCpuBenchConfig, checkpoint: str, backend: str, 
     from rclpy.node import Node
     from std_msgs.msg import String
 
-    from rt1_ros import qos
+    from rt1_ros.node import qos
     from rt1_ros.msg import RT1Action
 
     parameters = {"checkpoint": checkpoint, "start_enabled": "true", "control_rate_hz": config.control_rate_hz,

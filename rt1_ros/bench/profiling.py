@@ -17,8 +17,9 @@ from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.fixtures import camera_frames, instruction_embedding, untrained_model
 from rt1_ros.bench.measurement import synchronise
 from rt1_ros.model.rt1 import RT1, images_to_tensor
-from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import REFERENCE, InferenceOptions, build_path
+from rt1_ros.inference.image_decoding import resize_for_model
+from rt1_ros.inference.options import REFERENCE, InferenceOptions
+from rt1_ros.inference.paths import build_path
 
 
 @dataclass(frozen=True)

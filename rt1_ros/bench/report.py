@@ -8,7 +8,7 @@ from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.machine import MachineState
 from rt1_ros.bench.measurement import SectionResult
 from rt1_ros.bench.targets import Target
-from rt1_ros.yaml_config import to_mapping
+from rt1_ros.configuration.yaml_config import to_mapping
 
 
 @dataclass

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rt1_ros.action_layout import NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import NUM_ACTION_DIMS
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.measurement import PeakMemory, Timings, time_calls
 from rt1_ros.model.rt1 import RT1, RT1Config

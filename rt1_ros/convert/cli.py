@@ -14,7 +14,7 @@ from rt1_ros.convert.official_checkpoint import ConversionError, describe, write
 from rt1_ros.convert.tensor_bundle import TensorBundleError
 from rt1_ros.model.checkpoint import read_checkpoint_config
 from rt1_ros.model.rt1 import RT1Config, count_parameters
-from rt1_ros.yaml_config import ConfigError
+from rt1_ros.configuration.yaml_config import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

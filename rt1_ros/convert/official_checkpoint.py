@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rt1_ros.action_layout import NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig
+from rt1_ros.configuration.action_layout import NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig
 from rt1_ros.convert.tensor_bundle import OBJECT_GRAPH_KEY, list_variables, object_graph_names, read_variables
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.film_efficientnet import FiLMEfficientNet
@@ -34,8 +34,8 @@ UNUSED = ("_action_token_emb/kernel", "_action_token_emb/bias")
 EFFICIENTNET = "_image_tokenizer/_tokenizer/net/"
 VARIABLE_VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
-# The released rt1main's action space (policy_specs.pbtxt) in rt1_ros.action_layout's order; `readout_order` of the
-# official model config puts the released tokens into this order.
+# The released rt1main's action space (policy_specs.pbtxt) in rt1_ros.configuration.action_layout's order;
+# `readout_order` of the official model config puts the released tokens into this order.
 OFFICIAL_ACTION_DIMENSIONS = (
     ("arm_x", -1.0, 1.0), ("arm_y", -1.0, 1.0), ("arm_z", -1.0, 1.0),  # world_vector
     ("arm_roll", -np.pi / 2, np.pi / 2), ("arm_pitch", -np.pi / 2, np.pi / 2),  # rotation_delta

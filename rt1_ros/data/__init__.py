@@ -1,1 +1,1 @@
-"""Demonstration data: the on-disk episode format, simulator data generation and rosbag2 import."""
+"""Demonstration data: the on-disk episode format (`dataset`), LeRobot v3 export and import, rosbag2 import."""

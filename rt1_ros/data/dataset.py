@@ -41,7 +41,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from rt1_ros.action_layout import NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import NUM_ACTION_DIMS
 
 MANIFEST_FILE = "manifest.jsonl"
 EPISODES_DIR = "episodes"

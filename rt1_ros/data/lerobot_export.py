@@ -4,7 +4,7 @@
 
 What is written
 * one task per distinct instruction (meta/tasks.parquet); every frame's task_index points at its episode's;
-* ``action``: the 11-d RT-1 action as float32, named by rt1_ros.action_layout.DIMENSION_NAMES (arm deltas in m and
+* ``action``: the 11-d RT-1 action as float32, named by rt1_ros.configuration.action_layout.DIMENSION_NAMES (arm deltas in m and
   rad per step, gripper closedness, base velocities, and the mode class index 0 arm / 1 base / 2 terminate);
 * the camera as video ``observation.images.camera`` (H.264, rt1_ros.data.lerobot_video), episodes one after
   another in each file, a new file once one passes --video-file-size-mb (and a new data parquet past
@@ -27,11 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rt1_ros.action_layout import DIMENSION_NAMES, NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import DIMENSION_NAMES, NUM_ACTION_DIMS
 from rt1_ros.data.dataset import Episode, EpisodeDataset
-from rt1_ros.data.lerobot_format import (
-    CODEBASE_VERSION, DATA_PATH, DEFAULT_CHUNK_SIZE, DEFAULT_DATA_FILE_SIZE_MB, DEFAULT_VIDEO_FILE_SIZE_MB,
-    INDEX_FEATURES, INFO_PATH, STATS_PATH, VIDEO_PATH, next_file, write_episodes, write_json, write_tasks)
+from rt1_ros.data.lerobot_format import (CODEBASE_VERSION, DATA_PATH, DEFAULT_CHUNK_SIZE, DEFAULT_DATA_FILE_SIZE_MB,
+                                         DEFAULT_VIDEO_FILE_SIZE_MB, INDEX_FEATURES, INFO_PATH, STATS_PATH, VIDEO_PATH,
+                                         next_file, write_episodes, write_json, write_tasks)
 from rt1_ros.data.lerobot_stats import RunningStats
 from rt1_ros.data.lerobot_video import DEFAULT_CRF, Mp4Writer, video_feature_info
 

@@ -28,12 +28,12 @@ import numpy as np
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rt1_ros.action_layout import CONTINUOUS_DIMS, DIMENSION_NAMES, MODE_DIM, ActionSpaceConfig
+from rt1_ros.configuration.action_layout import CONTINUOUS_DIMS, DIMENSION_NAMES, MODE_DIM, ActionSpaceConfig
 from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter, open_or_empty
-from rt1_ros.data.lerobot_format import (LeRobotFormatError, column_values, read_episodes, read_info, read_tasks)
+from rt1_ros.data.lerobot_format import LeRobotFormatError, column_values, read_episodes, read_info, read_tasks
 from rt1_ros.data.lerobot_mapping import LeRobotMapping, MappingError, load_mapping
 from rt1_ros.data.lerobot_video import VideoFormatError, read_frames_at
-from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.inference.image_decoding import resize_for_model
 
 DEFAULT_TOLERANCE_S = 1e-4  # lerobot's LeRobotDataset default
 

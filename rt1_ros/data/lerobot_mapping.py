@@ -1,5 +1,5 @@
 """The mapping YAML of rt1-import-lerobot: which LeRobotDataset features become RT-1's camera, instruction and each
-of its 11 action dimensions. Every dimension is declared, by name (rt1_ros.action_layout.DIMENSION_NAMES): a
+of its 11 action dimensions. Every dimension is declared, by name (rt1_ros.configuration.action_layout.DIMENSION_NAMES): a
 dataset without a mobile base declares ``base_x: {constant: 0.0}`` rather than having it silently zeroed, and a
 mapping that leaves a dimension out is refused, naming it.
 
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, DIMENSION_NAMES, MODE_CLASSES, MODE_DIM,
-                                   NUM_ACTION_DIMS, Mode)
+from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, DIMENSION_NAMES, MODE_CLASSES, MODE_DIM,
+                                                 NUM_ACTION_DIMS, Mode)
 from rt1_ros.data.lerobot_format import CAMERA_DTYPES, feature_names, feature_width
-from rt1_ros.yaml_config import load_yaml, short_repr
+from rt1_ros.configuration.yaml_config import load_yaml, short_repr
 
 TOP_LEVEL_KEYS = {"camera", "instruction", "task_family", "dimensions", "terminate_last_step"}
 SOURCE_KEYS = {"feature", "index", "name", "constant", "scale", "offset", "delta"}

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.action_layout import ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig
 from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter
-from rt1_ros.runtime.image_decoding import decode_compressed, decode_raw, resize_for_model
-from rt1_ros.yaml_config import config_dir
+from rt1_ros.inference.image_decoding import decode_compressed, decode_raw, resize_for_model
+from rt1_ros.configuration.yaml_config import config_dir
 
 ARM_COMMAND_TYPE = "rt1_ros/msg/ArmCommand"
 MAX_IMAGE_PIXELS = 1 << 24

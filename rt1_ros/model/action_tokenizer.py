@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-# The layout and the action-space config live in the torch-free rt1_ros.action_layout; re-exported here for the
-# importers that already use this module.
-from rt1_ros.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM,
-                                   NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig)
+# The layout and the action-space config live in the torch-free rt1_ros.configuration.action_layout; re-exported
+# here for the importers that already use this module.
+from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM,
+                                                 MODE_DIM, NUM_ACTION_DIMS, ActionDimension, ActionSpaceConfig)
 
 __all__ = ["ARM_DELTA_DIMS", "ARM_DIMS", "BASE_DIMS", "CONTINUOUS_DIMS", "GRIPPER_DIM", "MODE_DIM", "NUM_ACTION_DIMS",
            "ActionDimension", "ActionSpaceConfig", "ActionTokenizer", "tokens_from_logits"]

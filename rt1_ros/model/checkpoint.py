@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.model.rt1 import RT1, RT1Config
-from rt1_ros.yaml_config import ConfigError, from_mapping, safe_load, short_repr, to_mapping
+from rt1_ros.configuration.yaml_config import ConfigError, from_mapping, safe_load, short_repr, to_mapping
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"
@@ -134,7 +134,7 @@ def from_pretrained(directory: str | Path, device: str | torch.device = "cpu") -
     model_config, action_space, extra = read_checkpoint_config(directory)
     model = RT1(model_config)
     load_weights_into(model, directory)
-    # Where the weights came from, so derived files (the ONNX exports of rt1_ros.runtime.onnx_export) can be
+    # Where the weights came from, so derived files (the ONNX exports of rt1_ros.inference.onnx_export) can be
     # cached beside them; those are keyed by the weights' hash, so a model changed after loading is not confused
     # with its checkpoint.
     model.checkpoint_directory = directory.resolve()

@@ -14,7 +14,7 @@ readout; everything else is the same blocks with other options:
     text embedding (B,512) = lang (B,D)   (no projection)
     per frame: [K image tokens, 11 zero action tokens] ─ (B,T·(K+11),D) ─ CausalTransformer (mask
     causal_action_blind) ─ outputs at -1 + K + (T-1)·(K+11) + k, k = 0..10 (B,11,D) ─ one shared Linear
-    ─ logits (B,11,bins), rows and mode classes reordered into rt1_ros.action_layout's order
+    ─ logits (B,11,bins), rows and mode classes reordered into rt1_ros.configuration.action_layout's order
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from rt1_ros.action_layout import MODE_CLASSES, MODE_DIM, NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import MODE_CLASSES, MODE_DIM, NUM_ACTION_DIMS
 from rt1_ros.model.film_efficientnet import FiLMEfficientNet, FiLMEfficientNetConfig
 from rt1_ros.model.token_learner import TokenLearner, TokenLearnerConfig
 from rt1_ros.model.transformer import CausalTransformer, TransformerConfig
-from rt1_ros.yaml_config import config_dir, load_dataclass
+from rt1_ros.configuration.yaml_config import config_dir, load_dataclass
 
 MODEL_SIZES = ("paper", "tiny", "sim", "sim_scratch", "official")
 ACTION_READOUTS = ("last_token", "action_positions")
@@ -60,10 +60,10 @@ class RT1Config:
     # token. "action_positions" (the released RT-1): each frame's image tokens are followed by one zero input per
     # action dimension, and one shared Linear reads the 11 outputs ending at the last image token (see module doc).
     action_readout: str = "last_token"
-    # With "action_positions": for each of the 11 dimensions of rt1_ros.action_layout (arm xyz, roll pitch yaw,
-    # gripper, base x y yaw, mode), which position k of the released sequence holds it; and for each mode class of
-    # action_layout.MODE_CLASSES (arm, base, terminate), its index in the released terminate_episode one-hot. The
-    # logits come out in this project's order, so the tokenizer and the node need no other change. Empty: in order.
+    # With "action_positions": for each of the 11 dimensions of rt1_ros.configuration.action_layout (arm xyz, roll pitch
+    # yaw, gripper, base x y yaw, mode), which position k of the released sequence holds it; and for each mode class of
+    # action_layout.MODE_CLASSES (arm, base, terminate), its index in the released terminate_episode one-hot. The logits
+    # come out in this project's order, so the tokenizer and the node need no other change. Empty: in order.
     readout_order: tuple[int, ...] = ()
     mode_class_order: tuple[int, ...] = ()
     # (height, width) a camera frame is resized to before the network, which resizes it to image_size itself

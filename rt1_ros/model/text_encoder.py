@@ -99,7 +99,7 @@ def _universal_sentence_encoder(directory: str) -> tuple[object, Callable[[list[
 def read_embedding_map(path: str | Path) -> dict[str, np.ndarray]:
     """An NPZ (``instructions`` (N,), ``embeddings`` (N,E)) or YAML (instruction -> E numbers) file -> instruction
     -> float32 (E,). ValueError naming the file for anything else."""
-    from rt1_ros.yaml_config import safe_load
+    from rt1_ros.configuration.yaml_config import safe_load
 
     path = Path(path)
     if not path.is_file():
@@ -193,3 +193,16 @@ class TextEncoder:
     @property
     def dimension(self) -> int:
         return self.config.embedding_dim
+
+
+_SHARED: dict[tuple[str, int], TextEncoder] = {}
+
+
+def shared_text_encoder(name_or_path: str, embedding_dim: int = TextEncoderConfig.embedding_dim) -> TextEncoder:
+    """The encoder is frozen and read-only, so one instance per model serves every policy in the process.
+    TextEncoderWidthError when its embeddings are not ``embedding_dim`` wide."""
+    key = (name_or_path, embedding_dim)
+    if key not in _SHARED:
+        _SHARED[key] = TextEncoder(TextEncoderConfig(model_name_or_path=name_or_path,
+                                                            embedding_dim=embedding_dim))
+    return _SHARED[key]

@@ -10,8 +10,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Twist, TwistStamped, Vector3
 from rclpy.node import Node
 
-from rt1_ros import qos
-from rt1_ros.action_layout import ARM_DIMS, BASE_DIMS
+from rt1_ros.node import qos
+from rt1_ros.configuration.action_layout import ARM_DIMS, BASE_DIMS
 from rt1_ros.msg import ArmCommand, RT1Action
 from rt1_ros.node.parameters import NodeConfig
 from rt1_ros.runtime.controller import ControlOutput

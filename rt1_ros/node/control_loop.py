@@ -39,15 +39,15 @@ from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
 
-from rt1_ros import qos
-from rt1_ros.action_layout import Mode
+from rt1_ros.node import qos
+from rt1_ros.configuration.action_layout import Mode
 from rt1_ros.node.command_publishers import CommandPublishers
 from rt1_ros.node.image_message import image_fields
 from rt1_ros.node.instruction_message import instruction_text
 from rt1_ros.node.parameters import NodeConfig
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns
 from rt1_ros.runtime.controller import ControlOutput, Controller, Frame, InstructionError
-from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw
+from rt1_ros.inference.image_decoding import ImageDecodeError, decode_compressed, decode_raw
 from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 
 RATE_WINDOW = 20  # control steps over which the achieved rate is reported

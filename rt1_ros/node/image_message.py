@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from rt1_ros.runtime.image_decoding import ImageDecodeError
+from rt1_ros.inference.image_decoding import ImageDecodeError
 
 _LITTLE_ENDIAN_KINDS = {0x01: True, 0x00: False, 0x07: True, 0x06: False}
 

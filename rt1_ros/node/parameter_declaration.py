@@ -10,7 +10,7 @@ from typing import TypeVar
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.node import Node
 
-from rt1_ros.node.parameter_spec import ParameterSpec, from_parameters, parameter_fields, parameter_values
+from rt1_ros.configuration.parameter_spec import ParameterSpec, from_parameters, parameter_fields, parameter_values
 
 C = TypeVar("C")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from rt1_ros.node.parameter_spec import markdown_table
+from rt1_ros.configuration.parameter_spec import markdown_table
 
 
 def readme_tables() -> dict[str, str]:

@@ -1,10 +1,11 @@
 """rt1_node's parameters: one typed config (`NodeConfig`), every leaf field of it a ROS parameter.
 
-Each parameter is described once, on the dataclass field that holds it (`rt1_ros.node.parameter_spec.parameter`):
-the model's in `PolicySource` (and `InferenceOptions.num_threads`, as ``inference_threads``), smoothing and safety
-in `ControllerConfig`, and the node's own inputs, control loop and outputs here. The ROS declarations (with ranges,
-so ROS rejects out-of-range updates with a reason and the old value stays in force), `PARAMETER_SPECS`, README's
-table (``python -m rt1_ros.node.parameter_table``) and the check of config/rt1.yaml all derive from these fields.
+Each parameter is described once, on the dataclass field that holds it
+(`rt1_ros.configuration.parameter_spec.parameter`): the model's in `PolicySource` (and `InferenceOptions.num_threads`,
+as ``inference_threads``), smoothing and safety in `ControllerConfig`, and the node's own inputs, control loop and
+outputs here. The ROS declarations (with ranges, so ROS rejects out-of-range updates with a reason and the old value
+stays in force), `PARAMETER_SPECS`, the docs' table (``python -m rt1_ros.node.parameter_table``) and the check of
+config/rt1.yaml all derive from these fields.
 """
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rt1_ros.node.parameter_spec import ParameterSpec, check_parameters, from_parameters, parameter, parameter_specs
+from rt1_ros.configuration.parameter_spec import (ParameterSpec, check_parameters, from_parameters, parameter,
+                                                  parameter_specs)
 from rt1_ros.runtime.controller import ControllerConfig
 from rt1_ros.runtime.policy_loading import PolicySource
-from rt1_ros.yaml_config import ConfigError, config_dir, load_yaml
+from rt1_ros.configuration.yaml_config import ConfigError, config_dir, load_yaml
 
 NODE_NAME = "rt1_node"
 

@@ -30,7 +30,7 @@ from rt1_ros.node.command_publishers import CommandPublishers
 from rt1_ros.node.control_loop import ControlLoop, load_controller
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters, parameter_update
-from rt1_ros.node.parameter_spec import from_parameters
+from rt1_ros.configuration.parameter_spec import from_parameters
 from rt1_ros.node.parameters import NODE_NAME, PARAMETER_SPECS, NodeConfig
 
 SUCCESS, FAILURE = TransitionCallbackReturn.SUCCESS, TransitionCallbackReturn.FAILURE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.model.rt1 import RT1Config
 from rt1_ros.policy.loss import LossConfig
 

@@ -9,7 +9,7 @@ Training and control share the network (``self.model``) and the tokenizer; they 
 ``forward`` encodes every distinct frame of a batch once and runs the transformer per window. ``select_action``
 encodes only the newest frame and reruns the transformer over the cached tokens of the last 6 (a frame's tokens
 depend only on that frame and the instruction); it runs on an inference path built from ``self.model`` by
-`prepare_inference` (rt1_ros.runtime.inference_optimisation: a batch-norm-folded, channels-last copy by default).
+`prepare_inference` (rt1_ros.inference.paths: a batch-norm-folded, channels-last copy by default).
 Switching to train mode drops that path, so weights updated by training are never stepped with a stale copy.
 """
 from __future__ import annotations
@@ -29,10 +29,11 @@ from rt1_ros.model.checkpoint import save_pretrained as write_pretrained
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy.configuration import RT1PolicyConfig
 from rt1_ros.policy.loss import LossConfig, SceneStateHead, TargetCellHead, action_loss
-from rt1_ros.runtime.control_policy import PolicyStep
-from rt1_ros.runtime.frame_history import FrameTokenHistory
-from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import REFERENCE, EagerPath, InferenceOptions, build_path, window_logits
+from rt1_ros.policy.control_policy import PolicyStep
+from rt1_ros.inference.frame_history import FrameTokenHistory
+from rt1_ros.inference.image_decoding import resize_for_model
+from rt1_ros.inference.options import REFERENCE, InferenceOptions
+from rt1_ros.inference.paths import build_path, window_logits, TorchPath
 
 DEVICES = ("auto", "cuda", "cpu")
 
@@ -78,7 +79,7 @@ class RT1Policy(nn.Module):
         self.instruction: str | None = None
         self._conditioning: torch.Tensor | None = None  # (1,D)
         self._inference_request: tuple[torch.device, InferenceOptions | None, bool] | None = None
-        self._inference_path: EagerPath | None = None
+        self._inference_path: TorchPath | None = None
         self._dtype = torch.float32
 
     # ---------------------------------------------------------------------------------------------- checkpoints
@@ -148,7 +149,7 @@ class RT1Policy(nn.Module):
     def prepare_inference(self, device: str | torch.device = "cpu", options: InferenceOptions | None = None,
                           half_precision: bool = False) -> None:
         """Build the path select_action runs: ``options`` None runs ``self.model`` itself, eagerly (the reference);
-        options build a prepared copy (rt1_ros.runtime.inference_optimisation). ``half_precision`` is fp16 on
+        options build a prepared copy (rt1_ros.inference.paths). ``half_precision`` is fp16 on
         CUDA either way. Keeps the instruction (re-embedded for the new path) and restarts the history."""
         device = resolve_device(device) if isinstance(device, str) else device
         self._inference_request = (device, options, half_precision)
@@ -156,7 +157,7 @@ class RT1Policy(nn.Module):
         if options is None:
             self._dtype = torch.float16 if half_precision and device.type == "cuda" else torch.float32
             self.model.to(device=device, dtype=self._dtype)
-            self._inference_path = EagerPath(self.model, REFERENCE)
+            self._inference_path = TorchPath(self.model, REFERENCE)
         else:
             if half_precision:
                 options = dataclasses.replace(options, cuda_dtype="float16")
@@ -167,7 +168,7 @@ class RT1Policy(nn.Module):
             self._conditioning = self._embed(self.instruction)
 
     @property
-    def inference_path(self) -> EagerPath:
+    def inference_path(self) -> TorchPath:
         if self._inference_path is None:
             device, options, half = self._inference_request or (self._parameter_device(), None, False)
             self.prepare_inference(device, options, half)

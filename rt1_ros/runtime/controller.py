@@ -19,10 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 # Mode (the RT1Action mode values) is part of the action layout; importers of this module may keep taking it here.
-from rt1_ros.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
-                                   ActionSpaceConfig, Mode)
-from rt1_ros.node.parameter_spec import parameter
-from rt1_ros.runtime.control_policy import ControlPolicy
+from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, GRIPPER_DIM, MODE_DIM,
+                                                 NUM_ACTION_DIMS, ActionSpaceConfig, Mode)
+from rt1_ros.configuration.parameter_spec import parameter
+from rt1_ros.policy.control_policy import ControlPolicy
 
 
 @dataclass(frozen=True)

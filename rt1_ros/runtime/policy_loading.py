@@ -7,16 +7,14 @@ from pathlib import Path
 
 import torch
 
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.model.checkpoint import read_checkpoint_config
 from rt1_ros.model.pretrained_backbone import load_imagenet_backbone
 from rt1_ros.model.rt1 import MODEL_SIZES
-from rt1_ros.model.text_encoder import TextEncoder, TextEncoderConfig, TextEncoderWidthError
-from rt1_ros.node.parameter_spec import parameter
+from rt1_ros.model.text_encoder import TextEncoderWidthError, shared_text_encoder
+from rt1_ros.configuration.parameter_spec import parameter
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
-
-_TEXT_ENCODERS: dict[tuple[str, int], TextEncoder] = {}
+from rt1_ros.inference.options import InferenceOptions
 
 UNTRAINED_BANNER = ("UNTRAINED POLICY: no checkpoint given, RT-1 is freshly initialised and its actions are "
                     "meaningless. Train one (README: Training) and pass checkpoint:=<dir>.")
@@ -75,16 +73,6 @@ class LoadedPolicy:
     action_space: ActionSpaceConfig
     trained: bool
     description: str
-
-
-def shared_text_encoder(name_or_path: str, embedding_dim: int = TextEncoderConfig.embedding_dim) -> TextEncoder:
-    """The encoder is frozen and read-only, so one instance per model serves every policy in the process.
-    TextEncoderWidthError when its embeddings are not ``embedding_dim`` wide."""
-    key = (name_or_path, embedding_dim)
-    if key not in _TEXT_ENCODERS:
-        _TEXT_ENCODERS[key] = TextEncoder(TextEncoderConfig(model_name_or_path=name_or_path,
-                                                            embedding_dim=embedding_dim))
-    return _TEXT_ENCODERS[key]
 
 
 def load_policy(source: PolicySource) -> LoadedPolicy:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rt1_ros.node.parameter_spec import parameter
-from rt1_ros.yaml_config import config_dir, load_dataclass
+from rt1_ros.configuration.parameter_spec import parameter
+from rt1_ros.configuration.yaml_config import config_dir, load_dataclass
 
 Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -385,7 +385,7 @@ class SeedRangesConfig:
 
 @dataclass(frozen=True)
 class SimNodeConfig:
-    """The sim node's ROS parameters (``rt1_ros.sim.sim_node``): meaning, range and read-only flag here, defaults in
+    """The sim node's ROS parameters (``rt1_ros.node.sim_node``): meaning, range and read-only flag here, defaults in
     config/sim.yaml ``node:``. Fixed at start unless read_only=False: changing them needs a new scene or publishers."""
 
     camera_width: int = parameter(description="camera image width, px (at most camera.max_render_size)",

@@ -2,9 +2,10 @@
 
 They exist to generate behaviour-cloning demonstrations, so they are deliberately plain: straight-line end-effector
 moves at a constant speed (``max_arm_step`` per step, the last step shorter), one phase at a time, the gripper never
-half-closed, the base and the arm never commanded together. The action layout is ``rt1_ros.action_layout``'s: arm
-x y z roll pitch yaw (per-step deltas, base frame), gripper closedness, base vx vy yaw-rate, mode as a class index of
-``ActionSpaceConfig.mode_classes``; continuous values are clipped to the action-space ranges.
+half-closed, the base and the arm never commanded together. The action layout is
+``rt1_ros.configuration.action_layout``'s: arm x y z roll pitch yaw (per-step deltas, base frame), gripper closedness,
+base vx vy yaw-rate, mode as a class index of ``ActionSpaceConfig.mode_classes``; continuous values are clipped to the
+action-space ranges.
 
 Phases per family
 * pick:      approach (hover over the object, open, yaw-aligned to a cube face) -> descend -> close -> lift ->
@@ -28,14 +29,8 @@ import math
 
 import numpy as np
 
-from rt1_ros.action_layout import (
-    ARM_DELTA_DIMS,
-    BASE_DIMS,
-    GRIPPER_DIM,
-    MODE_DIM,
-    NUM_ACTION_DIMS,
-    ActionSpaceConfig,
-)
+from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
+                                                 ActionSpaceConfig)
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.scene import object_half_width
 from rt1_ros.sim.tasks import Task

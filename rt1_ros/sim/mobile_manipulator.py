@@ -160,7 +160,8 @@ class MobileManipulatorSim:
         self._surface_geoms = {"table": [geom_id(n) for n in (TABLE_GEOM, *TABLE_LEG_GEOMS)],
                                "floor": [geom_id(FLOOR_GEOM)]}
         self._surface_materials = {
-            (surface, texture): mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, surface_material(surface, texture))
+            (surface, texture): mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL,
+                                                  surface_material(surface, texture))
             for surface in self._surface_geoms for texture in SURFACE_TEXTURES}
         self._sun = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_LIGHT, SUN_LIGHT)
         self._object_rgba = {name: model.geom_rgba[geom].copy() for name, geom in self._object_geom.items()}

@@ -29,7 +29,6 @@ the scene and objects but never each other); the chassis uses 4/1 (it touches th
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from rt1_ros.sim.config import SURFACE_TEXTURES, SimConfig

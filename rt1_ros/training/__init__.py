@@ -1,5 +1,6 @@
-"""Behaviour cloning of RT-1 (`rt1-train`), one module per concept, in the order a run meets them:
+"""Making a policy, one module per concept, in the order a run meets them:
 
+    demonstrations   rt1-generate: scripted-expert (and DAgger) demonstrations from the simulator
     config           TrainConfig (config/train.yaml) and --set key=value overrides
     sampler          the episode split, batches of windows built as at inference, crop and colour jitter
     optimizer        AdamW parameter groups and the learning-rate schedule
@@ -7,5 +8,6 @@
     distributed      torchrun / DistributedDataParallel
     metrics          metrics.csv, training-window means, validation tallies
     trainer          Trainer: set-up, then `run`, the training loop over RT1Policy.forward (rt1_ros.policy)
-    cli              `rt1-train` (also `python -m rt1_ros.train`)
+    cli              rt1-train (also `python -m rt1_ros.training`)
+    recipe           rt1-recipe: one generation and one training run from one file (make model)
 """

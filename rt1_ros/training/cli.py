@@ -3,7 +3,7 @@
     rt1-train --data data/sim --output checkpoints/tiny_sim                # config/train.yaml defaults
     rt1-train --output checkpoints/tiny_sim --resume                       # continue from checkpoints/.../latest
     rt1-train --output ... --set total_steps=200 time_budget_min=0 learning_rate=3e-4
-    torchrun --nproc_per_node=4 -m rt1_ros.train --output ...              # multi-GPU (DistributedDataParallel)
+    torchrun --nproc_per_node=4 -m rt1_ros.training --output ...              # multi-GPU (DistributedDataParallel)
 
 Objective: cross-entropy per action dimension (256 bins; the mode dimension over its 3 valid classes only),
 averaged over the 11 dimensions. AdamW, linear warm-up then cosine decay, gradient-norm clipping, autocast on CUDA.
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from rt1_ros.training.config import TrainConfig, parse_overrides
 from rt1_ros.training.trainer import Trainer
-from rt1_ros.yaml_config import add_override_argument
+from rt1_ros.configuration.yaml_config import add_override_argument
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rt1_ros.yaml_config import apply_overrides, config_dir, load_dataclass, load_yaml
+from rt1_ros.configuration.yaml_config import apply_overrides, config_dir, load_dataclass, load_yaml
 
 
 @dataclass(frozen=True)

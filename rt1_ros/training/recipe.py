@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rt1_ros.data.generate import GenerateConfig, check_config, generate, report
+from rt1_ros.training.demonstrations import GenerateConfig, check_config, generate, report
 from rt1_ros.training.config import TrainConfig
-from rt1_ros.yaml_config import add_override_argument, apply_overrides, load_dataclass, to_mapping
+from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides, load_dataclass, to_mapping
 
 RECIPE_FILE = "recipe.json"
 SHIPPED_FILES = ("model.safetensors", "config.yaml")

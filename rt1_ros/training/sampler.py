@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from rt1_ros.data.dataset import Episode
-from rt1_ros.runtime.frame_history import pad_window_indices
-from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.inference.frame_history import pad_window_indices
+from rt1_ros.inference.image_decoding import resize_for_model
 from rt1_ros.training.config import TrainConfig
 
 

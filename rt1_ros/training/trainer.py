@@ -41,7 +41,7 @@ from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
-from rt1_ros.yaml_config import to_mapping
+from rt1_ros.configuration.yaml_config import to_mapping
 
 TRAINER_STATE_FILE = "trainer_state.json"
 AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads

@@ -7,7 +7,7 @@ import json
 from rt1_ros.bench.backends import Agreement, Candidate, ModelComparison, bench_backends, run_interleaved
 from rt1_ros.bench.config import BackendsBenchConfig, BenchConfig
 from rt1_ros.bench.targets import evaluate_targets
-from rt1_ros.runtime import inference_optimisation
+from rt1_ros.inference import options as inference_options
 
 
 def test_section_runs_every_backend_on_the_trained_model_with_identical_tokens(tmp_path, monkeypatch):
@@ -50,7 +50,7 @@ def test_the_fastest_backend_counts_only_with_identical_non_vacuous_tokens():
 
 
 def test_each_comparison_names_what_auto_runs_for_its_frame_size(monkeypatch):
-    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(inference_options.platform, "machine", lambda: "x86_64")
     small = ModelComparison(model="trained", parameters=1, image_size=128, frames="frames", candidates=[])
     large = ModelComparison(model="paper", parameters=1, image_size=300, frames="frames", candidates=[])
     assert (small.auto_backend, large.auto_backend) == ("onnxruntime", "openvino")

@@ -9,7 +9,7 @@ import torch
 from rt1_ros.bench.config import BenchConfig
 from rt1_ros.bench.control_steps import cached_steps, full_recompute_steps, make_policy
 from rt1_ros.bench.fixtures import camera_frames, untrained_model
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.inference.options import InferenceOptions
 
 
 @pytest.mark.parametrize("options", [None, InferenceOptions()], ids=["reference", "optimised"])

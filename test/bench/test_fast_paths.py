@@ -17,10 +17,11 @@ from rt1_ros.bench.fixtures import camera_frames, untrained_model
 from rt1_ros.model.action_tokenizer import MODE_DIM
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-from rt1_ros.runtime.frame_history import pad_window_indices, window_indices
-from rt1_ros.runtime.inference_optimisation import (REFERENCE, EagerPath, InferenceOptions, build_path,
-                                                    fold_batch_norms, input_dependence, reference_and_candidate_tokens,
-                                                    tokens_agree)
+from rt1_ros.inference.frame_history import pad_window_indices, window_indices
+from rt1_ros.inference.model_preparation import fold_batch_norms
+from rt1_ros.inference.options import REFERENCE, InferenceOptions
+from rt1_ros.inference.parity import input_dependence, reference_and_candidate_tokens, tokens_agree
+from rt1_ros.inference.paths import build_path, TorchPath
 
 
 @pytest.fixture
@@ -91,7 +92,7 @@ def test_token_check_decodes_the_mode_over_its_valid_classes_only():
     logits[0, MODE_DIM, 1] = 1.0
     model = ScriptedLogits(logits)
     frames = torch.arange(4.0).reshape(4, 1, 1, 1).expand(4, 3, 2, 2)
-    reference, candidate, worst = reference_and_candidate_tokens(model, EagerPath(model, REFERENCE), frames,
+    reference, candidate, worst = reference_and_candidate_tokens(model, TorchPath(model, REFERENCE), frames,
                                                                  torch.zeros(1, 1))
     assert reference[:, MODE_DIM].tolist() == [1, 1, 1, 1]
     assert torch.equal(reference, candidate) and worst == 0.0
@@ -115,7 +116,7 @@ def test_token_check_makes_windows_as_the_policy_does(pads):
     """Padded with the first frame for the project's sizes; the frames so far for the released layout."""
     model = ScriptedLogits(torch.zeros(1, 11, 256), num_frames=3, pads_short_windows=pads)
     frames = torch.arange(5.0).reshape(5, 1, 1, 1).expand(5, 3, 2, 2)
-    reference_and_candidate_tokens(model, EagerPath(model, REFERENCE), frames, torch.zeros(1, 1))
+    reference_and_candidate_tokens(model, TorchPath(model, REFERENCE), frames, torch.zeros(1, 1))
     expected = [pad_window_indices(step, 3) if pads else list(range(max(0, step - 2), step + 1))
                 for step in range(5)]
     assert model.windows[0::2] == expected  # the reference's windows; the candidate's interleave with them
@@ -165,7 +166,7 @@ def test_options_are_validated_and_reduced_precision_is_cuda_only():
 def test_cuda_executors_fall_back_to_eager_on_cpu(tiny_with_statistics):
     path = build_path(tiny_with_statistics, InferenceOptions(cuda_executor="cuda_graph", backend="torch"),
                       torch.device("cpu"))
-    assert type(path).__name__ == "EagerPath"
+    assert type(path).__name__ == "TorchPath"
 
 
 @pytest.mark.gpu

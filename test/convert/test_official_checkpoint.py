@@ -21,7 +21,7 @@ from rt1_ros.convert.official_checkpoint import ConversionError, convert, effici
 from rt1_ros.convert.tensor_bundle import GitLfsPointerError, write_tensor_bundle
 from rt1_ros.model.checkpoint import from_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
-from rt1_ros.yaml_config import to_mapping
+from rt1_ros.configuration.yaml_config import to_mapping
 
 NETWORK = "agent/_actor_network/"
 NET = NETWORK + "_image_tokenizer/_tokenizer/net/"

@@ -17,7 +17,7 @@ import torch
 from rt1_ros.convert.official_checkpoint import VARIABLE_VALUE_SUFFIX, map_variables, network_name
 from rt1_ros.convert.tensor_bundle import list_variables, read_variables
 from rt1_ros.model.rt1 import RT1, RT1Config, images_to_tensor
-from rt1_ros.yaml_config import from_mapping, to_mapping
+from rt1_ros.configuration.yaml_config import from_mapping, to_mapping
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
 SMALL_BACKBONE = [{"expand_ratio": 1, "kernel_size": 3, "stride": 1, "out_channels": 8, "repeats": 1},

@@ -12,15 +12,8 @@ import numpy as np
 import pytest
 
 from rt1_ros.convert import tensor_bundle as tb
-from rt1_ros.convert.tensor_bundle import (
-    OBJECT_GRAPH_KEY,
-    GitLfsPointerError,
-    TensorBundleError,
-    list_variables,
-    object_graph_names,
-    read_variables,
-    write_tensor_bundle,
-)
+from rt1_ros.convert.tensor_bundle import (OBJECT_GRAPH_KEY, GitLfsPointerError, TensorBundleError, list_variables,
+                                           object_graph_names, read_variables, write_tensor_bundle)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"

@@ -7,8 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from rt1_ros.data.dataset import (MANIFEST_FILE, DatasetError, EpisodeDataset, EpisodeInfo, EpisodeWriter,
-                                  read_manifest)
+from rt1_ros.data.dataset import MANIFEST_FILE, DatasetError, EpisodeDataset, EpisodeInfo, EpisodeWriter, read_manifest
 
 
 def _episode(steps: int, value: int = 0, size: int = 8):

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rt1_ros.action_layout import MODE_DIM, Mode
+from rt1_ros.configuration.action_layout import MODE_DIM, Mode
 from rt1_ros.data import lerobot_import
 from rt1_ros.data.dataset import EpisodeDataset
 from rt1_ros.data.lerobot_format import LeRobotFormatError, read_info
@@ -190,7 +190,7 @@ def test_video_frames_must_sit_at_the_rows_timestamps(fixture_root, mapping_file
 
 
 def mapping_error(fixture_root, text: str) -> str:
-    from rt1_ros.yaml_config import safe_load
+    from rt1_ros.configuration.yaml_config import safe_load
 
     with pytest.raises(MappingError) as error:
         parse_mapping(safe_load(text), read_info(fixture_root)["features"])

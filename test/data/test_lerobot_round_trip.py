@@ -9,13 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rt1_ros.action_layout import DIMENSION_NAMES
+from rt1_ros.configuration.action_layout import DIMENSION_NAMES
 from rt1_ros.data import lerobot_export, lerobot_import
 from rt1_ros.data.dataset import EpisodeDataset, EpisodeInfo, EpisodeWriter
-from rt1_ros.data.generate import main as generate
+from rt1_ros.training.demonstrations import main as generate
 from rt1_ros.data.lerobot_export import ExportError, ExportSettings, export_dataset
 from rt1_ros.data.lerobot_format import read_episodes, read_info, read_tasks
-from rt1_ros.yaml_config import config_dir
+from rt1_ros.configuration.yaml_config import config_dir
 
 MAPPING = config_dir() / "lerobot_mapping_rt1.yaml"
 CAMERA = "observation.images.camera"

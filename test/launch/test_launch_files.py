@@ -52,7 +52,7 @@ def test_launch_files_are_valid_python(name):
 
 
 def test_sim_launch_arguments_name_real_parameters():
-    from rt1_ros.sim.sim_node import PARAMETER_SPECS as SIM_PARAMETER_SPECS
+    from rt1_ros.node.sim_node import PARAMETER_SPECS as SIM_PARAMETER_SPECS
 
     tree = ast.parse((LAUNCH_DIR / "sim.launch.py").read_text())
     assigned = {t.id: n.value for n in tree.body if isinstance(n, ast.Assign) for t in n.targets}

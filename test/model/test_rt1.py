@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from rt1_ros.model.rt1 import RT1, count_parameters
-from rt1_ros.runtime.frame_history import FrameTokenHistory, pad_window_indices
-from rt1_ros.runtime.inference_optimisation import input_dependence
+from rt1_ros.inference.frame_history import FrameTokenHistory, pad_window_indices
+from rt1_ros.inference.parity import input_dependence
 
 
 def test_paper_config_size_and_forward_shape(paper_config):
@@ -67,7 +67,7 @@ def test_training_mode_differs_but_eval_is_deterministic(tiny_model):
 
 def test_config_yaml_rejects_unknown_keys(tmp_path):
     from rt1_ros.model.rt1 import RT1Config
-    from rt1_ros.yaml_config import ConfigError
+    from rt1_ros.configuration.yaml_config import ConfigError
 
     path = tmp_path / "model.yaml"
     path.write_text("custom:\n  image_size: 64\n  embed_dimension: 12\n")

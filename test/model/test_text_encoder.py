@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from rt1_ros.model.text_encoder import (
-    TextEncoder,
-    TextEncoderConfig,
-    TextEncoderWidthError,
-    UnknownInstructionError,
-    read_embedding_map,
-)
+from rt1_ros.model.text_encoder import (TextEncoder, TextEncoderConfig, TextEncoderWidthError, UnknownInstructionError,
+                                        read_embedding_map)
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import WEIGHTS_FILE, save_pretrained
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.msg import ArmCommand
-from rt1_ros.qos import LATCHED
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.node.qos import LATCHED
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CONTROL_PERIOD_S = 0.1  # the harness runs the node at 10 Hz

@@ -22,7 +22,7 @@ from std_msgs.msg import String
 
 from ros_harness import MessageStream, biased_checkpoint, make_image, node_log, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
-from rt1_ros.qos import LATCHED
+from rt1_ros.node.qos import LATCHED
 
 BIN_MAX, BIN_MIN = 255, 0
 IMAGE_TIMEOUT_S = 0.5

@@ -11,7 +11,7 @@ from rclpy.serialization import deserialize_message, serialize_message  # noqa: 
 from sensor_msgs.msg import Image  # noqa: E402
 
 from rt1_ros.node.image_message import image_fields  # noqa: E402
-from rt1_ros.runtime.image_decoding import ImageDecodeError  # noqa: E402
+from rt1_ros.inference.image_decoding import ImageDecodeError  # noqa: E402
 
 
 def image(frame_id: str, encoding: str, height: int, width: int, step: int, bigendian: int, seed: int) -> Image:

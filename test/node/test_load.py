@@ -20,8 +20,8 @@ from std_msgs.msg import String
 
 from ros_harness import MessageStream, biased_checkpoint, make_image, wait_for
 from rt1_ros.msg import RT1Action
-from rt1_ros.qos import LATCHED
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.node.qos import LATCHED
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CAMERA_HZ = 30.0

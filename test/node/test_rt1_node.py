@@ -15,7 +15,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from ros_harness import biased_checkpoint, make_image, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
-from rt1_ros.ros_graph import stamp_ns
+from rt1_ros.node.ros_graph import stamp_ns
 
 BIN_MAX, BIN_MIN = 255, 0
 

@@ -30,7 +30,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from ros_harness import MessageStream, NodeProcess, make_image, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 
 BIN_MAX, BIN_MIN = 255, 0
 CAMERA = ["-m", "rt1_ros.bench.camera_process"]  # a camera driver in its own process
@@ -357,7 +357,7 @@ OPERATOR = r'''
 import sys, time
 import rclpy
 from std_msgs.msg import String
-from rt1_ros.qos import LATCHED
+from rt1_ros.node.qos import LATCHED
 rclpy.init()
 node = rclpy.create_node("operator")
 publisher = node.create_publisher(String, sys.argv[1], LATCHED)

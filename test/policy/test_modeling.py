@@ -9,10 +9,11 @@ import torch
 
 from rt1_ros.model.rt1 import images_to_tensor
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig, resolve_device
-from rt1_ros.runtime import onnx_export
-from rt1_ros.runtime.control_policy import ControlPolicy
-from rt1_ros.runtime.frame_history import pad_window_indices
-from rt1_ros.runtime.inference_optimisation import InferenceOptions, input_dependence
+from rt1_ros.inference import onnx_export
+from rt1_ros.policy.control_policy import ControlPolicy
+from rt1_ros.inference.frame_history import pad_window_indices
+from rt1_ros.inference.options import InferenceOptions
+from rt1_ros.inference.parity import input_dependence
 
 
 def wrap(model, action_space, embed_text, options: InferenceOptions | None = None) -> RT1Policy:
@@ -55,7 +56,7 @@ def test_official_policy_steps_as_the_release_does(small_official_model, action_
     assert config.frame_size == (48, 64) and config.image_size == 60
     text = torch.randn(config.text_embedding_dim, generator=torch.Generator().manual_seed(2))
     policy = wrap(model, action_space, lambda instruction: text, InferenceOptions(backend=backend))
-    assert type(policy.inference_path).__name__ == ("EagerPath" if backend == "torch" else "OnnxRuntimePath")
+    assert type(policy.inference_path).__name__ == ("TorchPath" if backend == "torch" else "OnnxRuntimePath")
     policy.set_instruction("pick up the can")
     camera = np.random.default_rng(1).integers(0, 256, size=(config.num_frames + 2, 120, 160, 3), dtype=np.uint8)
     frames = images_to_tensor(np.stack([cv2.resize(f, (64, 48), interpolation=cv2.INTER_AREA) for f in camera]))

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from rt1_ros.action_layout import ActionDimension, ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionDimension, ActionSpaceConfig
 from rt1_ros.convert.official_checkpoint import OFFICIAL_ACTION_DIMENSIONS
 from rt1_ros.model.action_tokenizer import ActionTokenizer
 from rt1_ros.runtime import controller as controller_module
 from rt1_ros.runtime.controller import Controller, ControllerConfig, Frame, InstructionError, Mode
 from rt1_ros.policy import RT1Policy, RT1PolicyConfig
-from rt1_ros.runtime.control_policy import ControlPolicy, PolicyStep
+from rt1_ros.policy.control_policy import ControlPolicy, PolicyStep
 
 FRAME = np.zeros((8, 8, 3), np.uint8)
 

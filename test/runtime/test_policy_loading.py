@@ -11,9 +11,9 @@ import yaml
 from rt1_ros.model.checkpoint import save_pretrained
 from rt1_ros.model.rt1 import RT1
 from rt1_ros.model.text_encoder import TextEncoderWidthError, UnknownInstructionError
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.inference.options import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource, load_policy
-from rt1_ros.yaml_config import to_mapping
+from rt1_ros.configuration.yaml_config import to_mapping
 
 
 @pytest.fixture

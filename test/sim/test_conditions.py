@@ -67,7 +67,8 @@ def test_seen_never_asks_for_a_held_out_pair_and_unseen_pairs_only_for_them(sim)
 
 def test_unseen_wordings_are_never_a_training_instruction(sim, config):
     trained = training_instructions(config)
-    seen_words = {sim.reset(family, seed, "seen").instruction for family in FAMILIES for seed in range(100_000, 100_030)}
+    seen_words = {sim.reset(family, seed, "seen").instruction
+                  for family in FAMILIES for seed in range(100_000, 100_030)}
     assert seen_words <= trained and len(seen_words) > 15  # seen draws many training wordings
     for family in FAMILIES:
         for seed in range(100_000, 100_030):
@@ -156,7 +157,7 @@ def test_seed_ranges_are_disjoint_and_named_once(config):
 
 
 def test_generation_refuses_evaluation_seeds(tmp_path):
-    from rt1_ros.data.generate import check_training_seeds, main
+    from rt1_ros.training.demonstrations import check_training_seeds, main
 
     check_training_seeds(0, 100)
     with pytest.raises(ValueError, match="train range"):

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 

@@ -1,4 +1,4 @@
-"""rt1-train's command line, and `python -m rt1_ros.train` (what the Makefile's `make model` runs)."""
+"""rt1-train's command line, and `python -m rt1_ros.training` (what the Makefile's `make model` runs)."""
 from __future__ import annotations
 
 import subprocess
@@ -18,7 +18,7 @@ def test_cli_runs_a_few_steps(dataset, fast, tmp_path, capsys):
 
 
 def test_python_dash_m_rt1_ros_train_is_the_cli():
-    result = subprocess.run([sys.executable, "-m", "rt1_ros.train", "--help"], cwd=REPO_ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "rt1_ros.training", "--help"], cwd=REPO_ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: rt1-train") and "--resume" in result.stdout

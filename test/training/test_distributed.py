@@ -14,7 +14,7 @@ def test_torchrun_two_processes_share_one_stop_decision_under_a_time_budget(data
     output = tmp_path / "run"
     overrides = [o for o in fast if not o.startswith(("time_budget_min", "eval_every"))]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "rt1_ros.train", "--data", str(dataset), "--output", str(output), "--device", "cpu",
+               "-m", "rt1_ros.training", "--data", str(dataset), "--output", str(output), "--device", "cpu",
                "--no-progress", "--set", *overrides, "total_steps=1000000", "time_budget_min=0.05", "eval_every=2",
                "num_threads=1"]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -46,7 +46,7 @@ def test_torchrun_two_processes_train_as_one_process_on_both_batches(dataset, tm
     overrides = fast + [f"data={dataset}", f"total_steps={steps}", "eval_every=1000", "checkpoint_every=1000",
                         "log_every=1", "num_threads=1"]
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "rt1_ros.train", "--output", str(output), "--device", "cpu", "--no-progress",
+               "-m", "rt1_ros.training", "--output", str(output), "--device", "cpu", "--no-progress",
                "--set", *overrides]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rt1_ros.runtime.frame_history import pad_window_indices
+from rt1_ros.inference.frame_history import pad_window_indices
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.sampler import EpisodeArrays, WindowSampler
 

@@ -44,12 +44,12 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
-from rt1_ros import qos
+from rt1_ros.node import qos
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
 from rt1_ros.node.node_process import run_node
 from rt1_ros.node.parameter_declaration import declare_parameters
-from rt1_ros.node.parameter_spec import ParameterSpec, from_parameters, parameter_specs
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.configuration.parameter_spec import ParameterSpec, from_parameters, parameter_specs
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.srv import ResetEpisode
@@ -82,8 +82,8 @@ class SimNode(Node):
         if max(self.params.camera_width, self.params.camera_height) > largest:
             raise ValueError(f"camera size above camera.max_render_size={largest} in config/sim.yaml")
         if self.params.condition not in self.sim_config.condition_names:
-            raise ValueError(f"condition {self.params.condition!r} is not one of {list(self.sim_config.condition_names)} "
-                             "(config/sim.yaml conditions)")
+            raise ValueError(f"condition {self.params.condition!r} is not one of "
+                             f"{list(self.sim_config.condition_names)} (config/sim.yaml conditions)")
         self.sim = MobileManipulatorSim(self.sim_config, condition=self.params.condition)
         self._control_period = self.sim_config.physics.control_period_s
         # One lock for the simulator and all episode/command state; the condition wakes the lockstep wait.

@@ -4,13 +4,13 @@
 
 `make demo` runs one episode of each task family (pick, push, move_near) on fixed seeds the training data never
 used, with the shipped checkpoint `models/rt1_sim`. Both nodes and an observer run in one process
-(`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node); the simulator runs in lockstep, so an
+(`rt1_ros.closed_loop.loop`: a private DDS domain, one executor thread per node); the simulator runs in lockstep, so an
 episode runs as fast as inference and rendering allow. Written to --output:
 
     contact_sheet.png            first / middle / last frame of every episode, with instruction and outcome
     summary.json, summary.md     one entry per episode (family, seed, instruction, trained, success, steps, ...)
     <family>_<seed>/episode.mp4  the camera with instruction and commands overlaid; actions.png; summary.json
-    <family>_<seed>/bag/         the episode's topics as a rosbag2 recording in MCAP storage (rt1_ros.episode_bag):
+    <family>_<seed>/bag/         the episode's topics as a rosbag2 recording in MCAP storage (`episode_bag`):
                                  open bag/bag.mcap in Foxglove, or `ros2 bag play <family>_<seed>/bag`
 
     make demo                                                  # the shipped policy, one episode per family
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
-from rt1_ros.yaml_config import add_override_argument, apply_overrides
+from rt1_ros.closed_loop.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
+from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
 DEFAULT_FAMILIES = ("pick", "push", "move_near")
 DEFAULT_SEED = 100_000  # rt1-eval's first seed: never a training seed
@@ -95,7 +95,7 @@ def episode_log(episode) -> EpisodeLog:
 def attention_policy(checkpoint: str, model_size: str):
     """The network the node runs, loaded as the node loads it but on the eager torch path, for its TokenLearner
     maps (an ONNX backend does not expose them): the checkpoint's, or the node's untrained model of that size."""
-    from rt1_ros.runtime.inference_optimisation import REFERENCE
+    from rt1_ros.inference.options import REFERENCE
     from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 
     return load_policy(PolicySource(checkpoint=checkpoint, model_size=model_size, device="cpu",
@@ -152,8 +152,8 @@ def contact_sheet(logs: list[EpisodeLog], summaries: list[EpisodeSummary], path:
 
 
 def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
-    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
-    from rt1_ros.episode_bag import write_episode_bag
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.closed_loop.episode_bag import write_episode_bag
 
     checkpoint = resolve_checkpoint(args)
     config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,

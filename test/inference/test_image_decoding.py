@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rt1_ros.runtime.image_decoding import ImageDecodeError, decode_compressed, decode_raw, resize_for_model
+from rt1_ros.inference.image_decoding import ImageDecodeError, decode_compressed, decode_raw, resize_for_model
 
 MAX = 4096 * 4096
 RGB = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)

@@ -1,5 +1,5 @@
-"""The control step's two calls on ONNX exports (`rt1_ros.runtime.onnx_export`), run by ONNX Runtime or OpenVINO
-on the CPU, behind the same interface as the torch paths (`inference_optimisation.EagerPath`).
+"""The control step's two calls on ONNX exports (`rt1_ros.inference.onnx_export`), run by ONNX Runtime or OpenVINO
+on the CPU, behind the same interface as the torch paths (`rt1_ros.inference.paths.InferencePath`).
 
 A path keeps a prepared torch copy of the model as ``.model``: the policy embeds the instruction with it once per
 instruction, and reads the config from it. Tensors cross as numpy arrays; outputs are copied, because frame tokens
@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from rt1_ros.model.rt1 import RT1
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
-from rt1_ros.runtime.onnx_export import OnnxExport
+from rt1_ros.inference.options import InferenceOptions
+from rt1_ros.inference.onnx_export import OnnxExport
 
 
 def as_array(tensor: torch.Tensor) -> np.ndarray:
@@ -133,7 +133,7 @@ def build_onnx_path(model: RT1, prepared: RT1, options: InferenceOptions, backen
     ``options.export_cache``, else made in a temporary folder and removed once loaded. ``prepared`` is the torch
     copy the path keeps as ``.model``. Raises ImportError when the runtime is not installed, anything the exporter or
     the runtime raises otherwise (build_path falls back to torch on either)."""
-    from rt1_ros.runtime.onnx_export import cached_export, find_export, temporary_export
+    from rt1_ros.inference.onnx_export import cached_export, find_export, temporary_export
 
     path_type = ONNX_PATHS[backend]
     import_openvino() if backend == "openvino" else __import__(backend)  # fail before exporting when missing

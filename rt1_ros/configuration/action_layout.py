@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.yaml_config import config_dir, load_dataclass
+from rt1_ros.configuration.yaml_config import config_dir, load_dataclass
 
 NUM_ACTION_DIMS = 11
 CONTINUOUS_DIMS = 10  # every dimension before the mode

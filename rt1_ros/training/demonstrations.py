@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.action_layout import ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, MODE_DIM
+from rt1_ros.configuration.action_layout import ARM_DELTA_DIMS, BASE_DIMS, CONTINUOUS_DIMS, MODE_DIM
 from rt1_ros.data.dataset import EXPERT_LABELS, EpisodeInfo, EpisodeWriter, open_or_empty
-from rt1_ros.runtime.image_decoding import resize_for_model
+from rt1_ros.inference.image_decoding import resize_for_model
 
 SOURCE = "sim_expert"
 DAGGER_SOURCE = "sim_dagger"
@@ -185,12 +185,12 @@ _worker_state: dict = {}
 
 def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int | None, noise: ActionNoise,
                  condition: str, rollout: PolicyRollout = PolicyRollout()) -> None:
-    from rt1_ros.action_layout import ActionSpaceConfig
+    from rt1_ros.configuration.action_layout import ActionSpaceConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
     policy = None
     if rollout.active:
-        from rt1_ros.runtime.inference_optimisation import InferenceOptions
+        from rt1_ros.inference.options import InferenceOptions
         from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 
         # One thread per worker: the workers already fill the cores.
@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--policy {args.policy}: no model.safetensors there (a checkpoint directory, e.g. <run>/best)")
     if args.policy:
         from rt1_ros.model.checkpoint import read_checkpoint_config
-        from rt1_ros.runtime.onnx_export import file_sha256
+        from rt1_ros.inference.onnx_export import file_sha256
         from rt1_ros.sim.config import SimConfig
 
         held_out = SimConfig.from_yaml().tasks.held_out_pairs

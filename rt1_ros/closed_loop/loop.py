@@ -4,7 +4,7 @@
         └── episode_status ──▶ observer ◀── rt1_action (and camera/image_raw when recording)
 
 Used by `make demo` (recording frames for the video) and `rt1-eval` (counting successes). Each `ClosedLoop` has its
-own DDS domain and namespace (`rt1_ros.ros_graph`), so concurrent runs on one machine never see each other's
+own DDS domain and namespace (`rt1_ros.node.ros_graph`), so concurrent runs on one machine never see each other's
 episodes. The simulator runs in lockstep: after each image it waits for the policy's action for that image, applies
 it and advances one control period, so an episode runs as fast as inference and rendering allow.
 
@@ -26,10 +26,10 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from rt1_ros import qos
+from rt1_ros.node import qos
 from rt1_ros.msg import EpisodeStatus, RT1Action
-from rt1_ros.ros_graph import InProcessGraph, stamp_ns
-from rt1_ros.runtime.image_decoding import decode_raw
+from rt1_ros.node.ros_graph import InProcessGraph, stamp_ns
+from rt1_ros.inference.image_decoding import decode_raw
 from rt1_ros.srv import ResetEpisode
 
 SERVICE_TIMEOUT_S = 30.0
@@ -46,8 +46,8 @@ class ClosedLoopConfig:
     lockstep_timeout_s: float = 10.0  # the sim steps with a zero command if the policy has not answered by then
     episode_timeout_s: float = 600.0  # wall clock, per episode
     record_frames: bool = False  # keep every camera image (the demo's video); costs memory, not time
-    domain_id: int | None = None  # DDS domain of the graph; None = a private random one (`rt1_ros.ros_graph`)
-    record_bag: bool = False  # record each episode's topics for a rosbag2/MCAP file (`rt1_ros.episode_bag`)
+    domain_id: int | None = None  # DDS domain of the graph; None = a private random one (`rt1_ros.node.ros_graph`)
+    record_bag: bool = False  # record each episode's topics for a rosbag2/MCAP file (`rt1_ros.closed_loop.episode_bag`)
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ClosedLoop:
         `run_episode` call uses, so its status can never be taken for a requested episode's."""
         # Imported here: each pulls in torch or MuJoCo, which a caller that only reads these dataclasses skips.
         from rt1_ros.node.rt1_node import Rt1Node
-        from rt1_ros.sim.sim_node import SimNode
+        from rt1_ros.node.sim_node import SimNode
 
         self.config = config
         self.graph = InProcessGraph(config.domain_id)
@@ -104,7 +104,7 @@ class ClosedLoop:
             self.observer = self.graph.add(_Observer(namespace, context, config.record_frames))
             self.bag_recorder = None
             if config.record_bag:
-                from rt1_ros.episode_bag import EpisodeBagRecorder
+                from rt1_ros.closed_loop.episode_bag import EpisodeBagRecorder
 
                 self.bag_recorder = self.graph.add(EpisodeBagRecorder(namespace, context))
             sim_parameters = dict(lockstep=True, lockstep_timeout_s=config.lockstep_timeout_s,

@@ -3,7 +3,7 @@ import json
 import cv2
 import numpy as np
 
-from rt1_ros.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, overlay, write_report
+from rt1_ros.closed_loop.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, overlay, write_report
 
 
 def test_report_writes_video_plot_and_summary(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rt1_ros.action_layout import GRIPPER_DIM, Mode
+from rt1_ros.configuration.action_layout import GRIPPER_DIM, Mode
 
 MODE_NAMES = {mode.value: mode.name.lower() for mode in Mode}  # RT1Action.mode -> arm, base, terminate, hold
 VIDEO_SCALE = 2  # 300 px frames are small on a screen; text needs the room

@@ -17,9 +17,9 @@ from std_msgs.msg import String  # noqa: E402
 
 from ros_harness import RosHarness, wait_for  # noqa: E402
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action  # noqa: E402
-from rt1_ros.qos import LATCHED  # noqa: E402
-from rt1_ros.ros_graph import NANOSECONDS, stamp_ns  # noqa: E402
-from rt1_ros.sim.sim_node import SimNode  # noqa: E402
+from rt1_ros.node.qos import LATCHED  # noqa: E402
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns  # noqa: E402
+from rt1_ros.node.sim_node import SimNode  # noqa: E402
 from rt1_ros.srv import ResetEpisode  # noqa: E402
 
 pytestmark = pytest.mark.ros
@@ -70,7 +70,7 @@ def test_free_run_publishes_images_state_and_follows_cmd_vel(ros, start_sim):
     assert len(image.data) == 64 * 48 * 3
     stamps = [stamp_ns(i.header.stamp) for i in images]
     assert all(b > a for a, b in zip(stamps, stamps[1:]))
-    assert instructions[-1].data == node.task.instruction and instructions[-1].data.startswith("move near")
+    assert instructions[-1].data == node.task.instruction and node.task.family == "move_near"
     assert set(joints[-1].name) >= {"shoulder_pan", "elbow", "finger_left"}
 
     start = odoms[-1]

@@ -16,12 +16,13 @@ import torch
 from rt1_ros.bench.fixtures import simulator_frames
 from rt1_ros.model.checkpoint import from_pretrained, save_pretrained
 from rt1_ros.model.rt1 import RT1
-from rt1_ros.runtime import inference_optimisation, onnx_export
-from rt1_ros.runtime.image_decoding import resize_for_model
-from rt1_ros.runtime.inference_optimisation import (AUTO_CPU_BACKEND, AUTO_CPU_BACKEND_LARGE, EagerPath,
-                                                    InferenceOptions, build_path, input_dependence,
-                                                    reference_and_candidate_tokens)
-from rt1_ros.runtime.onnx_export import FixedGridAveragePool, cached_export
+from rt1_ros.inference import onnx_export, paths
+from rt1_ros.inference import options as inference_options
+from rt1_ros.inference.image_decoding import resize_for_model
+from rt1_ros.inference.options import AUTO_CPU_BACKEND, AUTO_CPU_BACKEND_LARGE, InferenceOptions
+from rt1_ros.inference.parity import input_dependence, reference_and_candidate_tokens
+from rt1_ros.inference.paths import build_path, TorchPath
+from rt1_ros.inference.onnx_export import FixedGridAveragePool, cached_export
 
 CPU = torch.device("cpu")
 
@@ -170,20 +171,20 @@ def test_by_default_a_backend_leaves_no_files_and_uses_an_export_made_ahead(tiny
 
 def test_a_missing_runtime_falls_back_to_torch_with_one_warning(tiny_model, monkeypatch, caplog):
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
-    with caplog.at_level(logging.WARNING, logger=inference_optimisation.__name__):
+    with caplog.at_level(logging.WARNING, logger=paths.__name__):
         path = build_path(tiny_model, InferenceOptions(backend="openvino"), CPU)
-    assert type(path) is EagerPath and path.options.backend == "torch"
+    assert type(path) is TorchPath and path.options.backend == "torch"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "openvino" in warnings[0].getMessage() and "torch" in warnings[0].getMessage()
 
 
 def test_auto_without_openvino_falls_back_to_onnxruntime_not_torch(tiny_model, monkeypatch, caplog):
-    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
-    monkeypatch.setattr(inference_optimisation, "AUTO_LARGE_IMAGE_SIZE", tiny_model.config.image_size)  # "large"
+    monkeypatch.setattr(inference_options.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(inference_options, "AUTO_LARGE_IMAGE_SIZE", tiny_model.config.image_size)  # "large"
     monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
-    with caplog.at_level(logging.WARNING, logger=inference_optimisation.__name__):
+    with caplog.at_level(logging.WARNING, logger=paths.__name__):
         path = build_path(tiny_model, InferenceOptions(), CPU)
-    assert path.options.backend == "onnxruntime" and type(path) is not EagerPath
+    assert path.options.backend == "onnxruntime" and type(path) is not TorchPath
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "'openvino' is unavailable" in warnings[0] and "running onnxruntime" in warnings[0]
 
@@ -191,12 +192,12 @@ def test_auto_without_openvino_falls_back_to_onnxruntime_not_torch(tiny_model, m
 def test_auto_picks_the_measured_backend_for_the_frame_size_on_x86_and_torch_elsewhere(monkeypatch):
     options = InferenceOptions()
     assert options.backend == "auto"
-    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(inference_options.platform, "machine", lambda: "x86_64")
     assert options.backend_on(CPU, 128) == AUTO_CPU_BACKEND == "onnxruntime"  # the shipped model's frames
     assert options.backend_on(CPU, 300) == AUTO_CPU_BACKEND_LARGE == "openvino"  # the paper size's
     assert options.backend_on(torch.device("cuda")) == "torch"
     assert InferenceOptions(backend="openvino").backend_on(torch.device("cuda")) == "torch"
-    monkeypatch.setattr(inference_optimisation.platform, "machine", lambda: "aarch64")
+    monkeypatch.setattr(inference_options.platform, "machine", lambda: "aarch64")
     assert options.backend_on(CPU) == "torch"
     with pytest.raises(ValueError, match="backend"):
         InferenceOptions(backend="tensorrt")
@@ -242,7 +243,7 @@ def test_openvino_backend_starts_no_telemetry_and_writes_nothing_at_home(tmp_pat
     home.mkdir()
     temporary.mkdir()
     script = ("import sys, torch\nfrom rt1_ros.model.rt1 import RT1, RT1Config\n"
-              "from rt1_ros.runtime.inference_optimisation import InferenceOptions, build_path\n"
+              "from rt1_ros.inference.options import InferenceOptions\nfrom rt1_ros.inference.paths import build_path\n"
               "path = build_path(RT1(RT1Config.from_yaml('tiny')).eval(), InferenceOptions(backend='openvino'), "
               "torch.device('cpu'))\nprint(type(path).__name__, 'openvino.tools.ovc' in sys.modules)\n")
     environment = {k: v for k, v in os.environ.items() if k not in ("CI", "XDG_CACHE_HOME", "RT1_ONNX_CACHE")}
@@ -263,7 +264,7 @@ def test_onnxruntime_backend_starts_no_telemetry_and_writes_nothing_at_home(tmp_
     for folder in (home, temporary, cache):
         folder.mkdir()
     script = ("import os, torch\nfrom rt1_ros.model.rt1 import RT1, RT1Config\n"
-              "from rt1_ros.runtime.inference_optimisation import InferenceOptions, build_path\n"
+              "from rt1_ros.inference.options import InferenceOptions\nfrom rt1_ros.inference.paths import build_path\n"
               "path = build_path(RT1(RT1Config.from_yaml('tiny')).eval(), InferenceOptions(backend='onnxruntime'), "
               "torch.device('cpu'))\npath.logits(path.encode_frame(torch.rand(1, 3, 96, 96), torch.rand(1, 128))"
               "[:, None].expand(1, 6, 8, 128))\nprint(type(path).__name__, os.environ['ORT_DISABLE_TELEMETRY'])\n")

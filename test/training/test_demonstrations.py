@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from rt1_ros.data.dataset import EpisodeDataset, read_manifest
-from rt1_ros.data.generate import main
-from rt1_ros.action_layout import ActionSpaceConfig
+from rt1_ros.training.demonstrations import main
+from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import run_expert_episode
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
@@ -18,7 +18,9 @@ def test_generate_records_expert_actions_and_skips_existing_seeds(tmp_path, caps
     assert len(dataset) == 1
     episode = dataset[0]
     assert episode.info.task_family == "move_near" and episode.info.seed == 4 and episode.info.success
-    assert episode.info.instruction.startswith("move near the ")
+    task = MobileManipulatorSim().reset("move_near", 4)
+    assert episode.info.instruction == task.instruction and episode.info.extra["condition"] == "seen"
+    assert episode.info.extra["scene_look"]["table"]["texture"] in ("plain", "checker", "speckle")
     frames, actions = np.asarray(episode.frames), episode.actions
     assert frames.shape == (episode.info.num_steps, 40, 40, 3) and frames.dtype == np.uint8
     # The recorded actions are the expert's own, step for step (the simulator is deterministic per seed).
@@ -64,31 +66,41 @@ def test_failed_episodes_are_dropped_unless_kept(tmp_path):
     assert len(EpisodeDataset(output, successful_only=True)) == 0
 
 
-def test_held_out_pairs_never_reach_the_dataset(tmp_path, capsys):
-    """Seeds whose (family, target) is held out are skipped; the list travels with every written episode."""
+def test_held_out_pairs_never_reach_the_dataset(tmp_path):
+    """Under `seen` no target is a held-out pair (config/sim.yaml tasks.held_out_pairs); the list travels with every
+    written episode, so training records it."""
     output = tmp_path / "data"
-    sim = MobileManipulatorSim()
-    targets = {seed: sim.reset("move_near", seed).target for seed in range(6)}
-    held = targets[0]
-    held_name = f"{held.colour}_{held.shape}"
-    assert main(["--output", str(output), "--families", "move_near", "--episodes-per-family", "6",
-                 "--frame-size", "32", "--no-progress", "--hold-out", f"move_near:{held_name}"]) == 0
-    dataset = EpisodeDataset(output)
-    expected = sorted(s for s, t in targets.items() if (t.colour, t.shape) != (held.colour, held.shape))
-    assert sorted(e.info.seed for e in dataset) == expected and 0 not in expected
-    assert all(e.info.extra["held_out"] == [f"move_near:{held_name}"] for e in dataset)
-    assert f"held out {6 - len(expected)}" in capsys.readouterr().out
+    assert main(["--output", str(output), "--families", "pick", "--episodes-per-family", "6", "--max-steps", "1",
+                 "--keep-failed", "--frame-size", "32", "--no-progress"]) == 0
+    dataset = EpisodeDataset(output, successful_only=False)
+    held_out = MobileManipulatorSim().config.tasks.held_out_pairs
+    assert len(dataset) == 6
+    assert all(f"pick:{e.info.extra['target']}" not in held_out for e in dataset)
+    assert all(e.info.extra["held_out"] == list(held_out) for e in dataset)
 
 
-def test_hold_out_names_are_checked():
+def test_conditions_and_seeds_are_checked(tmp_path):
     import pytest
 
     with pytest.raises(SystemExit):
-        main(["--output", "unused", "--hold-out", "pick:purple_cube"])
+        main(["--output", str(tmp_path / "a"), "--condition", "no_such_condition"])
+    with pytest.raises(SystemExit):  # dev seeds are evaluation's
+        main(["--output", str(tmp_path / "a"), "--seed-start", "100000", "--episodes-per-family", "1"])
+
+
+def test_a_dataset_holds_one_condition(tmp_path):
+    import pytest
+
+    output = tmp_path / "data"
+    args = ["--output", str(output), "--families", "move_near", "--episodes-per-family", "1", "--frame-size", "32",
+            "--max-steps", "1", "--keep-failed", "--no-progress"]
+    assert main(args) == 0
+    with pytest.raises(SystemExit, match="condition seen, not camera"):
+        main(args + ["--condition", "camera", "--episodes-per-family", "2"])
 
 
 def test_dart_noise_perturbs_only_what_is_executed():
-    from rt1_ros.data.generate import ActionNoise
+    from rt1_ros.training.demonstrations import ActionNoise
     from rt1_ros.sim.episode import run_episode
     from rt1_ros.sim.expert import ScriptedExpert
 
@@ -134,7 +146,7 @@ def test_adding_seeds_to_data_recorded_with_other_scene_state_columns_is_refused
 
 
 def _shipped_policy():
-    from rt1_ros.runtime.inference_optimisation import InferenceOptions
+    from rt1_ros.inference.options import InferenceOptions
     from rt1_ros.runtime.policy_loading import PolicySource, load_policy, shipped_model_path
 
     return load_policy(PolicySource(checkpoint=str(shipped_model_path()), device="cpu",
@@ -144,7 +156,7 @@ def _shipped_policy():
 def test_dagger_executes_the_policy_and_records_the_expert():
     """rt1-generate --policy: what the simulator runs is the policy's action, what the dataset keeps is the expert's
     for the state the policy reached; the expert's terminate always ends the episode."""
-    from rt1_ros.data.generate import ExpertLabelledRollout, PolicyRollout
+    from rt1_ros.training.demonstrations import ExpertLabelledRollout, PolicyRollout
     from rt1_ros.sim.expert import ScriptedExpert
 
     space = ActionSpaceConfig.from_yaml()
@@ -177,9 +189,8 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     from rt1_ros.runtime.policy_loading import shipped_model_path
 
     output = tmp_path / "data"
-    held_out = ["--hold-out", "pick:green_cylinder", "push:yellow_cube", "move_near:red_cylinder"]
     args = ["--output", str(output), "--families", "pick", "--episodes-per-family", "1", "--seed-start", "3",
-            "--frame-size", "32", "--max-steps", "6", "--no-progress", *held_out, "--policy", str(shipped_model_path())]
+            "--frame-size", "32", "--max-steps", "6", "--no-progress", "--policy", str(shipped_model_path())]
     assert main(args) == 0
     (episode,) = EpisodeDataset(output, successful_only=True)  # six steps never finish a pick: failed, still kept
     assert not episode.info.success and episode.info.source == "sim_dagger" and episode.info.expert_labelled
@@ -214,5 +225,3 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes() + b" ")
     with pytest.raises(SystemExit, match="another policy"):
         main(args[:-2] + ["--policy", str(other), "--episodes-per-family", "2"])
-    with pytest.raises(SystemExit):  # the shipped model was trained without three pairs: they must stay out
-        main(args[:-2] + ["--policy", str(shipped_model_path()), "--hold-out"])

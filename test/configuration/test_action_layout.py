@@ -1,4 +1,5 @@
-"""rt1_ros.action_layout: one torch-free description of the 11-d action, and the modules that must stay torch-free."""
+"""rt1_ros.configuration.action_layout: one torch-free description of the 11-d action, and the modules that must
+stay torch-free."""
 from __future__ import annotations
 
 import subprocess
@@ -7,28 +8,29 @@ from pathlib import Path
 
 import pytest
 
-from rt1_ros.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUOUS_DIMS, DIMENSION_NAMES, GRIPPER_DIM,
-                                   MODE_CLASSES, MODE_DIM, NUM_ACTION_DIMS, ActionSpaceConfig, Mode)
+from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, ARM_DIMS, BASE_DIMS, CONTINUOUS_DIMS, DIMENSION_NAMES,
+                                                 GRIPPER_DIM, MODE_CLASSES, MODE_DIM, NUM_ACTION_DIMS,
+                                                 ActionSpaceConfig, Mode)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # Importing these must not load torch: the simulator, its node and the data tools run where torch is absent or slow
 # to import (a sim_node process beside the policy node, data generation workers).
 TORCH_FREE = [
-    "rt1_ros.action_layout",
+    "rt1_ros.configuration.action_layout",
     "rt1_ros.sim.expert",
     "rt1_ros.sim.episode",
     "rt1_ros.data.dataset",
-    "rt1_ros.data.generate",
+    "rt1_ros.training.demonstrations",
     "rt1_ros.data.rosbag_import",
-    "rt1_ros.episode_report",
-    pytest.param("rt1_ros.sim.sim_node", marks=pytest.mark.ros),
+    "rt1_ros.closed_loop.episode_report",
+    pytest.param("rt1_ros.node.sim_node", marks=pytest.mark.ros),
 ]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_module_imports_no_torch(module):
-    if module == "rt1_ros.sim.sim_node":
+    if module == "rt1_ros.node.sim_node":
         pytest.importorskip("rclpy")
         pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
     code = f"import sys, {module}; loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'torch'); " \

@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from rt1_ros.node.parameter_spec import (check_parameters, from_parameters, parameter, parameter_defaults,
-                                         parameter_fields, parameter_values)
+from rt1_ros.configuration.parameter_spec import (check_parameters, from_parameters, parameter, parameter_defaults,
+                                                  parameter_fields, parameter_values)
 from rt1_ros.node.parameters import PARAMETER_SPECS, NodeConfig, params_file_section
 from rt1_ros.runtime.controller import ControllerConfig
-from rt1_ros.runtime.inference_optimisation import InferenceOptions
+from rt1_ros.inference.options import InferenceOptions
 from rt1_ros.runtime.policy_loading import PolicySource
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
 
-from rt1_ros import qos
-from rt1_ros.ros_graph import stamp_ns
-from rt1_ros.yaml_config import config_dir
+from rt1_ros.node import qos
+from rt1_ros.node.ros_graph import stamp_ns
+from rt1_ros.configuration.yaml_config import config_dir
 
 # (topic relative to the loop's namespace, message type, QoS the publisher offers)
 EPISODE_TOPICS = (

@@ -1,8 +1,8 @@
 """ONNX exports of a trained RT-1's two control-step calls, cached per checkpoint: what `rt1-export` writes and the
-onnxruntime / OpenVINO backends (`rt1_ros.runtime.onnx_backends`) load.
+onnxruntime / OpenVINO backends (`rt1_ros.inference.onnx_backends`) load.
 
     rt1-export CHECKPOINT_DIR [--cache-dir DIR] [--force]
-    python -m rt1_ros.runtime.onnx_export CHECKPOINT_DIR
+    python -m rt1_ros.inference.onnx_export CHECKPOINT_DIR
 
 Two files, static shapes, batch 1 (a control step encodes one frame):
 - ``frame_encoder.onnx``: frame (1,3,h,w) float32 in [0,1], conditioning (1,D) -> tokens (1,K,D): the
@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from rt1_ros.model.rt1 import RT1, RT1Config
-from rt1_ros.yaml_config import to_mapping
+from rt1_ros.configuration.yaml_config import to_mapping
 
 FORMAT_VERSION = 2  # bump when what is exported changes (graph boundaries, pooling, folding, input size), to re-export
 OPSET = 17
@@ -196,7 +196,7 @@ def read_valid_export(directory: Path, key: str) -> OnnxExport | None:
 def exportable_copy(model: RT1) -> RT1:
     """An fp32 eval copy on the CPU with BatchNorm folded into the convolutions and the pooling made exportable;
     the caller's model is left as it is."""
-    from rt1_ros.runtime.inference_optimisation import fold_batch_norms
+    from rt1_ros.inference.model_preparation import fold_batch_norms
 
     exportable = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
     fold_batch_norms(exportable)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from rt1_ros.bench.config import BenchConfig
-from rt1_ros.yaml_config import ConfigError, apply_overrides
+from rt1_ros.configuration.yaml_config import ConfigError, apply_overrides
 
 
 def test_overrides_are_parsed_as_yaml_type_checked_and_reach_nested_configs():
@@ -24,8 +24,8 @@ def test_overrides_are_parsed_as_yaml_type_checked_and_reach_nested_configs():
 
 def test_every_command_line_tool_takes_set_and_names_an_unknown_key(capsys):
     from rt1_ros.bench.cli import main as bench_main
-    from rt1_ros.demo import main as demo_main
-    from rt1_ros.evaluate import main as eval_main
+    from rt1_ros.closed_loop.demo import main as demo_main
+    from rt1_ros.closed_loop.evaluation import main as eval_main
     from rt1_ros.training.cli import main as train_main
 
     for main, argv in ((bench_main, ["--smoke"]), (eval_main, []), (train_main, ["--output", "unused"])):
@@ -42,7 +42,7 @@ def test_repeated_set_flags_accumulate():
     training run given `--set total_steps=800 --set eval_every=200` trained the YAML's 100000 steps)."""
     import argparse
 
-    from rt1_ros.yaml_config import add_override_argument
+    from rt1_ros.configuration.yaml_config import add_override_argument
 
     parser = argparse.ArgumentParser()
     add_override_argument(parser, "overrides")

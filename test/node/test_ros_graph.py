@@ -10,8 +10,8 @@ rclpy = pytest.importorskip("rclpy")
 
 from std_msgs.msg import String  # noqa: E402
 
-from rt1_ros import qos  # noqa: E402
-from rt1_ros.ros_graph import NANOSECONDS, InProcessGraph, stamp_ns, to_stamp  # noqa: E402
+from rt1_ros.node import qos  # noqa: E402
+from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, stamp_ns, to_stamp  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TIMEOUT_S = 30.0

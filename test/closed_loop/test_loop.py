@@ -1,6 +1,6 @@
 """The whole loop over real topics: sim_node (lockstep) ⇄ rt1_node, a few steps, and the robot moves as commanded.
 
-The loop is `rt1_ros.closed_loop.ClosedLoop`, the one the demo and the evaluation build. The policies are tiny RT-1
+The loop is `rt1_ros.closed_loop.loop.ClosedLoop`, the one the demo and the evaluation build. The policies are tiny RT-1
 checkpoints whose heads are biased to one action, so the direction of motion is known.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ SEED = 3
 def run_lockstep_episode(checkpoint, family: str):
     """One STEPS-step episode of ``family`` through `ClosedLoop`: ((odometry, end effector) at its start, the same at
     its end, the policy's actions)."""
-    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
     config = ClosedLoopConfig(checkpoint=str(checkpoint), max_episode_steps=STEPS, episode_timeout_s=120.0)
@@ -65,7 +65,7 @@ def test_two_loops_at_once_each_run_their_own_episode(tmp_path):
     """Two demos/evaluations on one machine: each must run and report its own episode, never the other's."""
     import threading
 
-    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
 
     checkpoint = biased_checkpoint(tmp_path / "forward", mode=1, bins={7: 200})
     config = ClosedLoopConfig(checkpoint=str(checkpoint), max_episode_steps=STEPS, episode_timeout_s=120.0)

@@ -5,7 +5,7 @@
     rt1-eval --condition all --episodes-per-family 50 --split report    # once per published model
 
 Headline mode (default, "ros"): the real `Rt1Node` and the real `SimNode` run in this process
-(`rt1_ros.closed_loop`: a private DDS domain, one executor thread per node), and talk only over ROS 2 topics
+(`rt1_ros.closed_loop.loop`: a private DDS domain, one executor thread per node), and talk only over ROS 2 topics
 (Fast DDS): the sim publishes `camera/image_raw` and the episode's instruction, the
 policy node (remapped `image` -> `camera/image_raw`, `control_trigger: image`) answers each image with `rt1_action`,
 `cmd_vel` and `arm_command`, and the sim in lockstep mode applies them and advances exactly one control period. So
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt1_ros.yaml_config import add_override_argument, apply_overrides
+from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
 FAMILIES = ("pick", "push", "move_near")
 # Conditions that only reword or re-sample what training saw: evaluating them on a checkpoint trained on them is
@@ -85,7 +85,7 @@ class EvalConfig:
 
 # ---------------------------------------------------------------------------------------------------- over ROS 2
 class RosEvaluation:
-    """Episodes through the real nodes over topics (`rt1_ros.closed_loop`); one graph per condition, since the
+    """Episodes through the real nodes over topics (`rt1_ros.closed_loop.loop`); one graph per condition, since the
     condition is the sim node's (read-only) parameter."""
 
     def __init__(self, settings: EvalConfig, idle_seed: int) -> None:
@@ -97,7 +97,7 @@ class RosEvaluation:
         self.lockstep_timeouts = 0
 
     def _loop_for(self, condition: str, family: str):
-        from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+        from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
 
         if self.condition != condition:
             self.close()
@@ -115,7 +115,7 @@ class RosEvaluation:
     def run_episode(self, condition: str, family: str, seed: int) -> EpisodeOutcome:
         episode = self._loop_for(condition, family).run_episode(family, seed)
         if self.record_dir is not None:
-            from rt1_ros.episode_bag import write_episode_bag
+            from rt1_ros.closed_loop.episode_bag import write_episode_bag
 
             write_episode_bag(self.record_dir / f"{condition}_{family}_{seed}", episode.bag_messages)
         return EpisodeOutcome(family=family, seed=seed, instruction=episode.instruction, success=episode.success,

@@ -6,7 +6,7 @@ import pytest
 
 pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
 
-from rt1_ros.demo import main  # noqa: E402
+from rt1_ros.closed_loop.demo import main  # noqa: E402
 
 
 def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
@@ -17,12 +17,15 @@ def test_demo_runs_each_family_and_writes_its_report(tmp_path, capsys):
     assert "UNTRAINED POLICY" in capsys.readouterr().out
     summary = json.loads((output / "summary.json").read_text())
     episodes = summary["episodes"]
+    from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+
+    simulator = MobileManipulatorSim()
     assert [(e["task_family"], e["seed"]) for e in episodes] == [("pick", 100001), ("move_near", 100001)]
     for episode in episodes:
         assert episode["trained"] is False
         assert 1 <= episode["steps"] <= 3 and episode["inference_ms_median"] > 0
-        assert episode["instruction"].startswith({"pick": "pick up the", "move_near": "move near the"}
-                                                 [episode["task_family"]])
+        # The scene the simulator draws for that family and seed, under its default condition.
+        assert episode["instruction"] == simulator.reset(episode["task_family"], episode["seed"]).instruction
         folder = output / f"{episode['task_family']}_{episode['seed']}"
         assert (folder / "episode.mp4").stat().st_size > 0 and (folder / "actions.png").stat().st_size > 0
         video = cv2.VideoCapture(str(folder / "episode.mp4"))

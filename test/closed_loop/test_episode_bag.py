@@ -1,4 +1,4 @@
-"""A closed-loop episode recorded as rosbag2/MCAP (`rt1_ros.episode_bag`), read back with the `mcap` and
+"""A closed-loop episode recorded as rosbag2/MCAP (`rt1_ros.closed_loop.episode_bag`), read back with the `mcap` and
 `mcap-ros2-support` packages, the way Foxglove reads it: every topic is there with a decodable ros2msg schema, and
 the messages are the episode's."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`"
 from mcap.reader import make_reader  # noqa: E402
 from mcap_ros2.decoder import DecoderFactory  # noqa: E402
 
-from rt1_ros.episode_bag import EPISODE_TOPICS, write_episode_bag  # noqa: E402
+from rt1_ros.closed_loop.episode_bag import EPISODE_TOPICS, write_episode_bag  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ STEPS = 3
 
 @pytest.fixture(scope="module")
 def episode_and_bag(tmp_path_factory):
-    from rt1_ros.closed_loop import ClosedLoop, ClosedLoopConfig
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
 
     config = ClosedLoopConfig(checkpoint="", model_size="tiny", device="cpu", max_episode_steps=STEPS,
                               episode_timeout_s=120.0, record_bag=True)

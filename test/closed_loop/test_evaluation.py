@@ -1,0 +1,133 @@
+"""rt1-eval: one short episode through the real rt1_node and sim_node over ROS 2, the ROS-free direct mode, and the
+protocol around them (conditions, seed splits, one report run per model)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rt1_ros.closed_loop.evaluation import EvalConfig, evaluate, main
+
+
+@pytest.fixture
+def terminating_checkpoint(tmp_path):
+    pytest.importorskip("rclpy")
+    from ros_harness import biased_checkpoint
+
+    return biased_checkpoint(tmp_path / "ckpt", mode=2, bins={})  # always terminate
+
+
+@pytest.fixture
+def driving_checkpoint(tmp_path):
+    pytest.importorskip("rclpy")
+    from ros_harness import biased_checkpoint
+
+    return biased_checkpoint(tmp_path / "ckpt_drive", mode=1, bins={7: 230})  # base mode, forward ~0.4 m/s
+
+
+@pytest.mark.ros
+def test_ros_evaluation_of_one_episode(terminating_checkpoint, tmp_path):
+    pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
+    output = tmp_path / "eval"
+    assert main(["--checkpoint", str(terminating_checkpoint), "--families", "move_near", "--episodes-per-family",
+                 "1", "--max-episode-steps", "5", "--output", str(output), "--no-progress", "--record"]) == 0
+    report = json.loads((output / "results.json").read_text())
+    assert report["mode"] == "ros"
+    [episode] = report["episodes"]
+    # The dev split's first seed, the default condition.
+    assert episode["family"] == "move_near" and episode["seed"] == 100000 and episode["condition"] == "seen"
+    # The policy's terminate travelled over rt1_action and ended the sim's episode at its first step.
+    assert episode["terminated"] and episode["steps"] <= 1 and not episode["success"]
+    assert episode["inference_ms"] and all(ms > 0 for ms in episode["inference_ms"])
+    assert report["summary"]["seen/move_near"]["success_rate"] == 0.0
+    assert report["seeds"] == {"split": "dev", "first": 100000, "last": 100000}
+    # One row per condition, a column per family, each cell with its Wilson interval.
+    assert "| seen | 0/1, 0% (0%–79%) | 0/1, 0% (0%–79%) |" in (output / "results.md").read_text()
+    # --record: the episode as a rosbag2/MCAP folder (test_episode_bag reads one back message by message).
+    bag = output / "episodes" / "seen_move_near_100000"
+    assert "storage_identifier: mcap" in (bag / "metadata.yaml").read_text() and list(bag.glob("*.mcap"))
+
+
+def test_direct_evaluation_is_labelled_and_drives_the_sim(driving_checkpoint, tmp_path):
+    settings = EvalConfig(checkpoint=str(driving_checkpoint), families=("move_near",), episodes_per_family=1,
+                            max_episode_steps=3)
+    report = evaluate(settings, direct=True, output=tmp_path / "direct", progress=False)
+    assert report["mode"] == "direct" and "DIRECT" in report["table_markdown"]
+    [episode] = report["episodes"]
+    assert episode["steps"] == 3 and not episode["terminated"]
+    assert len(episode["inference_ms"]) == 3
+
+
+def test_wilson_interval_brackets_the_rate_and_stays_in_bounds():
+    from rt1_ros.closed_loop.evaluation import wilson_interval
+
+    low, high = wilson_interval(40, 50)
+    assert 0.66 < low < 0.8 < high < 0.9  # textbook value for 40/50: 0.670 - 0.888
+    assert wilson_interval(0, 20)[0] == 0.0 and wilson_interval(0, 20)[1] > 0.1
+    assert wilson_interval(20, 20)[1] == 1.0 and wilson_interval(20, 20)[0] < 0.9
+
+
+def test_every_condition_runs_the_same_seeds_and_is_reported_in_its_own_row():
+    from rt1_ros.closed_loop.evaluation import EpisodeOutcome, condition_table, plan_jobs, summarise
+
+    settings = EvalConfig(checkpoint="unused", families=("pick", "move_near"), conditions=("seen", "unseen_pairs"),
+                          episodes_per_family=3)
+    jobs = plan_jobs(settings)
+    assert len(jobs) == 12
+    seeds = {(j.condition, j.family): [j.seed for j in jobs if (j.condition, j.family) == (c, f)]
+             for c in settings.conditions for f in settings.families for j in jobs}
+    assert all(s == [100000, 100001, 100002] for s in seeds.values())
+    outcomes = [EpisodeOutcome(j.family, j.seed, "", success=(j.condition == "seen"), steps=5, terminated=True,
+                               wall_s=1.0, condition=j.condition) for j in jobs]
+    summary = summarise(outcomes)
+    assert summary["seen/pick"]["successes"] == 3 and summary["unseen_pairs/pick"]["successes"] == 0
+    assert summary["seen/all"]["episodes"] == 6
+    table = condition_table(summary, settings.families)
+    assert "| seen | 3/3, 100% (44%–100%) | 3/3, 100% (44%–100%) | 6/6, 100% (61%–100%) |" in table
+    assert "| unseen_pairs | 0/3, 0% (0%–56%) |" in table
+
+
+def test_seeds_stay_inside_their_split():
+    from rt1_ros.closed_loop.evaluation import seed_range
+
+    assert seed_range(EvalConfig(checkpoint="x", split="report", episodes_per_family=5)) == (1_000_000, 1_000_004)
+    with pytest.raises(ValueError, match="dev range"):
+        seed_range(EvalConfig(checkpoint="x", seed_start=50, episodes_per_family=5))  # training seeds
+    with pytest.raises(ValueError, match="report range"):
+        seed_range(EvalConfig(checkpoint="x", split="report", seed_start=100_000))
+
+
+def test_a_condition_that_would_not_test_what_it_says_is_refused(terminating_checkpoint):
+    from rt1_ros.closed_loop.evaluation import check_conditions
+
+    settings = EvalConfig(checkpoint=str(terminating_checkpoint), conditions=("unseen_pairs",))
+    with pytest.raises(ValueError, match="would not be unseen"):  # it held out nothing
+        check_conditions(settings)
+    assert check_conditions(settings, force=True)  # forced: run, with the reason kept
+    with pytest.raises(KeyError, match="unknown condition"):
+        check_conditions(EvalConfig(checkpoint=str(terminating_checkpoint), conditions=("sunny",)))
+
+
+@pytest.mark.ros
+def test_a_report_run_is_recorded_in_the_checkpoint_and_not_repeated(terminating_checkpoint, tmp_path, capsys):
+    pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`")
+    from rt1_ros.closed_loop.evaluation import recorded_report_runs
+
+    args = ["--checkpoint", str(terminating_checkpoint), "--families", "move_near", "--episodes-per-family", "1",
+            "--max-episode-steps", "2", "--no-progress", "--split", "report"]
+    assert recorded_report_runs(str(terminating_checkpoint)) == []
+    assert main(args + ["--output", str(tmp_path / "first")]) == 0
+    [run] = recorded_report_runs(str(terminating_checkpoint))
+    assert run["seeds"] == {"split": "report", "first": 1_000_000, "last": 1_000_000}
+    assert run["rows"]["seen/move_near"] == {"successes": 0, "episodes": 1, "wilson95": [0.0, 0.7935]}
+    with pytest.raises(SystemExit):
+        main(args + ["--output", str(tmp_path / "second")])
+    assert "already records a report run" in capsys.readouterr().err
+    assert main(args + ["--output", str(tmp_path / "forced"), "--force"]) == 0
+    assert len(recorded_report_runs(str(terminating_checkpoint))) == 2
+
+
+def test_record_is_refused_in_direct_mode(capsys):
+    with pytest.raises(SystemExit):
+        main(["--checkpoint", "unused", "--direct", "--record"])
+    assert "--direct has none" in capsys.readouterr().err
