@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt1_ros.sim.config import ConditionConfig, SimConfig, TaskFamilyConfig
+from rt1_ros.sim.conditions import ConditionConfig
+from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
 from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
