@@ -33,10 +33,9 @@ from rt1_ros.configuration.parameter_spec import parameter as ros_parameter
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-# What ``auto`` runs on an x86 CPU: per model size, the fastest backend whose tokens were identical to torch's in
-# `rt1-bench --sections backends` (README "Performance" has the run). ONNX Runtime won on the small models (the
-# shipped 128 px model: 7.2 ms vs OpenVINO's 8.1 on one thread) and OpenVINO on the paper size (300 px: 1.8-2.5x the
-# torch path against ONNX Runtime's 1.6-1.9x, in every run on two CPUs), so the frame size decides.
+# What ``auto`` runs on an x86 CPU: per frame size, the fastest backend whose tokens were identical to torch's in
+# `rt1-bench --sections backends` (docs/performance.md has the runs): ONNX Runtime on the small models, OpenVINO on
+# the paper size, so the frame size decides.
 AUTO_CPU_BACKEND = "onnxruntime"
 AUTO_CPU_BACKEND_LARGE = "openvino"
 AUTO_LARGE_IMAGE_SIZE = 224  # px: frames this size and larger run AUTO_CPU_BACKEND_LARGE (paper 300, official 300)
