@@ -30,7 +30,7 @@ PARAMETER_ARGUMENTS = (
 
 # Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE (3.x: Kilted on) or FASTRTPS_DEFAULT_PROFILES_FILE
 # (2.x: Humble, Jazzy; 3.x still reads it but warns). config/fastdds.xml gives participants shared-memory segments
-# large enough for camera frames (README: Transport); a profile already set in the environment is kept.
+# large enough for camera frames (docs/reliability.md, Transport); a profile already set in the environment is kept.
 FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
 
 
@@ -49,8 +49,8 @@ def _overrides(node_name: str) -> dict:
             for name, _, kind, node in PARAMETER_ARGUMENTS if node == node_name}
 
 
-# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated (README "The
-# lifecycle node"); the node's name, topics and parameters are the same either way.
+# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated
+# (docs/lifecycle.md); the node's name, topics and parameters are the same either way.
 def node_executable_actions() -> tuple[list, PythonExpression]:
     argument = DeclareLaunchArgument("lifecycle", default_value="false", choices=["true", "false"],
                                      description="true: rt1_lifecycle_node (managed), false: rt1_node (plain)")

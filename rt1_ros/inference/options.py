@@ -49,7 +49,7 @@ class InferenceOptions:
     channels_last: bool = True
     # rt1_node's inference_threads parameter (the other options are no ROS parameters)
     num_threads: int = ros_parameter(0, "intra-op CPU threads for inference; 0 = torch's default (all cores). On "
-                                     "a small or shared CPU use 1 (README: Performance)", range=(0, 256),
+                                     "a small or shared CPU use 1 (docs/performance.md)", range=(0, 256),
                                      read_only=True, name="inference_threads")
     cuda_dtype: str = "float32"
     cuda_executor: str = "eager"
@@ -57,7 +57,7 @@ class InferenceOptions:
     backend: str = ros_parameter("auto", "who runs the model on a CPU: torch, onnxruntime or openvino (ONNX exports "
                                  "of the model, rt1-export); auto = on x86 onnxruntime for frames under 224 px, "
                                  "openvino from 224 px (paper size), torch elsewhere. CUDA always runs torch "
-                                 "(README: Performance)", choices=BACKENDS, read_only=True,
+                                 "(docs/performance.md)", choices=BACKENDS, read_only=True,
                                  name="inference_backend")
     openvino_dtype: str = "float32"
     # rt1_node's inference_export_cache parameter

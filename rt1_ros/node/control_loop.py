@@ -1,7 +1,7 @@
 """The running policy on a node's topics: inputs, the inference worker, the watchdog and the outputs of one
 loaded model. One implementation for both ways of running rt1_node: the plain node starts one at start-up and keeps
-it; the lifecycle node starts one at activate and closes it at deactivate (README "Topics", "Reliability",
-"The lifecycle node").
+it; the lifecycle node starts one at activate and closes it at deactivate (README "Topics", docs/reliability.md,
+docs/lifecycle.md).
 
 Threads (why: an executor callback that runs an inference delays every service, parameter update and watchdog
 check behind it for as long as the inference takes):

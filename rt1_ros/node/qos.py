@@ -11,7 +11,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 # The instruction and the sim's episode status: one current value, which a node that starts (or restarts) after it
 # was sent must still get. Reliable + transient local + keep last 1: "latched". rt1_node takes the newest of two
-# latched instructions by source timestamp (README "Instructions").
+# latched instructions by source timestamp (docs/reliability.md "Instructions").
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 

@@ -54,8 +54,8 @@ class TargetCellHead(nn.Module):
     object), and a regressed position (SceneStateHead) reaches the image encoder only through the TokenLearner and
     the transformer; a per-cell target says *which tokens* show the named object, the signal FiLM exists for. The
     target is a discretised Gaussian (``sigma_cells``) around the object's centre, which the training crop is not
-    applied to: with train_sim's crops (≥ 95 % of the side) that moves it by under half a cell; config/train.yaml's
-    ≥ 88 % can move it by about one."""
+    applied to: with config/recipe_sim.yaml's crops (≥ 95 % of the side) that moves it by under half a cell;
+    config/train.yaml's ≥ 88 % can move it by about one."""
 
     def __init__(self, dim: int, image_columns: tuple[int, int], sigma_cells: float = 0.75) -> None:
         super().__init__()

@@ -4,9 +4,9 @@
       (continuous dims) ─ gripper hysteresis ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when
       enabled and valid)
 
-Mode semantics (README "Behaviour", Mode): arm → arm delta out, base zero; base → base twist out, arm delta zero
-and gripper held; terminate → everything zero and the episode is latched done until a new instruction or reset.
-Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a
+Mode semantics (docs/integration.md "What the node does"): arm → arm delta out, base zero; base → base twist out,
+arm delta zero and gripper held; terminate → everything zero and the episode is latched done until a new instruction
+or reset. Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a
 HOLD: zero motion.
 
 The gripper is not EMA-smoothed (a half-closed gripper drops objects): it switches closed when the decoded
@@ -27,7 +27,7 @@ from rt1_ros.policy.control_policy import ControlPolicy
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """Smoothing and safety limits; each field is also an rt1_node ROS parameter of the same name (README
+    """Smoothing and safety limits; each field is also an rt1_node ROS parameter of the same name (docs/parameters.md
     "Parameters"), declared from the description, range and read-only flag given here."""
 
     ema_alpha: float = parameter(0.5, "EMA weight of the newest action (1 = no smoothing)", range=(0.01, 1.0))
