@@ -6,8 +6,8 @@
 
 Mode semantics (docs/integration.md "What the node does"): arm → arm delta out, base zero; base → base twist out,
 arm delta zero and gripper held; terminate → everything zero and the episode is latched done until a new instruction
-or reset. Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a
-HOLD: zero motion.
+or reset. Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step)
+yields a HOLD: zero motion.
 
 The gripper is not EMA-smoothed (a half-closed gripper drops objects): it switches closed when the decoded
 closedness exceeds `gripper_close_threshold`, open below `gripper_open_threshold`, and keeps its state in between.
