@@ -5,6 +5,7 @@ or as a constant; a mapping that leaves a group out is refused, naming its dimen
 
     clock: header                 # header: messages' header stamps (each transform's own); receive: bag times
     rate_hz: 3.0                  # control ticks t_k = first image of the episode + k / rate_hz
+    frame_tolerance_s: 0.01       # an image stamped this little after a tick is still that tick's frame (jitter)
     max_gap_s: 0.25               # longest gap between two samples of a stream that is interpolated across
     camera: /camera/image_raw     # sensor_msgs/Image or sensor_msgs/CompressedImage
     transforms: {dynamic: /tf, static: /tf_static}   # tf2_msgs/TFMessage topics (the defaults)
@@ -46,7 +47,8 @@ from rt1_ros.configuration.yaml_config import load_yaml, short_repr
 CLOCKS = ("header", "receive")
 GROUP_DIMENSIONS = {"arm": DIMENSION_NAMES[0:6], "gripper": DIMENSION_NAMES[6:7], "base": DIMENSION_NAMES[7:10],
                     "mode": DIMENSION_NAMES[10:11]}
-TOP_LEVEL_KEYS = {"clock", "rate_hz", "max_gap_s", "camera", "transforms", "arm", "gripper", "base", "mode"}
+TOP_LEVEL_KEYS = {"clock", "rate_hz", "frame_tolerance_s", "max_gap_s", "camera", "transforms", "arm", "gripper",
+                  "base", "mode"}
 ARM_KEYS = {"frame", "end_effector_frame", "pose_topic", "twist_topic", "delay_s", "command_timeout_s", "constant"}
 GRIPPER_KEYS = {"joints", "joint_states", "threshold", "delay_s", "topic", "field", "scale", "offset", "constant"}
 BASE_KEYS = {"odometry", "use", "delay_s", "cmd_vel", "constant"}
@@ -112,6 +114,7 @@ class BagMapping:
     mode: ModeSource
     clock: str = "header"
     rate_hz: float = 3.0
+    frame_tolerance_s: float = 0.01
     max_gap_s: float = 0.25
     tf_topic: str = "/tf"
     tf_static_topic: str = "/tf_static"
@@ -278,6 +281,8 @@ def parse_mapping(data: dict) -> BagMapping:
     return BagMapping(camera=_topic(data["camera"], "camera"), arm=_arm(data), gripper=_gripper(data),
                       base=_base(data), mode=_mode(data), clock=clock,
                       rate_hz=_number(data.get("rate_hz", 3.0), "rate_hz", positive=True),
+                      frame_tolerance_s=_number(data.get("frame_tolerance_s", 0.01), "frame_tolerance_s",
+                                                non_negative=True),
                       max_gap_s=_number(data.get("max_gap_s", 0.25), "max_gap_s", positive=True),
                       tf_topic=_topic(transforms.get("dynamic", "/tf"), "transforms.dynamic"),
                       tf_static_topic=_topic(transforms.get("static", "/tf_static"), "transforms.static"))

@@ -4,7 +4,7 @@ maps the simulator's topics).
 
 Per episode (segments: one instruction for the whole bag, or a sidecar YAML, see `load_segments`):
 * control ticks t_k = first image of the episode + k / rate_hz, up to its last image; frame k is the newest image
-  at or before t_k;
+  at or before t_k (an image stamped up to ``frame_tolerance_s`` after t_k counts as at t_k: stamps jitter);
 * action k describes what happened over [t_k, t_{k+1}):
   - arm deltas from the end-effector pose in the arm frame at t_k + delay and t_{k+1} + delay: translation
     difference, and the rotation D = R_{k+1} R_k^T as (roll, pitch, yaw) with D = Rz(yaw) Ry(pitch) Rx(roll), which
@@ -558,11 +558,12 @@ def plan_episodes(streams: BagStreams, mapping: BagMapping, segmentation: Segmen
             raise BagImportError(f"{where}: no image between {start / 1e9:.3f} and {end / 1e9:.3f} s on the "
                                  f"{mapping.clock} clock (images from {images[0] / 1e9:.3f} to "
                                  f"{images[-1] / 1e9:.3f} s)")
-        ticks = np.arange(images[first], images[last] + 1, period_ns, dtype=np.int64)
+        tolerance = int(round(mapping.frame_tolerance_s * 1e9))
+        ticks = np.arange(images[first], images[last] + tolerance + 1, period_ns, dtype=np.int64)
         if len(ticks) < min_steps:
             raise BagImportError(f"{where}: {len(ticks)} control tick(s) at {mapping.rate_hz:g} Hz; at least "
                                  f"{min_steps} are needed")
-        indices = np.array([bisect_right(images, int(t)) - 1 for t in ticks])
+        indices = np.array([bisect_right(images, int(t) + tolerance) - 1 for t in ticks])
         try:
             actions = computer.actions(ticks)
         except BagImportError as exc:
