@@ -53,6 +53,11 @@ SEGMENT_KEYS = {"start", "end", "instruction", "success", "task_family", "seed"}
 SIDECAR_SUFFIX = ".segments.yaml"
 
 
+def pose_frame(topic: str) -> str:
+    """The frame name a pose topic's poses get in the transform tree (no TF frame looks like it)."""
+    return f"pose_topic:{topic}"
+
+
 class BagImportError(ValueError):
     """A bag, a sidecar or a mapping that cannot be imported (named in the message)."""
 
@@ -310,7 +315,8 @@ def read_streams(bag: str | Path, mapping: BagMapping) -> BagStreams:
                     raise BagImportError(f"{bag}: topic {topic} is {connection.msgtype}; the mapping reads it as "
                                          f"{' or '.join(types)}")
                 _register_from_bag(typestore, connection)
-        if mapping.uses_transforms and not any(t in by_topic for t in (mapping.tf_topic, mapping.tf_static_topic)):
+        if mapping.arm.end_effector_frame and not any(t in by_topic for t in (mapping.tf_topic,
+                                                                              mapping.tf_static_topic)):
             raise BagImportError(f"{bag}: neither {mapping.tf_topic} nor {mapping.tf_static_topic} is in the bag "
                                  f"(topics: {available})")
         connections = [c for topic in roles if topic in by_topic for c in by_topic[topic]]
@@ -350,7 +356,7 @@ def read_streams(bag: str | Path, mapping: BagMapping) -> BagStreams:
             elif role == "pose":
                 p, q = message.pose.position, message.pose.orientation
                 try:
-                    transforms.add(message.header.frame_id or mapping.arm.frame, connection.topic, time_ns,
+                    transforms.add(message.header.frame_id or mapping.arm.frame, pose_frame(connection.topic), time_ns,
                                    (p.x, p.y, p.z), (q.x, q.y, q.z, q.w), static=False, source=connection.topic)
                 except TransformError as exc:
                     raise BagImportError(f"{bag}: {exc}") from exc
@@ -398,7 +404,7 @@ def read_streams(bag: str | Path, mapping: BagMapping) -> BagStreams:
         if series is not None:
             series.finish()
     if transforms is not None:
-        source = mapping.arm.end_effector_frame or mapping.arm.pose_topic
+        source = mapping.arm.end_effector_frame or pose_frame(mapping.arm.pose_topic)
         try:
             transforms.check(mapping.arm.frame, source)
         except TransformError as exc:
@@ -452,7 +458,8 @@ class ActionComputer:
     def _pose(self, time_ns: int) -> tuple[np.ndarray, np.ndarray]:
         arm = self.mapping.arm
         try:
-            return self.streams.transforms.lookup(arm.frame, arm.end_effector_frame or arm.pose_topic, time_ns)
+            return self.streams.transforms.lookup(arm.frame, arm.end_effector_frame or pose_frame(arm.pose_topic),
+                                                  time_ns)
         except TransformError as exc:
             raise BagImportError(f"{self.streams.bag}: arm: {exc}") from exc
 

@@ -190,6 +190,7 @@ class TransformTree:
 
     def check(self, target: str, source: str) -> list[Edge]:
         """The edges that connect ``source`` to ``target`` (TransformError naming a missing or unconnected frame)."""
+        target, source = target.lstrip("/"), source.lstrip("/")
         known = set(self.frames)
         for frame in (target, source):
             if frame not in known:
@@ -204,6 +205,7 @@ class TransformTree:
 
     def lookup(self, target: str, source: str, time_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """(R, p): the pose of frame ``source`` in frame ``target`` at ``time_ns`` (x_target = R x_source + p)."""
+        target, source = target.lstrip("/"), source.lstrip("/")
         up_source, up_target = self._path_to_root(source), self._path_to_root(target)
         common = next((frame for frame in up_source if frame in up_target), None)
         if common is None:
