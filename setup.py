@@ -54,6 +54,7 @@ setup(
             "rt1-export=rt1_ros.inference.onnx_export:main",
             "rt1-generate=rt1_ros.training.demonstrations:main",
             "rt1-import-bag=rt1_ros.data.rosbag_import:main",
+            "rt1-sim-bags=rt1_ros.training.ordinary_bags:main",
             "rt1-export-lerobot=rt1_ros.data.lerobot_export:main",
             "rt1-import-lerobot=rt1_ros.data.lerobot_import:main",
             "rt1-convert=rt1_ros.convert.cli:main",

@@ -26,6 +26,11 @@ COMMANDS_AND_STATE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, relia
 RECORDING = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
 
+# tf: tf2's own broadcaster profile (reliable, volatile, depth 100): many transforms a second, each one needed for
+# interpolation by listeners and recorders. tf_static uses LATCHED, as tf2's static broadcaster does.
+TRANSFORMS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
+
 CAMERA_RELIABILITY = ("best_effort", "reliable")
 
 
