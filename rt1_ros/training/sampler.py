@@ -28,6 +28,7 @@ class EpisodeArrays:
     instruction_index: int
     family: str
     scene_state: np.ndarray | None = None  # (T,S) float32 privileged state, when the dataset recorded it
+    wordings: tuple[int, ...] = ()  # rows of the instruction table a training run may word this task with instead
 
 
 @dataclass
@@ -106,7 +107,10 @@ class WindowSampler:
             context_start = max(0, first - self.num_frames + 1)
             frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,S,S)
             images.append(frames)
-            frame_instruction += [episode.instruction_index] * len(frames)
+            instruction = episode.instruction_index
+            if rng is not None and episode.wordings:
+                instruction = episode.wordings[int(rng.integers(len(episode.wordings)))]
+            frame_instruction += [instruction] * len(frames)
             for step in range(first, end):
                 indices = pad_window_indices(step, self.num_frames)
                 if rng is not None and self.config.history_dropout > 0.0 \

@@ -54,6 +54,25 @@ HEAD_METRICS = {"auxiliary_loss": "auxiliary_loss", "target_cell_loss": "target_
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
 
+def task_wordings(episode: Episode) -> tuple[str, ...]:
+    """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
+    () for other data, and for episodes the generator worded with templates training must not see."""
+    from rt1_ros.sim.config import SimConfig
+    from rt1_ros.sim.tasks import training_wordings
+
+    extra = episode.info.extra or {}
+    target, condition = extra.get("target"), extra.get("condition")
+    config = SimConfig.from_yaml()
+    if not target or condition not in config.condition_names or \
+            config.condition(condition).instructions != "training":
+        return ()
+    colour, _, shape = target.partition("_")
+    direction = extra.get("direction")
+    if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
+        direction = "left" if "left" in episode.info.instruction.split() else "right"
+    return training_wordings(config, episode.info.task_family, colour, shape, direction)
+
+
 def step_random_state(seed: int, step: int, rank: int) -> np.random.Generator:
     """Every random draw of one training step, fixed by (seed, step, rank): the returned generator samples and
     augments the batch, and torch's generator (dropout) is seeded from it. Why: a resumed run continues as the
@@ -165,7 +184,8 @@ class Trainer:
             train += part_train
             val += part_val
         self.validation_episodes = val
-        instructions = sorted({e.info.instruction for e in dataset})
+        wordings = {id(e): task_wordings(e) for e in train} if config.reword_instructions else {}
+        instructions = sorted({e.info.instruction for e in dataset} | {w for ws in wordings.values() for w in ws})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
         from rt1_ros.runtime.policy_loading import shared_text_encoder
@@ -181,7 +201,8 @@ class Trainer:
         def arrays(episode: Episode) -> EpisodeArrays:
             return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(episode.actions),
                                  instruction_index=row[episode.info.instruction], family=episode.info.task_family,
-                                 scene_state=episode.scene_state if uses_scene_state else None)
+                                 scene_state=episode.scene_state if uses_scene_state else None,
+                                 wordings=tuple(row[w] for w in wordings.get(id(episode), ())))
 
         size = self.model.config.image_size
         frames = self.model.config.num_frames
