@@ -404,12 +404,14 @@ class TrialNode:
         response = self.call(self.parameters_client, GetParameters.Request(names=list(names)))
         return {name: parameter_value_to_python(value) for name, value in zip(names, response.values)}
 
-    def wait_for_policy_node(self) -> None:
-        """rt1_node's services, its subscription of our instruction topic and (under use_sim_time) a sim clock."""
+    def wait_for_services(self) -> None:
         for client in (self.enable_client, self.reset_client, self.parameters_client):
             if not client.wait_for_service(timeout_sec=self.service_timeout_s):
                 raise TrialError(f"no {client.srv_name}: is rt1_node running (ros2 launch rt1_ros rt1.launch.py), "
                                  "and under this namespace (--node, --ros-args -r __ns:=...)?")
+
+    def wait_until_connected(self) -> None:
+        """Until rt1_node subscribes our instruction topic and, under use_sim_time, a sim clock has arrived."""
         topic = self.instruction_publisher.topic_name
         deadline = time.monotonic() + self.service_timeout_s
         # Not before rt1_node's own subscription has matched: one that matched later would take the (latched)
@@ -575,10 +577,11 @@ class TrialRun:
                 self._disable_at_exit()
 
     def _prepare(self) -> None:
-        self.node.wait_for_policy_node()
+        self.node.wait_for_services()
         # Before anything else: a run that died mid-episode left rt1_node enabled.
         self.node.set_enabled(False)
         self._prepared = True
+        self.node.wait_until_connected()
         values = self.node.policy_parameters(("checkpoint", "model_size", "control_rate_hz", "control_trigger",
                                               "base_output"))
         self.policy.update(values)
@@ -592,8 +595,9 @@ class TrialRun:
                 self.node.node.get_namespace(), self._graph.context, msgtypes=self._msgtypes,
                 profiles={"camera/image_raw": qos.camera("best_effort")},
                 max_rate_hz={"camera/image_raw": self.settings.camera_record_hz}))
-        self._say(f"rt1_node {self.node.policy_node}: {values['checkpoint'] or 'untrained ' + values['model_size']}, "
-                  f"{values['control_trigger']} trigger at {values['control_rate_hz']:g} Hz; disabled")
+        policy = values["checkpoint"] or f"untrained {values['model_size']}"
+        self._say(f"rt1_node {self.node.policy_node}: {policy}, {values['control_trigger']} trigger at "
+                  f"{values['control_rate_hz']} Hz; disabled")
 
     def _episode(self, episode: int, task: TrialTask) -> dict | None:
         """One attempt at ``episode``: its record, or None when the operator quit."""
@@ -624,20 +628,22 @@ class TrialRun:
         running = _Running(token=token, instruction=task.instruction)
         self.node.running = running
         timeout_s = self.settings.episode_timeout_s
-        self.node.set_enabled(True)
-        enabled_at = self.node.now_ns()
-        self._publish_state("running", **about)
-        timer = self.node.node.create_timer(
-            timeout_s, lambda: self.operator.offer(OperatorEvent("timeout", self.node.now_ns()), token=token))
-        self._say(f"  running: Enter (or {name}/stop) stops the robot; it also stops on terminate or after "
-                  f"{timeout_s:g} s")
+        timer = None
         try:
+            self.node.set_enabled(True)
+            enabled_at = self.node.now_ns()
+            self._publish_state("running", **about)
+            timer = self.node.node.create_timer(  # on the node's clock: sim time under use_sim_time
+                timeout_s, lambda: self.operator.offer(OperatorEvent("timeout", self.node.now_ns()), token=token))
+            self._say(f"  running: Enter (or {name}/stop) stops the robot; it also stops on terminate or after "
+                      f"{timeout_s:g} s")
             stop = self.operator.wait(token)
         finally:
-            # Whatever ended the wait (an exception included), the robot stops before anything else happens.
+            # Whatever ended the episode (an exception included), the robot stops before anything else happens.
             self.node.running = None
             self.node.set_enabled(False)
-            self.node.node.destroy_timer(timer)
+            if timer is not None:
+                self.node.node.destroy_timer(timer)
         messages = self.recorder.stop() if self.recorder is not None else []
         duration_s = (stop.time_ns - enabled_at) / 1e9
         reason = "operator" if stop.kind == "stop" else stop.kind  # one of STOP_REASONS

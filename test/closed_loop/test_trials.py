@@ -363,7 +363,9 @@ def test_a_run_killed_mid_motion_resumes_without_losing_its_scored_episode(ros, 
     assert not operator.errors, operator.errors
     assert enabled_when_resumed == [False]  # the new run disabled the robot before it asked for a scene
     assert (output / "trials.jsonl").read_bytes().startswith(kept)
-    _, second = read_records(output)
+    records = read_records(output)
+    assert [(r["episode"], r["verdict"]) for r in records] == [(1, "success"), (2, "failure")]
+    second = records[1]
     assert (second["episode"], second["attempt"], second["verdict"]) == (2, 1, "failure")
     assert second["session"] == sessions[1] != first["session"]
     assert bag_verdict(output, second)["rt1_trial.verdict"] == "failure"
