@@ -7,8 +7,9 @@ drives it, and a scripted operator plays the person at the robot.
 The scripted operator acts on rt1-trial's `~/state`: to set a scene it calls the sim's `reset_episode` with the
 episode's family and seed (whose instruction is the one the plan gives, read off a twin simulator); while the episode
 runs it calls `~/stop` once the sim reports the episode done (the family's step budget spent, as an operator with a
-stopwatch would); for the verdict it calls `~/verdict` with the sim's success for that episode. rt1-trial itself is the
-real one, over real topics, in this process.
+stopwatch would); for the verdict it calls `~/verdict` with the sim's success for that episode (latched when the sim
+ended it, else the success at the stop). rt1-trial itself is the real one, over real topics, in this process. The
+scenes are drawn from the condition the checkpoint was trained on unless --condition names another.
 """
 from __future__ import annotations
 
@@ -193,6 +194,10 @@ class ScriptedOperator(Node):
             self.trigger(self.stop_client)
 
     def score_from_sim(self, state: dict) -> None:
+        """The sim's success for the scene set: the one it latched when the episode ended (the policy's terminate,
+        which the sim takes at its next image, or the step budget), else its success now (a timeout or a stop)."""
+        if state.get("stop_reason") == "terminate":
+            self.wait(lambda: self._episode_status(self._status) and self._status.done, state, SERVICE_TIMEOUT_S)
         with self._condition:
             status = self._status
         if not self._episode_status(status):
@@ -211,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None, help="default: the shipped models/rt1_sim")
     parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="per family")
-    parser.add_argument("--condition", default="seen", help="config/sim.yaml condition of the scenes")
+    parser.add_argument("--condition", default=None,
+                        help="config/sim.yaml condition of the scenes (default: `seen` if the checkpoint was trained "
+                             "on it, else a condition it was trained on: the shipped model knows `nominal` only)")
     parser.add_argument("--episode-timeout-s", type=float, default=30.0, help="sim seconds")
     parser.add_argument("--real-time-factor", type=float, default=1.0,
                         help="sim seconds per wall second (lower it when inference cannot keep up)")
@@ -224,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         if shipped is None:
             parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
         args.checkpoint = str(shipped)
+    if args.condition is None:
+        from rt1_ros.closed_loop.evaluation import trained_on
+
+        conditions = trained_on(args.checkpoint)[0]
+        args.condition = "seen" if "seen" in conditions else sorted(conditions)[0]
     from rt1_ros.node.ros_graph import InProcessGraph
 
     episodes = rehearsal_plan(args.families, args.seeds, args.condition)
