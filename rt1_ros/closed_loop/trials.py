@@ -60,9 +60,7 @@ from std_srvs.srv import SetBool, Trigger
 from rt1_ros.msg import RT1Action
 from rt1_ros.node import qos
 
-PHASES = ("idle", "scene", "running", "verdict", "done")
 STOP_REASONS = ("terminate", "timeout", "operator")
-VERDICTS = ("success", "failure", "skip")
 PLAN_FILE = "trial.json"
 TRIALS_FILE = "trials.jsonl"
 PLAN_FORMAT = 1
@@ -234,6 +232,13 @@ def trial_report(plan_record: dict, records: list[dict], policy: dict) -> dict:
               + f"; skipped attempts: {len(skipped)}\n")
     return {"condition": condition, "policy": policy, "plan": plan_record["plan"], "summary": summary,
             "episodes": scored, "skipped": skipped, "table_markdown": table}
+
+
+def same_policy(stored: dict, current: dict) -> bool:
+    """Whether two sessions' rt1_node parameters name the same policy: the checkpoint, or for an untrained model its
+    size (the node's name and namespace may differ between sessions)."""
+    keys = ("checkpoint",) if current.get("checkpoint") else ("checkpoint", "model_size")
+    return all(stored.get(key) == current.get(key) for key in keys)
 
 
 def write_report(output: Path, report: dict) -> None:
@@ -506,7 +511,8 @@ class TrialRun:
         self._graph = graph
         self.recorder = None  # made once rt1_node's output types are known
         self._msgtypes: dict[str, str] = {}
-        self.policy: dict = {"node": self.node.policy_node}
+        # What rt1_node runs, once asked; a run that only prints its table has the first session's in trial.json.
+        self.policy: dict = dict(self.plan_record.get("policy") or {"node": self.node.policy_node})
         self._prepared = False
         self._terminal = terminal
         if terminal is not None:
@@ -584,7 +590,8 @@ class TrialRun:
         self.node.wait_until_connected()
         values = self.node.policy_parameters(("checkpoint", "model_size", "control_rate_hz", "control_trigger",
                                               "base_output"))
-        self.policy.update(values)
+        self.policy = {"node": self.node.policy_node, **values}
+        self._check_policy()
         if self.settings.record:
             from rt1_ros.closed_loop.episode_bag import EpisodeBagRecorder
 
@@ -598,6 +605,19 @@ class TrialRun:
         policy = values["checkpoint"] or f"untrained {values['model_size']}"
         self._say(f"rt1_node {self.node.policy_node}: {policy}, {values['control_trigger']} trigger at "
                   f"{values['control_rate_hz']} Hz; disabled")
+
+    def _check_policy(self) -> None:
+        """The first session keeps its policy in trial.json; a later one must run the same, or its verdicts would
+        be counted with another policy's."""
+        stored = self.plan_record.get("policy")
+        if stored is None:
+            self.plan_record["policy"] = self.policy
+            _write_durably(self.output / PLAN_FILE, json.dumps(self.plan_record, indent=1) + "\n")
+            return
+        if not same_policy(stored, self.policy):
+            raise TrialError(f"{self.output} was run with {stored.get('checkpoint') or 'untrained'}; "
+                             f"{self.node.policy_node} runs {self.policy['checkpoint'] or 'untrained'}: "
+                             "a new --output for another policy")
 
     def _episode(self, episode: int, task: TrialTask) -> dict | None:
         """One attempt at ``episode``: its record, or None when the operator quit."""

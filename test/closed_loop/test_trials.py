@@ -91,6 +91,16 @@ def test_the_table_is_rt1_evals_with_wilson_intervals_and_skips_left_out():
     assert [r["episode"] for r in report["episodes"]] == [1, 2, 3] and len(report["skipped"]) == 1
 
 
+def test_a_resumed_run_must_run_the_policy_the_first_session_ran():
+    from rt1_ros.closed_loop.trials import same_policy
+
+    first = {"node": "/rt1_node", "checkpoint": "/models/a", "model_size": "paper"}
+    assert same_policy(first, dict(first, node="/robot1/rt1_node"))
+    assert not same_policy(first, dict(first, checkpoint="/models/b"))
+    untrained = dict(first, checkpoint="", model_size="tiny")
+    assert not same_policy(untrained, dict(untrained, model_size="paper"))
+
+
 def test_operator_input_counts_only_for_the_phase_it_was_given_in():
     inputs = OperatorInputs()
     scene = inputs.enter("scene")
@@ -363,6 +373,7 @@ def test_a_run_killed_mid_motion_resumes_without_losing_its_scored_episode(ros, 
     assert not operator.errors, operator.errors
     assert enabled_when_resumed == [False]  # the new run disabled the robot before it asked for a scene
     assert (output / "trials.jsonl").read_bytes().startswith(kept)
+    assert json.loads((output / "trial.json").read_text())["policy"]["checkpoint"] == str(checkpoint.resolve())
     records = read_records(output)
     assert [(r["episode"], r["verdict"]) for r in records] == [(1, "success"), (2, "failure")]
     second = records[1]
