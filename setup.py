@@ -50,6 +50,7 @@ setup(
             "rt1-train=rt1_ros.training.cli:main",
             "rt1-recipe=rt1_ros.training.recipe:main",
             "rt1-eval=rt1_ros.closed_loop.evaluation:main",
+            "rt1-trial=rt1_ros.closed_loop.trials:main",
             "rt1-bench=rt1_ros.bench.cli:main",
             "rt1-export=rt1_ros.inference.onnx_export:main",
             "rt1-generate=rt1_ros.training.demonstrations:main",

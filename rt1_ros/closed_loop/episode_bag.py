@@ -46,6 +46,11 @@ class RecordedMessage:
     data: bytes  # CDR, as received
 
 
+def episode_topics(msgtypes: dict[str, str] | None = None) -> tuple:
+    """EPISODE_TOPICS with the types in ``msgtypes`` (topic -> type) in place of the default ones."""
+    return tuple((topic, (msgtypes or {}).get(topic, msgtype), profile) for topic, msgtype, profile in EPISODE_TOPICS)
+
+
 def _message_class(msgtype: str):
     package, _, name = msgtype.split("/")
     module = __import__(f"{package}.msg", fromlist=[name])
@@ -53,20 +58,31 @@ def _message_class(msgtype: str):
 
 
 class EpisodeBagRecorder(Node):
-    """Records EPISODE_TOPICS of its namespace between `start` and `stop`."""
+    """Records EPISODE_TOPICS of its namespace between `start` and `stop`.
 
-    def __init__(self, namespace: str, context) -> None:
+    ``msgtypes`` replaces the type of some topics (cmd_vel is geometry_msgs/msg/TwistStamped when rt1_node's
+    base_output says so; give `write_episode_bag` the same); ``profiles`` replaces the QoS of some topics'
+    subscriptions (a robot's best-effort camera does not reach the reliable subscription the lockstep loop uses);
+    ``max_rate_hz`` keeps at most that many messages per second of a topic (by receive time), so a long episode of a
+    30 Hz camera fits in memory."""
+
+    def __init__(self, namespace: str, context, msgtypes: dict[str, str] | None = None,
+                 profiles: dict | None = None, max_rate_hz: dict[str, float] | None = None) -> None:
         super().__init__("rt1_episode_bag", namespace=namespace, context=context)
         self._condition = threading.Condition()
         self._recording = False
         self._messages: list[RecordedMessage] = []
         self._statuses: list = []  # decoded episode_status messages recorded so far (for `stop`'s wait)
         self._action_stamps: set[int] = set()  # header stamps (ns) of the rt1_action messages recorded so far
-        for topic, msgtype, profile in EPISODE_TOPICS:
-            self.create_subscription(_message_class(msgtype), topic, self._callback(topic, msgtype), profile,
+        self._last_kept_ns: dict[str, int] = {}  # per throttled topic: receive time of the last message kept
+        for topic, msgtype, profile in episode_topics(msgtypes):
+            profile = (profiles or {}).get(topic, profile)
+            rate = (max_rate_hz or {}).get(topic, 0.0)
+            self.create_subscription(_message_class(msgtype), topic,
+                                     self._callback(topic, msgtype, round(1e9 / rate) if rate > 0 else 0), profile,
                                      raw=True)
 
-    def _callback(self, topic: str, msgtype: str):
+    def _callback(self, topic: str, msgtype: str, min_period_ns: int = 0):
         stored_topic = "/" + topic
         decoded_class = _message_class(msgtype) if topic in ("episode_status", "rt1_action") else None
 
@@ -74,6 +90,11 @@ class EpisodeBagRecorder(Node):
             message = RecordedMessage(stored_topic, msgtype, time.time_ns(), bytes(data))
             with self._condition:
                 if self._recording:
+                    if min_period_ns:
+                        last = self._last_kept_ns.get(topic)
+                        if last is not None and message.receive_time_ns - last < min_period_ns:
+                            return
+                        self._last_kept_ns[topic] = message.receive_time_ns
                     self._messages.append(message)
                     if decoded_class is None:
                         return
@@ -88,6 +109,7 @@ class EpisodeBagRecorder(Node):
     def start(self) -> None:
         with self._condition:
             self._messages, self._statuses, self._action_stamps = [], [], set()
+            self._last_kept_ns = {}
             self._recording = True
 
     def stop(self, final_status=None, action_stamps_ns=(), timeout_s: float = 10.0) -> list[RecordedMessage]:
@@ -138,10 +160,14 @@ def offered_qos(profile):
                liveliness_lease_duration=unspecified, avoid_ros_namespace_conventions=False)
 
 
-def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None) -> Path:
+def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None,
+                      custom_data: dict[str, str] | None = None, msgtypes: dict[str, str] | None = None) -> Path:
     """A rosbag2 directory at ``path``: metadata.yaml and <name>.mcap. Every topic of EPISODE_TOPICS gets a
-    channel, recorded or not, so tools show the same topic list for every episode. A bag an earlier run left at
-    ``path`` is replaced, as the demo and rt1-eval replace their other outputs; anything else there is refused."""
+    channel, recorded or not, so tools show the same topic list for every episode; ``msgtypes`` as the recorder's.
+    ``custom_data`` goes into
+    metadata.yaml's ``custom_data`` (rosbag2's string-to-string map; `ros2 bag info` leaves it alone, readers of the
+    metadata find it there). A bag an earlier run left at ``path`` is replaced, as the demo and rt1-eval replace their
+    other outputs; anything else there is refused."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     path = Path(path)
@@ -155,7 +181,9 @@ def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typesto
     with Writer(path, version=BAG_STORAGE_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
         connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore,
                                                           offered_qos_profiles=[offered_qos(profile)])
-                       for topic, msgtype, profile in EPISODE_TOPICS}
+                       for topic, msgtype, profile in episode_topics(msgtypes)}
         for message in sorted(messages, key=lambda m: m.receive_time_ns):
             writer.write(connections[message.topic], message.receive_time_ns, message.data)
+        for key, value in (custom_data or {}).items():
+            writer.set_custom_data(key, value)
     return path
