@@ -28,7 +28,9 @@ one control period. An ArmCommand whose stamp equals the previous one (a republi
 gripper, so a policy node that repeats its last command cannot make the arm travel twice.
 
 Episodes end (EpisodeStatus.done) when the policy sends mode terminate or the family's step budget runs out; success
-is then latched until the next reset. Rendering happens only on the simulation thread, which owns the GL context.
+is then latched until the next reset: a reset_episode call, or with next_episode_after_s > 0 the next episode (seed + 1,
+the same task family request) that many wall seconds later. Rendering happens only on the simulation thread, which
+owns the GL context.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ NODE_NAME = "sim_node"
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
 WARNING_THROTTLE_S = 5.0
+NEXT_SEED_ATTEMPTS = 10  # next_episode_after_s: seeds tried in turn when one has no visible layout
 
 
 # Declared from SimNodeConfig's fields (descriptions, ranges, read-only flags); defaults from config/sim.yaml.
@@ -149,6 +152,8 @@ class SimNode(Node):
             self._episode_start_ns = self._now_ns()
             self._terminated = False
             self._done = False
+            self._done_at = 0.0  # time.monotonic() when done
+            self._family_request = task_family
             self._latched_success = False
             self._policy = _PolicyStep()
             self._last_cmd_vel_time = self.sim.sim_time
@@ -181,10 +186,37 @@ class SimNode(Node):
             return
         if self._terminated or self._episode_steps >= self._max_steps:
             self._done = True
+            self._done_at = time.monotonic()
             self._latched_success = self.sim.success()
             outcome = "success" if self._latched_success else "failure"
             reason = "policy terminated" if self._terminated else "step budget used up"
-            self.get_logger().info(f"episode done after {self._episode_steps} steps ({reason}): {outcome}")
+            after = (f"the next episode in {self.params.next_episode_after_s:g} s" if self.params.next_episode_after_s
+                     else "call reset_episode for the next one")
+            self.get_logger().info(f"episode done after {self._episode_steps} steps ({reason}): {outcome}; {after}")
+
+    def _next_episode_in_s(self) -> float | None:
+        """Wall seconds until the next episode starts by itself (next_episode_after_s after this one is done); None
+        while the episode runs or when the parameter is 0. Caller holds the lock."""
+        if not self._done or self.params.next_episode_after_s <= 0:
+            return None
+        return self._done_at + self.params.next_episode_after_s - time.monotonic()
+
+    def _start_next_episode(self) -> None:
+        """The episode after a done one, on the simulation thread: the next seed with a visible layout, the task
+        family request the done one was started with."""
+        seed = int(self.task.seed)
+        for _ in range(NEXT_SEED_ATTEMPTS):
+            seed = (seed + 1) % 2**32
+            try:
+                task = self._start_episode(self._family_request, seed)
+            except RuntimeError as exc:
+                self.get_logger().warning(f"next episode: seed {seed} skipped: {exc}")
+                continue
+            self._publish_status()
+            self.get_logger().info(f"next episode: {task.instruction!r} ({task.family} episode, seed {task.seed})")
+            return
+        self.get_logger().error(f"next episode: no layout in {NEXT_SEED_ATTEMPTS} seeds; waiting for reset_episode")
+        self._done_at = math.inf
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def _on_cmd_vel(self, message) -> None:
@@ -365,6 +397,9 @@ class SimNode(Node):
                     self.sim.command_base(np.zeros(3))
                 self._advance_to(self.sim.sim_time + chunk)
                 self._episode_steps = int(self.sim.episode_time / self._control_period)
+                next_in_s = self._next_episode_in_s()
+                if next_in_s is not None and next_in_s <= 0:
+                    self._start_next_episode()
                 if self.sim.sim_time >= self._next_image_time - 1e-9:
                     self._publish_observation()
                     self._next_image_time = max(self._next_image_time + 1.0 / self.params.camera_rate_hz,
@@ -384,9 +419,13 @@ class SimNode(Node):
         while self._running:
             with self._cond:
                 if self._done or self._image_pub.get_subscription_count() == 0:
-                    # Nothing to step for: the episode is over (wait for a reset), or no policy listens yet (an
-                    # image now would be lost and cost a timeout).
-                    self._cond.wait(LOCKSTEP_POLL_S)
+                    # Nothing to step for: the episode is over (wait for a reset, or the next episode's time), or no
+                    # policy listens yet (an image now would be lost and cost a timeout).
+                    next_in_s = self._next_episode_in_s()
+                    if next_in_s is not None and next_in_s <= 0:
+                        self._start_next_episode()
+                        continue
+                    self._cond.wait(LOCKSTEP_POLL_S if next_in_s is None else min(LOCKSTEP_POLL_S, next_in_s))
                     continue
                 if self._observation_due:
                     self._observation_due = False

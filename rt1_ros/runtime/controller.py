@@ -175,6 +175,21 @@ class Controller:
         """The time (on the clock of ``now``) of the newest frame a step has taken; None before the first."""
         return self._last_frame_at
 
+    def clock_jumped_back(self) -> None:
+        """The node's clock went back (a simulator reset its world, a recording looped): the frames in the history
+        and the time of the newest one belong to the timeline before the jump, so they go, with the smoothing; a
+        terminate stays latched (a new instruction or reset ends it, as always). Steps then hold until a frame is
+        acted on (`hold_step` while the node waits for one stamped after the jump)."""
+        self.policy.reset()
+        self._smoothing.continuous = None
+        self._last_frame_at = None
+        self._last_output = None
+
+    def hold_step(self, reason: str, image_stamp: object = None) -> ControlOutput:
+        """A control step that acts on no frame: the caller has none it may act on (for ``reason``)."""
+        self.stats.steps += 1
+        return self._hold(reason, image_stamp=image_stamp)
+
     def expire(self, now: float, image_stamp: object = None) -> ControlOutput:
         """The hold to publish instead of a step's output whose frame was too old by the time it could be acted on
         (a long inference, a frozen process): like a stale camera, the window and smoothing start afresh."""

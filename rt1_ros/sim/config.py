@@ -292,6 +292,9 @@ class SimNodeConfig:
                                        "config/sim.yaml", range=(0, 1_000_000), read_only=True)
     publish_instruction: bool = parameter(description="publish each episode's instruction on `instruction` "
                                           "(latched)", read_only=True)
+    next_episode_after_s: float = parameter(description="wall seconds after an episode is done to start the next "
+                                            "(seed + 1, the same task family request); 0 = wait for reset_episode",
+                                            range=(0.0, 3600.0), read_only=False)
     odom_frame: str = parameter(description="odometry frame id", read_only=True)
     base_frame: str = parameter(description="robot base frame id (odometry child frame; accepted arm_command frame)",
                                 read_only=True)
