@@ -74,6 +74,18 @@ class TargetCellHead(nn.Module):
         column_row = (position[known].float() * grid).floor().clamp(0, grid - 1).long()  # (m,2)
         return known, column_row[:, 1] * grid + column_row[:, 0]
 
+    def target_distribution(self, scene_state: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """scene_state (M,S) -> (in view (M,) bool, (m,g²) the discretised Gaussian around each in-view object's
+        centre, row-major like the tokens, each row summing to 1): what the head is taught to predict."""
+        known, _ = self.object_cells(scene_state, grid)
+        # (m,2) in cell units, cell centres at integers
+        centre = scene_state[known][:, list(self.image_columns)].float() * grid - 0.5
+        cells = torch.arange(grid, device=scene_state.device, dtype=torch.float32)
+        column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
+        row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
+        target = (row_weight[:, :, None] * column_weight[:, None, :]).flatten(1)  # (m,g²)
+        return known, target / target.sum(dim=1, keepdim=True)
+
     def loss(self, logits: torch.Tensor, scene_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """logits (M,g²), scene_state (M,S) -> (soft cross-entropy, argmax-cell accuracy) over the rows whose
         target is in view (an unknown state or an object outside the image teaches nothing). With no such row: a
@@ -82,13 +94,7 @@ class TargetCellHead(nn.Module):
         known, true_cell = self.object_cells(scene_state, grid)
         if not bool(known.any()):
             return logits.sum() * 0.0, None
-        # (m,2) in cell units, cell centres at integers
-        centre = scene_state[known][:, list(self.image_columns)].float() * grid - 0.5
-        cells = torch.arange(grid, device=logits.device, dtype=torch.float32)
-        column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
-        row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
-        target = (row_weight[:, :, None] * column_weight[:, None, :]).flatten(1)  # (m,g²), row-major like tokens
-        target = target / target.sum(dim=1, keepdim=True)
+        _, target = self.target_distribution(scene_state, grid)
         known_logits = logits[known].float()
         loss = F.cross_entropy(known_logits, target)
         accuracy = (known_logits.argmax(dim=1) == true_cell).float().mean()
