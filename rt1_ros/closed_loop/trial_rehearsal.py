@@ -26,7 +26,8 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from rt1_ros.closed_loop.trials import TrialRun, TrialSettings, TrialTask
+from rt1_ros.closed_loop.trial_plan import TrialTask
+from rt1_ros.closed_loop.trial_run import TrialRun, TrialSettings
 from rt1_ros.msg import EpisodeStatus
 from rt1_ros.node import qos
 from rt1_ros.srv import ResetEpisode

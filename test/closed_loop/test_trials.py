@@ -1,4 +1,4 @@
-"""rt1-trial (`rt1_ros.closed_loop.trials`): operator-scored episodes against a running rt1_node.
+"""rt1-trial (`rt1_ros.closed_loop.trials`, `trial_run`): operator-scored episodes against a running rt1_node.
 
 The ROS tests put the simulator in the robot's place (`trial_rehearsal.start_stand_in`: sim_node in free run on sim
 time, the real rt1_node with a tiny biased checkpoint, timer-triggered and starting disabled, as on a robot) and a
@@ -20,99 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rt1_ros.closed_loop.trials import (OperatorEvent, OperatorInputs, TrialError, TrialsFile, TrialTask,
-                                        load_or_store_plan, parse_task, plan_episodes, read_tasks, trial_report)
-
 CONTROL_RATE_HZ = 3.0  # rt1_node's default: one control period is 1/3 s
 SIM = dict(camera_width=96, camera_height=96, camera_rate_hz=5.0, task_family="move_near", seed=99)
 RUN_TIMEOUT_S = 600.0  # a hung run fails instead of waiting for pytest's own timeout
-
-
-# ---------------------------------------------------------------------------------------------------- no ROS
-def test_instructions_name_their_column_and_episodes_go_round_them(tmp_path):
-    assert parse_task("[pick]  pick up   the can ") == TrialTask("pick", "pick up the can")
-    assert parse_task("open the drawer") == TrialTask("open the drawer", "open the drawer")
-    assert parse_task("[] x") == TrialTask("[] x", "[] x")  # an empty label is no label
-    listing = tmp_path / "tasks.txt"
-    listing.write_text("# kitchen\n[pick] pick up the sponge\n\n  open the drawer\n", encoding="utf-8")
-    tasks = read_tasks(listing)
-    assert tasks == [TrialTask("pick", "pick up the sponge"), TrialTask("open the drawer", "open the drawer")]
-    assert plan_episodes(tasks, None) == tasks
-    assert [t.task for t in plan_episodes(tasks, 5)] == ["pick", "open the drawer", "pick", "open the drawer", "pick"]
-    with pytest.raises(ValueError, match="no instructions"):
-        plan_episodes([], 3)
-
-
-def test_an_output_keeps_its_plan(tmp_path):
-    plan = [TrialTask("pick", "pick up the sponge")] * 2
-    stored = load_or_store_plan(tmp_path / "run", plan, None)
-    assert stored["condition"] == "robot" and len(stored["plan"]) == 2
-    assert load_or_store_plan(tmp_path / "run", None, None) == stored  # continued without repeating the plan
-    assert load_or_store_plan(tmp_path / "run", plan, "robot") == stored
-    with pytest.raises(TrialError, match="another plan"):
-        load_or_store_plan(tmp_path / "run", plan[:1], None)
-    with pytest.raises(TrialError, match="--condition"):
-        load_or_store_plan(tmp_path / "run", None, "lab")
-    with pytest.raises(TrialError, match="no trial.json"):
-        load_or_store_plan(tmp_path / "new", None, None)
-
-
-def record(episode: int, verdict: str, stop_reason: str = "operator", attempt: int = 1) -> dict:
-    return {"episode": episode, "attempt": attempt, "task": "pick", "instruction": "pick up the sponge",
-            "verdict": verdict, "stop_reason": stop_reason, "steps": 10, "duration_s": 3.0, "inference_ms": [5.0]}
-
-
-def test_a_line_cut_short_by_a_crash_is_dropped_and_every_whole_one_kept(tmp_path):
-    path = tmp_path / "trials.jsonl"
-    whole = "".join(json.dumps(record(e, "success")) + "\n" for e in (1, 2))
-    path.write_text(whole + json.dumps(record(3, "failure"))[:25], encoding="utf-8")  # died mid-write
-    trials = TrialsFile(path)
-    assert [r["episode"] for r in trials.records] == [1, 2]
-    assert path.read_text(encoding="utf-8") == whole  # the torn tail is gone, so the next line starts clean
-    trials.append(record(3, "skip"))
-    trials.append(record(3, "failure", attempt=2))
-    again = TrialsFile(path)
-    assert again.records == trials.records
-    assert again.scored(3)["attempt"] == 2 and again.attempts(3) == 2 and again.scored(4) is None
-    path.write_text(whole.replace("}\n", "\n", 1), encoding="utf-8")  # damage that no crash makes
-    with pytest.raises(TrialError, match="trials.jsonl:1"):
-        TrialsFile(path)
-
-
-def test_the_table_is_rt1_evals_with_wilson_intervals_and_skips_left_out():
-    plan_record = {"condition": "robot", "plan": [{"task": "pick", "instruction": "pick up the sponge"}] * 3}
-    records = [record(1, "success", "terminate"), record(2, "skip"), record(2, "failure", "timeout", attempt=2),
-               record(3, "success")]
-    report = trial_report(plan_record, records, {"node": "/rt1_node", "checkpoint": "ckpt"})
-    table = report["table_markdown"]
-    assert "| robot | 2/3, 67% (21%–94%) | 2/3, 67% (21%–94%) |" in table
-    assert "stopped by terminate ×1, timeout ×1, operator ×1; skipped attempts: 1" in table
-    assert report["summary"]["robot/pick"]["wilson95"] == [0.2077, 0.9385]
-    assert [r["episode"] for r in report["episodes"]] == [1, 2, 3] and len(report["skipped"]) == 1
-
-
-def test_a_resumed_run_must_run_the_policy_the_first_session_ran():
-    from rt1_ros.closed_loop.trials import same_policy
-
-    first = {"node": "/rt1_node", "checkpoint": "/models/a", "model_size": "paper"}
-    assert same_policy(first, dict(first, node="/robot1/rt1_node"))
-    assert not same_policy(first, dict(first, checkpoint="/models/b"))
-    untrained = dict(first, checkpoint="", model_size="tiny")
-    assert not same_policy(untrained, dict(untrained, model_size="paper"))
-
-
-def test_operator_input_counts_only_for_the_phase_it_was_given_in():
-    inputs = OperatorInputs()
-    scene = inputs.enter("scene")
-    assert inputs.offer(OperatorEvent("success")) == (False, "the trial is in phase 'scene', which does not take "
-                                                             "'success'")
-    assert inputs.offer(OperatorEvent("scene_ready"))[0]
-    assert inputs.wait(scene).kind == "scene_ready"
-    running = inputs.enter("running")
-    inputs.enter("verdict")
-    # A terminate or timeout of an episode that is over never reaches the next phase.
-    assert inputs.offer(OperatorEvent("terminate"), token=running) == (False, "that phase is over")
-    assert not inputs.offer(OperatorEvent("stop"))[0]
 
 
 # ---------------------------------------------------------------------------------------------------- over ROS
@@ -206,7 +116,7 @@ def bag_verdict(output: Path, record: dict) -> dict:
 def test_an_operator_stop_mid_motion_sends_zero_motion_within_one_control_period(ros, scenes, tmp_path, stop_from):
     from ros_harness import biased_checkpoint
 
-    from rt1_ros.closed_loop.trials import TrialRun, TrialSettings
+    from rt1_ros.closed_loop.trial_run import TrialRun, TrialSettings
     from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns
 
     checkpoint = biased_checkpoint(tmp_path / "drive", mode=1, bins={7: 230})  # the base drives forward
@@ -267,7 +177,7 @@ def test_an_operator_stop_mid_motion_sends_zero_motion_within_one_control_period
 def test_a_terminal_operator_skips_an_attempt_and_scores_the_rerun(ros, scenes, tmp_path):
     from ros_harness import biased_checkpoint
 
-    from rt1_ros.closed_loop.trials import TrialRun, TrialSettings
+    from rt1_ros.closed_loop.trial_run import TrialRun, TrialSettings
 
     checkpoint = biased_checkpoint(tmp_path / "terminate", mode=2, bins={})  # terminates at once
     stand_in(ros, checkpoint)
