@@ -3,17 +3,15 @@ written to <output>/results.json and results.md."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
+from rt1_ros.closed_loop.success_table import EpisodeOutcome, markdown_table, summarise
 from rt1_ros.closed_loop.trial_session import STOP_REASONS, write_durably
 
 
 def trial_report(plan_record: dict, records: list[dict], policy: dict) -> dict:
-    """Summary and tables of the verdicts in ``records``, in rt1-eval's form (`rt1_ros.closed_loop.evaluation`)."""
-    from collections import Counter
-
-    from rt1_ros.closed_loop.evaluation import EpisodeOutcome, markdown_table, summarise
-
+    """Summary and tables of the verdicts in ``records``, in rt1-eval's form (`rt1_ros.closed_loop.success_table`)."""
     scored = [r for r in records if r["verdict"] != "skip"]
     skipped = [r for r in records if r["verdict"] == "skip"]
     condition = plan_record["condition"]
