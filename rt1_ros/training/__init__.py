@@ -1,7 +1,8 @@
 """Making a policy, one module per concept, in the order a run meets them:
 
     demonstrations   rt1-generate: scripted-expert (and DAgger) demonstrations from the simulator
-    ordinary_bags    rt1-sim-bags: expert episodes as a robot's ordinary-topic rosbags, and the import's errors
+    ordinary_bags    rt1-sim-bags: expert episodes as a robot's ordinary-topic rosbags
+    ordinary_bag_comparison  rt1-sim-bags compare: the import's actions against the expert's, per dimension
     config           TrainConfig (config/train.yaml) and --set key=value overrides
     sampler          the episode split, batches of windows built as at inference, crop and colour jitter
     optimizer        AdamW parameter groups and the learning-rate schedule

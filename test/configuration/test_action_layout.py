@@ -26,6 +26,7 @@ TORCH_FREE = [
     "rt1_ros.data.rosbag_ordinary",
     "rt1_ros.sim.robot_frames",
     "rt1_ros.training.ordinary_bags",
+    "rt1_ros.training.ordinary_bag_comparison",
     "rt1_ros.closed_loop.episode_report",
     pytest.param("rt1_ros.node.sim_node", marks=pytest.mark.ros),
 ]

@@ -1,7 +1,7 @@
 """sim_node publishes what a real robot does (end_effector_pose, joint_states, odom, and tf / tf_static where the
 tf2_msgs package is installed), and a real recording of them over ROS, made while the scripted expert drives the
 lockstep simulator through rt1_action, arm_command and cmd_vel, imports through the ordinary-topics mapping into
-the expert's own actions within ORDINARY_TOPIC_TOLERANCE (rt1_ros.training.ordinary_bags)."""
+the expert's own actions within ORDINARY_TOPIC_TOLERANCE (rt1_ros.training.ordinary_bag_comparison)."""
 from __future__ import annotations
 
 import copy
@@ -33,7 +33,7 @@ from rt1_ros.node.ros_graph import stamp_ns  # noqa: E402
 from rt1_ros.node.sim_node import TFMessage, SimNode  # noqa: E402
 from rt1_ros.sim.expert import ScriptedExpert  # noqa: E402
 from rt1_ros.sim.robot_frames import END_EFFECTOR_FRAME  # noqa: E402
-from rt1_ros.training.ordinary_bags import compare_actions  # noqa: E402
+from rt1_ros.training.ordinary_bag_comparison import compare_actions  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

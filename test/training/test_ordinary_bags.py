@@ -15,8 +15,8 @@ import yaml
 from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.data.dataset import EpisodeDataset
 from rt1_ros.data.rosbag_import import main as import_main
-from rt1_ros.training.ordinary_bags import (ORDINARY_TOPIC_TOLERANCE, RecordSettings, compare_actions,
-                                            imported_pairs, main as sim_bags_main, record)
+from rt1_ros.training.ordinary_bag_comparison import ORDINARY_TOPIC_TOLERANCE, compare_actions, imported_pairs
+from rt1_ros.training.ordinary_bags import RecordSettings, main as sim_bags_main, record
 
 MAPPING = Path(__file__).resolve().parents[2] / "config" / "rosbag_mapping_ordinary.yaml"  # the source tree's
 FAMILIES = ["pick", "push", "move_near"]
