@@ -230,8 +230,8 @@ def import_bag(bag: str | Path, output: str | Path, settings: ImportSettings = I
 def main_with_mapping(args, parser) -> int:
     """rt1-import-bag --mapping: the ordinary-topics import (every bag checked before anything is written)."""
     from rt1_ros.data.rosbag_mapping import MappingError, load_mapping
-    from rt1_ros.data.rosbag_ordinary import (BagImportError, OrdinaryImportSettings, import_bags, load_segments,
-                                              sidecar_path, whole_bag)
+    from rt1_ros.data.bag_segments import BagImportError, load_segments, sidecar_path, whole_bag
+    from rt1_ros.data.rosbag_ordinary import OrdinaryImportSettings, import_bags
 
     legacy = [flag for flag, value in (("--image-topic", args.image_topic), ("--instruction-topic",
               args.instruction_topic), ("--cmd-vel-topic", args.cmd_vel_topic), ("--arm-topic", args.arm_topic),

@@ -263,7 +263,7 @@ def _mode(data: dict) -> ModeSource:
 
 
 def parse_mapping(data: dict) -> BagMapping:
-    """The mapping ``data`` (parsed YAML), checked on its own; `rt1_ros.data.rosbag_ordinary` checks it against a
+    """The mapping ``data`` (parsed YAML), checked on its own; `rt1_ros.data.ordinary_streams` checks it against a
     bag (topics, types, frames, joints) before anything is written."""
     if not isinstance(data, dict):
         raise MappingError(f"expected a mapping at the top level, found {short_repr(data)}")

@@ -242,7 +242,7 @@ def bag_name(family: str, seed: int) -> str:
 
 
 def segments_data(episodes: list[RecordedEpisode]) -> dict:
-    """The sidecar rt1-import-bag reads (rt1_ros.data.rosbag_ordinary.parse_segments), on the header clock."""
+    """The sidecar rt1-import-bag reads (rt1_ros.data.bag_segments.parse_segments), on the header clock."""
     return {"time_base": "absolute", "episodes": [
         {"start": e.start_ns / SECOND, "end": e.end_ns / SECOND, "instruction": e.instruction, "success": e.success,
          "task_family": e.family, "seed": e.seed} for e in episodes]}

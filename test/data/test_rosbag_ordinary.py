@@ -16,8 +16,9 @@ from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.data.dataset import EpisodeDataset
 from rt1_ros.data.rosbag_import import main as import_main
 from rt1_ros.data.rosbag_mapping import MappingError, parse_mapping
-from rt1_ros.data.rosbag_ordinary import (BagImportError, import_bags, parse_segments, read_streams, sidecar_path,
-                                          whole_bag)
+from rt1_ros.data.bag_segments import BagImportError, parse_segments, sidecar_path, whole_bag
+from rt1_ros.data.ordinary_streams import read_streams
+from rt1_ros.data.rosbag_ordinary import import_bags
 from rt1_ros.data.transform_tree import (TransformError, TransformTree, matrix_to_quaternion, planar_twist,
                                          roll_pitch_yaw_delta)
 from rt1_ros.sim.mobile_manipulator import rotation_about_axes

@@ -26,7 +26,8 @@ from std_msgs.msg import String  # noqa: E402
 from ros_harness import RosHarness, wait_for  # noqa: E402
 from rt1_ros.configuration.action_layout import ActionSpaceConfig  # noqa: E402
 from rt1_ros.data.rosbag_mapping import parse_mapping  # noqa: E402
-from rt1_ros.data.rosbag_ordinary import Segment, Segmentation, import_bags  # noqa: E402
+from rt1_ros.data.bag_segments import Segment, Segmentation  # noqa: E402
+from rt1_ros.data.rosbag_ordinary import import_bags  # noqa: E402
 from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action  # noqa: E402
 from rt1_ros.node import qos  # noqa: E402
 from rt1_ros.node.ros_graph import stamp_ns  # noqa: E402
