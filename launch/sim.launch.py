@@ -37,7 +37,7 @@ PARAMETER_ARGUMENTS = (
 
 # Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE (the 2.x name,
 # which 3.x still reads). config/fastdds.xml gives participants shared-memory segments large enough for camera frames
-# (docs/reliability.md, Transport); a profile the user already set in either variable is kept, as scripts/env.sh keeps it.
+# (docs/reliability.md, Transport); a profile the user already set in either variable is kept.
 def transport_profile_actions(share) -> list:
     distro = os.environ.get("ROS_DISTRO", "")
     default = user_profile(os.environ, distro) or PathJoinSubstitution([share, "config", "fastdds.xml"])
