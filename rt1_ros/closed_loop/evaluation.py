@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -66,6 +67,7 @@ class EvalConfig:
     lockstep_timeout_s: float = 5.0
     episode_timeout_s: float = 600.0
     record_dir: str = ""  # non-empty (--record): each ROS episode also as rosbag2/MCAP, <record_dir>/<name>
+    workers: int = 1  # processes running episodes side by side, each with its own nodes and DDS domain
 
 
 # ---------------------------------------------------------------------------------------------------- over ROS 2
@@ -92,7 +94,8 @@ class RosEvaluation:
                                                     max_episode_steps=settings.max_episode_steps,
                                                     lockstep_timeout_s=settings.lockstep_timeout_s,
                                                     episode_timeout_s=settings.episode_timeout_s,
-                                                    record_bag=bool(settings.record_dir)),
+                                                    record_bag=bool(settings.record_dir),
+                                                    num_threads=threads_per_worker(settings.workers)),
                                    family, self.idle_seed)
             self.condition = condition
         return self.loop
@@ -245,10 +248,72 @@ def report_run_record(report: dict, command: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- the run
-def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | None = None,
-             progress: bool = True, force: bool = False) -> dict:
+def threads_per_worker(workers: int) -> int:
+    """Inference threads for each of ``workers`` processes: the cores shared out (0, all cores, for one)."""
+    if workers <= 1:
+        return 0
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+def _run_jobs(settings: EvalConfig, direct: bool, idle_seed: int, jobs: list, progress: bool,
+              done=None) -> tuple[list[EpisodeOutcome], int]:
+    """Run ``jobs`` in this process, in order -> (outcomes, lockstep timeouts). ``done``: a queue told of each
+    finished episode's success (a worker's progress)."""
     from tqdm import tqdm
 
+    if settings.workers > 1 and direct:
+        import torch
+
+        torch.set_num_threads(threads_per_worker(settings.workers))
+    runner = DirectEvaluation(settings) if direct else RosEvaluation(settings, idle_seed)
+    outcomes: list[EpisodeOutcome] = []
+    bar = tqdm(jobs, desc="eval", unit="ep", disable=not progress)
+    try:
+        for job in bar:
+            outcomes.append(runner.run_episode(job.condition, job.family, job.seed))
+            if done is not None:
+                done.put(outcomes[-1].success)
+            bar.set_postfix(condition=job.condition, success=f"{np.mean([o.success for o in outcomes]):.0%}")
+    finally:
+        bar.close()
+        runner.close()
+    return outcomes, runner.lockstep_timeouts
+
+
+def _run_in_workers(settings: EvalConfig, direct: bool, idle_seed: int, jobs: list,
+                    progress: bool) -> tuple[list[EpisodeOutcome], int]:
+    """The jobs dealt out to ``settings.workers`` processes (every n-th job to one, so each keeps the conditions'
+    order and rebuilds its nodes only when the condition changes); outcomes returned in the jobs' order. Each episode
+    runs as it would alone: its own simulator, seed and policy state; only wall time and latency feel the neighbours."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    workers = min(settings.workers, len(jobs))
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        done = manager.Queue()
+        futures = [pool.submit(_run_jobs, settings, direct, idle_seed, jobs[i::workers], False, done)
+                   for i in range(workers)]
+        successes = []
+        with tqdm(total=len(jobs), desc=f"eval ({workers} workers)", unit="ep", disable=not progress) as bar:
+            while len(successes) < len(jobs) and not any(f.done() and f.exception() for f in futures):
+                try:
+                    successes.append(done.get(timeout=1.0))
+                except Exception:  # queue.Empty: no episode finished this second
+                    continue
+                bar.update(1)
+                bar.set_postfix(success=f"{np.mean(successes):.0%}")
+        results = [future.result() for future in futures]  # re-raises a worker's error
+    ordered: list[EpisodeOutcome] = [None] * len(jobs)  # type: ignore[list-item]
+    for i, (outcomes, _) in enumerate(results):
+        ordered[i::workers] = outcomes
+    return ordered, sum(timeouts for _, timeouts in results)
+
+
+def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | None = None,
+             progress: bool = True, force: bool = False) -> dict:
     warnings = check_conditions(settings, force)
     jobs = plan_jobs(settings)
     if not jobs:
@@ -258,22 +323,16 @@ def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | No
     # The sim node starts an episode of its own at construction: give it a seed no job uses, so its status can never
     # be mistaken for a job's.
     idle_seed = max(job.seed for job in jobs) + 1
-    runner = DirectEvaluation(settings) if direct else RosEvaluation(settings, idle_seed)
-    outcomes: list[EpisodeOutcome] = []
-    bar = tqdm(jobs, desc="eval", unit="ep", disable=not progress)
-    try:
-        for job in bar:
-            outcomes.append(runner.run_episode(job.condition, job.family, job.seed))
-            bar.set_postfix(condition=job.condition, success=f"{np.mean([o.success for o in outcomes]):.0%}")
-    finally:
-        bar.close()
-        runner.close()
+    if settings.workers > 1:
+        outcomes, lockstep_timeouts = _run_in_workers(settings, direct, idle_seed, jobs, progress)
+    else:
+        outcomes, lockstep_timeouts = _run_jobs(settings, direct, idle_seed, jobs, progress)
     summary = summarise(outcomes)
     table = markdown_table(summary, mode_label, settings.checkpoint, settings.families)
     # A timeout means an image went unanswered (e.g. it arrived before the instruction): the sim stepped with a
     # zero command. Reported so a slow or racy run is visible next to its numbers.
     if not direct:
-        table += f"\nLockstep timeouts: {runner.lockstep_timeouts}\n"
+        table += f"\nLockstep timeouts: {lockstep_timeouts}\n"
     failures = {name: row["failures"] for name, row in summary.items() if row.get("failures")}
     if failures:
         table += "\nFailures (from the simulator's state):\n" + "".join(
@@ -282,7 +341,7 @@ def evaluate(settings: EvalConfig, direct: bool = False, output: str | Path | No
     first, last = seed_range(settings)
     report = {"mode": "direct" if direct else "ros", "mode_label": mode_label, "settings": asdict(settings),
               "seeds": {"split": settings.split, "first": first, "last": last},
-              "lockstep_timeouts": None if direct else runner.lockstep_timeouts, "forced": warnings,
+              "lockstep_timeouts": None if direct else lockstep_timeouts, "forced": warnings,
               "summary": summary, "episodes": [asdict(o) for o in outcomes], "table_markdown": table}
     if output is not None:
         output = Path(output)
@@ -315,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direct", action="store_true", help="ROS-free quick check (not the headline number)")
     parser.add_argument("--record", action="store_true",
                         help="also write each episode as rosbag2/MCAP (Foxglove, ros2 bag play) in <output>/episodes/")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes running episodes side by side (each its own nodes, DDS domain and share of "
+                             "the cores); the outcomes are those of one process")
     parser.add_argument("--no-progress", action="store_true")
     add_override_argument(parser, "override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
     args = parser.parse_args(argv)
@@ -325,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
         if shipped is None:
             parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
         args.checkpoint = str(shipped)
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: at least 1")
     if args.record and args.direct:
         parser.error("--record writes the episode's ROS topics; --direct has none")
     from rt1_ros.sim.config import SimConfig
@@ -336,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
         conditions = tuple(c for c in conditions if c != "nominal")  # `all`: the generalisation conditions
     settings = EvalConfig(checkpoint=args.checkpoint, families=tuple(args.families), conditions=conditions,
                           episodes_per_family=args.episodes_per_family, split=args.split, seed_start=args.seed_start,
-                          device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps)
+                          device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps,
+                          workers=args.workers)
     checkpoint = Path(args.checkpoint).resolve()
     output = args.output or (f"outputs/eval/{checkpoint.parent.name}_{checkpoint.name}_{args.split}"
                              f"{'_direct' if args.direct else ''}")

@@ -49,6 +49,7 @@ class ClosedLoopConfig:
     record_frames: bool = False  # keep every camera image (the demo's video); costs memory, not time
     domain_id: int | None = None  # DDS domain of the graph; None = a private random one (`rt1_ros.node.ros_graph`)
     record_bag: bool = False  # record each episode's topics for a rosbag2/MCAP file (`rt1_ros.closed_loop.episode_bag`)
+    num_threads: int = 0  # the policy node's inference threads (0 = its default, all cores)
 
 
 @dataclass
@@ -96,7 +97,8 @@ class ClosedLoop:
             policy_parameters = dict(
                 checkpoint=str(Path(config.checkpoint).resolve()) if config.checkpoint else "",
                 model_size=config.model_size, device=config.device, control_trigger="image", start_enabled=True,
-                ema_alpha=config.ema_alpha, image_reliability="reliable", image_timeout_s=60.0, use_sim_time=True)
+                ema_alpha=config.ema_alpha, image_reliability="reliable", image_timeout_s=60.0, use_sim_time=True,
+                num_threads=config.num_threads)
             # The policy node first: it loads the model, and the sim starts stepping as soon as it exists.
             self.policy_node = self.graph.add(Rt1Node(
                 namespace=namespace, context=context,
