@@ -9,8 +9,8 @@ Output directory::
     best/     the same, for the lowest validation loss
     metrics.csv, train_config.yaml
 
-With the auxiliary scene-state head, latest/ and best/ also hold auxiliary_head.safetensors (training only: the
-policy the node loads never contains it).
+With the training-only heads (rt1_ros.training.objective), latest/ and best/ also hold auxiliary_head.safetensors
+and target_cell_head.safetensors (training only: the policy the node loads never contains them).
 """
 from __future__ import annotations
 
@@ -33,24 +33,18 @@ from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
 from rt1_ros.model.rt1 import RT1Config
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
-from rt1_ros.policy.loss import SceneStateHead, TargetCellHead
 from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.distributed import setup_distributed
+from rt1_ros.training.heads import SceneStateHead, TargetCellHead
 from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
+from rt1_ros.training.objective import HEAD_FILES, HEAD_METRICS, TrainingObjective
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
 from rt1_ros.configuration.yaml_config import to_mapping
 
 TRAINER_STATE_FILE = "trainer_state.json"
-AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads
-TARGET_CELL_HEAD_FILE = "target_cell_head.safetensors"  # training only, likewise
-# The training-only heads: the attribute (also their parameters' name prefix) -> the file each is checkpointed in.
-TRAINING_HEAD_FILES = {"auxiliary_head": AUXILIARY_HEAD_FILE, "target_cell_head": TARGET_CELL_HEAD_FILE}
-# The training-only heads' outputs of RT1Policy.forward, by the name their metrics.csv columns take after train_/val_.
-HEAD_METRICS = {"auxiliary_loss": "auxiliary_loss", "target_cell_loss": "target_cell_loss",
-                "target_cell_acc": "target_cell_accuracy"}
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
 
@@ -85,9 +79,7 @@ class Trainer:
             # rt1_node applies to decoded values) would make the trained policy's outputs be mapped a second time.
             raise ValueError(f"the action space maps {mapped} onto the robot with a scale or offset; training "
                              "needs scale 1 and offset 0 (calibrate a robot with rt1_node's action_space_file)")
-        loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
-                          auxiliary_state_weight=config.auxiliary_state_weight,
-                          target_cell_weight=config.target_cell_weight)
+        loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins)
         self.policy = RT1Policy(RT1PolicyConfig(model=model_config, action_space=self.action_space, loss=loss))
         self.model = self.policy.model.to(self.device)
         if config.channels_last:
@@ -95,9 +87,9 @@ class Trainer:
         self.tokenizer = self.policy.tokenizer
 
         self._load_data()
-        self.auxiliary_head = self.policy.auxiliary_head = self._make_auxiliary_head()
-        self.target_cell_head = self.policy.target_cell_head = self._make_target_cell_head()
-        self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
+        self.objective = TrainingObjective(self.policy, self._make_auxiliary_head(), self._make_target_cell_head(),
+                                           config.auxiliary_state_weight, config.target_cell_weight)
+        self.optimizer = make_optimizer(self.objective.trainable_named_parameters(), config)
         self._resumed_scaler_state: dict | None = None
         if resume:
             self._resume(latest)
@@ -109,8 +101,9 @@ class Trainer:
             loaded = load_imagenet_backbone(self.model.image_encoder, config.backbone_weights)
             if self.dist.is_main:
                 print(f"backbone: {len(loaded)} ImageNet tensors from {config.backbone_weights}")
-        # What the optimizer steps through: the policy, or its DistributedDataParallel wrapper across processes.
-        self.trained: nn.Module = self.dist.wrap(self.policy, self.device)
+        # What the optimizer steps through: the objective (policy and training-only heads), or its
+        # DistributedDataParallel wrapper across processes.
+        self.trained: nn.Module = self.dist.wrap(self.objective, self.device)
         self.autocast_dtype = None
         if self.device.type == "cuda" and config.mixed_precision != "none":
             self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
@@ -209,7 +202,7 @@ class Trainer:
         stacked = torch.from_numpy(np.concatenate(states))  # (steps,S)
         # Columns that never vary (e.g. an object's height on the table) would divide by ~0: floor the std.
         std = stacked.std(dim=0).clamp_min(1e-2)
-        return SceneStateHead(self.model.config.embed_dim, stacked.mean(dim=0), std).to(self.device)
+        return SceneStateHead(self.model.transformer.width, stacked.mean(dim=0), std).to(self.device)
 
     def _make_target_cell_head(self) -> TargetCellHead | None:
         if self.config.target_cell_weight <= 0.0:
@@ -220,16 +213,6 @@ class Trainer:
                              f"{self.config.data} has {self.scene_state_names or 'none'} (rt1-generate records them)")
         columns = tuple(self.scene_state_names.index(name) for name in needed)
         return TargetCellHead(self.model.config.embed_dim, columns).to(self.device)
-
-    def _training_heads(self) -> dict[str, nn.Module]:
-        """The training-only heads in use, by attribute name (TRAINING_HEAD_FILES' keys)."""
-        heads = {name: getattr(self, name) for name in TRAINING_HEAD_FILES}
-        return {name: head for name, head in heads.items() if head is not None}
-
-    def _trainable_named_parameters(self):
-        yield from self.model.named_parameters()
-        for name, head in self._training_heads().items():
-            yield from ((f"{name}.{n}", p) for n, p in head.named_parameters())
 
     # -------------------------------------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -290,7 +273,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        nn.utils.clip_grad_norm_([p for _, p in self._trainable_named_parameters()], self.config.grad_clip_norm)
+        nn.utils.clip_grad_norm_([p for _, p in self.objective.trainable_named_parameters()],
+                                 self.config.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         targets = batch["targets"]
@@ -309,7 +293,7 @@ class Trainer:
         for batch in self.val_sampler.sequential():
             tensors = self._to_device(batch)
             with self._autocast():
-                _, outputs = self.policy(tensors, loss=LossConfig())
+                _, outputs = self.objective(tensors, loss=LossConfig())
             tally.add(outputs["action_loss"], outputs["tokens"], tensors["targets"], batch.families,
                       {name: outputs[key] for name, key in HEAD_METRICS.items() if outputs[key] is not None})
         return tally.metrics()
@@ -320,7 +304,7 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         tensors = {"images": images, "frame_text": self.text_table[batch.frame_instruction.to(self.device)],
                    "windows": batch.windows.to(self.device), "targets": batch.targets.to(self.device)}
-        if self._training_heads() and batch.scene_state is not None:
+        if self.objective.heads() and batch.scene_state is not None:
             tensors["scene_state"] = batch.scene_state.to(self.device)
         return tensors
 
@@ -376,11 +360,7 @@ class Trainer:
                  "dataset": self.dataset_summary, "metrics": metrics}
         self.policy.save_pretrained(directory, extra=json.loads(json.dumps(extra)))
         save_optimizer_state(self.optimizer, directory)
-        from safetensors.torch import save_file
-
-        for name, head in self._training_heads().items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                      str(directory / TRAINING_HEAD_FILES[name]))
+        self.objective.save_heads(directory)
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
                  "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -390,16 +370,7 @@ class Trainer:
         """The policy's weights and each training-only head's saved beside them; -> the heads with no file there
         (left as they are)."""
         load_weights_into(self.model, directory)
-        from safetensors.torch import load_file
-
-        missing = []
-        for name, head in self._training_heads().items():
-            file = directory / TRAINING_HEAD_FILES[name]
-            if file.is_file():
-                head.load_state_dict(load_file(str(file)))
-            else:
-                missing.append(name)
-        return missing
+        return self.objective.load_heads(directory)
 
     def _initialise_from(self, directory: Path) -> None:
         """Fine-tuning: the policy's weights, and each training-only head's when saved beside them (else it starts
@@ -407,7 +378,7 @@ class Trainer:
         missing = self._load_weights_and_heads(directory)
         if self.dist.is_main:
             for name in missing:
-                print(f"init_checkpoint {directory} has no {TRAINING_HEAD_FILES[name]}: {name} starts fresh",
+                print(f"init_checkpoint {directory} has no {HEAD_FILES[name]}: {name} starts fresh",
                       file=sys.stderr)
             print(f"initialised from {directory} (fine-tuning; optimizer and schedule start fresh)")
 
@@ -418,7 +389,7 @@ class Trainer:
             return
         missing = self._load_weights_and_heads(directory)
         if missing:
-            raise SystemExit(f"{directory} was trained without {TRAINING_HEAD_FILES[missing[0]]}; resume with the "
+            raise SystemExit(f"{directory} was trained without {HEAD_FILES[missing[0]]}; resume with the "
                              "training config it was started with or start a new run")
         load_optimizer_state(self.optimizer, directory)
         state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rt1_ros.model.rt1 import images_to_tensor
-from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig, resolve_device
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
 from rt1_ros.inference import onnx_export
 from rt1_ros.policy.control_policy import ControlPolicy
 from rt1_ros.inference.frame_history import pad_window_indices
@@ -114,44 +114,19 @@ def test_forward_encodes_each_frame_once_and_equals_the_per_window_forward(tiny_
         loss, outputs = policy({"images": images, "frame_text": text, "windows": windows, "targets": targets})
         direct = policy.model(images[windows], text)  # (8,6,3,96,96): every window encoded from scratch
     torch.testing.assert_close(outputs["logits"], direct, atol=1e-4, rtol=1e-4)
-    assert outputs["tokens"].shape == (8, 11) and loss.shape == () and outputs["auxiliary_loss"] is None
+    assert outputs["tokens"].shape == (8, 11) and loss.shape == ()
+    assert not {"auxiliary_loss", "target_cell_loss"} & set(outputs)  # the training-only heads are the trainer's
     torch.testing.assert_close(loss, outputs["per_dim"].mean())
 
 
-def test_forward_adds_the_weighted_auxiliary_loss(tiny_config, action_space):
-    from rt1_ros.policy.loss import SceneStateHead
-
-    torch.manual_seed(0)
-    config = RT1PolicyConfig(model=tiny_config, action_space=action_space,
-                             loss=LossConfig(auxiliary_state_weight=2.0))
-    policy = RT1Policy(config).eval()
-    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
-    batch = {"images": torch.rand(6, 3, 96, 96), "frame_text": torch.randn(6, 384),
-             "windows": torch.tensor([pad_window_indices(5, 6)]), "targets": torch.zeros(1, 11, dtype=torch.long),
-             "scene_state": torch.tensor([[3.0, -1.0]])}
-    with torch.no_grad():
-        total, outputs = policy(batch)
-        plain, _ = policy(batch, loss=LossConfig())
-    assert outputs["auxiliary_loss"].item() > 0.0
-    torch.testing.assert_close(total, outputs["action_loss"] + 2.0 * outputs["auxiliary_loss"])
-    torch.testing.assert_close(plain, outputs["action_loss"] + 0.0 * outputs["auxiliary_loss"])
-    assert "auxiliary_head.projection.weight" in policy.state_dict()
-
-
-def test_save_and_load_pretrained_keep_the_weights_not_the_auxiliary_head(tiny_config, action_space, tmp_path):
-    from safetensors.torch import load_file
-
-    from rt1_ros.policy.loss import SceneStateHead
-
+def test_save_and_load_pretrained_round_trip_the_weights(tiny_config, action_space, tmp_path):
     torch.manual_seed(0)
     policy = RT1Policy(RT1PolicyConfig(model=tiny_config, action_space=action_space))
-    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
     policy.save_pretrained(tmp_path / "ckpt", extra={"step": 7})
-    assert not any(k.startswith("auxiliary_head") for k in load_file(str(tmp_path / "ckpt" / "model.safetensors")))
     loaded = RT1Policy.from_pretrained(tmp_path / "ckpt", lambda text: torch.zeros(384))
     assert loaded.checkpoint_extra["step"] == 7 and loaded.config.action_space == action_space
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in policy.model.state_dict().items())
-    assert not loaded.training and loaded.auxiliary_head is None
+    assert not loaded.training
 
 
 def test_training_drops_the_prepared_inference_copy(trained_model, action_space):
@@ -185,3 +160,4 @@ def test_attention_maps_follow_the_instruction(trained_model, action_space):
     red, blue = maps.values()
     assert red.shape[0] == 8 and red.shape[1] == red.shape[2] and np.allclose(red.sum(axis=(1, 2)), 1.0, atol=1e-4)
     assert np.abs(red - blue).max() > 1e-4  # FiLM conditions the encoder, so where tokens read depends on the task
+
