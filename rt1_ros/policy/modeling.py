@@ -41,7 +41,9 @@ DEVICES = ("auto", "cuda", "cpu")
 #   images (F,3,h,w) float in [0,1]: every distinct frame of the batch once
 #   frame_text (F,E): each frame's instruction embedding
 #   windows (N,T): per training window, the rows of `images` in it, oldest first
-#   targets (N,11): the demonstrated action tokens of each window's newest step
+#   targets (N,11): the demonstrated action tokens of each window's newest step; (N,T,11) of each of its steps
+#       when the layout supervises every frame (the released RT-1)
+#   scored (N,T) bool, optional, with every-frame targets: which frames count (validation scores each step once)
 #   scene_state (N,S), optional: privileged simulator state for the trainer's training-only heads (NaN rows =
 #       unknown); the policy itself does not read it
 TrainingBatch = dict[str, torch.Tensor]
@@ -99,28 +101,38 @@ class RT1Policy(nn.Module):
 
     # ------------------------------------------------------------------------------------------------ training
     def forward(self, batch: TrainingBatch, loss: LossConfig | None = None) -> tuple[torch.Tensor, dict]:
-        """-> the action loss and outputs: logits (N,11,bins), tokens (N,11), action_loss (the loss), per_dim
-        (11,), features (N,W): the state feature of each window (ActionReadout.training_readout), spatial_tokens
-        (F,g²,D): each frame's FiLM-conditioned feature grid. The last two are what the trainer's training-only
-        heads read (rt1_ros.training.objective). ``loss`` None uses ``config.loss``."""
+        """-> the action loss and outputs. ``loss`` None uses ``config.loss``.
+
+        Rows are what the loss is taken over: one per window (its newest frame) in the last-token layout; in the
+        released layout every frame of every window, or those ``scored`` marks. Outputs:
+            logits (M,11,bins), tokens (M,11), targets (M,11), rows (M,) the window of each row
+            action_loss (the loss), per_dim (11,)
+            features (N,W): the state feature of each window (ActionReadout.training_readout)
+            spatial_tokens (F,g²,D): each frame's FiLM-conditioned feature grid
+        The last two are what the trainer's training-only heads read (rt1_ros.training.objective)."""
         loss = self.config.loss if loss is None else loss
         readout = self.model.action_head
-        if readout.supervises_every_frame:
-            # The released layout supervises every frame of a window and reorders the mode classes; this path
-            # supervises one target per window. Refuse rather than train a converted checkpoint's head wrongly.
-            raise NotImplementedError(f"training a model with action_readout '{self.model.config.action_readout}' "
-                                      "(a converted official checkpoint) is not supported yet")
         conditioning = self.model.embed_instruction(batch["frame_text"])  # (F,D)
         spatial_tokens = self.model.image_encoder(batch["images"], conditioning)  # (F,g²,D): each frame once
         tokens = self.model.token_learner(spatial_tokens)  # (F,K,D)
         outputs = self.model.transformer_outputs(tokens[batch["windows"]])  # (N,T,K,D) -> (N,S,W)
-        logits, features = readout.training_readout(outputs)  # (N,11,bins), (N,W)
-        mean_loss, per_dim = action_loss(logits, batch["targets"], self.num_modes, loss.label_smoothing,
+        logits, features = readout.training_readout(outputs)  # (N,11,bins) or every frame's (N,T,11,bins); (N,W)
+        targets = batch["targets"]  # (N,11), or (N,T,11)
+        windows = torch.arange(len(targets), device=targets.device)  # (N,)
+        if readout.supervises_every_frame:
+            scored = batch.get("scored")  # (N,T) bool; absent: every frame
+            if scored is None:
+                scored = torch.ones(targets.shape[:2], dtype=torch.bool, device=targets.device)
+            logits, targets = logits[scored], targets[scored]  # (M,11,bins), (M,11)
+            windows = windows[:, None].expand(scored.shape)[scored]  # (M,)
+        mode_classes = self.config.model.num_bins if readout.mode_loss_over_all_bins else self.num_modes
+        mean_loss, per_dim = action_loss(logits, targets, mode_classes, loss.label_smoothing,
                                          loss.target_sigma_bins)
         with torch.no_grad():
             predicted = tokens_from_logits(logits.detach(), self.num_modes)
-        return mean_loss, {"logits": logits, "tokens": predicted, "action_loss": mean_loss, "per_dim": per_dim,
-                           "features": features, "spatial_tokens": spatial_tokens}
+        return mean_loss, {"logits": logits, "tokens": predicted, "targets": targets, "rows": windows,
+                           "action_loss": mean_loss, "per_dim": per_dim, "features": features,
+                           "spatial_tokens": spatial_tokens}
 
     def train(self, mode: bool = True) -> "RT1Policy":
         super().train(mode)

@@ -11,6 +11,10 @@ Output directory::
 
 With the training-only heads (rt1_ros.training.objective), latest/ and best/ also hold auxiliary_head.safetensors
 and target_cell_head.safetensors (training only: the policy the node loads never contains them).
+
+A converted release (`official`, action_readout action_positions) trains as it was trained: a loss on the 11 action
+positions of every frame of each window of T consecutive steps, its truncating tokenizer and bounds, its 256×320
+frames and its text encoder's 512-d embeddings; docs/notes/finetune_released.md walks through it.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from rt1_ros.data.dataset import Episode, EpisodeDataset
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig
 from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
 from rt1_ros.model.rt1 import RT1Config
+from rt1_ros.model.text_encoder import TextEncoderWidthError, UnknownInstructionError, shared_text_encoder
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
 from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
@@ -73,12 +78,10 @@ class Trainer:
         latest = self.output / "latest"
         resuming = resume and (latest / TRAINER_STATE_FILE).is_file()
         model_config, self.action_space = self._model_spec(latest if resuming else None)
-        mapped = [d.name for d in self.action_space.dimensions if (d.scale, d.offset) != (1.0, 0.0)]
-        if mapped:
-            # Demonstrations hold the robot's own units and are tokenized as they are; a scale or offset (which
-            # rt1_node applies to decoded values) would make the trained policy's outputs be mapped a second time.
-            raise ValueError(f"the action space maps {mapped} onto the robot with a scale or offset; training "
-                             "needs scale 1 and offset 0 (calibrate a robot with rt1_node's action_space_file)")
+        if model_config.supervises_every_frame and config.history_dropout > 0.0:
+            raise SystemExit(f"history_dropout {config.history_dropout}: the {model_config.action_readout} layout "
+                             "trains every frame of a window against the frames before it, so there is no history "
+                             "to drop; set history_dropout=0")
         loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins)
         self.policy = RT1Policy(RT1PolicyConfig(model=model_config, action_space=self.action_space, loss=loss))
         self.model = self.policy.model.to(self.device)
@@ -123,10 +126,27 @@ class Trainer:
 
     def _model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig]:
         """The model and action space the config names; a resumed run keeps those it was started with, a fine-tuned
-        one those of its init_checkpoint."""
+        one those of its init_checkpoint. An action_space_file replaces the action space; over a checkpoint's it
+        may change only scale and offset (the robot's calibration), as rt1_node's may."""
+        model_config, action_space, checkpoint = self._named_model_spec(resume_from)
+        if not self.config.action_space_file:
+            return model_config, action_space
+        try:
+            calibrated = ActionSpaceConfig.from_yaml(self.config.action_space_file)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"action_space_file {self.config.action_space_file}: {exc}") from exc
+        differences = action_space.decoding_differences(calibrated) if checkpoint else []
+        if differences:
+            raise SystemExit(f"action_space_file {self.config.action_space_file} decodes the checkpoint's tokens "
+                             f"differently: {'; '.join(differences)}. Keep its num_bins, rounding and ranges and "
+                             "change only each dimension's scale and offset")
+        return model_config, calibrated
+
+    def _named_model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig, bool]:
+        """-> model config, action space, whether they came from a checkpoint."""
         if resume_from is not None:
             model_config, action_space, _ = read_checkpoint_config(resume_from)
-            return model_config, action_space
+            return model_config, action_space, True
         if self.config.init_checkpoint:
             if not (Path(self.config.init_checkpoint) / "model.safetensors").is_file():
                 raise SystemExit(f"init_checkpoint {self.config.init_checkpoint}: no model.safetensors there")
@@ -134,12 +154,12 @@ class Trainer:
             if self.config.image_size and self.config.image_size != model_config.image_size:
                 print(f"image_size {self.config.image_size} ignored: fine-tuning keeps init_checkpoint's "
                       f"{model_config.image_size} px", file=sys.stderr)
-            return model_config, action_space
+            return model_config, action_space, True
         action_space = ActionSpaceConfig.from_yaml()
         model_config = RT1Config.from_yaml(self.config.model_size)
         if self.config.image_size:
             model_config = replace(model_config, image_size=self.config.image_size)
-        return model_config, action_space
+        return model_config, action_space, False
 
     def _load_data(self) -> None:
         config = self.config
@@ -158,28 +178,42 @@ class Trainer:
             train += part_train
             val += part_val
         self.validation_episodes = val
+        model_config = self.model.config
+        if model_config.supervises_every_frame:
+            short = [e for e in dataset if e.info.num_steps < model_config.num_frames]
+            if short:
+                # Its windows are T consecutive steps (no padding, as the release trained); a shorter episode has
+                # none.
+                raise SystemExit(f"{len(short)} episode(s) have fewer than the {model_config.num_frames} steps of a "
+                                 f"{model_config.action_readout} window, e.g. {short[0].path} "
+                                 f"({short[0].info.num_steps}); leave them out of the dataset")
         instructions = sorted({e.info.instruction for e in dataset})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
-        from rt1_ros.runtime.policy_loading import shared_text_encoder
-
-        width = self.model.config.text_embedding_dim
-        self.text_table = shared_text_encoder(config.text_encoder, width).encode(instructions).to(self.device)
+        self.text_table = self._embed_instructions(instructions).to(self.device)
         row = {text: i for i, text in enumerate(instructions)}
+        # Demonstrations are in the robot's units; the tokenizer bins the model's: each continuous value is mapped
+        # back through the action space's scale and offset, the mapping rt1_node applies to decoded values. The
+        # project's action spaces have scale 1 and offset 0; a converted release's maps its gripper (-1..1
+        # closedness) onto the robot's 0..1, and a calibration (action_space_file) its other dimensions.
+        robot_mapped = bool((self.action_space.scale != 1.0).any() or (self.action_space.offset != 0.0).any())
 
         uses_scene_state = config.auxiliary_state_weight > 0 or config.target_cell_weight > 0
         self.scene_state_names = next((list((e.info.extra or {}).get("scene_state_names") or [])
                                        for e in dataset if e.scene_state is not None), [])
 
         def arrays(episode: Episode) -> EpisodeArrays:
-            return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(episode.actions),
+            actions = self.action_space.actions_from_robot(episode.actions) if robot_mapped else episode.actions
+            return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(actions),
                                  instruction_index=row[episode.info.instruction], family=episode.info.task_family,
                                  scene_state=episode.scene_state if uses_scene_state else None)
 
-        size = self.model.config.image_size
-        frames = self.model.config.num_frames
-        self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config)
-        self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
+        # The frames the network takes: image_size square for the project's sizes, 256×320 for the released RT-1
+        # (which resizes them to image_size itself).
+        size = model_config.frame_size
+        frames, every_frame = model_config.num_frames, model_config.supervises_every_frame
+        self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config, every_frame)
+        self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config, every_frame) if val else None
         # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
         held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
         # The scene conditions the data was drawn from (data from before conditions existed shows the fixed scene):
@@ -191,6 +225,22 @@ class Trainer:
                                 "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
                                 "families": sorted({e.info.task_family for e in dataset}),
                                 "held_out_targets": held_out, "conditions": conditions}
+
+    def _embed_instructions(self, instructions: list[str]) -> torch.Tensor:
+        """(I,E) embeddings of the dataset's instructions with the configured text encoder; SystemExit, before any
+        training, when its width is not the network's or an instruction is missing from a precomputed map."""
+        width = self.model.config.text_embedding_dim
+        try:
+            encoder = shared_text_encoder(self.config.text_encoder, width)
+        except TextEncoderWidthError as exc:
+            raise SystemExit(f"text_encoder: {exc}. The model takes {width}-d instruction embeddings; a converted "
+                             "release takes those of the Universal Sentence Encoder it was trained with: "
+                             "use:<directory of universal-sentence-encoder-large/5>, or embeddings:<file.npz|.yaml> "
+                             "precomputed with it (docs/notes/finetune_released.md)") from exc
+        try:
+            return encoder.encode(instructions)
+        except UnknownInstructionError as exc:
+            raise SystemExit(f"text_encoder: the dataset's instructions must all be in the map: {exc}") from exc
 
     def _make_auxiliary_head(self) -> SceneStateHead | None:
         if self.config.auxiliary_state_weight <= 0.0:
@@ -277,13 +327,14 @@ class Trainer:
                                  self.config.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        targets = batch["targets"]
+        targets = outputs["targets"]  # (M,11): every supervised step (each window's newest, or all its frames)
         accuracy = (outputs["tokens"] == targets).float().mean().item()
         return loss.item(), accuracy, len(targets), head_losses
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Loss and exact-token accuracy per dimension (and per family) over every held-out step."""
+        """Loss and exact-token accuracy per dimension (and per family) over every held-out step, each once and
+        with the frames before it that a control step has (WindowSampler.sequential)."""
         if self.val_sampler is None:
             return {}
         # The plain policy, not the DistributedDataParallel wrapper: only rank 0 validates. Plain cross-entropy
@@ -294,7 +345,8 @@ class Trainer:
             tensors = self._to_device(batch)
             with self._autocast():
                 _, outputs = self.objective(tensors, loss=LossConfig())
-            tally.add(outputs["action_loss"], outputs["tokens"], tensors["targets"], batch.families,
+            families = [batch.families[i] for i in outputs["rows"].tolist()]  # each scored step's
+            tally.add(outputs["action_loss"], outputs["tokens"], outputs["targets"], families,
                       {name: outputs[key] for name, key in HEAD_METRICS.items() if outputs[key] is not None})
         return tally.metrics()
 
@@ -304,6 +356,8 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         tensors = {"images": images, "frame_text": self.text_table[batch.frame_instruction.to(self.device)],
                    "windows": batch.windows.to(self.device), "targets": batch.targets.to(self.device)}
+        if batch.scored is not None:
+            tensors["scored"] = batch.scored.to(self.device)
         if self.objective.heads() and batch.scene_state is not None:
             tensors["scene_state"] = batch.scene_state.to(self.device)
         return tensors
@@ -318,7 +372,9 @@ class Trainer:
         self.output.mkdir(parents=True, exist_ok=True)
         (self.output / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
         roots = ", ".join([self.config.data, *self.config.extra_data])
-        print(f"data {roots}: {self.dataset_summary}; model {self.config.model_size} "
+        model = f"init_checkpoint {self.config.init_checkpoint}" if self.config.init_checkpoint else \
+            f"model {self.config.model_size}"
+        print(f"data {roots}: {self.dataset_summary}; {model} "
               f"{self.model.config.image_size} px, {sum(p.numel() for p in self.model.parameters()):,} parameters "
               f"on {self.device} (world size {self.dist.world_size})")
         return MetricsLog(self.output, self.action_space.names)

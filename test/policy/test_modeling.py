@@ -161,3 +161,36 @@ def test_attention_maps_follow_the_instruction(trained_model, action_space):
     assert red.shape[0] == 8 and red.shape[1] == red.shape[2] and np.allclose(red.sum(axis=(1, 2)), 1.0, atol=1e-4)
     assert np.abs(red - blue).max() > 1e-4  # FiLM conditions the encoder, so where tokens read depends on the task
 
+
+def test_official_forward_trains_every_frame_as_each_control_step_runs(small_official_model, action_space):
+    """The released layout's training: frame t of a window is supervised with the logits a control step computes
+    from the window's frames up to t (an episode's first steps read the frames so far); the loss is the
+    cross-entropy over all bins, the mode row's too (the release trains every position alike), averaged over frames
+    and dimensions; `scored` keeps the marked frames only."""
+    import torch.nn.functional as F
+
+    model, config = small_official_model, small_official_model.config
+    policy = RT1Policy(RT1PolicyConfig(model=config, action_space=action_space), model=model).eval()
+    generator = torch.Generator().manual_seed(3)
+    height, width = config.frame_size
+    images = torch.rand(4, 3, height, width, generator=generator)  # (F,3,h,w): one run of 4 frames
+    text = torch.randn(1, config.text_embedding_dim, generator=generator).expand(4, -1)
+    windows = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    targets = torch.randint(0, 3, (2, 3, 11), generator=generator)
+    with torch.no_grad():
+        loss, outputs = policy({"images": images, "frame_text": text, "windows": windows, "targets": targets})
+        steps = torch.stack([torch.stack([model(images[None, w[:t + 1]], text[:1])[0] for t in range(3)])
+                             for w in windows.tolist()])  # (2,3,11,bins): each frame as its control step sees it
+        scored = torch.tensor([[True, True, True], [False, False, True]])
+        newest, newest_outputs = policy({"images": images, "frame_text": text, "windows": windows,
+                                         "targets": targets, "scored": scored})
+    torch.testing.assert_close(outputs["logits"], steps.flatten(0, 1), rtol=0, atol=1e-5)
+    expected = F.cross_entropy(steps.flatten(0, 2), targets.flatten())  # over all 256 bins, every row alike
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    assert outputs["tokens"].shape == (6, 11) and outputs["rows"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(outputs["targets"], targets.flatten(0, 1))
+    torch.testing.assert_close(newest, F.cross_entropy(steps[scored].flatten(0, 1), targets[scored].flatten()),
+                               rtol=1e-5, atol=1e-6)
+    assert newest_outputs["rows"].tolist() == [0, 0, 0, 1]
+    # The state feature is the newest frame's last image token, before the first action position.
+    assert outputs["features"].shape == (2, model.transformer.width)
