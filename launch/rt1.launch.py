@@ -1,17 +1,24 @@
-"""Start rt1_node with config/rt1.yaml. Topic arguments remap the node's default names onto your robot's.
+"""Start rt1_node with config/rt1.yaml, or your own params_file. Topic arguments remap the node's default names onto
+your robot's.
 
     ros2 launch rt1_ros rt1.launch.py image_topic:=/head_camera/image_raw use_sim_time:=true \
         checkpoint:=/path/to/checkpoint start_enabled:=true
+    ros2 launch rt1_ros rt1.launch.py params_file:=my_robot.yaml    # every parameter from the file
     ros2 launch rt1_ros rt1.launch.py lifecycle:=true    # managed: then `ros2 lifecycle set /rt1_node configure`
+
+The parameter arguments (use_sim_time, device, checkpoint, model_size, start_enabled) override params_file only when
+given: left out, the file's value (or the node's default) holds (rt1_ros/node/launch_arguments.py).
 """
 import os
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from rt1_ros.node.launch_arguments import NOT_GIVEN, RT1_PARAMETER_ARGUMENTS, given_parameters, profile_variables, \
+    user_profile
 
 # (argument, default, description); the node's own name for each topic is the part after 'remap:'.
 TOPIC_ARGUMENTS = (
@@ -26,40 +33,45 @@ TOPIC_ARGUMENTS = (
 REMAPPED_NAMES = {"image_topic": "image", "compressed_image_topic": "image/compressed",
                   "instruction_topic": "instruction", "cmd_vel_topic": "cmd_vel", "arm_command_topic": "arm_command",
                   "servo_twist_topic": "servo_twist", "action_topic": "rt1_action"}
-# (argument = node parameter, default, type)
-PARAMETER_ARGUMENTS = (
-    ("use_sim_time", "false", bool),
-    ("device", "auto", str),
-    ("checkpoint", "", str),
-    ("model_size", "paper", str),
-    ("start_enabled", "false", bool),
-)
 
 
-# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE (3.x: Kilted on) or FASTRTPS_DEFAULT_PROFILES_FILE
-# (2.x: Humble, Jazzy; 3.x still reads it but warns). config/fastdds.xml gives participants shared-memory segments
-# large enough for camera frames (README: Transport); a profile already set in the environment is kept.
-FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
-
-
+# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE (the 2.x name,
+# which 3.x still reads). config/fastdds.xml gives participants shared-memory segments large enough for camera frames
+# (docs/reliability.md, Transport); a profile the user already set in either variable is kept, as scripts/env.sh keeps it.
 def transport_profile_actions(share) -> list:
-    profile = PathJoinSubstitution([share, "config", "fastdds.xml"])
-    variables = ["FASTDDS_DEFAULT_PROFILES_FILE"]
-    if os.environ.get("ROS_DISTRO", "") in FAST_DDS_2_DISTROS:
-        variables = ["FASTRTPS_DEFAULT_PROFILES_FILE"]
-    arguments = [DeclareLaunchArgument("fastdds_profile", default_value=EnvironmentVariable(
-        variables[0], default_value=profile), description="Fast DDS XML profile for the launched nodes")]
-    return arguments + [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile")) for name in variables]
+    distro = os.environ.get("ROS_DISTRO", "")
+    default = user_profile(os.environ, distro) or PathJoinSubstitution([share, "config", "fastdds.xml"])
+    return [DeclareLaunchArgument("fastdds_profile", default_value=default,
+                                  description="Fast DDS XML profile for the launched nodes (default: the one set in "
+                                              "FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE, else config/fastdds.xml)"),
+            SetEnvironmentVariable(profile_variables(distro)[0], LaunchConfiguration("fastdds_profile"))]
 
 
-# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated (README "The
-# lifecycle node"); the node's name, topics and parameters are the same either way.
+# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated
+# (docs/lifecycle.md); the node's name, topics and parameters are the same either way.
 def node_executable_actions() -> tuple[list, PythonExpression]:
     argument = DeclareLaunchArgument("lifecycle", default_value="false", choices=["true", "false"],
                                      description="true: rt1_lifecycle_node (managed), false: rt1_node (plain)")
     executable = PythonExpression(["'rt1_lifecycle_node' if '", LaunchConfiguration("lifecycle"),
                                    "' == 'true' else 'rt1_node'"])
     return [argument], executable
+
+
+def rt1_node_actions(context, executable) -> list:
+    """rt1_node with params_file, then the parameter arguments the user gave (evaluated at launch: an argument left
+    at NOT_GIVEN adds nothing, so the file's value holds)."""
+    given = given_parameters({name: LaunchConfiguration(name).perform(context)
+                              for name, _ in RT1_PARAMETER_ARGUMENTS})
+    parameters = [LaunchConfiguration("params_file")] + ([given] if given else [])
+    return [Node(
+        package="rt1_ros",
+        executable=executable,
+        name="rt1_node",
+        output="screen",
+        emulate_tty=True,
+        parameters=parameters,
+        remappings=[(REMAPPED_NAMES[name], LaunchConfiguration(name)) for name, _, _ in TOPIC_ARGUMENTS],
+    )]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -69,19 +81,9 @@ def generate_launch_description() -> LaunchDescription:
                                         description="rt1_node parameters (ROS params file)")]
     arguments += [DeclareLaunchArgument(name, default_value=default, description=text)
                   for name, default, text in TOPIC_ARGUMENTS]
-    arguments += [DeclareLaunchArgument(name, default_value=default, description=f"rt1_node parameter {name}")
-                  for name, default, _ in PARAMETER_ARGUMENTS]
+    arguments += [DeclareLaunchArgument(name, default_value=NOT_GIVEN,
+                                        description=f"rt1_node parameter {name}; overrides params_file when given")
+                  for name, _ in RT1_PARAMETER_ARGUMENTS]
     lifecycle_arguments, executable = node_executable_actions()
     arguments += lifecycle_arguments
-    overrides = {name: ParameterValue(LaunchConfiguration(name), value_type=kind)
-                 for name, _, kind in PARAMETER_ARGUMENTS}
-    node = Node(
-        package="rt1_ros",
-        executable=executable,
-        name="rt1_node",
-        output="screen",
-        emulate_tty=True,
-        parameters=[LaunchConfiguration("params_file"), overrides],
-        remappings=[(REMAPPED_NAMES[name], LaunchConfiguration(name)) for name, _, _ in TOPIC_ARGUMENTS],
-    )
-    return LaunchDescription([*arguments, node])
+    return LaunchDescription([*arguments, OpaqueFunction(function=rt1_node_actions, args=[executable])])

@@ -7,41 +7,44 @@
 
 The simulator runs in lockstep with the policy (one control period per policy action), so the loop runs as fast as
 inference allows; set lockstep:=false for a free-running simulator at real time.
+
+Episodes run one after another: when one is done (the policy terminates, or the step budget is used up), the next
+seed's episode of the same family starts next_episode_after_s (2 s) later. next_episode_after_s:=0 runs one episode,
+then waits for `ros2 service call /reset_episode rt1_ros/srv/ResetEpisode "{task_family: pick, seed: 7}"`.
 """
 import os
 
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from rt1_ros.node.launch_arguments import profile_variables, user_profile
 
 # (argument, default, type, node) — each argument is a parameter of that node
 PARAMETER_ARGUMENTS = (
     ("task_family", "move_near", str, "sim_node"),
     ("seed", "0", int, "sim_node"),
     ("lockstep", "true", bool, "sim_node"),
+    ("next_episode_after_s", "2.0", float, "sim_node"),
     ("checkpoint", None, str, "rt1_node"),  # default: the package's shipped models/rt1_sim (below)
     ("model_size", "sim", str, "rt1_node"),
     ("device", "auto", str, "rt1_node"),
 )
 
 
-# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE (3.x: Kilted on) or FASTRTPS_DEFAULT_PROFILES_FILE
-# (2.x: Humble, Jazzy; 3.x still reads it but warns). config/fastdds.xml gives participants shared-memory segments
-# large enough for camera frames (README: Transport); a profile already set in the environment is kept.
-FAST_DDS_2_DISTROS = ("humble", "iron", "jazzy")
-
-
+# Fast DDS reads its XML profile from FASTDDS_DEFAULT_PROFILES_FILE or FASTRTPS_DEFAULT_PROFILES_FILE (the 2.x name,
+# which 3.x still reads). config/fastdds.xml gives participants shared-memory segments large enough for camera frames
+# (docs/reliability.md, Transport); a profile the user already set in either variable is kept, as scripts/env.sh keeps it.
 def transport_profile_actions(share) -> list:
-    profile = PathJoinSubstitution([share, "config", "fastdds.xml"])
-    variables = ["FASTDDS_DEFAULT_PROFILES_FILE"]
-    if os.environ.get("ROS_DISTRO", "") in FAST_DDS_2_DISTROS:
-        variables = ["FASTRTPS_DEFAULT_PROFILES_FILE"]
-    arguments = [DeclareLaunchArgument("fastdds_profile", default_value=EnvironmentVariable(
-        variables[0], default_value=profile), description="Fast DDS XML profile for the launched nodes")]
-    return arguments + [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile")) for name in variables]
+    distro = os.environ.get("ROS_DISTRO", "")
+    default = user_profile(os.environ, distro) or PathJoinSubstitution([share, "config", "fastdds.xml"])
+    return [DeclareLaunchArgument("fastdds_profile", default_value=default,
+                                  description="Fast DDS XML profile for the launched nodes (default: the one set in "
+                                              "FASTDDS_/FASTRTPS_DEFAULT_PROFILES_FILE, else config/fastdds.xml)"),
+            SetEnvironmentVariable(profile_variables(distro)[0], LaunchConfiguration("fastdds_profile"))]
 
 
 def _overrides(node_name: str) -> dict:
@@ -49,8 +52,8 @@ def _overrides(node_name: str) -> dict:
             for name, _, kind, node in PARAMETER_ARGUMENTS if node == node_name}
 
 
-# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated (README "The
-# lifecycle node"); the node's name, topics and parameters are the same either way.
+# lifecycle:=true runs the same node as a managed node, unconfigured until configured and activated
+# (docs/lifecycle.md); the node's name, topics and parameters are the same either way.
 def node_executable_actions() -> tuple[list, PythonExpression]:
     argument = DeclareLaunchArgument("lifecycle", default_value="false", choices=["true", "false"],
                                      description="true: rt1_lifecycle_node (managed), false: rt1_node (plain)")

@@ -7,7 +7,7 @@
 # Defaults (kept when already set, so a caller can override each): ROS_DOMAIN_ID=42,
 # ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST (DDS stays on loopback; use SUBNET on a real robot network),
 # RMW_IMPLEMENTATION=rmw_fastrtps_cpp, MUJOCO_GL=egl, HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1,
-# FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds.xml (shared-memory segments that fit camera frames; README: Transport;
+# FASTDDS_DEFAULT_PROFILES_FILE=config/fastdds.xml (shared-memory segments that fit camera frames; docs/reliability.md, Transport;
 # not set when FASTRTPS_DEFAULT_PROFILES_FILE, the Fast DDS 2.x name, already names a profile).
 #
 # The ros-wheels-bootstrapper .pth re-executes Python once with .venv/lib and the wheels' *.libs directories added

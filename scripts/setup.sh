@@ -6,7 +6,7 @@
 #      python3-venv/python3-dev only when the interpreter lacks venv or its headers.
 #   2. .venv (repo root) with the pinned requirements.txt, then `pip install -e . --no-deps`.
 #   3. The interfaces (msg/, srv/) built with plain cmake + make against the ROS wheels into build/ros,
-#      installed to build/ros/install.
+#      installed to build/ros/install; then interfaces/<package> (standard packages no wheel provides, tf2_msgs).
 #
 # Every step is keyed on a hash of its inputs (stamp files in .venv/ and build/ros/), so a rerun with nothing
 # changed only checks and returns. Environment knobs:
@@ -210,5 +210,40 @@ if ! stamp_ok "$BUILD/.rt1_ros-build" "$build_key" || [[ ! -f "$generated" ]]; t
 from rt1_ros.srv import ResetEpisode' || die "the built interfaces do not import (see $cmake_log)"
   write_stamp "$BUILD/.rt1_ros-build" "$build_key"
 fi
+
+# ------------------------------------------------------------------ 6. interfaces the PyPI wheels lack
+# interfaces/<package>: standard message packages (tf2_msgs) built into the same prefix when no wheel provides them.
+# Keyed on build/ros's own stamp too: a rebuild of the rt1_ros interfaces starts from an empty build/ros.
+for package_dir in "$ROOT"/interfaces/*/; do
+  package="$(basename "$package_dir")"
+  extra_key="$(hash_of "$package_dir")-$(cat "$BUILD/.rt1_ros-build")"
+  stamp="$BUILD/.extra-$package"
+  stamp_ok "$stamp" "$extra_key" && continue
+  if "$ROOT/scripts/rt1-env" python -c "import $package.msg" >/dev/null 2>&1 && [[ ! -d "$BUILD/extra/$package" ]]; then
+    write_stamp "$stamp" "$extra_key"  # a wheel provides it
+    continue
+  fi
+  log "building $package (no wheel provides it) into build/ros"
+  extra_log="$BUILD/extra-$package.log"
+  if ! {
+    AMENT_PREFIX_PATH="$PREFIX:$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" PATH="$VENV/bin:$PATH" \
+      cmake -S "$package_dir" -B "$BUILD/extra/$package" \
+        -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+        -DCMAKE_PREFIX_PATH="$PREFIX;$VENV" \
+        -DPython3_EXECUTABLE="$VPY" \
+        -DPython3_NumPy_INCLUDE_DIR="$PREFIX/include/_numpy_include" \
+        -DBUILD_TESTING=OFF \
+        '-DCMAKE_INSTALL_RPATH=$ORIGIN;$ORIGIN/../../..' \
+        -DCMAKE_INSTALL_RPATH_USE_LINK_PATH=ON &&
+      cmake --build "$BUILD/extra/$package" -j "$JOBS" &&
+      cmake --install "$BUILD/extra/$package"
+  } >"$extra_log" 2>&1; then
+    tail -n 40 "$extra_log" >&2
+    die "building interfaces/$package failed; full log: $extra_log"
+  fi
+  "$ROOT/scripts/rt1-env" python -c "import $package.msg" || die "the built $package does not import (see $extra_log)"
+  write_stamp "$stamp" "$extra_key"
+done
 
 log "ready in $((SECONDS - t_start)) s: run commands with scripts/rt1-env, or 'source scripts/env.sh'"

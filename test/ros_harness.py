@@ -111,13 +111,18 @@ class NodeProcess:
     start-up failures, memory and files written are only observable on a real process."""
 
     def __init__(self, namespace: str, parameters: dict, env: dict | None = None, cwd: str | Path | None = None,
-                 python_prefix: list[str] | None = None) -> None:
+                 python_prefix: list[str] | None = None, remappings: dict[str, str] | None = None,
+                 params_files: list[str | Path] = ()) -> None:
         import os
         import subprocess
         import sys
         import tempfile
 
         arguments = ["--ros-args", "-r", f"__ns:={namespace}"]
+        for name, target in (remappings or {}).items():
+            arguments += ["-r", f"{name}:={target}"]
+        for path in params_files:  # in order, before -p: a later source overrides an earlier one
+            arguments += ["--params-file", str(path)]
         for name, value in parameters.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             arguments += ["-p", f"{name}:={text}"]

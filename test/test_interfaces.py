@@ -64,7 +64,8 @@ def test_generated_modules_join_the_source_package():
     assert rt1_ros.__version__ == "0.1.0", "rt1_ros/__init__.py did not run (namespace package shadowing?)"
     assert rt1_ros.msg.ArmCommand is ArmCommand
     assert rt1_ros.srv.ResetEpisode is ResetEpisode
-    assert Path(rt1_ros.configuration.yaml_config.__file__).resolve().parent == Path(rt1_ros.__file__).resolve().parent
+    source = Path(rt1_ros.__file__).resolve().parent
+    assert Path(rt1_ros.configuration.yaml_config.__file__).resolve().parent == source / "configuration"
 
 
 def test_versions_agree():

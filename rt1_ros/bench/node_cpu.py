@@ -4,7 +4,7 @@ and the node controls at its own rate, on the shipped model, per inference backe
 The node and a camera driver (`rt1_ros.bench.camera_process`) run as their own processes, as on a robot. After the
 first actions and a settling time, the node's CPU time (/proc/<pid>/stat utime + stime) is read over a window, with
 the control steps and the inference times it published meanwhile. What it should cost: about inference × control
-rate, plus receiving and decoding the frames it uses; not a core (issue 12: a busy executor once burned one).
+rate, plus receiving and decoding the frames it uses; not a core (a busy executor would burn one).
 """
 from __future__ import annotations
 

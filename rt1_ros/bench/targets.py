@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-TARGET_CACHED_SPEEDUP = 5.0
-TARGET_PAPER_STEPS_PER_S = 3.0
-TARGET_NODE_OVERHEAD_MS = 2.0
-TARGET_BACKEND_SPEEDUP = 2.0  # issue 12: the CPU backend's cached step vs the torch path, same threads
-TARGET_PAPER_FAST_STEPS_PER_S = 20.0  # issue 12's ambition for the paper size on 2 cores
-# issue 12: under a full-rate camera the node's process should cost about inference x rate plus receiving and
-# decoding frames, not a core; the allowance for the frames is this share of a core.
+TARGET_CACHED_SPEEDUP = 5.0  # the frame-token cache against recomputing the whole window
+TARGET_PAPER_STEPS_PER_S = 3.0  # the paper size at RT-1's own control rate
+TARGET_NODE_OVERHEAD_MS = 2.0  # image in to Twist out, less inference
+TARGET_BACKEND_SPEEDUP = 2.0  # the CPU backend's cached step vs the torch path, same threads
+TARGET_PAPER_FAST_STEPS_PER_S = 20.0  # the paper size on 2 cores with the fastest backend
+# Under a full-rate camera the node's process should cost about inference x rate plus receiving and decoding
+# frames, not a core; the allowance for the frames is this share of a core.
 NODE_CPU_FRAME_ALLOWANCE = 0.10
 
 

@@ -32,7 +32,7 @@ from rt1_ros.closed_loop.episode_report import EpisodeLog, EpisodeStep, EpisodeS
 from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
 DEFAULT_FAMILIES = ("pick", "push", "move_near")
-DEFAULT_SEED = 100_000  # rt1-eval's first seed: never a training seed
+DEFAULT_SEED = 100_000  # the first dev seed (config/sim.yaml seeds): never a training seed
 NANOSECONDS = 1_000_000_000
 
 
@@ -46,6 +46,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="run a freshly initialised model instead of a checkpoint (its actions are meaningless)")
     parser.add_argument("--model-size", default="sim", help="size of the untrained model (config/model.yaml)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
+    parser.add_argument("--condition", default="seen",
+                        help="scene condition the episodes are drawn from (config/sim.yaml conditions)")
     parser.add_argument("--max-steps", type=int, default=0, help="step budget per episode (0: the family's)")
     parser.add_argument("--timeout-s", type=float, default=300.0, help="wall-clock limit per episode")
     parser.add_argument("--output", type=Path, default=Path("outputs/demo"))
@@ -157,7 +159,8 @@ def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
 
     checkpoint = resolve_checkpoint(args)
     config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,
-                              max_episode_steps=args.max_steps, episode_timeout_s=args.timeout_s,
+                              condition=args.condition, max_episode_steps=args.max_steps,
+                              episode_timeout_s=args.timeout_s,
                               record_frames=True, record_bag=True, domain_id=args.domain_id)
     try:
         config = apply_overrides(config, args.set, where="demo --set")

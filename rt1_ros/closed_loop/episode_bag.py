@@ -8,10 +8,17 @@ callbacks, so a recording costs a copy of the bytes and no conversion; `write_ep
 package's messages registered from msg/). Topic names are stored without the loop's private namespace
 (/camera/image_raw, /rt1_action, ...), so every episode's bag has the same topics. Timestamps are the wall-clock
 receive times, as `ros2 bag record` stores them; the messages' headers carry the simulation time.
+
+A bag holds its episode only. The recorder starts before the reset that begins the episode, so it also receives what
+the episode before it was still sending: its status, images and odometry, and the policy's answers to its images (a
+step in flight when the policy was reset is answered after it). `episode_only` keeps what is stamped at or after the
+episode's start (read off the status that ended it), the episode's own instruction, and the cmd_vel messages (which
+carry no stamp) received from the policy's first answer to an image of the episode on.
 """
 from __future__ import annotations
 
 import shutil
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -19,9 +26,10 @@ from pathlib import Path
 
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
+from std_msgs.msg import String
 
 from rt1_ros.node import qos
-from rt1_ros.node.ros_graph import stamp_ns
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns
 from rt1_ros.configuration.yaml_config import config_dir
 
 # (topic relative to the loop's namespace, message type, QoS the publisher offers)
@@ -34,7 +42,12 @@ EPISODE_TOPICS = (
     ("odom", "nav_msgs/msg/Odometry", qos.RECORDING),
     ("episode_status", "rt1_ros/msg/EpisodeStatus", qos.LATCHED),
 )
+UNSTAMPED_TOPICS = ("instruction", "cmd_vel")  # every other topic's message begins with a std_msgs/Header
 PACKAGE_MESSAGES = ("ArmCommand", "RT1Action", "EpisodeStatus")
+# EpisodeStatus.elapsed_s is a float32: header.stamp - elapsed_s is the episode's start to within 0.1 ms for episodes
+# up to half an hour. The episode before ended at least one physics step earlier (physics.settle_time_s after a reset,
+# 0.3 s in config/sim.yaml, with at least one step).
+START_MARGIN_NS = 100_000
 BAG_STORAGE_VERSION = 9  # rosbag2 metadata version (Jazzy and later)
 
 
@@ -46,6 +59,45 @@ class RecordedMessage:
     data: bytes  # CDR, as received
 
 
+def episode_topics(msgtypes: dict[str, str] | None = None) -> tuple:
+    """EPISODE_TOPICS with the types in ``msgtypes`` (topic -> type) in place of the default ones."""
+    return tuple((topic, (msgtypes or {}).get(topic, msgtype), profile) for topic, msgtype, profile in EPISODE_TOPICS)
+
+
+def episode_start_ns(status) -> int:
+    """The sim time (ns) at which the episode of an EpisodeStatus began, less START_MARGIN_NS: every message of the
+    episode is stamped at or after it, every message of the episode before it earlier."""
+    return stamp_ns(status.header.stamp) - round(float(status.elapsed_s) * NANOSECONDS) - START_MARGIN_NS
+
+
+def header_stamp_ns(data: bytes) -> int:
+    """header.stamp of a serialized message whose first field is a std_msgs/Header: after the 4-byte CDR
+    encapsulation (its second byte odd: little endian), int32 sec and uint32 nanosec."""
+    sec, nanosec = struct.unpack_from("<iI" if data[1] & 1 else ">iI", data, 4)
+    return sec * NANOSECONDS + nanosec
+
+
+def episode_only(messages: list[RecordedMessage], start_ns: int, instruction: str) -> list[RecordedMessage]:
+    """The recorded ``messages`` that belong to the episode begun at sim time ``start_ns`` (`episode_start_ns`)
+    with ``instruction``, in the order received."""
+    ordered = sorted(messages, key=lambda m: m.receive_time_ns)
+    first_answer_ns = next((m.receive_time_ns for m in ordered
+                            if m.topic == "/rt1_action" and header_stamp_ns(m.data) >= start_ns), None)
+    kept = []
+    for message in ordered:
+        if message.topic == "/instruction":
+            keep = deserialize_message(message.data, String).data == instruction
+        elif message.topic == "/cmd_vel":
+            # The policy publishes a step's rt1_action, then its cmd_vel; this node's executor takes rt1_action
+            # first when both are waiting (subscriptions in EPISODE_TOPICS order).
+            keep = first_answer_ns is not None and message.receive_time_ns >= first_answer_ns
+        else:
+            keep = header_stamp_ns(message.data) >= start_ns
+        if keep:
+            kept.append(message)
+    return kept
+
+
 def _message_class(msgtype: str):
     package, _, name = msgtype.split("/")
     module = __import__(f"{package}.msg", fromlist=[name])
@@ -53,20 +105,31 @@ def _message_class(msgtype: str):
 
 
 class EpisodeBagRecorder(Node):
-    """Records EPISODE_TOPICS of its namespace between `start` and `stop`."""
+    """Records EPISODE_TOPICS of its namespace between `start` and `stop`.
 
-    def __init__(self, namespace: str, context) -> None:
+    ``msgtypes`` replaces the type of some topics (cmd_vel is geometry_msgs/msg/TwistStamped when rt1_node's
+    base_output says so; give `write_episode_bag` the same); ``profiles`` replaces the QoS of some topics'
+    subscriptions (a robot's best-effort camera does not reach the reliable subscription the lockstep loop uses);
+    ``max_rate_hz`` keeps at most that many messages per second of a topic (by receive time), so a long episode of a
+    30 Hz camera fits in memory."""
+
+    def __init__(self, namespace: str, context, msgtypes: dict[str, str] | None = None,
+                 profiles: dict | None = None, max_rate_hz: dict[str, float] | None = None) -> None:
         super().__init__("rt1_episode_bag", namespace=namespace, context=context)
         self._condition = threading.Condition()
         self._recording = False
         self._messages: list[RecordedMessage] = []
         self._statuses: list = []  # decoded episode_status messages recorded so far (for `stop`'s wait)
         self._action_stamps: set[int] = set()  # header stamps (ns) of the rt1_action messages recorded so far
-        for topic, msgtype, profile in EPISODE_TOPICS:
-            self.create_subscription(_message_class(msgtype), topic, self._callback(topic, msgtype), profile,
+        self._last_kept_ns: dict[str, int] = {}  # per throttled topic: receive time of the last message kept
+        for topic, msgtype, profile in episode_topics(msgtypes):
+            profile = (profiles or {}).get(topic, profile)
+            rate = (max_rate_hz or {}).get(topic, 0.0)
+            self.create_subscription(_message_class(msgtype), topic,
+                                     self._callback(topic, msgtype, round(1e9 / rate) if rate > 0 else 0), profile,
                                      raw=True)
 
-    def _callback(self, topic: str, msgtype: str):
+    def _callback(self, topic: str, msgtype: str, min_period_ns: int = 0):
         stored_topic = "/" + topic
         decoded_class = _message_class(msgtype) if topic in ("episode_status", "rt1_action") else None
 
@@ -74,6 +137,11 @@ class EpisodeBagRecorder(Node):
             message = RecordedMessage(stored_topic, msgtype, time.time_ns(), bytes(data))
             with self._condition:
                 if self._recording:
+                    if min_period_ns:
+                        last = self._last_kept_ns.get(topic)
+                        if last is not None and message.receive_time_ns - last < min_period_ns:
+                            return
+                        self._last_kept_ns[topic] = message.receive_time_ns
                     self._messages.append(message)
                     if decoded_class is None:
                         return
@@ -88,13 +156,15 @@ class EpisodeBagRecorder(Node):
     def start(self) -> None:
         with self._condition:
             self._messages, self._statuses, self._action_stamps = [], [], set()
+            self._last_kept_ns = {}
             self._recording = True
 
     def stop(self, final_status=None, action_stamps_ns=(), timeout_s: float = 10.0) -> list[RecordedMessage]:
-        """Ends the recording and returns it. First waits (up to ``timeout_s``) until this node, too, has recorded
-        the status that ended the episode (``final_status(status) -> bool``) and every rt1_action the observer saw
-        (``action_stamps_ns``, header stamps): the observer runs in another thread, and messages on different
-        topics from different publishers reach two subscribers in no common order."""
+        """Ends the recording and returns it: with ``final_status``, the episode's messages only (`episode_only`).
+        First waits (up to ``timeout_s``) until this node, too, has recorded the status that ended the episode
+        (``final_status(status) -> bool``) and every rt1_action the observer saw (``action_stamps_ns``, header
+        stamps): the observer runs in another thread, and messages on different topics from different publishers
+        reach two subscribers in no common order."""
         deadline = time.monotonic() + timeout_s
         expected_stamps = set(action_stamps_ns)
 
@@ -111,8 +181,11 @@ class EpisodeBagRecorder(Node):
                     break
                 self._condition.wait(remaining)
             self._recording = False
+            final = next((s for s in self._statuses if final_status is not None and final_status(s)), None)
             messages, self._messages, self._statuses, self._action_stamps = self._messages, [], [], set()
-        return messages
+        if final is None:
+            return messages
+        return episode_only(messages, episode_start_ns(final), final.instruction)
 
 
 def episode_typestore():
@@ -138,10 +211,14 @@ def offered_qos(profile):
                liveliness_lease_duration=unspecified, avoid_ros_namespace_conventions=False)
 
 
-def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None) -> Path:
+def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typestore=None,
+                      custom_data: dict[str, str] | None = None, msgtypes: dict[str, str] | None = None) -> Path:
     """A rosbag2 directory at ``path``: metadata.yaml and <name>.mcap. Every topic of EPISODE_TOPICS gets a
-    channel, recorded or not, so tools show the same topic list for every episode. A bag an earlier run left at
-    ``path`` is replaced, as the demo and rt1-eval replace their other outputs; anything else there is refused."""
+    channel, recorded or not, so tools show the same topic list for every episode; ``msgtypes`` as the recorder's.
+    ``custom_data`` goes into
+    metadata.yaml's ``custom_data`` (rosbag2's string-to-string map; `ros2 bag info` leaves it alone, readers of the
+    metadata find it there). A bag an earlier run left at ``path`` is replaced, as the demo and rt1-eval replace their
+    other outputs; anything else there is refused."""
     from rosbags.rosbag2 import StoragePlugin, Writer
 
     path = Path(path)
@@ -155,7 +232,9 @@ def write_episode_bag(path: str | Path, messages: list[RecordedMessage], typesto
     with Writer(path, version=BAG_STORAGE_VERSION, storage_plugin=StoragePlugin.MCAP) as writer:
         connections = {"/" + topic: writer.add_connection("/" + topic, msgtype, typestore=typestore,
                                                           offered_qos_profiles=[offered_qos(profile)])
-                       for topic, msgtype, profile in EPISODE_TOPICS}
+                       for topic, msgtype, profile in episode_topics(msgtypes)}
         for message in sorted(messages, key=lambda m: m.receive_time_ns):
             writer.write(connections[message.topic], message.receive_time_ns, message.data)
+        for key, value in (custom_data or {}).items():
+            writer.set_custom_data(key, value)
     return path

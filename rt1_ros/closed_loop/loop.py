@@ -26,6 +26,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
+from rt1_ros.closed_loop.episode_bag import episode_start_ns
 from rt1_ros.node import qos
 from rt1_ros.msg import EpisodeStatus, RT1Action
 from rt1_ros.node.ros_graph import InProcessGraph, stamp_ns
@@ -164,9 +165,13 @@ class ClosedLoop:
         # The sim published this status after it had received the policy's answer to each of its `step` images;
         # the observer's own copies of those answers travel on another topic from another publisher and may still
         # be on their way. (Fewer arrive only after lockstep timeouts, which the sim has already waited out.)
-        self.observer.wait_for_answers(int(status.step),
-                                       time.monotonic() + self.config.lockstep_timeout_s)
+        # Answers and images stamped before the episode began are the episode before's, still arriving.
+        start_ns = episode_start_ns(status)
+        self.observer.wait_for_answers(int(status.step), time.monotonic() + self.config.lockstep_timeout_s,
+                                       since_ns=start_ns)
         actions, frames = self.observer.take()
+        actions = [a for a in actions if a.stamp_ns >= start_ns]
+        frames = {stamp: frame for stamp, frame in frames.items() if stamp >= start_ns}
         bag_messages = (self.bag_recorder.stop(finished, [a.stamp_ns for a in actions])
                         if self.bag_recorder is not None else [])
         return ClosedLoopEpisode(
@@ -232,10 +237,11 @@ class _Observer(Node):
                 self._condition.wait(min(remaining, 1.0))
             return self._status
 
-    def wait_for_answers(self, count: int, deadline: float) -> None:
-        """Until answers to ``count`` distinct images have arrived (a hold answers its image too), or ``deadline``."""
+    def wait_for_answers(self, count: int, deadline: float, since_ns: int = 0) -> None:
+        """Until answers to ``count`` distinct images stamped at or after ``since_ns`` have arrived (a hold answers
+        its image too), or ``deadline``."""
         with self._condition:
-            while len({a.stamp_ns for a in self._actions}) < count:
+            while len({a.stamp_ns for a in self._actions if a.stamp_ns >= since_ns}) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return

@@ -12,7 +12,7 @@ seven arm dimensions, three base dimensions and a discrete mode), one action per
 
 Arm values are per-step end-effector deltas (m, rad) and the gripper's closedness (0 open, 1 closed); base values
 are velocities (m/s, rad/s); the mode is a class index into ``ActionSpaceConfig.mode_classes`` (README "Topics and
-services of `rt1_node`" and "The model"). The simulator, the demonstration data, the ROS messages and the model all
+services of `rt1_node`", docs/model.md). The simulator, the demonstration data, the ROS messages and the model all
 read the layout from here, so the ROS-free and torch-free parts (``rt1_ros.sim``, ``rt1_ros.data``) need no torch.
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ActionDimension:
     """One continuous dimension: the range the tokenizer's bins cover (the model's units), and how a decoded value
     maps onto the robot: ``scale`` × value + ``offset``, applied by the node before smoothing and its limits. The
     project's checkpoints decode in the robot's units (1, 0); a converted release decodes in Google's robot's units,
-    which each robot calibrates (README "Released RT-1 weights")."""
+    which each robot calibrates (docs/released_weights.md "Calibrating a robot")."""
 
     name: str
     low: float

@@ -8,8 +8,8 @@ Everything else derives from the config class:
   `PolicySource` and a `ControllerConfig`), and lists the flat ROS parameters in declaration order;
 - `rt1_ros.node.parameter_declaration.declare_parameters` declares them on a node, and `from_parameters` builds the
   typed config back from flat ROS values;
-- `markdown_table` writes the README's parameter tables (``python -m rt1_ros.node.parameter_table``), and
-  test/test_readme.py checks README's tables, test/test_parameters.py config/rt1.yaml, against the fields.
+- `markdown_table` writes docs/parameters.md's tables (``python -m rt1_ros.node.parameter_table``), and
+  test/test_docs.py checks those tables, test/configuration/test_parameters.py config/rt1.yaml, against the fields.
 
 Plain data, free of ROS and torch, so every node and runtime module can use it (sim_node must not pull in torch).
 """
@@ -44,7 +44,7 @@ def parameter(default: Any = MISSING, description: str = "", *, range: tuple[flo
               choices: tuple[str, ...] = (), read_only: bool = False, name: str | None = None) -> Any:
     """A dataclass field that is a ROS parameter. No ``default``: the value comes from a config file (sim_node)."""
     if not description:
-        raise ValueError("a parameter needs a description (it is the ROS descriptor's and the README's)")
+        raise ValueError("a parameter needs a description (it is the ROS descriptor's and docs/parameters.md's)")
     metadata: dict[str, Any] = {SPEC: ParameterSpec(description, range, tuple(choices), read_only)}
     if name is not None:
         metadata[NAME] = name
@@ -151,7 +151,7 @@ def _format_constraint(spec: ParameterSpec) -> str:
 
 
 def markdown_table(config_type: type, defaults: Any = None, detailed: bool = True) -> str:
-    """The README's table of the parameters of ``config_type``, with the defaults of the instance ``defaults``
+    """docs/parameters.md's table of the parameters of ``config_type``, with the defaults of the instance ``defaults``
     (``config_type()`` when None). ``detailed``: also the range/choices and runtime-change columns."""
     values = parameter_values(defaults if defaults is not None else config_type())
     if detailed:

@@ -17,7 +17,7 @@ import yaml
 
 T = TypeVar("T")
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # rt1_ros/, this file being rt1_ros/configuration/yaml_config.py
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # rt1_ros/ (this module is in rt1_ros/configuration/)
 # Source checkout: config/ beside the package. Installed (colcon/ament): share/rt1_ros/config.
 _CONFIG_CANDIDATES = (PACKAGE_ROOT.parent / "config",)
 

@@ -1,4 +1,4 @@
-"""rt1-convert: a released RT-1 TensorFlow checkpoint -> an rt1_ros checkpoint directory (README "Released RT-1
+"""rt1-convert: a released RT-1 TensorFlow checkpoint -> an rt1_ros checkpoint directory (docs/released_weights.md
 weights"). Needs no TensorFlow.
 
     rt1-convert trained_checkpoints/rt1main/ckpt-424760 models/rt1main

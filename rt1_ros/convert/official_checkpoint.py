@@ -64,7 +64,7 @@ class Conversion:
 
 # The one mapping onto the node's outputs that holds on every robot: gripper_closedness_action runs from -1 (open)
 # to +1 (close), the node's gripper from 0 (open) to 1 (closed). Every other dimension keeps Google's robot's units
-# (scale 1) until a robot is calibrated (README "Released RT-1 weights").
+# (scale 1) until a robot is calibrated (docs/released_weights.md "Calibrating a robot").
 OFFICIAL_ROBOT_MAPPING = {"gripper": (0.5, 0.5)}
 
 

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rt1-import-lerobot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", help="LeRobotDataset v3 directory (meta/info.json)")
-    parser.add_argument("--mapping", required=True, help="mapping YAML (README: Datasets in LeRobot's format)")
+    parser.add_argument("--mapping", required=True, help="mapping YAML (docs/training.md, LeRobot's format)")
     parser.add_argument("--output", required=True, help="rt1_ros dataset directory (created; appended to)")
     parser.add_argument("--episodes", type=int, nargs="+", help="only these episode indices")
     parser.add_argument("--frame-size", type=int, help="resize frames to this square side (default: keep)")

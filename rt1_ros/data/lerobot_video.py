@@ -2,7 +2,7 @@
 
 Writing: H.264 (libx264), yuv420p, one frame every 1/fps s with presentation time k/fps exactly (time base 1/fps),
 so the frame an episode's data row refers to sits at from_timestamp + timestamp in the file, as the v3 reader looks
-for it. H.264/yuv420p is what every FFmpeg, torchcodec and browser decodes; it is lossy (see README: round trip).
+for it. H.264/yuv420p is what every FFmpeg, torchcodec and browser decodes; it is lossy (docs/training.md: the round trip).
 Reading: any codec FFmpeg decodes (lerobot writes AV1 by default); frames are matched to the rows' timestamps
 within a tolerance, the way lerobot's own decoder does.
 """

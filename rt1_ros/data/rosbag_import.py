@@ -1,6 +1,16 @@
 """rt1-import-bag: rosbag2 recordings (MCAP or sqlite3) -> episode dataset, with the pure-Python `rosbags` reader.
 
     rt1-import-bag demo_bag/ --output data/teleop --image-topic /camera/image_raw --task-family pick
+    rt1-import-bag robot_bag/ --mapping config/rosbag_mapping_ordinary.yaml --instruction "pick up the red cube" \
+        --output data/robot
+
+Two ways to read a bag. Without ``--mapping``, the commands this package's nodes send (below). With ``--mapping``, a
+robot's ordinary topics (/tf, /joint_states, /odom, a camera, command topics) through a declared mapping YAML
+(rt1_ros.data.rosbag_mapping, rt1_ros.data.rosbag_ordinary); episodes then come from ``--instruction`` (the whole
+bag is one episode), a sidecar YAML of (start, end, instruction, success) per episode (``--segments``, or
+<bag>.segments.yaml beside the bag), and every bag is checked before anything is written.
+
+Without a mapping:
 
 What is read
 * camera: sensor_msgs/Image (decoded like the node does, `decode_raw`) or sensor_msgs/CompressedImage;
@@ -233,25 +243,83 @@ def frame_size_argument(text: str) -> int | tuple[int, int]:
     return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
+def main_with_mapping(args, parser) -> int:
+    """rt1-import-bag --mapping: the ordinary-topics import (every bag checked before anything is written)."""
+    from rt1_ros.data.rosbag_mapping import MappingError, load_mapping
+    from rt1_ros.data.rosbag_ordinary import (BagImportError, OrdinaryImportSettings, import_bags, load_segments,
+                                              sidecar_path, whole_bag)
+
+    legacy = [flag for flag, value in (("--image-topic", args.image_topic), ("--instruction-topic",
+              args.instruction_topic), ("--cmd-vel-topic", args.cmd_vel_topic), ("--arm-topic", args.arm_topic),
+              ("--rate", args.rate), ("--base-threshold", args.base_threshold)) if value is not None]
+    if legacy:
+        parser.error(f"{', '.join(legacy)}: with --mapping, the mapping YAML names the topics and the rate")
+    if args.action_space:
+        parser.error("--action-space goes without --mapping: the mapping import clips to config/action_space.yaml")
+    if args.segments and len(args.bags) > 1:
+        parser.error("--segments describes one bag; for several, put <bag>.segments.yaml beside each")
+    if args.segments and args.instruction:
+        parser.error("give --instruction (the whole bag is one episode) or --segments, not both")
+    try:
+        mapping = load_mapping(args.mapping)
+        bags = []
+        for bag in args.bags:
+            bag = Path(bag.rstrip("/"))
+            beside = sidecar_path(bag)
+            if args.segments:
+                segmentation = load_segments(args.segments)
+            elif args.instruction:
+                segmentation = whole_bag(args.instruction, success=not args.failed)
+            elif beside.is_file():
+                segmentation = load_segments(beside)
+            else:
+                raise BagImportError(f"{bag}: no instruction: give --instruction, --segments, or a sidecar {beside}")
+            bags.append((bag, segmentation))
+        settings = OrdinaryImportSettings(frame_size=args.frame_size or 112, task_family=args.task_family)
+        episodes = import_bags(bags, mapping, args.output, settings, mapping_path=str(args.mapping))
+    except (MappingError, BagImportError, ValueError) as exc:
+        print(f"rt1-import-bag: {exc}", file=sys.stderr)
+        return 2
+    failed = sum(not e.info.success for e in episodes)
+    print(f"{len(args.bags)} bag(s): {len(episodes)} episode(s) ({failed} marked failed: training leaves them out "
+          f"unless successful_only=false), {sum(e.info.num_steps for e in episodes)} steps -> {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rt1-import-bag", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bags", nargs="+", help="rosbag2 directories (MCAP or sqlite3; detected from metadata.yaml)")
     parser.add_argument("--output", required=True, help="dataset directory (created; appended to)")
     defaults = ImportSettings()
-    parser.add_argument("--image-topic", default=defaults.image_topic)
-    parser.add_argument("--instruction-topic", default=defaults.instruction_topic)
-    parser.add_argument("--cmd-vel-topic", default=defaults.cmd_vel_topic)
-    parser.add_argument("--arm-topic", default=defaults.arm_topic)
-    parser.add_argument("--rate", type=float, default=defaults.rate_hz, help="control rate of the policy, Hz")
+    parser.add_argument("--mapping", help="mapping YAML from a robot's ordinary topics (e.g. "
+                        "config/rosbag_mapping_ordinary.yaml); without it, this package's own command topics")
+    parser.add_argument("--instruction", help="with --mapping: the whole bag is one episode with this instruction")
+    parser.add_argument("--segments", help="with --mapping: sidecar YAML of (start, end, instruction, success) per "
+                        "episode (default: <bag>.segments.yaml beside the bag)")
+    parser.add_argument("--image-topic", help=f"default {defaults.image_topic}")
+    parser.add_argument("--instruction-topic", help=f"default {defaults.instruction_topic}")
+    parser.add_argument("--cmd-vel-topic", help=f"default {defaults.cmd_vel_topic}")
+    parser.add_argument("--arm-topic", help=f"default {defaults.arm_topic}")
+    parser.add_argument("--rate", type=float, help=f"control rate of the policy, Hz (default {defaults.rate_hz:g})")
     parser.add_argument("--frame-size", type=frame_size_argument, default=defaults.frame_size,
                         help="stored frame size: a square side, or HxW (e.g. 256x320)")
     parser.add_argument("--task-family", default=defaults.task_family)
     parser.add_argument("--failed", action="store_true", help="mark the imported episodes as unsuccessful")
-    parser.add_argument("--base-threshold", type=float, default=defaults.base_threshold)
+    parser.add_argument("--base-threshold", type=float, help=f"default {defaults.base_threshold:g}")
     parser.add_argument("--action-space", default="", help="action space YAML whose ranges values are clipped to "
                         "(rt1_node's action_space_file); default config/action_space.yaml")
     args = parser.parse_args(argv)
+    if args.mapping:
+        return main_with_mapping(args, parser)
+    if args.instruction or args.segments:
+        parser.error("--instruction and --segments go with --mapping; without it, the instruction topic segments")
+    args.image_topic = args.image_topic or defaults.image_topic
+    args.instruction_topic = args.instruction_topic or defaults.instruction_topic
+    args.cmd_vel_topic = args.cmd_vel_topic or defaults.cmd_vel_topic
+    args.arm_topic = args.arm_topic or defaults.arm_topic
+    args.rate = args.rate if args.rate is not None else defaults.rate_hz
+    args.base_threshold = args.base_threshold if args.base_threshold is not None else defaults.base_threshold
     settings = ImportSettings(image_topic=args.image_topic, instruction_topic=args.instruction_topic,
                               cmd_vel_topic=args.cmd_vel_topic, arm_topic=args.arm_topic, rate_hz=args.rate,
                               frame_size=args.frame_size, task_family=args.task_family, success=not args.failed,

@@ -256,7 +256,7 @@ def find_export(model: RT1, checkpoint: str | Path | None = None, cache: str | P
 @contextlib.contextmanager
 def temporary_export(model: RT1) -> Iterator[OnnxExport]:
     """An export into a temporary folder ($TMPDIR), removed on leaving: for a process that must not leave files
-    behind (rt1_node by default: README "Safety and security"). Load it inside the block; both runtimes read the
+    behind (rt1_node by default: docs/security.md). Load it inside the block; both runtimes read the
     files when they load them."""
     folder = Path(tempfile.mkdtemp(prefix="rt1_onnx_"))
     try:

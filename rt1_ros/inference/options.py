@@ -33,10 +33,9 @@ from rt1_ros.configuration.parameter_spec import parameter as ros_parameter
 CUDA_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CUDA_EXECUTORS = ("eager", "compile", "cuda_graph")
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-# What ``auto`` runs on an x86 CPU: per model size, the fastest backend whose tokens were identical to torch's in
-# `rt1-bench --sections backends` (README "Performance" has the run). ONNX Runtime won on the small models (the
-# shipped 128 px model: 7.2 ms vs OpenVINO's 8.1 on one thread) and OpenVINO on the paper size (300 px: 1.8-2.5x the
-# torch path against ONNX Runtime's 1.6-1.9x, in every run on two CPUs), so the frame size decides.
+# What ``auto`` runs on an x86 CPU: per frame size, the fastest backend whose tokens were identical to torch's in
+# `rt1-bench --sections backends` (docs/performance.md has the runs): ONNX Runtime on the small models, OpenVINO on
+# the paper size, so the frame size decides.
 AUTO_CPU_BACKEND = "onnxruntime"
 AUTO_CPU_BACKEND_LARGE = "openvino"
 AUTO_LARGE_IMAGE_SIZE = 224  # px: frames this size and larger run AUTO_CPU_BACKEND_LARGE (paper 300, official 300)
@@ -50,7 +49,7 @@ class InferenceOptions:
     channels_last: bool = True
     # rt1_node's inference_threads parameter (the other options are no ROS parameters)
     num_threads: int = ros_parameter(0, "intra-op CPU threads for inference; 0 = torch's default (all cores). On "
-                                     "a small or shared CPU use 1 (README: Performance)", range=(0, 256),
+                                     "a small or shared CPU use 1 (docs/performance.md)", range=(0, 256),
                                      read_only=True, name="inference_threads")
     cuda_dtype: str = "float32"
     cuda_executor: str = "eager"
@@ -58,7 +57,7 @@ class InferenceOptions:
     backend: str = ros_parameter("auto", "who runs the model on a CPU: torch, onnxruntime or openvino (ONNX exports "
                                  "of the model, rt1-export); auto = on x86 onnxruntime for frames under 224 px, "
                                  "openvino from 224 px (paper size), torch elsewhere. CUDA always runs torch "
-                                 "(README: Performance)", choices=BACKENDS, read_only=True,
+                                 "(docs/performance.md)", choices=BACKENDS, read_only=True,
                                  name="inference_backend")
     openvino_dtype: str = "float32"
     # rt1_node's inference_export_cache parameter

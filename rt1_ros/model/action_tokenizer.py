@@ -1,4 +1,4 @@
-"""ActionTokenizer: continuous 11-d actions <-> 256-bin tokens (README "The model"; RT-1 paper, Brohan et al. 2022).
+"""ActionTokenizer: continuous 11-d actions <-> 256-bin tokens (docs/model.md; RT-1 paper, Brohan et al. 2022).
 
     encode: bin = round((clip(v, lo, hi) - lo) / (hi - lo) * (num_bins - 1))
     decode: v   = lo + bin / (num_bins - 1) * (hi - lo)

@@ -3,7 +3,7 @@
     tokens (B,N,D) ─ LayerNorm ─ MLP D→hidden→K ─ (B,N,K) ─ normalise over N ─ weights (B,K,N)
     weights @ tokens ─ (B,K,D)
 
-Normalisation "sigmoid" (the default here; README "The model" lists it among the deliberate differences from the
+Normalisation "sigmoid" (the default here; docs/model.md lists it among the deliberate differences from the
 official RT-1): each weight in (0,1), divided by the sum over the N positions, so every learned token is a convex
 combination of positions that keeps the MLP's relative preferences. "softmax" is the official RT-1's choice (Brohan
 et al. 2022, "RT-1: Robotics Transformer for Real-World Control at Scale"), kept as an option so official checkpoints

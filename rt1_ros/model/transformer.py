@@ -6,14 +6,14 @@ K is the tokens per frame: the image tokens, then with `action_tokens` > 0 that 
 RT-1's interleaved sequence, where they are zero inputs and the logits are read from them; rt1.py).
 
 A decoder-only model is self-attention with a mask (no cross-attention). Masks:
-- "causal": token i attends to tokens j ≤ i (the default; README "The model");
+- "causal": token i attends to tokens j ≤ i (the default; docs/model.md);
 - "block_causal": bidirectional inside a frame, causal across frames (token i attends to j when frame(j) ≤ frame(i));
 - "causal_action_blind": causal, and no action position attends to any action position, its own included (the
   released RT-1's mask: band_part minus the action-to-action block of transformer_network.py).
 Either way nothing at a position depends on later frames, which is what makes per-frame caching and training on
 windows consistent.
 
-Feed-forward "mlp" is D→ffn_dim→D with GELU (the default; README "The model"); "dense" is the official RT-1's single
+Feed-forward "mlp" is D→ffn_dim→D with GELU (the default; docs/model.md); "dense" is the official RT-1's single
 Dense(D) layer (Brohan et al. 2022, "RT-1: Robotics Transformer for Real-World Control at Scale").
 """
 from __future__ import annotations

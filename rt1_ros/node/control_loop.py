@@ -1,7 +1,7 @@
 """The running policy on a node's topics: inputs, the inference worker, the watchdog and the outputs of one
 loaded model. One implementation for both ways of running rt1_node: the plain node starts one at start-up and keeps
-it; the lifecycle node starts one at activate and closes it at deactivate (README "Topics", "Reliability",
-"The lifecycle node").
+it; the lifecycle node starts one at activate and closes it at deactivate (README "Topics", docs/reliability.md,
+docs/lifecycle.md).
 
 Threads (why: an executor callback that runs an inference delays every service, parameter update and watchdog
 check behind it for as long as the inference takes):
@@ -23,18 +23,37 @@ writer sent it, on that host's system clock) and the middleware's reception time
 compared with the node's clock at the moment of acting. Camera header stamps are not used: camera clocks are often
 not the robot's. Under `use_sim_time` a frame's time is its header stamp and the clock is sim time, since wall time
 means nothing to a paused or faster-than-real-time simulation.
+
+Sim time that goes back or stands still (`use_sim_time`; docs/notes/timejump_and_launch.md):
+  back       a simulator that resets its world sends /clock back (to 0, typically) and goes on. The clock's jump
+             callback (rclpy: any backward jump, or the clock switching between system and sim time) clears the frame
+             history and the smoothing, drops the newest frame's time, sends zero motion at once and logs the jump;
+             steps then hold until a frame stamped after the jump is acted on. Such a frame arrived after the jump,
+             is stamped at or after the time jumped to, and is not stamped ahead of the node's clock by more than
+             half the jump (at most image_timeout_s): an image stamped before the reset can still be on its way and
+             arrive after the new /clock, stamped far ahead of it; a new one may lead the node's clock by the
+             /clock messages still in flight.
+  still      a paused simulator stops /clock, and with it every sim-time timer of the node (steps, the velocity
+             republisher), so nothing would replace the last command; and a /clock that is lost while the world goes
+             on would leave the robot driving blind. The watchdog, on the wall clock, sends zero motion once the
+             node's clock has not moved for image_timeout_s while motion is commanded and no step is running (a
+             lockstep simulator stands still while it waits for the step's answer), and logs it once; when sim time
+             runs again, the next step on a new frame moves the robot again.
 """
 from __future__ import annotations
 
 import collections
 import threading
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import ClockChange, JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import String
@@ -53,6 +72,32 @@ from rt1_ros.runtime.policy_loading import UNTRAINED_BANNER, load_policy
 RATE_WINDOW = 20  # control steps over which the achieved rate is reported
 WATCHDOG_MAX_PERIOD_S = 0.05  # the watchdog thread checks at least this often (and 4× per image_timeout_s)
 THREAD_JOIN_TIMEOUT_S = 10.0  # a step in flight at shutdown: the longest inference we wait for
+# Every backward jump of the node's clock is acted on (rclpy wants a negative, non-zero threshold), and a switch
+# between system and sim time.
+BACKWARD_JUMP = JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1), on_clock_change=True)
+
+
+class _Received(NamedTuple):
+    """The newest camera message, as the camera callback stored it."""
+
+    message: object  # CompressedImage, or the ImageFields of a raw Image
+    stamp: Time
+    frame_time: float  # when the frame counts as taken, on the node's clock (module docstring: frame age)
+    clock_epoch: int  # backward clock jumps the node had seen when it arrived
+    clock_lead: float  # frame_time minus the node's clock on arrival (> 0: stamped ahead of the clock)
+
+
+@dataclass(frozen=True)
+class _ClockJump:
+    """A backward jump of the node's clock, from which steps hold until a frame after it is acted on."""
+
+    to_s: float  # the node's clock just after the jump
+    lead_s: float  # a frame stamped further ahead of the node's clock than this was stamped before the jump
+    epoch: int
+
+    def admits(self, received: _Received) -> bool:
+        return (received.clock_epoch == self.epoch and received.frame_time >= self.to_s
+                and received.clock_lead <= self.lead_s)
 
 
 def load_controller(node: Node, config: NodeConfig) -> tuple[Controller, str]:
@@ -88,8 +133,7 @@ class ControlLoop:
         self._subscriptions: list = []  # destroyed by close(), with the timers
         self._timers: list = []
 
-        # (CompressedImage or ImageFields, header stamp, frame time on the watchdog clock): only the newest is kept
-        self._newest_image = None
+        self._newest_image: _Received | None = None  # only the newest is kept
         self._image_lock = threading.Lock()
         self.frames_received = 0
         self.frames_skipped = 0  # replaced by a newer frame before a step used them
@@ -109,6 +153,13 @@ class ControlLoop:
         self._motion_lock = threading.Lock()
         self._motion_frame_at: float | None = None
         self._step_requested = False
+        # Sim time going back or standing still (module docstring). The jump state is guarded by _image_lock.
+        self._jump_handle = None
+        self._clock_epoch = 0
+        self._clock_jump: _ClockJump | None = None
+        self.clock_jumps = 0
+        self._clock_seen = (0.0, 0.0)  # (node clock, time.monotonic()) when the watchdog last saw the clock move
+        self._stepping = False  # a control step is running
 
     # -- start and end -----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -131,6 +182,7 @@ class ControlLoop:
         if config.command_rate_hz > 0:
             self._timers.append(node.create_timer(1.0 / config.command_rate_hz, self._republish_velocity))
         self._timers.append(node.create_timer(1.0 / config.diagnostics_rate_hz, self._publish_diagnostics))
+        self._jump_handle = node.get_clock().create_jump_callback(BACKWARD_JUMP, post_callback=self._on_clock_jump)
         self._threads = [threading.Thread(target=self._inference_loop, name="rt1_inference", daemon=True),
                          threading.Thread(target=self._watchdog_loop, name="rt1_watchdog", daemon=True)]
         for thread in self._threads:
@@ -156,6 +208,9 @@ class ControlLoop:
     def close(self) -> None:
         """Destroy the subscriptions and timers (from an executor callback, or with the executor stopped)."""
         self.stop_threads()
+        if self._jump_handle is not None:
+            self._jump_handle.unregister()
+            self._jump_handle = None
         for subscription in self._subscriptions:
             self._node.destroy_subscription(subscription)
         for timer in self._timers:
@@ -203,10 +258,12 @@ class ControlLoop:
         else:
             stamp = message.header.stamp
         frame_time = self._frame_time(stamp, info)
+        epoch = self._clock_epoch  # before the clock is read: a jump in between leaves the frame before it
+        clock_lead = frame_time - self._now()
         with self._image_lock:
             if self._newest_image is not None:
                 self.frames_skipped += 1
-            self._newest_image = (message, stamp, frame_time)
+            self._newest_image = _Received(message, stamp, frame_time, epoch, clock_lead)
             self.frames_received += 1
         if self.config.control_trigger == "image":
             self._request_step()
@@ -215,8 +272,8 @@ class ControlLoop:
         with self._image_lock:  # the executor (unreadable messages) and the worker (undecodable frames) both count
             self.frames_invalid += 1
 
-    def _decode(self, newest) -> Frame | None:
-        message, stamp, frame_time = newest
+    def _decode(self, newest: _Received) -> Frame | None:
+        message, stamp, frame_time = newest.message, newest.stamp, newest.frame_time
         try:
             if isinstance(message, CompressedImage):
                 rgb = decode_compressed(message.format, message.data, self.config.max_image_pixels)
@@ -276,6 +333,29 @@ class ControlLoop:
         self.publish_zero_motion()
         return "history, smoothing and terminate state cleared"
 
+    def _on_clock_jump(self, jump: TimeJump) -> None:
+        """The node's clock jumped (called by rclpy as the new time is set, on the thread that set it)."""
+        switched = jump.clock_change in (ClockChange.ROS_TIME_ACTIVATED, ClockChange.ROS_TIME_DEACTIVATED)
+        delta_s = jump.delta.nanoseconds / NANOSECONDS
+        if delta_s >= 0 and not switched:
+            return
+        now = self._now()
+        # State first, then the queued reset, then zero: a step that begins in between sees the jump and holds; one
+        # already running is discarded (the queued reset bumps the generation).
+        with self._image_lock:
+            self._clock_epoch += 1
+            self.clock_jumps += 1
+            self._clock_jump = _ClockJump(to_s=now, lead_s=min(self.config.controller.image_timeout_s,
+                                                               abs(delta_s) / 2), epoch=self._clock_epoch)
+            count = self.clock_jumps
+        self._submit(self.controller.clock_jumped_back)
+        self.publish_zero_motion()
+        what = ("the node's clock switched between system and sim time" if switched
+                else f"the clock jumped back by {-delta_s:.3f} s, to {now:.3f} s (a simulator reset?)")
+        self._logger.warning(f"{what}: frame history and smoothing cleared, zero motion until a frame stamped after "
+                             f"the jump is acted on ({count} jump(s) back so far)",
+                             throttle_duration_sec=self.config.log_throttle_s)
+
     # -- the inference worker ----------------------------------------------------------------------------------
     def _submit(self, operation: Callable[[], None]) -> None:
         """Queue a change of policy state for the worker, which applies queued changes in order before its next
@@ -328,45 +408,72 @@ class ControlLoop:
                 if self._motion_frame_at is None:
                     self._motion_event.clear()
                     continue
-                age = self._now() - self._motion_frame_at
+                now, wall = self._now(), time.monotonic()
+                if now != self._clock_seen[0]:
+                    self._clock_seen = (now, wall)
+                age = now - self._motion_frame_at
+                standing_s = wall - self._clock_seen[1]  # > 0 only under sim time: the system clock always moves
                 stale = age > self.config.controller.image_timeout_s
-                if stale:
+                stood_still = standing_s > self.config.controller.image_timeout_s and not self._stepping
+                if stale or stood_still:
                     self._publish_zero_locked()
             if stale:
                 self._logger.warning(f"watchdog: the frame behind the current motion is {age:.2f} s old (no newer "
                                      "step acted in time): zero motion",
                                      throttle_duration_sec=self.config.log_throttle_s)
+            elif stood_still:
+                self._logger.warning(f"watchdog: sim time has stood still at {now:.3f} s for {standing_s:.2f} s of "
+                                     "wall time (simulator paused, or /clock lost): zero motion until a step acts "
+                                     "on a new frame", throttle_duration_sec=self.config.log_throttle_s)
             self._stopping.wait(min(WATCHDOG_MAX_PERIOD_S, self.config.controller.image_timeout_s / 4))
 
     # -- the control step --------------------------------------------------------------------------------------
     def control_step(self) -> None:
         """One policy step on the newest frame, then its outputs; runs on the worker (callable from any thread)."""
         with self._policy_lock:
-            self._apply_pending_ops()
-            generation = self._generation
-            with self._image_lock:
-                newest, self._newest_image = self._newest_image, None
-            output = self.controller.step(self._now(), self._decode(newest) if newest is not None else None)
-            with self._motion_lock:
-                if generation != self._generation:
-                    # An instruction or reset arrived during the step: its output answers a superseded task. The
-                    # frame goes back unless a newer one came, so a lockstep simulator still gets its answer.
-                    with self._image_lock:
-                        if newest is not None and self._newest_image is None:
-                            self._newest_image = newest
-                            self._request_step()
-                    return
-                if output.moving and self.controller.is_stale(self._now()):
-                    output = self.controller.expire(self._now(), output.image_stamp)
-                self._step_times.append(time.monotonic())
-                if output.error:
-                    self._logger.error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
-                elif output.mode == Mode.HOLD and self.controller.instruction is not None:
-                    self._logger.warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
-                self._last_output = output
-                self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
-                if self.controller.enabled:
-                    self._publish_motion(output)
+            self._stepping = True
+            try:
+                self._step_locked()
+            finally:
+                self._stepping = False
+
+    def _step_locked(self) -> None:
+        """control_step's body, with _policy_lock held."""
+        self._apply_pending_ops()
+        generation = self._generation
+        with self._image_lock:
+            newest, self._newest_image = self._newest_image, None
+            jump = self._clock_jump
+        if jump is not None and (newest is None or not jump.admits(newest)):
+            output = self.controller.hold_step("the clock jumped back: waiting for a frame stamped after the jump",
+                                               image_stamp=newest.stamp if newest is not None else None)
+        else:
+            frame = self._decode(newest) if newest is not None else None
+            if jump is not None and frame is not None:
+                with self._image_lock:
+                    if self._clock_jump is jump:
+                        self._clock_jump = None
+            output = self.controller.step(self._now(), frame)
+        with self._motion_lock:
+            if generation != self._generation:
+                # An instruction or reset arrived during the step: its output answers a superseded task. The
+                # frame goes back unless a newer one came, so a lockstep simulator still gets its answer.
+                with self._image_lock:
+                    if newest is not None and self._newest_image is None:
+                        self._newest_image = newest
+                        self._request_step()
+                return
+            if output.moving and self.controller.is_stale(self._now()):
+                output = self.controller.expire(self._now(), output.image_stamp)
+            self._step_times.append(time.monotonic())
+            if output.error:
+                self._logger.error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
+            elif output.mode == Mode.HOLD and self.controller.instruction is not None:
+                self._logger.warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
+            self._last_output = output
+            self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
+            if self.controller.enabled:
+                self._publish_motion(output)
 
     def _republish_velocity(self) -> None:
         """Velocity consumers (diff drive, MoveIt Servo) time out between 3 Hz steps: repeat the current one."""
@@ -393,6 +500,7 @@ class ControlLoop:
     def _publish_motion(self, output: ControlOutput) -> None:
         self._motion_frame_at = self.controller.last_frame_at if output.moving else None
         if output.moving:
+            self._clock_seen = (self._now(), time.monotonic())
             self._motion_event.set()
         self.outputs.publish_velocities(output if output.moving else None)
         arm_delta = output.arm_delta if output.moving else np.zeros(6)
@@ -426,6 +534,7 @@ class ControlLoop:
             "inference_ms": round(stats.last_inference_ms, 2), "steps": stats.steps, "errors": stats.errors,
             "last_error": stats.last_error, "frames_received": self.frames_received,
             "frames_skipped": self.frames_skipped, "frames_invalid": self.frames_invalid,
+            "clock_jumps_back": self.clock_jumps,
         }
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         self.outputs.publish_diagnostics(DiagnosticArray(status=[status]))

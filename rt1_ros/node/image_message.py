@@ -1,8 +1,8 @@
 """The fields of a serialized sensor_msgs/Image, read from its CDR bytes with the pixels left where they are.
 
 Why: rclpy's typed subscription converts every received frame into a Python message (CDR -> C struct -> Python
-array, two copies of 921 kB for a 640x480 rgb8 frame, ~0.6 ms on this project's CPU), for each of a camera's 30
-frames a second, though the node uses only the frame a control step takes. Subscribed as raw bytes, a frame costs
+array, two copies of 921 kB for a 640x480 rgb8 frame), for each of a camera's 30 frames a second, though the node
+uses only the frame a control step takes. Subscribed as raw bytes, a frame costs
 one copy out of the middleware; its fields are read here only when a step decodes it, and the pixel data stays a
 view into those bytes until `decode_raw` converts it.
 

@@ -11,7 +11,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 
 # The instruction and the sim's episode status: one current value, which a node that starts (or restarts) after it
 # was sent must still get. Reliable + transient local + keep last 1: "latched". rt1_node takes the newest of two
-# latched instructions by source timestamp (README "Instructions").
+# latched instructions by source timestamp (docs/reliability.md "Instructions").
 LATCHED = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -25,6 +25,11 @@ COMMANDS_AND_STATE = QoSProfile(depth=10, history=HistoryPolicy.KEEP_LAST, relia
 # with room for a burst while the observer's thread is busy, so no step of the record is lost.
 RECORDING = QoSProfile(depth=50, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.VOLATILE)
+
+# tf: tf2's own broadcaster profile (reliable, volatile, depth 100): many transforms a second, each one needed for
+# interpolation by listeners and recorders. tf_static uses LATCHED, as tf2's static broadcaster does.
+TRANSFORMS = QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.VOLATILE)
 
 CAMERA_RELIABILITY = ("best_effort", "reliable")
 

@@ -57,11 +57,13 @@ def environment_domain_id() -> int:
 class InProcessGraph:
     """Owns a context and one spinning executor per added node; ``close()`` (or ``with``) tears everything down."""
 
-    def __init__(self, domain_id: int | None = None) -> None:
-        """``domain_id``: None = a private random one; give one to watch the graph from outside (rviz, Foxglove)."""
+    def __init__(self, domain_id: int | None = None, args: list[str] | None = None) -> None:
+        """``domain_id``: None = a private random one; give one to watch the graph from outside (rviz, Foxglove).
+        ``args``: command-line arguments whose ``--ros-args`` part (remappings, parameters) applies to every node
+        of the graph, as with a plain ``rclpy.init(args=...)``."""
         self.domain_id = private_domain_id() if domain_id is None else domain_id
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=self.domain_id)
+        rclpy.init(context=self.context, domain_id=self.domain_id, args=args)
         self._spinners: list[tuple[Node, SingleThreadedExecutor, threading.Thread]] = []
         self.errors: list[BaseException] = []  # exceptions raised by callbacks (logged, and the node spins on)
 

@@ -1,5 +1,5 @@
 """rt1_node as a managed (lifecycle) node: the same control loop as the plain node (`ControlLoop`, same topics,
-services, parameters and safety rules), started and stopped by lifecycle transitions (README "The lifecycle node"):
+services, parameters and safety rules), started and stopped by lifecycle transitions (docs/lifecycle.md):
 
   configure   read the parameters (declared at construction, so they can be set before), create the output
               publishers (lifecycle publishers: silent unless active) and the `~/enable` and `~/reset` services.

@@ -1,10 +1,10 @@
 """rt1_node: camera + instruction in, smoothed base Twist and arm commands out. A thin adapter over
-`rt1_ros.runtime.controller.Controller`; see README "Topics", "Parameters" and "Reliability".
+`rt1_ros.runtime.controller.Controller`; see README "Topics", docs/parameters.md and docs/reliability.md.
 
 This is the plain node: it loads the model and starts `rt1_ros.node.control_loop.ControlLoop` (the inputs, the
 inference worker and watchdog threads, the outputs; its docstring explains the threads and the stale-frame rule) as
 it starts, and keeps them until the process ends. `rt1_lifecycle_node` runs the same loop as a managed node
-(README "The lifecycle node").
+(docs/lifecycle.md).
 """
 from __future__ import annotations
 

@@ -3,7 +3,10 @@
 Topics (relative names, so a namespace or remapping moves them):
   out  camera/image_raw (sensor_msgs/Image, rgb8), /clock (rosgraph_msgs/Clock, sim time), odom (nav_msgs/Odometry),
        joint_states (sensor_msgs/JointState), episode_status (rt1_ros/EpisodeStatus),
-       instruction (std_msgs/String, reliable + transient local: the current episode's instruction)
+       instruction (std_msgs/String, reliable + transient local: the current episode's instruction),
+       end_effector_pose (geometry_msgs/PoseStamped: the measured grip site in base_frame),
+       tf and tf_static (tf2_msgs/TFMessage, rt1_ros.sim.robot_frames: odom -> base_link -> arm_base_link ->
+       gripper, base_link -> camera_frame; only where the tf2_msgs Python package is installed)
   in   cmd_vel (geometry_msgs/Twist, or TwistStamped with cmd_vel_stamped), arm_command (rt1_ros/ArmCommand),
        rt1_action (rt1_ros/RT1Action: lockstep pacing and the policy's terminate)
   srv  reset_episode (rt1_ros/ResetEpisode)
@@ -25,7 +28,9 @@ one control period. An ArmCommand whose stamp equals the previous one (a republi
 gripper, so a policy node that repeats its last command cannot make the arm travel twice.
 
 Episodes end (EpisodeStatus.done) when the policy sends mode terminate or the family's step budget runs out; success
-is then latched until the next reset. Rendering happens only on the simulation thread, which owns the GL context.
+is then latched until the next reset: a reset_episode call, or with next_episode_after_s > 0 the next episode (seed + 1,
+the same task family request) that many wall seconds later. Rendering happens only on the simulation thread, which
+owns the GL context.
 """
 from __future__ import annotations
 
@@ -36,7 +41,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from geometry_msgs.msg import Twist, TwistStamped
+from geometry_msgs.msg import PoseStamped, Quaternion, Transform, TransformStamped, Twist, TwistStamped, Vector3
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -52,12 +57,19 @@ from rt1_ros.configuration.parameter_spec import ParameterSpec, from_parameters,
 from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
 from rt1_ros.sim.config import SimConfig, SimNodeConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
+from rt1_ros.sim.robot_frames import dynamic_transforms, end_effector_pose, static_transforms
 from rt1_ros.srv import ResetEpisode
+
+try:
+    from tf2_msgs.msg import TFMessage
+except ImportError:  # no tf2_msgs wheel: no tf topics; end_effector_pose, odom and joint_states still go out
+    TFMessage = None
 
 NODE_NAME = "sim_node"
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
 WARNING_THROTTLE_S = 5.0
+NEXT_SEED_ATTEMPTS = 10  # next_episode_after_s: seeds tried in turn when one has no visible layout
 
 
 # Declared from SimNodeConfig's fields (descriptions, ranges, read-only flags); defaults from config/sim.yaml.
@@ -102,6 +114,7 @@ class SimNode(Node):
         self._clock_pub = self.create_publisher(Clock, "/clock", qos.COMMANDS_AND_STATE)
         self._odom_pub = self.create_publisher(Odometry, "odom", qos.COMMANDS_AND_STATE)
         self._joint_pub = self.create_publisher(JointState, "joint_states", qos.COMMANDS_AND_STATE)
+        self._create_frame_publishers()
         self._status_pub = self.create_publisher(EpisodeStatus, "episode_status", qos.LATCHED)
         self._instruction_pub = self.create_publisher(String, "instruction", qos.LATCHED)
         twist_type = TwistStamped if self.params.cmd_vel_stamped else Twist
@@ -139,6 +152,8 @@ class SimNode(Node):
             self._episode_start_ns = self._now_ns()
             self._terminated = False
             self._done = False
+            self._done_at = 0.0  # time.monotonic() when done
+            self._family_request = task_family
             self._latched_success = False
             self._policy = _PolicyStep()
             self._last_cmd_vel_time = self.sim.sim_time
@@ -148,6 +163,7 @@ class SimNode(Node):
             self._max_steps = self.params.max_episode_steps or family.max_steps
             if self.params.publish_instruction:
                 self._instruction_pub.publish(String(data=self.task.instruction))
+            self._publish_static_frames()
             self._cond.notify_all()
             return self.task
 
@@ -170,10 +186,37 @@ class SimNode(Node):
             return
         if self._terminated or self._episode_steps >= self._max_steps:
             self._done = True
+            self._done_at = time.monotonic()
             self._latched_success = self.sim.success()
             outcome = "success" if self._latched_success else "failure"
             reason = "policy terminated" if self._terminated else "step budget used up"
-            self.get_logger().info(f"episode done after {self._episode_steps} steps ({reason}): {outcome}")
+            after = (f"the next episode in {self.params.next_episode_after_s:g} s" if self.params.next_episode_after_s
+                     else "call reset_episode for the next one")
+            self.get_logger().info(f"episode done after {self._episode_steps} steps ({reason}): {outcome}; {after}")
+
+    def _next_episode_in_s(self) -> float | None:
+        """Wall seconds until the next episode starts by itself (next_episode_after_s after this one is done); None
+        while the episode runs or when the parameter is 0. Caller holds the lock."""
+        if not self._done or self.params.next_episode_after_s <= 0:
+            return None
+        return self._done_at + self.params.next_episode_after_s - time.monotonic()
+
+    def _start_next_episode(self) -> None:
+        """The episode after a done one, on the simulation thread: the next seed with a visible layout, the task
+        family request the done one was started with."""
+        seed = int(self.task.seed)
+        for _ in range(NEXT_SEED_ATTEMPTS):
+            seed = (seed + 1) % 2**32
+            try:
+                task = self._start_episode(self._family_request, seed)
+            except RuntimeError as exc:
+                self.get_logger().warning(f"next episode: seed {seed} skipped: {exc}")
+                continue
+            self._publish_status()
+            self.get_logger().info(f"next episode: {task.instruction!r} ({task.family} episode, seed {task.seed})")
+            return
+        self.get_logger().error(f"next episode: no layout in {NEXT_SEED_ATTEMPTS} seeds; waiting for reset_episode")
+        self._done_at = math.inf
 
     # -- inputs --------------------------------------------------------------------------------------------------
     def _on_cmd_vel(self, message) -> None:
@@ -244,9 +287,52 @@ class SimNode(Node):
             velocity=joints.velocities.tolist(),
             effort=joints.efforts.tolist(),
         ))
+        self._publish_frames(stamp)
+
+    def _create_frame_publishers(self) -> None:
+        """end_effector_pose, and tf / tf_static where tf2_msgs is installed (warned about once otherwise)."""
+        self._state_stamp_ns = -1  # stamp of the newest state published
+        self._pose_pub = self.create_publisher(PoseStamped, "end_effector_pose", qos.COMMANDS_AND_STATE)
+        self._tf_pub = self._tf_static_pub = None
+        if TFMessage is None:
+            self.get_logger().warning("tf2_msgs is not installed: no tf and tf_static (end_effector_pose carries the "
+                                      "end effector's pose)")
+            return
+        self._tf_pub = self.create_publisher(TFMessage, "tf", qos.TRANSFORMS)
+        self._tf_static_pub = self.create_publisher(TFMessage, "tf_static", qos.LATCHED)
+
+    def _transform_message(self, transforms, stamp):
+        return TFMessage(transforms=[TransformStamped(
+            header=Header(stamp=stamp, frame_id=t.parent), child_frame_id=t.child,
+            transform=Transform(translation=Vector3(x=float(t.translation[0]), y=float(t.translation[1]),
+                                                    z=float(t.translation[2])),
+                                rotation=Quaternion(x=float(t.rotation[0]), y=float(t.rotation[1]),
+                                                    z=float(t.rotation[2]), w=float(t.rotation[3]))))
+            for t in transforms])
+
+    def _publish_static_frames(self) -> None:
+        """tf_static for this episode (a reset may move the camera's mounting)."""
+        if self._tf_static_pub is not None:
+            transforms = static_transforms(self.sim, self.params.base_frame, self.params.camera_frame)
+            self._tf_static_pub.publish(self._transform_message(transforms, to_stamp(self._now_ns())))
+
+    def _publish_frames(self, stamp) -> None:
+        """tf (odometry and the arm) and end_effector_pose at ``stamp``, with the rest of the state."""
+        self._state_stamp_ns = stamp_ns(stamp)
+        position, quaternion = end_effector_pose(self.sim)
+        pose = PoseStamped(header=Header(stamp=stamp, frame_id=self.params.base_frame))
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
+        orientation = pose.pose.orientation
+        orientation.x, orientation.y, orientation.z, orientation.w = (float(v) for v in quaternion)
+        self._pose_pub.publish(pose)
+        if self._tf_pub is not None:
+            transforms = dynamic_transforms(self.sim, self.params.odom_frame, self.params.base_frame)
+            self._tf_pub.publish(self._transform_message(transforms, stamp))
 
     def _publish_observation(self) -> None:
         """Render and publish one camera image (simulation thread only), then the episode status."""
+        if self._state_stamp_ns != self._now_ns():
+            self._publish_state()  # a first image after a reset: the state it shows, at its stamp
         width, height = self.params.camera_width, self.params.camera_height
         rgb = self.sim.render(width, height)  # (H, W, 3) uint8
         now_ns = self._now_ns()
@@ -311,6 +397,9 @@ class SimNode(Node):
                     self.sim.command_base(np.zeros(3))
                 self._advance_to(self.sim.sim_time + chunk)
                 self._episode_steps = int(self.sim.episode_time / self._control_period)
+                next_in_s = self._next_episode_in_s()
+                if next_in_s is not None and next_in_s <= 0:
+                    self._start_next_episode()
                 if self.sim.sim_time >= self._next_image_time - 1e-9:
                     self._publish_observation()
                     self._next_image_time = max(self._next_image_time + 1.0 / self.params.camera_rate_hz,
@@ -330,9 +419,13 @@ class SimNode(Node):
         while self._running:
             with self._cond:
                 if self._done or self._image_pub.get_subscription_count() == 0:
-                    # Nothing to step for: the episode is over (wait for a reset), or no policy listens yet (an
-                    # image now would be lost and cost a timeout).
-                    self._cond.wait(LOCKSTEP_POLL_S)
+                    # Nothing to step for: the episode is over (wait for a reset, or the next episode's time), or no
+                    # policy listens yet (an image now would be lost and cost a timeout).
+                    next_in_s = self._next_episode_in_s()
+                    if next_in_s is not None and next_in_s <= 0:
+                        self._start_next_episode()
+                        continue
+                    self._cond.wait(LOCKSTEP_POLL_S if next_in_s is None else min(LOCKSTEP_POLL_S, next_in_s))
                     continue
                 if self._observation_due:
                     self._observation_due = False

@@ -4,10 +4,10 @@
       (continuous dims) ─ gripper hysteresis ─ mode semantics ─ clamp to limits ─ ControlOutput (moving only when
       enabled and valid)
 
-Mode semantics (README "Behaviour", Mode): arm → arm delta out, base zero; base → base twist out, arm delta zero
-and gripper held; terminate → everything zero and the episode is latched done until a new instruction or reset.
-Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step) yields a
-HOLD: zero motion.
+Mode semantics (docs/integration.md "What the node does"): arm → arm delta out, base zero; base → base twist out,
+arm delta zero and gripper held; terminate → everything zero and the episode is latched done until a new instruction
+or reset. Anything that leaves no valid action (no instruction, no camera, stale camera, failed or non-finite step)
+yields a HOLD: zero motion.
 
 The gripper is not EMA-smoothed (a half-closed gripper drops objects): it switches closed when the decoded
 closedness exceeds `gripper_close_threshold`, open below `gripper_open_threshold`, and keeps its state in between.
@@ -27,7 +27,7 @@ from rt1_ros.policy.control_policy import ControlPolicy
 
 @dataclass(frozen=True)
 class ControllerConfig:
-    """Smoothing and safety limits; each field is also an rt1_node ROS parameter of the same name (README
+    """Smoothing and safety limits; each field is also an rt1_node ROS parameter of the same name (docs/parameters.md
     "Parameters"), declared from the description, range and read-only flag given here."""
 
     ema_alpha: float = parameter(0.5, "EMA weight of the newest action (1 = no smoothing)", range=(0.01, 1.0))
@@ -174,6 +174,21 @@ class Controller:
     def last_frame_at(self) -> float | None:
         """The time (on the clock of ``now``) of the newest frame a step has taken; None before the first."""
         return self._last_frame_at
+
+    def clock_jumped_back(self) -> None:
+        """The node's clock went back (a simulator reset its world, a recording looped): the frames in the history
+        and the time of the newest one belong to the timeline before the jump, so they go, with the smoothing; a
+        terminate stays latched (a new instruction or reset ends it, as always). Steps then hold until a frame is
+        acted on (`hold_step` while the node waits for one stamped after the jump)."""
+        self.policy.reset()
+        self._smoothing.continuous = None
+        self._last_frame_at = None
+        self._last_output = None
+
+    def hold_step(self, reason: str, image_stamp: object = None) -> ControlOutput:
+        """A control step that acts on no frame: the caller has none it may act on (for ``reason``)."""
+        self.stats.steps += 1
+        return self._hold(reason, image_stamp=image_stamp)
 
     def expire(self, now: float, image_stamp: object = None) -> ControlOutput:
         """The hold to publish instead of a step's output whose frame was too old by the time it could be acted on

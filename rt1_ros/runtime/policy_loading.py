@@ -17,9 +17,9 @@ from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
 from rt1_ros.inference.options import InferenceOptions
 
 UNTRAINED_BANNER = ("UNTRAINED POLICY: no checkpoint given, RT-1 is freshly initialised and its actions are "
-                    "meaningless. Train one (README: Training) and pass checkpoint:=<dir>.")
+                    "meaningless. Train one (docs/training.md) and pass checkpoint:=<dir>.")
 
-SHIPPED_MODEL = "models/rt1_sim"  # the simulator policy committed with the package (README "The shipped policy")
+SHIPPED_MODEL = "models/rt1_sim"  # the simulator policy committed with the package (docs/training.md "The recipe")
 
 
 def shipped_model_path() -> Path | None:
@@ -40,7 +40,7 @@ def shipped_model_path() -> Path | None:
 
 @dataclass(frozen=True)
 class PolicySource:
-    """Which model to load and how to run it; each field is also a read-only rt1_node ROS parameter (README
+    """Which model to load and how to run it; each field is also a read-only rt1_node ROS parameter (docs/parameters.md
     "Parameters"), declared from the description and choices given here."""
 
     model_size: str = parameter("paper", "RT-1 size from config/model.yaml when no checkpoint is given",
@@ -59,7 +59,7 @@ class PolicySource:
                                        "robot); empty = the checkpoint's, else config/action_space.yaml; with a "
                                        "checkpoint only scale/offset may differ from its own", read_only=True)
     seed: int = parameter(0, "seed of an untrained model's initialisation", range=(0, 2**31 - 1), read_only=True)
-    # How the network runs (README "Performance"): on an x86 CPU an ONNX export by default (inference_backend auto:
+    # How the network runs (docs/performance.md): on an x86 CPU an ONNX export by default (inference_backend auto:
     # ONNX Runtime for small frames, OpenVINO for the paper size; the same tokens as torch, 2-2.5x faster per step),
     # else torch with batch norm folded and channels-last; CUDA stays torch fp32 until `rt1-bench` has been run on
     # the target GPU. The fields declared with ros_parameter are rt1_node parameters (inference_backend,

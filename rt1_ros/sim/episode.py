@@ -1,9 +1,10 @@
 """Closed-loop episodes in the simulator without ROS: an 11-d action per control step, with the node's mode rules.
 
 ``apply_rt1_action`` is the one place that maps an RT-1 action onto simulator commands the way the policy node does
-(README "Behaviour", Mode): arm mode moves the arm and holds the base at zero; base mode drives the base and holds
-the arm (no delta, gripper unchanged); terminate stops everything and ends the episode. Demonstrations recorded through
-:func:`run_episode` therefore contain exactly what a policy trained on them will be asked to reproduce.
+(docs/integration.md "What the node does"): arm mode moves the arm and holds the base at zero; base mode drives
+the base and holds the arm (no delta, gripper unchanged); terminate stops everything and ends the episode.
+Demonstrations recorded through :func:`run_episode` therefore contain exactly what a policy trained on them will be
+asked to reproduce.
 """
 from __future__ import annotations
 

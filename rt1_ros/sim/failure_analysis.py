@@ -1,5 +1,5 @@
-"""Why a closed-loop episode failed, read from the simulator's privileged state: the diagnosis behind README
-"The shipped policy" (perception/grounding vs control vs running out of steps).
+"""Why a closed-loop episode failed, read from the simulator's privileged state (perception/grounding vs control vs
+running out of steps): what `rt1-eval --direct` reports beside each failed row (docs/evaluation.md).
 
 A `FailureTracer` watches an episode step by step (it needs the state at the moment the gripper first closes, which
 the end of the episode no longer shows) and `classify()` names the failure:

@@ -40,7 +40,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 
-from rt1_ros.sim.config import SURFACE_TEXTURES, SimConfig  # noqa: E402
+from rt1_ros.sim.conditions import SURFACE_TEXTURES  # noqa: E402
+from rt1_ros.sim.config import SimConfig  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
     BASE_BODY,

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rt1_ros.sim.config import SURFACE_TEXTURES, SimConfig
+from rt1_ros.sim.conditions import SURFACE_TEXTURES
+from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.variation import camera_axes
 
 BASE_JOINTS = ("base_x", "base_y", "base_yaw")

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt1_ros.sim.config import ConditionConfig, SimConfig, TaskFamilyConfig
+from rt1_ros.sim.conditions import ConditionConfig
+from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
 from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
@@ -111,8 +112,19 @@ def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: Con
     template = templates[words.integers(len(templates))]
     shape_words = config.objects.words_for(target.shape)
     shape_word = shape_words[words.integers(len(shape_words))]
-    instruction = template.format(colour=target.colour, object=shape_word, direction=direction or "")
-    return " ".join(instruction.split())
+    return _fill(template, target.colour, shape_word, direction)
+
+
+def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str,
+                      direction: str | None) -> tuple[str, ...]:
+    """Every instruction the training templates word this task with (each template, each of the shape's words)."""
+    family = config.tasks.family(family_name)
+    return tuple(dict.fromkeys(_fill(template, colour, word, direction) for template in family.templates
+                               for word in config.objects.words_for(shape)))
+
+
+def _fill(template: str, colour: str, shape_word: str, direction: str | None) -> str:
+    return " ".join(template.format(colour=colour, object=shape_word, direction=direction or "").split())
 
 
 def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:

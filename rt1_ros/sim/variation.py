@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rt1_ros.sim.config import AppearanceConfig, CameraVariation, ColourBox, SimConfig, SurfaceVariation
+from rt1_ros.sim.conditions import AppearanceConfig, CameraVariation, ColourBox, SurfaceVariation
+from rt1_ros.sim.config import SimConfig
 
 
 @dataclass(frozen=True)

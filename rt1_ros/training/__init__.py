@@ -1,6 +1,7 @@
 """Making a policy, one module per concept, in the order a run meets them:
 
     demonstrations   rt1-generate: scripted-expert (and DAgger) demonstrations from the simulator
+    ordinary_bags    rt1-sim-bags: expert episodes as a robot's ordinary-topic rosbags, and the import's errors
     config           TrainConfig (config/train.yaml) and --set key=value overrides
     sampler          the episode split, batches of windows built as at inference, crop and colour jitter
     heads            the training-only heads (scene-state regression, target cell) that shape the encoder

@@ -35,6 +35,7 @@ class TrainConfig:
     auxiliary_state_weight: float = 0.0
     target_cell_weight: float = 0.0
     history_dropout: float = 0.0
+    reword_instructions: bool = False
     crop_scale_min: float = 0.88
     crop_padding: tuple[int, int] = (0, 0)
     brightness: float = 0.15

@@ -39,8 +39,8 @@ class TargetCellHead(nn.Module):
     object), and a regressed position (SceneStateHead) reaches the image encoder only through the TokenLearner and
     the transformer; a per-cell target says *which tokens* show the named object, the signal FiLM exists for. The
     target is a discretised Gaussian (``sigma_cells``) around the object's centre, which the training crop is not
-    applied to: with train_sim's crops (≥ 95 % of the side) that moves it by under half a cell; config/train.yaml's
-    ≥ 88 % can move it by about one."""
+    applied to: with config/recipe_sim.yaml's crops (≥ 95 % of the side) that moves it by under half a cell;
+    config/train.yaml's ≥ 88 % can move it by about one."""
 
     def __init__(self, dim: int, image_columns: tuple[int, int], sigma_cells: float = 0.75) -> None:
         super().__init__()
@@ -59,6 +59,18 @@ class TargetCellHead(nn.Module):
         column_row = (position[known].float() * grid).floor().clamp(0, grid - 1).long()  # (m,2)
         return known, column_row[:, 1] * grid + column_row[:, 0]
 
+    def target_distribution(self, scene_state: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """scene_state (M,S) -> (in view (M,) bool, (m,g²) the discretised Gaussian around each in-view object's
+        centre, row-major like the tokens, each row summing to 1): what the head is taught to predict."""
+        known, _ = self.object_cells(scene_state, grid)
+        # (m,2) in cell units, cell centres at integers
+        centre = scene_state[known][:, list(self.image_columns)].float() * grid - 0.5
+        cells = torch.arange(grid, device=scene_state.device, dtype=torch.float32)
+        column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
+        row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
+        target = (row_weight[:, :, None] * column_weight[:, None, :]).flatten(1)  # (m,g²)
+        return known, target / target.sum(dim=1, keepdim=True)
+
     def loss(self, logits: torch.Tensor, scene_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """logits (M,g²), scene_state (M,S) -> (soft cross-entropy, argmax-cell accuracy) over the rows whose
         target is in view (an unknown state or an object outside the image teaches nothing). With no such row: a
@@ -67,13 +79,7 @@ class TargetCellHead(nn.Module):
         known, true_cell = self.object_cells(scene_state, grid)
         if not bool(known.any()):
             return logits.sum() * 0.0, None
-        # (m,2) in cell units, cell centres at integers
-        centre = scene_state[known][:, list(self.image_columns)].float() * grid - 0.5
-        cells = torch.arange(grid, device=logits.device, dtype=torch.float32)
-        column_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, :1]) / self.sigma_cells) ** 2)  # (m,g)
-        row_weight = torch.exp(-0.5 * ((cells[None, :] - centre[:, 1:]) / self.sigma_cells) ** 2)  # (m,g)
-        target = (row_weight[:, :, None] * column_weight[:, None, :]).flatten(1)  # (m,g²), row-major like tokens
-        target = target / target.sum(dim=1, keepdim=True)
+        _, target = self.target_distribution(scene_state, grid)
         known_logits = logits[known].float()
         loss = F.cross_entropy(known_logits, target)
         accuracy = (known_logits.argmax(dim=1) == true_cell).float().mean()

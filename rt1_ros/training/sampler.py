@@ -34,6 +34,7 @@ class EpisodeArrays:
     instruction_index: int
     family: str
     scene_state: np.ndarray | None = None  # (T,S) float32 privileged state, when the dataset recorded it
+    wordings: tuple[int, ...] = ()  # rows of the instruction table a training run may word this task with instead
 
 
 @dataclass
@@ -122,7 +123,10 @@ class WindowSampler:
             context_start = max(0, first - self.num_frames + 1)
             frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,h,w)
             images.append(frames)
-            frame_instruction += [episode.instruction_index] * len(frames)
+            instruction = episode.instruction_index
+            if rng is not None and episode.wordings:
+                instruction = episode.wordings[int(rng.integers(len(episode.wordings)))]
+            frame_instruction += [instruction] * len(frames)
             for step in range(first, end):
                 if self.every_frame:
                     indices = list(range(step - self.num_frames + 1, step + 1))  # T whole steps, never padded

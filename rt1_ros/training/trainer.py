@@ -53,6 +53,25 @@ TRAINER_STATE_FILE = "trainer_state.json"
 TRAIN_CONFIG_FILE = "train_config.yaml"
 
 
+def task_wordings(episode: Episode) -> tuple[str, ...]:
+    """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
+    () for other data, and for episodes the generator worded with templates training must not see."""
+    from rt1_ros.sim.config import SimConfig
+    from rt1_ros.sim.tasks import training_wordings
+
+    extra = episode.info.extra or {}
+    target, condition = extra.get("target"), extra.get("condition")
+    config = SimConfig.from_yaml()
+    if not target or condition not in config.condition_names or \
+            config.condition(condition).instructions != "training":
+        return ()
+    colour, _, shape = target.partition("_")
+    direction = extra.get("direction")
+    if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
+        direction = "left" if "left" in episode.info.instruction.split() else "right"
+    return training_wordings(config, episode.info.task_family, colour, shape, direction)
+
+
 def step_random_state(seed: int, step: int, rank: int) -> np.random.Generator:
     """Every random draw of one training step, fixed by (seed, step, rank): the returned generator samples and
     augments the batch, and torch's generator (dropout) is seeded from it. Why: a resumed run continues as the
@@ -187,7 +206,8 @@ class Trainer:
                 raise SystemExit(f"{len(short)} episode(s) have fewer than the {model_config.num_frames} steps of a "
                                  f"{model_config.action_readout} window, e.g. {short[0].path} "
                                  f"({short[0].info.num_steps}); leave them out of the dataset")
-        instructions = sorted({e.info.instruction for e in dataset})
+        wordings = {id(e): task_wordings(e) for e in train} if config.reword_instructions else {}
+        instructions = sorted({e.info.instruction for e in dataset} | {w for ws in wordings.values() for w in ws})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
         self.text_table = self._embed_instructions(instructions).to(self.device)
@@ -206,7 +226,8 @@ class Trainer:
             actions = self.action_space.actions_from_robot(episode.actions) if robot_mapped else episode.actions
             return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(actions),
                                  instruction_index=row[episode.info.instruction], family=episode.info.task_family,
-                                 scene_state=episode.scene_state if uses_scene_state else None)
+                                 scene_state=episode.scene_state if uses_scene_state else None,
+                                 wordings=tuple(row[w] for w in wordings.get(id(episode), ())))
 
         # The frames the network takes: image_size square for the project's sizes, 256×320 for the released RT-1
         # (which resizes them to image_size itself).

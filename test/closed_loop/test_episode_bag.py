@@ -13,6 +13,7 @@ pytest.importorskip("rt1_ros.msg", reason="messages not built: run `make setup`"
 
 from mcap.reader import make_reader  # noqa: E402
 from mcap_ros2.decoder import DecoderFactory  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 
 from rt1_ros.closed_loop.episode_bag import EPISODE_TOPICS, write_episode_bag  # noqa: E402
 
@@ -91,6 +92,121 @@ def test_bag_holds_the_episode_as_it_ran(episode_and_bag):
     assert [a.header.stamp.sec * 10**9 + a.header.stamp.nanosec for a in answered] == \
         [a.stamp_ns for a in episode.actions if a.mode != 255]
     assert by_topic["/odom"] and (by_topic.get("/cmd_vel") or by_topic.get("/arm_command"))
+
+
+def first_of_every_topic(messages) -> dict[str, tuple[int, object]]:
+    """topic -> (log time, decoded message) of its first message, from (topic, log time, decoded) in log order."""
+    first: dict[str, tuple[int, object]] = {}
+    for topic, log_time, decoded in messages:
+        first.setdefault(topic, (log_time, decoded))
+    return first
+
+
+def assert_only_the_episode(first: dict, seed: int, instruction: str, start_ns: int) -> None:
+    """The first message of every topic belongs to the episode that began at sim time ``start_ns``: its status, its
+    instruction, stamps from its start on, and the policy's velocity after its first answer to one of its images."""
+    from rt1_ros.node.ros_graph import stamp_ns
+
+    assert set(first) == {"/" + topic for topic, _, _ in EPISODE_TOPICS}, sorted(first)
+    status = first["/episode_status"][1]
+    assert (status.seed, status.instruction) == (seed, instruction), status
+    assert first["/instruction"][1].data == instruction
+    for topic in ("/camera/image_raw", "/odom", "/rt1_action", "/arm_command", "/episode_status"):
+        assert stamp_ns(first[topic][1].header.stamp) >= start_ns, f"{topic} begins before the episode"
+    assert first["/cmd_vel"][0] >= first["/rt1_action"][0], "a velocity before the policy's first answer"
+
+
+def test_every_topic_of_the_bag_begins_with_the_episode_itself(episode_and_bag):
+    """The recorder starts before the reset, while the episode laid out when the sim started (seed 99) may still
+    run and the policy may still answer its images: none of it is in the bag (the demo's pick_100000 bag began with
+    seed 100001's status)."""
+    from rt1_ros.node.ros_graph import stamp_ns
+
+    episode, bag = episode_and_bag
+    (mcap_file,) = bag.glob("*.mcap")
+    with open(mcap_file, "rb") as stream:
+        reader = make_reader(stream, decoder_factories=[DecoderFactory()])
+        messages = [(channel.topic, message.log_time, decoded)
+                    for _, channel, message, decoded in reader.iter_decoded_messages()]
+    first = first_of_every_topic(messages)
+    statuses = [decoded for topic, _, decoded in messages if topic == "/episode_status"]
+    # The episode began at its statuses' stamp less their elapsed_s (a float32: within 1 ms); the idle episode's
+    # messages are stamped at least the reset's settling time (0.3 s) earlier.
+    start_ns = min(stamp_ns(s.header.stamp) - round(s.elapsed_s * 10**9) for s in statuses) - 10**6
+    assert_only_the_episode(first, 7, episode.instruction, start_ns)
+    assert all(a.stamp_ns >= start_ns for a in episode.actions) and all(s >= start_ns for s in episode.frames)
+
+
+def test_the_recorder_keeps_only_the_episode_it_was_stopped_for():
+    """Real rclpy over DDS, the traffic written out: the episode before (seed 99) is still sending when the recording
+    starts, as the closed loop's idle episode does at the first reset, and the policy answers one of its images after
+    the reset (a step in flight when ~/reset came is run again on the same frame)."""
+    import rclpy
+    from geometry_msgs.msg import Twist
+    from nav_msgs.msg import Odometry
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+
+    from ros_harness import wait_for
+    from rt1_ros.closed_loop.episode_bag import EpisodeBagRecorder
+    from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
+    from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, to_stamp
+
+    before_ns, start_ns, period_ns = 5 * NANOSECONDS, 6 * NANOSECONDS, NANOSECONDS // 3
+    classes = {"camera/image_raw": Image, "instruction": String, "rt1_action": RT1Action, "cmd_vel": Twist,
+               "arm_command": ArmCommand, "odom": Odometry, "episode_status": EpisodeStatus}
+
+    def stamped(cls, stamp: int, **fields):
+        message = cls(**fields)
+        message.header.stamp = to_stamp(stamp)
+        return message
+
+    def status(seed: int, step: int, stamp: int, elapsed_s: float, done: bool = False) -> EpisodeStatus:
+        return stamped(EpisodeStatus, stamp, seed=seed, step=step, elapsed_s=elapsed_s, done=done, task_family="pick",
+                       instruction="pick up the red cube" if seed == 7 else "pick up the red cylinder")
+
+    with InProcessGraph() as graph:
+        recorder = graph.add(EpisodeBagRecorder("/bag_test", graph.context))
+        peer = graph.add(rclpy.create_node("peer", namespace="/bag_test", context=graph.context))
+        publishers = {topic: peer.create_publisher(classes[topic], topic, profile)
+                      for topic, _, profile in EPISODE_TOPICS}
+        assert wait_for(lambda: all(p.get_subscription_count() for p in publishers.values()), timeout=30.0)
+
+        def send(topic: str, message) -> None:
+            publishers[topic].publish(message)
+
+        recorder.start()
+        # The episode before, mid-run.
+        send("episode_status", status(99, 5, before_ns, 5 / 3))
+        send("camera/image_raw", stamped(Image, before_ns, height=1, width=1, encoding="rgb8", step=3, data=[1, 2, 3]))
+        send("odom", stamped(Odometry, before_ns))
+        # The reset, and the policy's late answer to the image before it.
+        send("instruction", String(data="pick up the red cube"))
+        send("episode_status", status(7, 0, start_ns, 0.0))
+        send("rt1_action", stamped(RT1Action, before_ns, mode=1))
+        send("cmd_vel", Twist())
+        send("arm_command", stamped(ArmCommand, before_ns))
+        # The episode.
+        send("camera/image_raw", stamped(Image, start_ns, height=1, width=1, encoding="rgb8", step=3, data=[4, 5, 6]))
+        send("odom", stamped(Odometry, start_ns))
+        send("rt1_action", stamped(RT1Action, start_ns, mode=1))
+        answer = Twist()
+        answer.linear.x = 0.25
+        send("cmd_vel", answer)
+        send("arm_command", stamped(ArmCommand, start_ns))
+        send("episode_status", status(7, 1, start_ns + period_ns, 1 / 3, done=True))
+
+        def finished(message) -> bool:
+            return message.done and message.seed == 7
+
+        messages = recorder.stop(finished, [start_ns], timeout_s=30.0)
+
+    decoded = [(m.topic, m.receive_time_ns, deserialize_message(m.data, classes[m.topic[1:]])) for m in messages]
+    first = first_of_every_topic(decoded)
+    assert_only_the_episode(first, 7, "pick up the red cube", start_ns)
+    assert first["/cmd_vel"][1].linear.x == 0.25
+    kept = [topic for topic, _, _ in decoded if topic != "/episode_status"]
+    assert sorted(kept) == sorted("/" + topic for topic, _, _ in EPISODE_TOPICS if topic != "episode_status")
 
 
 def test_a_rerun_replaces_its_bag_but_never_another_folder(episode_and_bag, tmp_path):

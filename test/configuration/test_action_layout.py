@@ -23,6 +23,9 @@ TORCH_FREE = [
     "rt1_ros.data.dataset",
     "rt1_ros.training.demonstrations",
     "rt1_ros.data.rosbag_import",
+    "rt1_ros.data.rosbag_ordinary",
+    "rt1_ros.sim.robot_frames",
+    "rt1_ros.training.ordinary_bags",
     "rt1_ros.closed_loop.episode_report",
     pytest.param("rt1_ros.node.sim_node", marks=pytest.mark.ros),
 ]

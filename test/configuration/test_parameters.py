@@ -1,5 +1,5 @@
-"""One source of truth per ROS parameter: the config fields. config/rt1.yaml, README's tables and the declarations
-must agree with them. No middleware needed."""
+"""One source of truth per ROS parameter: the config fields. config/rt1.yaml, docs/parameters.md's tables and the
+declarations must agree with them. No middleware needed."""
 from __future__ import annotations
 
 import dataclasses

@@ -194,3 +194,23 @@ def test_lockstep_times_out_without_a_policy_and_terminate_ends_the_episode(ros,
     assert wait_for(lambda: len(images) > count and statuses[-1].task_family == "pick", timeout=10.0)
     assert wait_for(lambda: statuses[-1].done, timeout=10.0)  # the fake policy terminates this one too
     assert node.lockstep_timeouts >= 2
+
+
+def test_episodes_run_back_to_back_with_next_episode_after_s(ros, start_sim):
+    """sim.launch.py's default: each done episode is followed, next_episode_after_s (wall) later, by the next seed's
+    in the same task family, announced on instruction and episode_status; without it the sim waits for a reset
+    (test_lockstep_times_out_without_a_policy_and_terminate_ends_the_episode)."""
+    start_sim(lockstep=True, lockstep_timeout_s=30.0, next_episode_after_s=0.2)
+    statuses = ros.collect(EpisodeStatus, "episode_status", 50)
+    instructions = ros.collect(String, "instruction", 10)
+    FakePolicy(ros, mode=RT1Action.MODE_TERMINATE)
+    assert wait_for(lambda: any(s.seed == 5 and s.done for s in list(statuses)), timeout=60.0), \
+        [(s.seed, s.step, s.done) for s in statuses]
+    seen = list(statuses)
+    assert {s.task_family for s in seen} == {"move_near"}
+    assert [s.seed for s in seen] == sorted(s.seed for s in seen)
+    for seed in (4, 5):
+        first = next(s for s in seen if s.seed == seed)
+        assert first.step == 0 and not first.done
+        assert any(s.seed == seed - 1 and s.done for s in seen), f"seed {seed} began before seed {seed - 1} ended"
+    assert len(instructions) >= 2  # one per new episode (the first one's went out before this subscription)

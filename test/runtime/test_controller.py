@@ -268,3 +268,27 @@ def test_a_frame_that_aged_past_the_timeout_during_inference_is_not_acted_on(set
     assert policy.resets == 1  # the window starts afresh, as after a stale camera
     assert controller.last_frame_at == 9.9
     assert controller.step(11.1, frame(11.05)).moving  # a fresh frame acts again
+
+
+def test_a_clock_jump_back_clears_history_smoothing_and_the_frame_time(setup):
+    """A frame from 10 s is never stale at 0.3 s on the timeline after a reset: without the jump's reset, a step with
+    no new frame repeated the last command, and the EMA carried on from before the jump."""
+    policy, controller = setup
+    policy.queue = [action(base=(0.4, 0, 0), mode=1), action(base=(0.0, 0, 0), mode=1)]
+    assert controller.step(10.0, frame(10.0)).moving
+    controller.clock_jumped_back()
+    assert policy.resets == 1 and controller.last_frame_at is None
+    out = controller.step(0.3, None)
+    assert not out.moving and "camera" in out.reason
+    held = controller.hold_step("waiting for a frame stamped after the jump", image_stamp=10.2)
+    assert held.mode == Mode.HOLD and not held.moving and held.image_stamp == 10.2
+    out = controller.step(0.4, frame(0.4))
+    assert out.moving and out.base_twist[0] == 0.0, "smoothed with the command from before the jump"
+
+
+def test_a_clock_jump_back_keeps_a_terminate_latched(setup):
+    policy, controller = setup
+    policy.queue = [action(mode=2)]
+    assert controller.step(10.0, frame(10.0)).done
+    controller.clock_jumped_back()
+    assert controller.step(0.1, frame(0.1)).mode == Mode.TERMINATE

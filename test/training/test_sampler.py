@@ -104,3 +104,39 @@ def test_pad_and_crop_moves_every_frame_of_a_run_alike_and_keeps_the_size():
         assert len(matches) == 1  # both frames cut at one offset
         offsets.add(matches[0])
     assert len(offsets) > 5  # drawn at random, not one fixed shift
+
+
+def test_reworded_runs_draw_each_run_one_wording_and_validation_keeps_the_recorded_one():
+    config = TrainConfig(segment_length=3, segments_per_batch=40, crop_scale_min=1.0)
+    episode = _numbered_episode(6)
+    episode.instruction_index, episode.wordings = 0, (1, 2, 3)
+    sampler = WindowSampler([episode], num_frames=6, image_size=8, config=config)
+    batch = sampler.sample(np.random.default_rng(0))
+    assert set(batch.frame_instruction.tolist()) == {1, 2, 3}  # forty runs draw every wording, never the recorded
+    validation = next(sampler.sequential())
+    assert set(validation.frame_instruction.tolist()) == {0}
+
+
+def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
+    from rt1_ros.data.dataset import Episode, EpisodeInfo
+    from rt1_ros.sim.config import SimConfig
+    from rt1_ros.training.trainer import task_wordings
+
+    config = SimConfig.from_yaml()
+
+    def episode(family, instruction, condition="seen", target="red_cube"):
+        info = EpisodeInfo(instruction=instruction, task_family=family, seed=0, success=True, source="sim_expert",
+                           fps=3.0, extra={"target": target, "condition": condition})
+        return Episode(info=info, path=None)
+
+    push = task_wordings(episode("push", "shove the red block to the left"))
+    family = config.tasks.family("push")
+    assert len(push) == len(family.templates) * 2  # cube and block
+    assert all(("left" in w.split()) and "red" in w and "right" not in w.split() for w in push)
+    pick = task_wordings(episode("pick", "grab the blue cylinder", target="blue_cylinder"))
+    assert "grab the blue cylinder" in pick and not any("cube" in w or "block" in w for w in pick)
+    unseen = {template.format(colour="blue", object="cylinder", direction="") for template in
+              config.tasks.family("pick").unseen_templates}
+    assert not unseen & set(pick)
+    assert task_wordings(episode("pick", "could you get me the red cube", condition="unseen_wordings")) == ()
+    assert task_wordings(episode("pick", "pick up the red cube", target=None)) == ()  # not simulator data
