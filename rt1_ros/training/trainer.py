@@ -14,7 +14,7 @@ and target_cell_head.safetensors (training only: the policy the node loads never
 
 A converted release (`official`, action_readout action_positions) trains as it was trained: a loss on the 11 action
 positions of every frame of each window of T consecutive steps, its truncating tokenizer and bounds, its 256×320
-frames and its text encoder's 512-d embeddings; docs/notes/finetune_released.md walks through it.
+frames and its text encoder's 512-d embeddings (docs/training.md, "Fine-tuning Google's released RT-1").
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +32,7 @@ import yaml
 from torch import nn
 
 from rt1_ros.data.dataset import Episode, EpisodeDataset
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig
-from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
-from rt1_ros.model.rt1 import RT1Config
-from rt1_ros.model.text_encoder import TextEncoderWidthError, UnknownInstructionError, shared_text_encoder
+from rt1_ros.model.checkpoint import load_weights_into
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
 from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
@@ -47,29 +43,11 @@ from rt1_ros.training.objective import HEAD_FILES, HEAD_METRICS, TrainingObjecti
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
+from rt1_ros.training.starting_point import embed_instructions, model_spec, task_wordings
 from rt1_ros.configuration.yaml_config import to_mapping
 
 TRAINER_STATE_FILE = "trainer_state.json"
 TRAIN_CONFIG_FILE = "train_config.yaml"
-
-
-def task_wordings(episode: Episode) -> tuple[str, ...]:
-    """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
-    () for other data, and for episodes the generator worded with templates training must not see."""
-    from rt1_ros.sim.config import SimConfig
-    from rt1_ros.sim.tasks import training_wordings
-
-    extra = episode.info.extra or {}
-    target, condition = extra.get("target"), extra.get("condition")
-    config = SimConfig.from_yaml()
-    if not target or condition not in config.condition_names or \
-            config.condition(condition).instructions != "training":
-        return ()
-    colour, _, shape = target.partition("_")
-    direction = extra.get("direction")
-    if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
-        direction = "left" if "left" in episode.info.instruction.split() else "right"
-    return training_wordings(config, episode.info.task_family, colour, shape, direction)
 
 
 def step_random_state(seed: int, step: int, rank: int) -> np.random.Generator:
@@ -96,7 +74,7 @@ class Trainer:
         self.best_val_loss = math.inf
         latest = self.output / "latest"
         resuming = resume and (latest / TRAINER_STATE_FILE).is_file()
-        model_config, self.action_space = self._model_spec(latest if resuming else None)
+        model_config, self.action_space = model_spec(config, latest if resuming else None)
         if model_config.supervises_every_frame and config.history_dropout > 0.0:
             raise SystemExit(f"history_dropout {config.history_dropout}: the {model_config.action_readout} layout "
                              "trains every frame of a window against the frames before it, so there is no history "
@@ -143,43 +121,6 @@ class Trainer:
             torch.set_num_threads(self.config.num_threads or max(1, len(os.sched_getaffinity(0))))
         return torch.device(device)
 
-    def _model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig]:
-        """The model and action space the config names; a resumed run keeps those it was started with, a fine-tuned
-        one those of its init_checkpoint. An action_space_file replaces the action space; over a checkpoint's it
-        may change only scale and offset (the robot's calibration), as rt1_node's may."""
-        model_config, action_space, checkpoint = self._named_model_spec(resume_from)
-        if not self.config.action_space_file:
-            return model_config, action_space
-        try:
-            calibrated = ActionSpaceConfig.from_yaml(self.config.action_space_file)
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"action_space_file {self.config.action_space_file}: {exc}") from exc
-        differences = action_space.decoding_differences(calibrated) if checkpoint else []
-        if differences:
-            raise SystemExit(f"action_space_file {self.config.action_space_file} decodes the checkpoint's tokens "
-                             f"differently: {'; '.join(differences)}. Keep its num_bins, rounding and ranges and "
-                             "change only each dimension's scale and offset")
-        return model_config, calibrated
-
-    def _named_model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig, bool]:
-        """-> model config, action space, whether they came from a checkpoint."""
-        if resume_from is not None:
-            model_config, action_space, _ = read_checkpoint_config(resume_from)
-            return model_config, action_space, True
-        if self.config.init_checkpoint:
-            if not (Path(self.config.init_checkpoint) / "model.safetensors").is_file():
-                raise SystemExit(f"init_checkpoint {self.config.init_checkpoint}: no model.safetensors there")
-            model_config, action_space, _ = read_checkpoint_config(self.config.init_checkpoint)
-            if self.config.image_size and self.config.image_size != model_config.image_size:
-                print(f"image_size {self.config.image_size} ignored: fine-tuning keeps init_checkpoint's "
-                      f"{model_config.image_size} px", file=sys.stderr)
-            return model_config, action_space, True
-        action_space = ActionSpaceConfig.from_yaml()
-        model_config = RT1Config.from_yaml(self.config.model_size)
-        if self.config.image_size:
-            model_config = replace(model_config, image_size=self.config.image_size)
-        return model_config, action_space, False
-
     def _load_data(self) -> None:
         config = self.config
         roots = [config.data, *config.extra_data]
@@ -210,7 +151,8 @@ class Trainer:
         instructions = sorted({e.info.instruction for e in dataset} | {w for ws in wordings.values() for w in ws})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
-        self.text_table = self._embed_instructions(instructions).to(self.device)
+        self.text_table = embed_instructions(config.text_encoder, self.model.config.text_embedding_dim,
+                                             instructions).to(self.device)
         row = {text: i for i, text in enumerate(instructions)}
         # Demonstrations are in the robot's units; the tokenizer bins the model's: each continuous value is mapped
         # back through the action space's scale and offset, the mapping rt1_node applies to decoded values. The
@@ -246,22 +188,6 @@ class Trainer:
                                 "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
                                 "families": sorted({e.info.task_family for e in dataset}),
                                 "held_out_targets": held_out, "conditions": conditions}
-
-    def _embed_instructions(self, instructions: list[str]) -> torch.Tensor:
-        """(I,E) embeddings of the dataset's instructions with the configured text encoder; SystemExit, before any
-        training, when its width is not the network's or an instruction is missing from a precomputed map."""
-        width = self.model.config.text_embedding_dim
-        try:
-            encoder = shared_text_encoder(self.config.text_encoder, width)
-        except TextEncoderWidthError as exc:
-            raise SystemExit(f"text_encoder: {exc}. The model takes {width}-d instruction embeddings; a converted "
-                             "release takes those of the Universal Sentence Encoder it was trained with: "
-                             "use:<directory of universal-sentence-encoder-large/5>, or embeddings:<file.npz|.yaml> "
-                             "precomputed with it (docs/notes/finetune_released.md)") from exc
-        try:
-            return encoder.encode(instructions)
-        except UnknownInstructionError as exc:
-            raise SystemExit(f"text_encoder: the dataset's instructions must all be in the map: {exc}") from exc
 
     def _make_auxiliary_head(self) -> SceneStateHead | None:
         if self.config.auxiliary_state_weight <= 0.0:

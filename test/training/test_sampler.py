@@ -120,7 +120,7 @@ def test_reworded_runs_draw_each_run_one_wording_and_validation_keeps_the_record
 def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
     from rt1_ros.data.dataset import Episode, EpisodeInfo
     from rt1_ros.sim.config import SimConfig
-    from rt1_ros.training.trainer import task_wordings
+    from rt1_ros.training.starting_point import task_wordings
 
     config = SimConfig.from_yaml()
 
