@@ -5,7 +5,6 @@
 #   make demo    setup, then the end-to-end demo (python -m rt1_ros.closed_loop.demo; DEMO_ARGS="..." passes options)
 #   make model   setup, then the recipe of the shipped policy models/rt1_sim (config/recipe_sim.yaml): generate
 #                demonstrations, train, copy the best weights to models/rt1_sim
-#   make model-quick  the quick recipe (config/recipe_sim_quick.yaml): less data, fewer steps; not shipped
 #   make lint    setup, then ruff (ruff.toml)
 #   make clean   remove the interface build (build/ros); distclean also removes .venv
 # Set-up steps are keyed on hashes of their inputs, so reruns take about a second.
@@ -22,12 +21,11 @@ DEMO_ARGS ?=
 TEST_DOMAIN_ID := $(or $(ROS_DOMAIN_ID),$(shell echo $$(( RANDOM % 100 + 1 ))))
 
 # The shipped policy's recipe (docs/training.md): one generation and one training run, every option and seed in
-# config/recipe_sim.yaml. The quick recipe is the same on less data and fewer steps (config/recipe_sim_quick.yaml).
+# config/recipe_sim.yaml.
 RECIPE ?= config/recipe_sim.yaml
-QUICK_RECIPE ?= config/recipe_sim_quick.yaml
 RECIPE_ARGS ?=
 
-.PHONY: setup test test-full demo model model-quick lint clean distclean
+.PHONY: setup test test-full demo model lint clean distclean
 
 setup:
 	@scripts/setup.sh
@@ -43,9 +41,6 @@ demo: setup
 
 model: setup
 	$(ENV) python -m rt1_ros.training.recipe --config $(RECIPE) $(RECIPE_ARGS)
-
-model-quick: setup
-	$(ENV) python -m rt1_ros.training.recipe --config $(QUICK_RECIPE) $(RECIPE_ARGS)
 
 lint: setup
 	$(ENV) ruff check .

@@ -2,7 +2,7 @@
 # Does a policy trained on ordinary-topic imports still manipulate? Records expert episodes as the bags a robot
 # without rt1_ros's ArmCommand gives (tf, joint_states, odom, camera), imports them through
 # config/rosbag_mapping_ordinary.yaml, fine-tunes the shipped policy on the imports and evaluates it, with the
-# shipped policy on the same seeds as the baseline (docs/notes/ordinary_topics_import.md).
+# shipped policy on the same seeds as the baseline (docs/training.md).
 #
 #   scripts/train_on_ordinary_bags.sh                       # defaults below
 #   EPISODES=100 STEPS=600 WORKDIR=outputs/ordinary scripts/train_on_ordinary_bags.sh

@@ -21,7 +21,7 @@ Per episode (segments: one instruction for the whole bag, or a sidecar YAML, see
 
 A measured pose is not the commanded one: a servo lags its target and contact stops it, so measured deltas differ
 from the commands that caused them mostly where a motion starts or stops; ``delay_s`` shifts the sampling by the
-servo's lag to line them up (docs/notes/ordinary_topics_import.md gives the simulator's numbers).
+servo's lag to line them up (docs/results.md gives the simulator's numbers).
 """
 from __future__ import annotations
 

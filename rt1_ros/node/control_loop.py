@@ -24,7 +24,7 @@ compared with the node's clock at the moment of acting. Camera header stamps are
 not the robot's. Under `use_sim_time` a frame's time is its header stamp and the clock is sim time, since wall time
 means nothing to a paused or faster-than-real-time simulation.
 
-Sim time that goes back or stands still (`use_sim_time`; docs/notes/timejump_and_launch.md):
+Sim time that goes back or stands still (`use_sim_time`; docs/reliability.md):
   back       a simulator that resets its world sends /clock back (to 0, typically) and goes on. The clock's jump
              callback (rclpy: any backward jump, or the clock switching between system and sim time) clears the frame
              history and the smoothing, drops the newest frame's time, sends zero motion at once and logs the jump;

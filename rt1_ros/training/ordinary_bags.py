@@ -43,7 +43,7 @@ IMAGE_FORMATS = ("raw", "png", "jpeg")
 SECOND = 1_000_000_000
 
 # The largest per-step error `compare` accepts between the expert's commanded action and the one imported from
-# measured topics through config/rosbag_mapping_ordinary.yaml (docs/notes/ordinary_topics_import.md says why).
+# measured topics through config/rosbag_mapping_ordinary.yaml (docs/training.md says why).
 ORDINARY_TOPIC_TOLERANCE = {
     "arm_x": 0.006, "arm_y": 0.008, "arm_z": 0.010,            # m per step (steps of up to 0.04 m)
     "arm_roll": 0.015, "arm_pitch": 0.02, "arm_yaw": 0.04,     # rad per step (yaw steps of up to 0.2 rad)

@@ -1,8 +1,8 @@
 """rt1-recipe: a policy from nothing in one command: generate demonstrations, train on them, ship the best weights.
 
     rt1-recipe --config config/recipe_sim.yaml                   # make model: models/rt1_sim
-    rt1-recipe --config config/recipe_sim_quick.yaml             # make model-quick
-    rt1-recipe --config config/recipe_sim.yaml --set train.total_steps=100 ship=""
+    rt1-recipe --config config/recipe_sim.yaml --set run=outputs/model/try ship="" \
+        generate.output=data/try train.data=data/try generate.episodes_per_family=50 train.total_steps=300  # a try
 
 One file holds every option of both steps, seeds included: ``generate:`` is rt1-generate's `GenerateConfig`,
 ``train:`` rt1-train's `TrainConfig` (its ``data`` must be the generated dataset). So a recipe is reproduced from the
