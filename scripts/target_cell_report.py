@@ -30,11 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     from rt1_ros.data.dataset import EpisodeDataset
     from rt1_ros.model.checkpoint import from_pretrained
     from rt1_ros.model.rt1 import images_to_tensor
-    from rt1_ros.policy.loss import TargetCellHead
+    from rt1_ros.training.heads import TargetCellHead
     from rt1_ros.inference.image_decoding import resize_for_model
     from rt1_ros.runtime.policy_loading import shared_text_encoder
     from rt1_ros.training.sampler import split_episodes
-    from rt1_ros.training.trainer import TARGET_CELL_HEAD_FILE
+    from rt1_ros.training.objective import TARGET_CELL_HEAD_FILE
 
     directory = Path(args.checkpoint)
     model, _, extra = from_pretrained(directory)

@@ -116,6 +116,13 @@ class ActionSpaceConfig:
         """(..., 10) decoded values in the model's units -> the robot's: scale × value + offset per dimension."""
         return self.scale * continuous + self.offset
 
+    def actions_from_robot(self, actions: np.ndarray) -> np.ndarray:
+        """(..., 11) actions in the robot's units (a demonstration) -> the model's, `onto_robot` undone on the
+        continuous dimensions: (value - offset) / scale; the mode is a class index and stays. float64."""
+        model_units = np.array(actions, dtype=np.float64)
+        model_units[..., :CONTINUOUS_DIMS] = (model_units[..., :CONTINUOUS_DIMS] - self.offset) / self.scale
+        return model_units
+
     def decoding_differences(self, other: "ActionSpaceConfig") -> list[str]:
         """What ``other`` decodes tokens into differently (bins, rounding, ranges beyond 1e-6 of their width),
         named; scale and offset, the robot's side, may differ."""

@@ -30,7 +30,9 @@ Alignment (all times are the bag's receive timestamps, one clock for every topic
   ``arm`` otherwise; the last tick of an episode (its final frame) is ``terminate`` with zero motion and the gripper
   held. In base mode the arm deltas are zeroed and in arm mode the base is zeroed, which is what the node does with
   a decoded action, so the recorded actions are ones the policy can reproduce.
-Values are clipped to the action-space ranges (config/action_space.yaml), as the tokenizer would.
+Values are clipped to the action-space ranges (config/action_space.yaml, or ``--action-space``: a robot's
+calibration of a converted release, whose ranges are scale × range + offset in the robot's units), as the tokenizer
+would. Frames are stored at ``--frame-size``: a square side, or HxW (256x320 keeps the released RT-1's 4:5).
 """
 from __future__ import annotations
 
@@ -99,11 +101,12 @@ class ImportSettings:
     cmd_vel_topic: str = "/cmd_vel"
     arm_topic: str = "/arm_command"
     rate_hz: float = 3.0
-    frame_size: int = 112
+    frame_size: int | tuple[int, int] = 112  # a square side, or (height, width)
     task_family: str = "rosbag"
     success: bool = True
     base_threshold: float = 1e-3
     min_steps: int = 2
+    action_space_file: str = ""  # the ranges values are clipped to; "" = config/action_space.yaml
 
 
 def read_bag(path: Path, settings: ImportSettings) -> dict[str, Timeline]:
@@ -139,8 +142,8 @@ def read_bag(path: Path, settings: ImportSettings) -> dict[str, Timeline]:
     return timelines
 
 
-def _decode_image(message, msgtype: str, frame_size: int) -> np.ndarray:
-    """-> (S,S,3) uint8, shrunk right away so a long bag does not hold full-size frames in memory."""
+def _decode_image(message, msgtype: str, frame_size: int | tuple[int, int]) -> np.ndarray:
+    """-> (S,S,3) or (H,W,3) uint8, shrunk right away so a long bag does not hold full-size frames in memory."""
     if msgtype.endswith("CompressedImage"):
         rgb = decode_compressed(message.format, message.data.tobytes(), MAX_IMAGE_PIXELS)
     else:
@@ -152,7 +155,7 @@ def _decode_image(message, msgtype: str, frame_size: int) -> np.ndarray:
 @dataclass
 class AlignedEpisode:
     instruction: str
-    frames: np.ndarray  # (T,S,S,3) uint8
+    frames: np.ndarray  # (T,S,S,3) or (T,H,W,3) uint8
     actions: np.ndarray  # (T,11) float32
     tick_times_ns: np.ndarray  # (T,)
 
@@ -200,7 +203,9 @@ def _action_for_tick(timelines: dict[str, Timeline], start_ns: int, end_ns: int,
         action[MODE_DIM] = action_space.mode_index("base")
     else:
         action[MODE_DIM] = action_space.mode_index("arm")
-    action[:MODE_DIM] = np.clip(action[:MODE_DIM], action_space.low, action_space.high)
+    # The ranges in the robot's units: the node sends scale × value + offset of the decoded values.
+    ends = np.stack([action_space.onto_robot(action_space.low), action_space.onto_robot(action_space.high)])
+    action[:MODE_DIM] = np.clip(action[:MODE_DIM], ends.min(axis=0), ends.max(axis=0))
     return action
 
 
@@ -214,7 +219,7 @@ def _terminate(gripper: float, action_space: ActionSpaceConfig) -> np.ndarray:
 def import_bag(bag: str | Path, output: str | Path, settings: ImportSettings = ImportSettings()) -> list:
     """Import every instruction segment of ``bag`` into the dataset at ``output``; returns the written episodes."""
     bag = Path(bag)
-    action_space = ActionSpaceConfig.from_yaml()
+    action_space = ActionSpaceConfig.from_yaml(settings.action_space_file or None)
     aligned = align_episodes(read_bag(bag, settings), settings, action_space)
     writer = EpisodeWriter(output)
     written = []
@@ -225,6 +230,17 @@ def import_bag(bag: str | Path, output: str | Path, settings: ImportSettings = I
                                   "end_ns": int(episode.tick_times_ns[-1])})
         written.append(writer.write(episode.frames, episode.actions, info))
     return written
+
+
+def frame_size_argument(text: str) -> int | tuple[int, int]:
+    """"112" -> 112, "256x320" -> (256, 320)."""
+    try:
+        sizes = [int(part) for part in text.lower().split("x")]
+    except ValueError:
+        sizes = []
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected a side or HxW in pixels (112, 256x320), got {text!r}")
+    return sizes[0] if len(sizes) == 1 else (sizes[0], sizes[1])
 
 
 def main_with_mapping(args, parser) -> int:
@@ -238,6 +254,8 @@ def main_with_mapping(args, parser) -> int:
               ("--rate", args.rate), ("--base-threshold", args.base_threshold)) if value is not None]
     if legacy:
         parser.error(f"{', '.join(legacy)}: with --mapping, the mapping YAML names the topics and the rate")
+    if args.action_space:
+        parser.error("--action-space goes without --mapping: the mapping import clips to config/action_space.yaml")
     if args.segments and len(args.bags) > 1:
         parser.error("--segments describes one bag; for several, put <bag>.segments.yaml beside each")
     if args.segments and args.instruction:
@@ -284,10 +302,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cmd-vel-topic", help=f"default {defaults.cmd_vel_topic}")
     parser.add_argument("--arm-topic", help=f"default {defaults.arm_topic}")
     parser.add_argument("--rate", type=float, help=f"control rate of the policy, Hz (default {defaults.rate_hz:g})")
-    parser.add_argument("--frame-size", type=int, default=defaults.frame_size)
+    parser.add_argument("--frame-size", type=frame_size_argument, default=defaults.frame_size,
+                        help="stored frame size: a square side, or HxW (e.g. 256x320)")
     parser.add_argument("--task-family", default=defaults.task_family)
     parser.add_argument("--failed", action="store_true", help="mark the imported episodes as unsuccessful")
     parser.add_argument("--base-threshold", type=float, help=f"default {defaults.base_threshold:g}")
+    parser.add_argument("--action-space", default="", help="action space YAML whose ranges values are clipped to "
+                        "(rt1_node's action_space_file); default config/action_space.yaml")
     args = parser.parse_args(argv)
     if args.mapping:
         return main_with_mapping(args, parser)
@@ -302,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = ImportSettings(image_topic=args.image_topic, instruction_topic=args.instruction_topic,
                               cmd_vel_topic=args.cmd_vel_topic, arm_topic=args.arm_topic, rate_hz=args.rate,
                               frame_size=args.frame_size, task_family=args.task_family, success=not args.failed,
-                              base_threshold=args.base_threshold)
+                              base_threshold=args.base_threshold, action_space_file=args.action_space)
     for bag in args.bags:
         episodes = import_bag(bag, args.output, settings)
         steps = sum(e.info.num_steps for e in episodes)

@@ -1,20 +1,18 @@
-"""RT-1: instruction + 6 camera frames -> logits over 256 bins for each of the 11 action dimensions.
+"""RT-1: instruction + camera frames -> logits over 256 bins for each of the 11 action dimensions (Brohan et al.
+2022, "RT-1: Robotics Transformer for Real-World Control at Scale", Fig. 3):
 
-    text embedding (B,384) ─ Linear 384→D ─ lang (B,D)
-    frames (B,T,3,H,W) ─ per frame: FiLM-EfficientNet(lang) (B·T,g²,D) ─ TokenLearner (B·T,K,D)
-    ─ (B,T·K,D) ─ CausalTransformer ─ last token (B,D) ─ ActionHead ─ logits (B,11,bins)
+    text embedding (B,E) ─ [Linear E→D] ─ lang (B,D)
+    frames (B,T,3,H,W) ─ per frame: FiLM-EfficientNet(lang) (B·T,g²,D) ─ TokenLearner (B·T,K,D) ─ (B,T,K,D)
+    ─ action_head.sequence (B,S,D) ─ CausalTransformer (B,S,W) ─ action_head ─ logits (B,11,bins)
+
+The action head is the readout of the layout the config names (rt1_ros.model.action_readout): "last_token" (the
+project's sizes: S = T·K, 11 Linear heads on the last output) or "action_positions" (the released RT-1, `official`
+in config/model.yaml: 11 zero inputs after each frame's K tokens, S = T·(K+11), one shared Linear on the outputs
+before them). The released network also takes its 512-d embedding without a projection (E = D) and 256×320 frames.
 
 A frame's K tokens depend only on that frame and the instruction, so a control step encodes just the newest frame
 and reuses cached tokens for the others (`encode_frame` + `logits_from_frame_tokens`); `forward` is the same
-computation over a whole window, used in training. In eval mode both give the same logits.
-
-The released RT-1 (`official` in config/model.yaml, `action_readout: action_positions`) differs in its sequence and
-readout; everything else is the same blocks with other options:
-
-    text embedding (B,512) = lang (B,D)   (no projection)
-    per frame: [K image tokens, 11 zero action tokens] ─ (B,T·(K+11),D) ─ CausalTransformer (mask
-    causal_action_blind) ─ outputs at -1 + K + (T-1)·(K+11) + k, k = 0..10 (B,11,D) ─ one shared Linear
-    ─ logits (B,11,bins), rows and mode classes reordered into rt1_ros.configuration.action_layout's order
+computation over a whole window. In eval mode both give the same logits.
 """
 from __future__ import annotations
 
@@ -25,14 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from rt1_ros.configuration.action_layout import MODE_CLASSES, MODE_DIM, NUM_ACTION_DIMS
+from rt1_ros.configuration.action_layout import MODE_CLASSES, NUM_ACTION_DIMS
+from rt1_ros.model.action_readout import READOUTS, ActionReadout, build_readout
 from rt1_ros.model.film_efficientnet import FiLMEfficientNet, FiLMEfficientNetConfig
 from rt1_ros.model.token_learner import TokenLearner, TokenLearnerConfig
 from rt1_ros.model.transformer import CausalTransformer, TransformerConfig
 from rt1_ros.configuration.yaml_config import config_dir, load_dataclass
 
 MODEL_SIZES = ("paper", "tiny", "sim", "sim_scratch", "official")
-ACTION_READOUTS = ("last_token", "action_positions")
+ACTION_READOUTS = tuple(READOUTS)
 
 
 def images_to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -56,9 +55,10 @@ class RT1Config:
     # A Linear text_embedding_dim→embed_dim from the sentence embedding to the FiLM conditioning; false: the
     # embedding is the conditioning itself (the released RT-1 feeds its 512-d USE embedding straight to FiLM).
     instruction_projection: bool = True
-    # Where the action logits come from. "last_token": 11 linear heads on the transformer's output at the last image
-    # token. "action_positions" (the released RT-1): each frame's image tokens are followed by one zero input per
-    # action dimension, and one shared Linear reads the 11 outputs ending at the last image token (see module doc).
+    # The sequence layout and where the action logits come from (rt1_ros.model.action_readout). "last_token": 11
+    # linear heads on the transformer's output at the last image token. "action_positions" (the released RT-1):
+    # each frame's image tokens are followed by one zero input per action dimension, and one shared Linear reads
+    # the 11 outputs ending at the last image token.
     action_readout: str = "last_token"
     # With "action_positions": for each of the 11 dimensions of rt1_ros.configuration.action_layout (arm xyz, roll pitch
     # yaw, gripper, base x y yaw, mode), which position k of the released sequence holds it; and for each mode class of
@@ -82,11 +82,13 @@ class RT1Config:
             raise ValueError(f"readout_order must be a permutation of 0..{NUM_ACTION_DIMS - 1}")
         if self.mode_class_order and sorted(self.mode_class_order) != list(range(len(MODE_CLASSES))):
             raise ValueError(f"mode_class_order must be a permutation of 0..{len(MODE_CLASSES) - 1}")
+        if self.action_readout == "last_token" and (self.readout_order or self.mode_class_order):
+            raise ValueError("readout_order and mode_class_order apply to action_readout 'action_positions' only")
 
     @property
-    def action_tokens_per_frame(self) -> int:
-        """Action positions per frame in the transformer's sequence (0 with the last-token readout)."""
-        return NUM_ACTION_DIMS if self.action_readout == "action_positions" else 0
+    def readout(self) -> type[ActionReadout]:
+        """The action readout class of this layout: what it says about windows and training."""
+        return READOUTS[self.action_readout]
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -97,7 +99,12 @@ class RT1Config:
     def pads_short_windows(self) -> bool:
         """Whether an episode's first windows are padded to num_frames with its first frame (the project's sizes,
         trained so) or read from the frames so far (the released RT-1)."""
-        return self.action_readout == "last_token"
+        return self.readout.pads_short_windows
+
+    @property
+    def supervises_every_frame(self) -> bool:
+        """Whether training puts a loss on every frame of a window (the released RT-1) or on the newest only."""
+        return self.readout.supervises_every_frame
 
     @property
     def tokens_per_frame(self) -> int:
@@ -109,20 +116,6 @@ class RT1Config:
         return load_dataclass(cls, path or config_dir() / "model.yaml", section=size)
 
 
-class ActionHead(nn.Module):
-    """One linear classifier per action dimension, (B,D) -> (B,11,bins); or ``shared``: one classifier for the 11
-    action positions' features, (B,11,D) -> (B,11,bins)."""
-
-    def __init__(self, dim: int, num_bins: int, shared: bool = False) -> None:
-        super().__init__()
-        self.heads = nn.ModuleList(nn.Linear(dim, num_bins) for _ in range(1 if shared else NUM_ACTION_DIMS))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if len(self.heads) == 1:
-            return self.heads[0](x)
-        return torch.stack([head(x) for head in self.heads], dim=1)
-
-
 class RT1(nn.Module):
     def __init__(self, config: RT1Config) -> None:
         super().__init__()
@@ -132,17 +125,13 @@ class RT1(nn.Module):
             self.instruction_projection = nn.Linear(config.text_embedding_dim, config.embed_dim)
         self.image_encoder = FiLMEfficientNet(config.backbone, config.image_size)
         self.token_learner = TokenLearner(config.embed_dim, config.token_learner)
-        actions = config.action_tokens_per_frame
+        actions = config.readout.action_tokens_per_frame
         self.transformer = CausalTransformer(config.embed_dim, config.num_frames, config.tokens_per_frame + actions,
                                              config.transformer, action_tokens=actions)
-        self.action_head = ActionHead(self.transformer.width, config.num_bins, shared=bool(actions))
-        if actions:
-            order = torch.tensor(config.readout_order or range(NUM_ACTION_DIMS))
-            # Offsets of this project's dimensions from the first read position, -1 + K + (T-1)·(K+11).
-            self.register_buffer("readout_offsets", order, persistent=False)
-            classes = list(config.mode_class_order or range(len(MODE_CLASSES)))
-            self.register_buffer("mode_bins", torch.tensor(classes + list(range(len(classes), config.num_bins))),
-                                 persistent=False)
+        # Registered last, as before the readouts existed: parameter order is the optimizer state's order.
+        self.action_head: ActionReadout = build_readout(config.action_readout, self.transformer.width,
+                                                        config.num_bins, config.tokens_per_frame,
+                                                        config.readout_order, config.mode_class_order)
 
     def embed_instruction(self, text_embedding: torch.Tensor) -> torch.Tensor:
         """(B,E) sentence embedding -> (B,D) conditioning vector."""
@@ -162,30 +151,6 @@ class RT1(nn.Module):
         grid = round(weights.shape[-1] ** 0.5)
         return weights.view(*weights.shape[:2], grid, grid)
 
-    def action_features(self, frame_tokens: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B,T,K,D) -> what the heads read: the transformer's output at the last token (B,W), or with
-        the action-position readout the outputs for the 11 dimensions (B,11,W); W is the transformer's width. T may
-        be fewer than num_frames with that readout: the released RT-1 reads its first steps from the frames so far."""
-        batch, frames, per_frame, dim = frame_tokens.shape
-        actions = self.config.action_tokens_per_frame
-        if actions:
-            zeros = frame_tokens.new_zeros(batch, frames, actions, dim)
-            frame_tokens = torch.cat([frame_tokens, zeros], dim=2)  # (B,T,K+11,D)
-        sequence = self.transformer(frame_tokens.reshape(batch, -1, dim))  # (B,T·(K+11),W)
-        if not actions:
-            return sequence[:, -1]
-        first = (frames - 1) * (per_frame + actions) + per_frame - 1
-        return sequence[:, first + self.readout_offsets]  # (B,11,W), this project's dimension order
-
-    def logits_from_frame_tokens(self, frame_tokens: torch.Tensor) -> torch.Tensor:
-        """frame_tokens (B,T,K,D) -> logits (B,11,bins)."""
-        logits = self.action_head(self.action_features(frame_tokens))
-        if self.config.action_tokens_per_frame:
-            # The mode row's first bins in action_layout.MODE_CLASSES' order.
-            mode = logits[:, MODE_DIM:, self.mode_bins]  # (B,1,bins)
-            logits = torch.cat([logits[:, :MODE_DIM], mode], dim=1)
-        return logits
-
     def encode_frames(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """images (B,T,3,H,W), text_embedding (B,E) -> frame tokens (B,T,K,D)."""
         batch, frames = images.shape[:2]
@@ -194,18 +159,23 @@ class RT1(nn.Module):
         tokens = self.encode_frame(images.flatten(0, 1), per_frame_instruction)  # (B·T,K,D)
         return tokens.view(batch, frames, *tokens.shape[1:])
 
+    def transformer_outputs(self, frame_tokens: torch.Tensor) -> torch.Tensor:
+        """frame_tokens (B,T,K,D) -> the transformer's outputs over the layout's sequence (B,S,W). T may be fewer
+        than num_frames in the released layout: its first steps read the frames so far."""
+        return self.transformer(self.action_head.sequence(frame_tokens))
+
+    def logits_from_frame_tokens(self, frame_tokens: torch.Tensor) -> torch.Tensor:
+        """frame_tokens (B,T,K,D) -> the newest frame's logits (B,11,bins)."""
+        return self.action_head(self.transformer_outputs(frame_tokens))
+
     def forward(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """images (B,T,3,H,W) in [0,1], text_embedding (B,E) -> logits (B,11,bins)."""
         return self.logits_from_frame_tokens(self.encode_frames(images, text_embedding))
 
     def sequence_outputs(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """Transformer outputs at every image-token position, (B,T·K,W): what causality is checked on."""
-        frame_tokens = self.encode_frames(images, text_embedding)  # (B,T,K,D)
-        batch, frames, per_frame, dim = frame_tokens.shape
-        actions = self.config.action_tokens_per_frame
-        zeros = frame_tokens.new_zeros(batch, frames, actions, dim)
-        outputs = self.transformer(torch.cat([frame_tokens, zeros], dim=2).flatten(1, 2))
-        return outputs.view(batch, frames, per_frame + actions, -1)[:, :, :per_frame].flatten(1, 2)
+        outputs = self.transformer_outputs(self.encode_frames(images, text_embedding))  # (B,S,W)
+        return self.action_head.image_outputs(outputs)
 
 
 def count_parameters(module: nn.Module) -> int:

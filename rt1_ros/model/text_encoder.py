@@ -147,12 +147,15 @@ def _precomputed(path: str) -> tuple[object, Callable[[list[str]], torch.Tensor]
     table = read_embedding_map(path)
 
     def embed(texts: list[str]) -> torch.Tensor:
-        unknown = [text for text in texts if text not in table]
+        unknown = list(dict.fromkeys(text for text in texts if text not in table))
         if unknown:
             known = ", ".join(repr(text) for text in list(table)[:5]) + (", ..." if len(table) > 5 else "")
+            named = (f"instruction {unknown[0]!r} is" if len(unknown) == 1 else
+                     f"{len(unknown)} instructions ({', '.join(repr(text) for text in unknown)}) are")
             raise UnknownInstructionError(
-                f"instruction {unknown[0]!r} is not in the precomputed embeddings {path} ({len(table)} "
-                f"instructions: {known}); add its embedding to that file, or spell the instruction as it is there")
+                f"{named} not in the precomputed embeddings {path} ({len(table)} instructions: {known}); add "
+                f"{'its embedding' if len(unknown) == 1 else 'their embeddings'} to that file, or spell the "
+                "instruction as it is there")
         return torch.from_numpy(np.stack([table[text] for text in texts]))
 
     return table, embed, len(next(iter(table.values())))

@@ -28,7 +28,7 @@ from rt1_ros.model.checkpoint import from_pretrained as read_pretrained
 from rt1_ros.model.checkpoint import save_pretrained as write_pretrained
 from rt1_ros.model.rt1 import RT1, images_to_tensor
 from rt1_ros.policy.configuration import RT1PolicyConfig
-from rt1_ros.policy.loss import LossConfig, SceneStateHead, TargetCellHead, action_loss
+from rt1_ros.policy.loss import LossConfig, action_loss
 from rt1_ros.policy.control_policy import PolicyStep
 from rt1_ros.inference.frame_history import FrameTokenHistory
 from rt1_ros.inference.image_decoding import resize_for_model
@@ -38,11 +38,14 @@ from rt1_ros.inference.paths import build_path, window_logits, TorchPath
 DEVICES = ("auto", "cuda", "cpu")
 
 # forward's batch: a dict of tensors, as LeRobot policies take them.
-#   images (F,3,S,S) float in [0,1]: every distinct frame of the batch once
+#   images (F,3,h,w) float in [0,1]: every distinct frame of the batch once
 #   frame_text (F,E): each frame's instruction embedding
-#   windows (N,T): per training target, the rows of `images` in its window, oldest first
-#   targets (N,11): the demonstrated action tokens
-#   scene_state (N,S), optional: privileged simulator state for the auxiliary heads (NaN rows = unknown)
+#   windows (N,T): per training window, the rows of `images` in it, oldest first
+#   targets (N,11): the demonstrated action tokens of each window's newest step; (N,T,11) of each of its steps
+#       when the layout supervises every frame (the released RT-1)
+#   scored (N,T) bool, optional, with every-frame targets: which frames count (validation scores each step once)
+#   scene_state (N,S), optional: privileged simulator state for the trainer's training-only heads (NaN rows =
+#       unknown); the policy itself does not read it
 TrainingBatch = dict[str, torch.Tensor]
 
 
@@ -70,9 +73,6 @@ class RT1Policy(nn.Module):
         self.model = model if model is not None else RT1(config.model)
         self.tokenizer = ActionTokenizer(config.action_space)
         self.num_modes = len(config.action_space.mode_classes)
-        # Training-only heads, attached by the trainer and never saved with the policy.
-        self.auxiliary_head: SceneStateHead | None = None
-        self.target_cell_head: TargetCellHead | None = None
         self.embed_text = embed_text
         self.checkpoint_extra: dict = {}  # what the checkpoint recorded beside the weights (step, metrics, data)
         self.history = FrameTokenHistory.for_model(config.model)
@@ -96,46 +96,43 @@ class RT1Policy(nn.Module):
         return policy
 
     def save_pretrained(self, directory: str | Path, extra: dict | None = None) -> Path:
-        """The network and its action space only: the auxiliary head and the optimizer are the trainer's."""
+        """The network and its action space only: the training-only heads and the optimizer are the trainer's."""
         return write_pretrained(self.model, directory, self.config.action_space, extra=extra)
 
     # ------------------------------------------------------------------------------------------------ training
     def forward(self, batch: TrainingBatch, loss: LossConfig | None = None) -> tuple[torch.Tensor, dict]:
-        """-> total loss (action loss + weight × each auxiliary loss) and outputs: logits (N,11,bins), tokens (N,11),
-        action_loss, per_dim (11,), auxiliary_loss, target_cell_loss and target_cell_accuracy (each None without
-        its head; the accuracy also None when no target was in view). ``loss`` None uses ``config.loss``."""
+        """-> the action loss and outputs. ``loss`` None uses ``config.loss``.
+
+        Rows are what the loss is taken over: one per window (its newest frame) in the last-token layout; in the
+        released layout every frame of every window, or those ``scored`` marks. Outputs:
+            logits (M,11,bins), tokens (M,11), targets (M,11), rows (M,) the window of each row
+            action_loss (the loss), per_dim (11,)
+            features (N,W): the state feature of each window (ActionReadout.training_readout)
+            spatial_tokens (F,g²,D): each frame's FiLM-conditioned feature grid
+        The last two are what the trainer's training-only heads read (rt1_ros.training.objective)."""
         loss = self.config.loss if loss is None else loss
-        if self.model.config.action_readout != "last_token":
-            # The released layout reads its logits at action positions and reorders the mode classes
-            # (logits_from_frame_tokens); the training path below reads the last token's feature. Refuse rather than
-            # train a converted checkpoint's heads in the wrong order.
-            raise NotImplementedError(f"training a model with action_readout '{self.model.config.action_readout}' "
-                                      "(a converted official checkpoint) is not supported yet")
+        readout = self.model.action_head
         conditioning = self.model.embed_instruction(batch["frame_text"])  # (F,D)
         spatial_tokens = self.model.image_encoder(batch["images"], conditioning)  # (F,g²,D): each frame once
         tokens = self.model.token_learner(spatial_tokens)  # (F,K,D)
-        features = self.model.action_features(tokens[batch["windows"]])  # (N,T,K,D) -> (N,D)
-        logits = self.model.action_head(features)  # (N,11,bins)
-        targets = batch["targets"]
-        mean_loss, per_dim = action_loss(logits, targets, self.num_modes, loss.label_smoothing,
+        outputs = self.model.transformer_outputs(tokens[batch["windows"]])  # (N,T,K,D) -> (N,S,W)
+        logits, features = readout.training_readout(outputs)  # (N,11,bins) or every frame's (N,T,11,bins); (N,W)
+        targets = batch["targets"]  # (N,11), or (N,T,11)
+        windows = torch.arange(len(targets), device=targets.device)  # (N,)
+        if readout.supervises_every_frame:
+            scored = batch.get("scored")  # (N,T) bool; absent: every frame
+            if scored is None:
+                scored = torch.ones(targets.shape[:2], dtype=torch.bool, device=targets.device)
+            logits, targets = logits[scored], targets[scored]  # (M,11,bins), (M,11)
+            windows = windows[:, None].expand(scored.shape)[scored]  # (M,)
+        mode_classes = self.config.model.num_bins if readout.mode_loss_over_all_bins else self.num_modes
+        mean_loss, per_dim = action_loss(logits, targets, mode_classes, loss.label_smoothing,
                                          loss.target_sigma_bins)
-        total = mean_loss
-        auxiliary_loss = None
-        scene_state = batch.get("scene_state")
-        if self.auxiliary_head is not None and scene_state is not None:
-            auxiliary_loss = self.auxiliary_head.loss(self.auxiliary_head(features), scene_state)
-            total = total + loss.auxiliary_state_weight * auxiliary_loss
-        target_cell_loss = target_cell_accuracy = None
-        if self.target_cell_head is not None and scene_state is not None:
-            current = spatial_tokens[batch["windows"][:, -1]]  # (N,g²,D): each target's current frame
-            target_cell_loss, target_cell_accuracy = self.target_cell_head.loss(self.target_cell_head(current),
-                                                                                scene_state)
-            total = total + loss.target_cell_weight * target_cell_loss
         with torch.no_grad():
             predicted = tokens_from_logits(logits.detach(), self.num_modes)
-        return total, {"logits": logits, "tokens": predicted, "action_loss": mean_loss, "per_dim": per_dim,
-                       "auxiliary_loss": auxiliary_loss, "target_cell_loss": target_cell_loss,
-                       "target_cell_accuracy": target_cell_accuracy}
+        return mean_loss, {"logits": logits, "tokens": predicted, "targets": targets, "rows": windows,
+                           "action_loss": mean_loss, "per_dim": per_dim, "features": features,
+                           "spatial_tokens": spatial_tokens}
 
     def train(self, mode: bool = True) -> "RT1Policy":
         super().train(mode)

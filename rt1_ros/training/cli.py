@@ -12,6 +12,11 @@ Training windows follow inference exactly: 6 frames ending at the target step, f
 (`pad_window_indices`), frames resized with `resize_for_model`. The frozen sentence encoder runs once per distinct
 instruction before training; only the (B,384) embeddings enter the loop.
 
+A converted release (rt1-convert) fine-tunes as it was trained: init_checkpoint=<converted dir>, windows of 6
+consecutive steps with a loss at every frame's 11 action positions, its tokenizer, bounds and 256×320 frames, 512-d
+Universal Sentence Encoder embeddings (text_encoder=use:<dir> or embeddings:<map>); config/finetune_released.yaml
+and docs/training.md "Fine-tuning Google's released RT-1".
+
 Efficiency: a batch is a few runs of consecutive steps. Each frame of a run is encoded once by the backbone and its
 tokens are gathered into every window that contains it (the tokens of a frame depend only on that frame and the
 instruction, which is what the node's frame-token cache relies on too). One crop and one colour jitter per run, as a

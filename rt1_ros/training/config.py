@@ -16,6 +16,7 @@ class TrainConfig:
     data: str = "data/sim"
     extra_data: tuple[str, ...] = ()
     init_checkpoint: str = ""
+    action_space_file: str = ""
     families: tuple[str, ...] = ()
     successful_only: bool = True
     val_fraction: float = 0.1
@@ -36,6 +37,7 @@ class TrainConfig:
     history_dropout: float = 0.0
     reword_instructions: bool = False
     crop_scale_min: float = 0.88
+    crop_padding: tuple[int, int] = (0, 0)
     brightness: float = 0.15
     contrast: float = 0.15
     saturation: float = 0.15
@@ -55,6 +57,8 @@ class TrainConfig:
             raise ValueError("val_fraction must be in [0, 1)")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise ValueError("crop_scale_min must be in (0, 1]")
+        if len(self.crop_padding) != 2 or min(self.crop_padding) < 0:
+            raise ValueError("crop_padding must be [rows, columns], each >= 0")
         if self.target_sigma_bins < 0.0:
             raise ValueError("target_sigma_bins must be >= 0")
         if self.auxiliary_state_weight < 0.0:

@@ -1,7 +1,13 @@
 """Training and validation batches: the episode split, windows built exactly as at inference, augmentation.
 
 Training windows follow inference exactly: 6 frames ending at the target step, front-padded by repeating frame 0
-(`pad_window_indices`), frames resized with `resize_for_model`.
+(`pad_window_indices`), frames resized with `resize_for_model`. The target is the window's newest step.
+
+A layout that supervises every frame (the released RT-1, ``every_frame``) is trained as it was released: a window
+is T consecutive steps (never padded) and each of its steps is a target, predicted from the steps before it in the
+window. An episode's first steps are the first window's earlier frames, which see exactly the frames so far, as at
+run time. Validation scores every step once with its run-time context: all frames of an episode's first window, the
+newest frame of each later one (``Batch.scored``).
 
 Efficiency: a batch is a few runs of consecutive steps. Each frame of a run is encoded once by the backbone and its
 tokens are gathered into every window that contains it (the tokens of a frame depend only on that frame and the
@@ -36,9 +42,10 @@ class Batch:
     images: torch.Tensor  # (F,3,S,S) float in [0,1]: every distinct frame the batch needs
     frame_instruction: torch.Tensor  # (F,) long: row of the instruction table for each frame
     windows: torch.Tensor  # (N,T) long: rows of `images` making each target's window, oldest first
-    targets: torch.Tensor  # (N,11) long
+    targets: torch.Tensor  # (N,11) long: each window's newest step; (N,T,11) each of its steps with every_frame
     families: list[str]  # (N,)
-    scene_state: torch.Tensor | None = None  # (N,S) float, rows of NaN where an episode has none
+    scene_state: torch.Tensor | None = None  # (N,S) float at each window's newest step, NaN where an episode has none
+    scored: torch.Tensor | None = None  # (N,T) bool with every_frame: the steps that count (None: all)
 
 
 def split_episodes(episodes: list[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
@@ -55,16 +62,24 @@ def split_episodes(episodes: list[Episode], val_fraction: float, seed: int) -> t
 
 
 class WindowSampler:
-    """Builds batches of windows from episodes, with the inference-time padding and resize."""
+    """Builds batches of windows from episodes, with the inference-time padding and resize. ``image_size``: the
+    side of the square frames the network takes, or their (height, width). ``every_frame``: windows of T
+    consecutive steps, each step a target (module doc)."""
 
-    def __init__(self, episodes: list[EpisodeArrays], num_frames: int, image_size: int, config: TrainConfig) -> None:
+    def __init__(self, episodes: list[EpisodeArrays], num_frames: int, image_size: int | tuple[int, int],
+                 config: TrainConfig, every_frame: bool = False) -> None:
         if not episodes:
             raise ValueError("no episodes to sample from")
         self.episodes = episodes
         self.num_frames = num_frames
         self.image_size = image_size
         self.config = config
-        lengths = np.array([len(e.tokens) for e in episodes], dtype=np.float64)
+        self.every_frame = every_frame
+        # The steps a window can end at: each one, or from step T-1 on when a window is T whole steps.
+        self._first_end = num_frames - 1 if every_frame else 0
+        lengths = np.array([len(e.tokens) - self._first_end for e in episodes], dtype=np.float64)
+        if (lengths < 1).any():
+            raise ValueError(f"an episode has fewer steps than a window of {num_frames} consecutive steps")
         # Episodes drawn in proportion to their length (plus the runs overhanging either end) covers every step,
         # first and last (terminate) included, equally often.
         weights = lengths + config.segment_length - 1
@@ -79,9 +94,9 @@ class WindowSampler:
         runs = []
         length = self.config.segment_length
         for index in rng.choice(len(self.episodes), size=self.config.segments_per_batch, p=self._probabilities):
-            steps = len(self.episodes[index].tokens)
-            start = int(rng.integers(-(length - 1), steps))
-            runs.append((int(index), max(0, start), min(steps, start + length)))
+            ends = len(self.episodes[index].tokens) - self._first_end  # how many windows the episode has
+            start = int(rng.integers(-(length - 1), ends))
+            runs.append((int(index), max(0, start) + self._first_end, min(ends, start + length) + self._first_end))
         return self._assemble(runs, rng)
 
     def sequential(self, max_targets: int = 64):
@@ -90,7 +105,7 @@ class WindowSampler:
         count = 0
         for index, episode in enumerate(self.episodes):
             steps = len(episode.tokens)
-            for start in range(0, steps, max_targets):
+            for start in range(self._first_end, steps, max_targets):
                 runs.append((index, start, min(steps, start + max_targets)))
                 count += runs[-1][2] - start
                 if count >= max_targets:
@@ -100,24 +115,35 @@ class WindowSampler:
             yield self._assemble(runs, None)
 
     def _assemble(self, runs: list[tuple[int, int, int]], rng: np.random.Generator | None) -> Batch:
-        images, frame_instruction, windows, targets, families, states = [], [], [], [], [], []
+        """``runs``: (episode, first, end) with the steps first..end-1 the newest of a window each."""
+        images, frame_instruction, windows, targets, families, states, scored = [], [], [], [], [], [], []
         offset = 0
         for index, first, end in runs:
             episode = self.episodes[index]
             context_start = max(0, first - self.num_frames + 1)
-            frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,S,S)
+            frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,h,w)
             images.append(frames)
             instruction = episode.instruction_index
             if rng is not None and episode.wordings:
                 instruction = episode.wordings[int(rng.integers(len(episode.wordings)))]
             frame_instruction += [instruction] * len(frames)
             for step in range(first, end):
-                indices = pad_window_indices(step, self.num_frames)
-                if rng is not None and self.config.history_dropout > 0.0 \
-                        and rng.random() < self.config.history_dropout:
-                    indices = [step] * self.num_frames  # only the current frame, as on an episode's first step
+                if self.every_frame:
+                    indices = list(range(step - self.num_frames + 1, step + 1))  # T whole steps, never padded
+                    # Validation: an episode's first window scores all its steps, a later one its newest.
+                    scored.append([True] * self.num_frames if step == self._first_end or rng is not None
+                                  else [False] * (self.num_frames - 1) + [True])
+                else:
+                    indices = pad_window_indices(step, self.num_frames)
+                    if rng is not None and self.config.history_dropout > 0.0 \
+                            and rng.random() < self.config.history_dropout:
+                        indices = [step] * self.num_frames  # only the current frame, as on an episode's first step
                 windows.append([offset + i - context_start for i in indices])
-            targets.append(episode.tokens[first:end])
+            if self.every_frame:  # (n,T,11): each window's steps
+                targets.append(np.stack([episode.tokens[step - self.num_frames + 1:step + 1]
+                                         for step in range(first, end)]))
+            else:
+                targets.append(episode.tokens[first:end])
             families += [episode.family] * (end - first)
             if self.scene_state_width and episode.scene_state is not None:
                 states.append(np.asarray(episode.scene_state[first:end], dtype=np.float32))
@@ -125,23 +151,37 @@ class WindowSampler:
                 states.append(np.full((end - first, self.scene_state_width), np.nan, dtype=np.float32))
             offset += len(frames)
         scene_state = torch.from_numpy(np.concatenate(states)) if self.scene_state_width else None
+        # Training scores every frame of its windows: no mask needed.
+        scored_mask = torch.tensor(scored) if self.every_frame and rng is None else None
         return Batch(images=torch.cat(images), frame_instruction=torch.tensor(frame_instruction),
                      windows=torch.tensor(windows), targets=torch.from_numpy(np.concatenate(targets)),
-                     families=families, scene_state=scene_state)
+                     families=families, scene_state=scene_state, scored=scored_mask)
 
     def _prepare_frames(self, frames: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
-        """(n,H,W,3) uint8 -> (n,3,S,S) float in [0,1], one crop and one jitter for the whole run."""
+        """(n,H,W,3) uint8 -> (n,3,h,w) float in [0,1], one crop and one jitter for the whole run."""
         height, width = frames.shape[1:3]
         if rng is not None and self.config.crop_scale_min < 1.0:
             scale = rng.uniform(self.config.crop_scale_min, 1.0)
             crop_h, crop_w = max(1, round(height * scale)), max(1, round(width * scale))
             top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
             frames = frames[:, top:top + crop_h, left:left + crop_w]
-        resized = np.stack([resize_for_model(frame, self.image_size) for frame in frames])  # (n,S,S,3)
+        resized = np.stack([resize_for_model(frame, self.image_size) for frame in frames])  # (n,h,w,3)
+        if rng is not None and any(self.config.crop_padding):
+            resized = pad_and_crop(resized, self.config.crop_padding, rng)
         images = torch.from_numpy(resized).permute(0, 3, 1, 2).float().div_(255.0)
         if rng is not None:
             images = colour_jitter(images, rng, self.config)
         return images
+
+
+def pad_and_crop(frames: np.ndarray, padding: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """(n,h,w,3) -> (n,h,w,3): zeros added on each side, (rows top and bottom, columns left and right), then one
+    random h×w crop for all n frames: the released RT-1's training crop (20, 50 at 256×320)."""
+    rows, columns = padding
+    height, width = frames.shape[1:3]
+    padded = np.pad(frames, ((0, 0), (rows, rows), (columns, columns), (0, 0)))
+    top, left = int(rng.integers(0, 2 * rows + 1)), int(rng.integers(0, 2 * columns + 1))
+    return np.ascontiguousarray(padded[:, top:top + height, left:left + width])
 
 
 def colour_jitter(images: torch.Tensor, rng: np.random.Generator, config: TrainConfig) -> torch.Tensor:

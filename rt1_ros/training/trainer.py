@@ -9,8 +9,12 @@ Output directory::
     best/     the same, for the lowest validation loss
     metrics.csv, train_config.yaml
 
-With the auxiliary scene-state head, latest/ and best/ also hold auxiliary_head.safetensors (training only: the
-policy the node loads never contains it).
+With the training-only heads (rt1_ros.training.objective), latest/ and best/ also hold auxiliary_head.safetensors
+and target_cell_head.safetensors (training only: the policy the node loads never contains them).
+
+A converted release (`official`, action_readout action_positions) trains as it was trained: a loss on the 11 action
+positions of every frame of each window of T consecutive steps, its truncating tokenizer and bounds, its 256×320
+frames and its text encoder's 512-d embeddings (docs/training.md, "Fine-tuning Google's released RT-1").
 """
 from __future__ import annotations
 
@@ -20,7 +24,6 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,48 +32,22 @@ import yaml
 from torch import nn
 
 from rt1_ros.data.dataset import Episode, EpisodeDataset
-from rt1_ros.model.action_tokenizer import ActionSpaceConfig
-from rt1_ros.model.checkpoint import load_weights_into, read_checkpoint_config
-from rt1_ros.model.rt1 import RT1Config
+from rt1_ros.model.checkpoint import load_weights_into
 from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig
-from rt1_ros.policy.loss import SceneStateHead, TargetCellHead
 from rt1_ros.policy.modeling import TrainingBatch
 from rt1_ros.training.config import TrainConfig
 from rt1_ros.training.distributed import setup_distributed
+from rt1_ros.training.heads import SceneStateHead, TargetCellHead
 from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
+from rt1_ros.training.objective import HEAD_FILES, HEAD_METRICS, TrainingObjective
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
 from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
+from rt1_ros.training.starting_point import embed_instructions, model_spec, task_wordings
 from rt1_ros.configuration.yaml_config import to_mapping
 
 TRAINER_STATE_FILE = "trainer_state.json"
-AUXILIARY_HEAD_FILE = "auxiliary_head.safetensors"  # training only: not part of the policy the node loads
-TARGET_CELL_HEAD_FILE = "target_cell_head.safetensors"  # training only, likewise
-# The training-only heads: the attribute (also their parameters' name prefix) -> the file each is checkpointed in.
-TRAINING_HEAD_FILES = {"auxiliary_head": AUXILIARY_HEAD_FILE, "target_cell_head": TARGET_CELL_HEAD_FILE}
-# The training-only heads' outputs of RT1Policy.forward, by the name their metrics.csv columns take after train_/val_.
-HEAD_METRICS = {"auxiliary_loss": "auxiliary_loss", "target_cell_loss": "target_cell_loss",
-                "target_cell_acc": "target_cell_accuracy"}
 TRAIN_CONFIG_FILE = "train_config.yaml"
-
-
-def task_wordings(episode: Episode) -> tuple[str, ...]:
-    """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
-    () for other data, and for episodes the generator worded with templates training must not see."""
-    from rt1_ros.sim.config import SimConfig
-    from rt1_ros.sim.tasks import training_wordings
-
-    extra = episode.info.extra or {}
-    target, condition = extra.get("target"), extra.get("condition")
-    config = SimConfig.from_yaml()
-    if not target or condition not in config.condition_names or \
-            config.condition(condition).instructions != "training":
-        return ()
-    colour, _, shape = target.partition("_")
-    direction = extra.get("direction")
-    if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
-        direction = "left" if "left" in episode.info.instruction.split() else "right"
-    return training_wordings(config, episode.info.task_family, colour, shape, direction)
 
 
 def step_random_state(seed: int, step: int, rank: int) -> np.random.Generator:
@@ -97,16 +74,12 @@ class Trainer:
         self.best_val_loss = math.inf
         latest = self.output / "latest"
         resuming = resume and (latest / TRAINER_STATE_FILE).is_file()
-        model_config, self.action_space = self._model_spec(latest if resuming else None)
-        mapped = [d.name for d in self.action_space.dimensions if (d.scale, d.offset) != (1.0, 0.0)]
-        if mapped:
-            # Demonstrations hold the robot's own units and are tokenized as they are; a scale or offset (which
-            # rt1_node applies to decoded values) would make the trained policy's outputs be mapped a second time.
-            raise ValueError(f"the action space maps {mapped} onto the robot with a scale or offset; training "
-                             "needs scale 1 and offset 0 (calibrate a robot with rt1_node's action_space_file)")
-        loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins,
-                          auxiliary_state_weight=config.auxiliary_state_weight,
-                          target_cell_weight=config.target_cell_weight)
+        model_config, self.action_space = model_spec(config, latest if resuming else None)
+        if model_config.supervises_every_frame and config.history_dropout > 0.0:
+            raise SystemExit(f"history_dropout {config.history_dropout}: the {model_config.action_readout} layout "
+                             "trains every frame of a window against the frames before it, so there is no history "
+                             "to drop; set history_dropout=0")
+        loss = LossConfig(label_smoothing=config.label_smoothing, target_sigma_bins=config.target_sigma_bins)
         self.policy = RT1Policy(RT1PolicyConfig(model=model_config, action_space=self.action_space, loss=loss))
         self.model = self.policy.model.to(self.device)
         if config.channels_last:
@@ -114,9 +87,9 @@ class Trainer:
         self.tokenizer = self.policy.tokenizer
 
         self._load_data()
-        self.auxiliary_head = self.policy.auxiliary_head = self._make_auxiliary_head()
-        self.target_cell_head = self.policy.target_cell_head = self._make_target_cell_head()
-        self.optimizer = make_optimizer(self._trainable_named_parameters(), config)
+        self.objective = TrainingObjective(self.policy, self._make_auxiliary_head(), self._make_target_cell_head(),
+                                           config.auxiliary_state_weight, config.target_cell_weight)
+        self.optimizer = make_optimizer(self.objective.trainable_named_parameters(), config)
         self._resumed_scaler_state: dict | None = None
         if resume:
             self._resume(latest)
@@ -128,8 +101,9 @@ class Trainer:
             loaded = load_imagenet_backbone(self.model.image_encoder, config.backbone_weights)
             if self.dist.is_main:
                 print(f"backbone: {len(loaded)} ImageNet tensors from {config.backbone_weights}")
-        # What the optimizer steps through: the policy, or its DistributedDataParallel wrapper across processes.
-        self.trained: nn.Module = self.dist.wrap(self.policy, self.device)
+        # What the optimizer steps through: the objective (policy and training-only heads), or its
+        # DistributedDataParallel wrapper across processes.
+        self.trained: nn.Module = self.dist.wrap(self.objective, self.device)
         self.autocast_dtype = None
         if self.device.type == "cuda" and config.mixed_precision != "none":
             self.autocast_dtype = torch.bfloat16 if config.mixed_precision == "bfloat16" else torch.float16
@@ -146,26 +120,6 @@ class Trainer:
         if torch.device(device).type == "cpu":
             torch.set_num_threads(self.config.num_threads or max(1, len(os.sched_getaffinity(0))))
         return torch.device(device)
-
-    def _model_spec(self, resume_from: Path | None) -> tuple[RT1Config, ActionSpaceConfig]:
-        """The model and action space the config names; a resumed run keeps those it was started with, a fine-tuned
-        one those of its init_checkpoint."""
-        if resume_from is not None:
-            model_config, action_space, _ = read_checkpoint_config(resume_from)
-            return model_config, action_space
-        if self.config.init_checkpoint:
-            if not (Path(self.config.init_checkpoint) / "model.safetensors").is_file():
-                raise SystemExit(f"init_checkpoint {self.config.init_checkpoint}: no model.safetensors there")
-            model_config, action_space, _ = read_checkpoint_config(self.config.init_checkpoint)
-            if self.config.image_size and self.config.image_size != model_config.image_size:
-                print(f"image_size {self.config.image_size} ignored: fine-tuning keeps init_checkpoint's "
-                      f"{model_config.image_size} px", file=sys.stderr)
-            return model_config, action_space
-        action_space = ActionSpaceConfig.from_yaml()
-        model_config = RT1Config.from_yaml(self.config.model_size)
-        if self.config.image_size:
-            model_config = replace(model_config, image_size=self.config.image_size)
-        return model_config, action_space
 
     def _load_data(self) -> None:
         config = self.config
@@ -184,30 +138,45 @@ class Trainer:
             train += part_train
             val += part_val
         self.validation_episodes = val
+        model_config = self.model.config
+        if model_config.supervises_every_frame:
+            short = [e for e in dataset if e.info.num_steps < model_config.num_frames]
+            if short:
+                # Its windows are T consecutive steps (no padding, as the release trained); a shorter episode has
+                # none.
+                raise SystemExit(f"{len(short)} episode(s) have fewer than the {model_config.num_frames} steps of a "
+                                 f"{model_config.action_readout} window, e.g. {short[0].path} "
+                                 f"({short[0].info.num_steps}); leave them out of the dataset")
         wordings = {id(e): task_wordings(e) for e in train} if config.reword_instructions else {}
         instructions = sorted({e.info.instruction for e in dataset} | {w for ws in wordings.values() for w in ws})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)
-        from rt1_ros.runtime.policy_loading import shared_text_encoder
-
-        width = self.model.config.text_embedding_dim
-        self.text_table = shared_text_encoder(config.text_encoder, width).encode(instructions).to(self.device)
+        self.text_table = embed_instructions(config.text_encoder, self.model.config.text_embedding_dim,
+                                             instructions).to(self.device)
         row = {text: i for i, text in enumerate(instructions)}
+        # Demonstrations are in the robot's units; the tokenizer bins the model's: each continuous value is mapped
+        # back through the action space's scale and offset, the mapping rt1_node applies to decoded values. The
+        # project's action spaces have scale 1 and offset 0; a converted release's maps its gripper (-1..1
+        # closedness) onto the robot's 0..1, and a calibration (action_space_file) its other dimensions.
+        robot_mapped = bool((self.action_space.scale != 1.0).any() or (self.action_space.offset != 0.0).any())
 
         uses_scene_state = config.auxiliary_state_weight > 0 or config.target_cell_weight > 0
         self.scene_state_names = next((list((e.info.extra or {}).get("scene_state_names") or [])
                                        for e in dataset if e.scene_state is not None), [])
 
         def arrays(episode: Episode) -> EpisodeArrays:
-            return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(episode.actions),
+            actions = self.action_space.actions_from_robot(episode.actions) if robot_mapped else episode.actions
+            return EpisodeArrays(frames=episode.frames, tokens=self.tokenizer.encode(actions),
                                  instruction_index=row[episode.info.instruction], family=episode.info.task_family,
                                  scene_state=episode.scene_state if uses_scene_state else None,
                                  wordings=tuple(row[w] for w in wordings.get(id(episode), ())))
 
-        size = self.model.config.image_size
-        frames = self.model.config.num_frames
-        self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config)
-        self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config) if val else None
+        # The frames the network takes: image_size square for the project's sizes, 256×320 for the released RT-1
+        # (which resizes them to image_size itself).
+        size = model_config.frame_size
+        frames, every_frame = model_config.num_frames, model_config.supervises_every_frame
+        self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config, every_frame)
+        self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config, every_frame) if val else None
         # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
         held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
         # The scene conditions the data was drawn from (data from before conditions existed shows the fixed scene):
@@ -230,7 +199,7 @@ class Trainer:
         stacked = torch.from_numpy(np.concatenate(states))  # (steps,S)
         # Columns that never vary (e.g. an object's height on the table) would divide by ~0: floor the std.
         std = stacked.std(dim=0).clamp_min(1e-2)
-        return SceneStateHead(self.model.config.embed_dim, stacked.mean(dim=0), std).to(self.device)
+        return SceneStateHead(self.model.transformer.width, stacked.mean(dim=0), std).to(self.device)
 
     def _make_target_cell_head(self) -> TargetCellHead | None:
         if self.config.target_cell_weight <= 0.0:
@@ -241,16 +210,6 @@ class Trainer:
                              f"{self.config.data} has {self.scene_state_names or 'none'} (rt1-generate records them)")
         columns = tuple(self.scene_state_names.index(name) for name in needed)
         return TargetCellHead(self.model.config.embed_dim, columns).to(self.device)
-
-    def _training_heads(self) -> dict[str, nn.Module]:
-        """The training-only heads in use, by attribute name (TRAINING_HEAD_FILES' keys)."""
-        heads = {name: getattr(self, name) for name in TRAINING_HEAD_FILES}
-        return {name: head for name, head in heads.items() if head is not None}
-
-    def _trainable_named_parameters(self):
-        yield from self.model.named_parameters()
-        for name, head in self._training_heads().items():
-            yield from ((f"{name}.{n}", p) for n, p in head.named_parameters())
 
     # -------------------------------------------------------------------------------------------- the loop
     def run(self) -> dict:
@@ -311,16 +270,18 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
-        nn.utils.clip_grad_norm_([p for _, p in self._trainable_named_parameters()], self.config.grad_clip_norm)
+        nn.utils.clip_grad_norm_([p for _, p in self.objective.trainable_named_parameters()],
+                                 self.config.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        targets = batch["targets"]
+        targets = outputs["targets"]  # (M,11): every supervised step (each window's newest, or all its frames)
         accuracy = (outputs["tokens"] == targets).float().mean().item()
         return loss.item(), accuracy, len(targets), head_losses
 
     @torch.no_grad()
     def validate(self) -> dict:
-        """Loss and exact-token accuracy per dimension (and per family) over every held-out step."""
+        """Loss and exact-token accuracy per dimension (and per family) over every held-out step, each once and
+        with the frames before it that a control step has (WindowSampler.sequential)."""
         if self.val_sampler is None:
             return {}
         # The plain policy, not the DistributedDataParallel wrapper: only rank 0 validates. Plain cross-entropy
@@ -330,8 +291,9 @@ class Trainer:
         for batch in self.val_sampler.sequential():
             tensors = self._to_device(batch)
             with self._autocast():
-                _, outputs = self.policy(tensors, loss=LossConfig())
-            tally.add(outputs["action_loss"], outputs["tokens"], tensors["targets"], batch.families,
+                _, outputs = self.objective(tensors, loss=LossConfig())
+            families = [batch.families[i] for i in outputs["rows"].tolist()]  # each scored step's
+            tally.add(outputs["action_loss"], outputs["tokens"], outputs["targets"], families,
                       {name: outputs[key] for name, key in HEAD_METRICS.items() if outputs[key] is not None})
         return tally.metrics()
 
@@ -341,7 +303,9 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         tensors = {"images": images, "frame_text": self.text_table[batch.frame_instruction.to(self.device)],
                    "windows": batch.windows.to(self.device), "targets": batch.targets.to(self.device)}
-        if self._training_heads() and batch.scene_state is not None:
+        if batch.scored is not None:
+            tensors["scored"] = batch.scored.to(self.device)
+        if self.objective.heads() and batch.scene_state is not None:
             tensors["scene_state"] = batch.scene_state.to(self.device)
         return tensors
 
@@ -355,7 +319,9 @@ class Trainer:
         self.output.mkdir(parents=True, exist_ok=True)
         (self.output / TRAIN_CONFIG_FILE).write_text(yaml.safe_dump(to_mapping(self.config), sort_keys=False))
         roots = ", ".join([self.config.data, *self.config.extra_data])
-        print(f"data {roots}: {self.dataset_summary}; model {self.config.model_size} "
+        model = f"init_checkpoint {self.config.init_checkpoint}" if self.config.init_checkpoint else \
+            f"model {self.config.model_size}"
+        print(f"data {roots}: {self.dataset_summary}; {model} "
               f"{self.model.config.image_size} px, {sum(p.numel() for p in self.model.parameters()):,} parameters "
               f"on {self.device} (world size {self.dist.world_size})")
         return MetricsLog(self.output, self.action_space.names)
@@ -397,11 +363,7 @@ class Trainer:
                  "dataset": self.dataset_summary, "metrics": metrics}
         self.policy.save_pretrained(directory, extra=json.loads(json.dumps(extra)))
         save_optimizer_state(self.optimizer, directory)
-        from safetensors.torch import save_file
-
-        for name, head in self._training_heads().items():
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                      str(directory / TRAINING_HEAD_FILES[name]))
+        self.objective.save_heads(directory)
         state = {"step": self.step, "elapsed_s": self.elapsed_s, "best_val_loss": self.best_val_loss,
                  "grad_scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None}
         (directory / TRAINER_STATE_FILE).write_text(json.dumps(state, indent=1), encoding="utf-8")
@@ -411,16 +373,7 @@ class Trainer:
         """The policy's weights and each training-only head's saved beside them; -> the heads with no file there
         (left as they are)."""
         load_weights_into(self.model, directory)
-        from safetensors.torch import load_file
-
-        missing = []
-        for name, head in self._training_heads().items():
-            file = directory / TRAINING_HEAD_FILES[name]
-            if file.is_file():
-                head.load_state_dict(load_file(str(file)))
-            else:
-                missing.append(name)
-        return missing
+        return self.objective.load_heads(directory)
 
     def _initialise_from(self, directory: Path) -> None:
         """Fine-tuning: the policy's weights, and each training-only head's when saved beside them (else it starts
@@ -428,7 +381,7 @@ class Trainer:
         missing = self._load_weights_and_heads(directory)
         if self.dist.is_main:
             for name in missing:
-                print(f"init_checkpoint {directory} has no {TRAINING_HEAD_FILES[name]}: {name} starts fresh",
+                print(f"init_checkpoint {directory} has no {HEAD_FILES[name]}: {name} starts fresh",
                       file=sys.stderr)
             print(f"initialised from {directory} (fine-tuning; optimizer and schedule start fresh)")
 
@@ -439,7 +392,7 @@ class Trainer:
             return
         missing = self._load_weights_and_heads(directory)
         if missing:
-            raise SystemExit(f"{directory} was trained without {TRAINING_HEAD_FILES[missing[0]]}; resume with the "
+            raise SystemExit(f"{directory} was trained without {HEAD_FILES[missing[0]]}; resume with the "
                              "training config it was started with or start a new run")
         load_optimizer_state(self.optimizer, directory)
         state = json.loads((directory / TRAINER_STATE_FILE).read_text(encoding="utf-8"))

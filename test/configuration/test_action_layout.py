@@ -82,3 +82,20 @@ def test_a_reordered_mode_list_is_refused():
     with pytest.raises(ValueError, match="arm, base, terminate"):
         ActionSpaceConfig(dimensions=space.dimensions, num_bins=space.num_bins,
                           mode_classes=("base", "arm", "terminate"))
+
+
+def test_demonstrations_map_into_the_models_units_as_the_node_maps_out():
+    """Training undoes the robot mapping the node applies (scale × value + offset), so a converted release's
+    gripper (-1..1 closedness, mapped onto the robot's 0..1) trains on demonstrations recorded in 0..1."""
+    import numpy as np
+
+    from rt1_ros.convert.official_checkpoint import official_action_space
+
+    space = official_action_space()
+    robot = np.zeros((2, 11))
+    robot[:, 6] = [0.0, 1.0]  # open, closed as the robot records them
+    robot[:, 10] = [0, 2]
+    model_units = space.actions_from_robot(robot)
+    np.testing.assert_array_equal(model_units[:, 6], [-1.0, 1.0])
+    np.testing.assert_array_equal(model_units[:, 10], [0, 2])  # the mode is a class, never mapped
+    np.testing.assert_allclose(space.onto_robot(model_units[:, :10]), robot[:, :10])

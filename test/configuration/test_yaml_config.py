@@ -60,3 +60,12 @@ def test_every_tool_keeps_an_earlier_set_flag(capsys):
             main(argv + ["--set", "no_such_key=1", "--set", valid])
         assert exited.value.code == 2
         assert "no_such_key" in capsys.readouterr().err
+
+
+def test_a_source_checkout_reads_its_own_config_directory():
+    """Not an installed copy's: edits to config/ take effect where the code is run from."""
+    from pathlib import Path
+
+    from rt1_ros.configuration.yaml_config import config_dir
+
+    assert config_dir() == Path(__file__).resolve().parents[2] / "config"

@@ -2,7 +2,8 @@
 code (fixtures/official_small/README.md): the converted weights must give TF's numbers. CI needs no TensorFlow.
 
 - head: TokenLearner + transformer + the official sequence, mask and per-step state (vocab 64, width 32, 2 heads of
-  8, 3 frames), fed the image features TF recorded;
+  8, 3 frames), fed the image features TF recorded; the training call's logits at every frame (what fine-tuning
+  supervises) as well as the newest frame's;
 - effnet: a 7-block FiLM-EfficientNet at width 0.25 from the official builder, fed 256×320 uint8 frames through
   the official preprocessing (resize to 300×300, Keras normalisation, stride-2 padding on odd and even sizes).
 """
@@ -86,12 +87,27 @@ def test_head_gives_tensorflows_six_frame_logits(head, window):
         tokens = model.token_learner(torch.from_numpy(io["features"][first:first + 3]))  # (3,8,512)
         torch.testing.assert_close(tokens.numpy(), io[f"seq_{window}_image_tokens"], rtol=0, atol=1e-5)
         sequence = torch.cat([tokens, tokens.new_zeros(3, 11, 512)], dim=1).reshape(1, -1, 512)
-        outputs = model.action_head(model.transformer(sequence))[0]  # (57,64): every position
+        outputs = model.action_head.heads[0](model.transformer(sequence))[0]  # (57,64): every position
         logits = released_order(model.logits_from_frame_tokens(tokens[None])[0], model.config)
     assert np.abs(io["seq_w0_logits"][-1] - io["seq_w1_logits"][-1]).max() > 0.5  # the frames matter
     np.testing.assert_allclose(outputs.numpy(), io[f"seq_{window}_transformer_output"], rtol=0, atol=1e-5)
     np.testing.assert_allclose(logits, io[f"seq_{window}_logits"][-1], rtol=0, atol=1e-5)
     assert (logits.argmax(-1) == io[f"seq_{window}_tokens"][-1]).all()
+
+
+@pytest.mark.parametrize("window", ["w0", "w1"])
+def test_head_training_readout_gives_tensorflows_logits_at_every_frame(head, window):
+    """What fine-tuning supervises: the training call's logits of every frame of the window, the 11 action positions
+    of each (TF's `seq_*_logits`, all 3 frames), not only the newest frame's."""
+    model, io = head
+    first = 0 if window == "w0" else 1
+    with torch.no_grad():
+        tokens = model.token_learner(torch.from_numpy(io["features"][first:first + 3]))  # (3,8,512)
+        logits, _ = model.action_head.training_readout(model.transformer_outputs(tokens[None]))  # (1,3,11,64)
+    released = released_order(logits[0], model.config)
+    np.testing.assert_allclose(released, io[f"seq_{window}_logits"], rtol=0, atol=1e-5)
+    assert (released.argmax(-1) == io[f"seq_{window}_tokens"]).all()
+    assert np.abs(io[f"seq_{window}_logits"][0] - io[f"seq_{window}_logits"][2]).max() > 0.5  # frames differ
 
 
 def test_head_cached_steps_give_tensorflows_per_step_logits(head):

@@ -99,3 +99,29 @@ def test_missing_camera_topic_is_reported(tmp_path):
     _write_bag(bag, "mcap")
     with pytest.raises(SystemExit, match="/nope"):
         import_bag(bag, tmp_path / "dataset", ImportSettings(image_topic="/nope"))
+
+
+def test_import_for_a_converted_release_keeps_the_aspect_and_clips_to_the_calibrated_ranges(tmp_path):
+    """Frames stored HxW (the release's 4:5 survives to its 256×320 input); values clipped to a calibrated release's
+    ranges in the robot's units: arm x at 0.02 m per unit covers ±0.02 m, so the 0.025 m step is cut to 0.02; the
+    gripper's 0..1 (scale 0.5, offset 0.5 over -1..1) keeps its 1.0."""
+    import yaml
+
+    from rt1_ros.configuration.yaml_config import to_mapping
+    from rt1_ros.convert.official_checkpoint import official_action_space
+    from rt1_ros.data.rosbag_import import frame_size_argument
+
+    space = to_mapping(official_action_space())
+    space["dimensions"][0]["scale"] = 0.02
+    (tmp_path / "robot.yaml").write_text(yaml.safe_dump(space), encoding="utf-8")
+    _write_bag(tmp_path / "bag", "mcap")
+    settings = ImportSettings(frame_size=frame_size_argument("16x20"), action_space_file=str(tmp_path / "robot.yaml"))
+    import_bag(tmp_path / "bag", tmp_path / "dataset", settings)
+    episode = EpisodeDataset(tmp_path / "dataset")[0]
+    assert np.asarray(episode.frames).shape == (6, 16, 20, 3)
+    np.testing.assert_allclose(episode.actions[2, [0, 6]], [0.02, 1.0], atol=1e-6)
+    np.testing.assert_allclose(episode.actions[3, 0], -0.02, atol=1e-6)
+    np.testing.assert_allclose(episode.actions[0, 7], 0.2, atol=1e-6)  # base x: ±1 m at scale 1
+    assert frame_size_argument("112") == 112
+    with pytest.raises(Exception, match="HxW"):
+        frame_size_argument("256by320")

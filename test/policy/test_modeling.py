@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rt1_ros.model.rt1 import images_to_tensor
-from rt1_ros.policy import LossConfig, RT1Policy, RT1PolicyConfig, resolve_device
+from rt1_ros.policy import RT1Policy, RT1PolicyConfig, resolve_device
 from rt1_ros.inference import onnx_export
 from rt1_ros.policy.control_policy import ControlPolicy
 from rt1_ros.inference.frame_history import pad_window_indices
@@ -114,44 +114,19 @@ def test_forward_encodes_each_frame_once_and_equals_the_per_window_forward(tiny_
         loss, outputs = policy({"images": images, "frame_text": text, "windows": windows, "targets": targets})
         direct = policy.model(images[windows], text)  # (8,6,3,96,96): every window encoded from scratch
     torch.testing.assert_close(outputs["logits"], direct, atol=1e-4, rtol=1e-4)
-    assert outputs["tokens"].shape == (8, 11) and loss.shape == () and outputs["auxiliary_loss"] is None
+    assert outputs["tokens"].shape == (8, 11) and loss.shape == ()
+    assert not {"auxiliary_loss", "target_cell_loss"} & set(outputs)  # the training-only heads are the trainer's
     torch.testing.assert_close(loss, outputs["per_dim"].mean())
 
 
-def test_forward_adds_the_weighted_auxiliary_loss(tiny_config, action_space):
-    from rt1_ros.policy.loss import SceneStateHead
-
-    torch.manual_seed(0)
-    config = RT1PolicyConfig(model=tiny_config, action_space=action_space,
-                             loss=LossConfig(auxiliary_state_weight=2.0))
-    policy = RT1Policy(config).eval()
-    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
-    batch = {"images": torch.rand(6, 3, 96, 96), "frame_text": torch.randn(6, 384),
-             "windows": torch.tensor([pad_window_indices(5, 6)]), "targets": torch.zeros(1, 11, dtype=torch.long),
-             "scene_state": torch.tensor([[3.0, -1.0]])}
-    with torch.no_grad():
-        total, outputs = policy(batch)
-        plain, _ = policy(batch, loss=LossConfig())
-    assert outputs["auxiliary_loss"].item() > 0.0
-    torch.testing.assert_close(total, outputs["action_loss"] + 2.0 * outputs["auxiliary_loss"])
-    torch.testing.assert_close(plain, outputs["action_loss"] + 0.0 * outputs["auxiliary_loss"])
-    assert "auxiliary_head.projection.weight" in policy.state_dict()
-
-
-def test_save_and_load_pretrained_keep_the_weights_not_the_auxiliary_head(tiny_config, action_space, tmp_path):
-    from safetensors.torch import load_file
-
-    from rt1_ros.policy.loss import SceneStateHead
-
+def test_save_and_load_pretrained_round_trip_the_weights(tiny_config, action_space, tmp_path):
     torch.manual_seed(0)
     policy = RT1Policy(RT1PolicyConfig(model=tiny_config, action_space=action_space))
-    policy.auxiliary_head = SceneStateHead(tiny_config.embed_dim, torch.zeros(2), torch.ones(2))
     policy.save_pretrained(tmp_path / "ckpt", extra={"step": 7})
-    assert not any(k.startswith("auxiliary_head") for k in load_file(str(tmp_path / "ckpt" / "model.safetensors")))
     loaded = RT1Policy.from_pretrained(tmp_path / "ckpt", lambda text: torch.zeros(384))
     assert loaded.checkpoint_extra["step"] == 7 and loaded.config.action_space == action_space
     assert all(torch.equal(v, loaded.model.state_dict()[k]) for k, v in policy.model.state_dict().items())
-    assert not loaded.training and loaded.auxiliary_head is None
+    assert not loaded.training
 
 
 def test_training_drops_the_prepared_inference_copy(trained_model, action_space):
@@ -185,3 +160,37 @@ def test_attention_maps_follow_the_instruction(trained_model, action_space):
     red, blue = maps.values()
     assert red.shape[0] == 8 and red.shape[1] == red.shape[2] and np.allclose(red.sum(axis=(1, 2)), 1.0, atol=1e-4)
     assert np.abs(red - blue).max() > 1e-4  # FiLM conditions the encoder, so where tokens read depends on the task
+
+
+def test_official_forward_trains_every_frame_as_each_control_step_runs(small_official_model, action_space):
+    """The released layout's training: frame t of a window is supervised with the logits a control step computes
+    from the window's frames up to t (an episode's first steps read the frames so far); the loss is the
+    cross-entropy over all bins, the mode row's too (the release trains every position alike), averaged over frames
+    and dimensions; `scored` keeps the marked frames only."""
+    import torch.nn.functional as F
+
+    model, config = small_official_model, small_official_model.config
+    policy = RT1Policy(RT1PolicyConfig(model=config, action_space=action_space), model=model).eval()
+    generator = torch.Generator().manual_seed(3)
+    height, width = config.frame_size
+    images = torch.rand(4, 3, height, width, generator=generator)  # (F,3,h,w): one run of 4 frames
+    text = torch.randn(1, config.text_embedding_dim, generator=generator).expand(4, -1)
+    windows = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    targets = torch.randint(0, 3, (2, 3, 11), generator=generator)
+    with torch.no_grad():
+        loss, outputs = policy({"images": images, "frame_text": text, "windows": windows, "targets": targets})
+        steps = torch.stack([torch.stack([model(images[None, w[:t + 1]], text[:1])[0] for t in range(3)])
+                             for w in windows.tolist()])  # (2,3,11,bins): each frame as its control step sees it
+        scored = torch.tensor([[True, True, True], [False, False, True]])
+        newest, newest_outputs = policy({"images": images, "frame_text": text, "windows": windows,
+                                         "targets": targets, "scored": scored})
+    torch.testing.assert_close(outputs["logits"], steps.flatten(0, 1), rtol=0, atol=1e-5)
+    expected = F.cross_entropy(steps.flatten(0, 2), targets.flatten())  # over all 256 bins, every row alike
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-6)
+    assert outputs["tokens"].shape == (6, 11) and outputs["rows"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert torch.equal(outputs["targets"], targets.flatten(0, 1))
+    torch.testing.assert_close(newest, F.cross_entropy(steps[scored].flatten(0, 1), targets[scored].flatten()),
+                               rtol=1e-5, atol=1e-6)
+    assert newest_outputs["rows"].tolist() == [0, 0, 0, 1]
+    # The state feature is the newest frame's last image token, before the first action position.
+    assert outputs["features"].shape == (2, model.transformer.width)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from rt1_ros.inference.frame_history import pad_window_indices
 from rt1_ros.training.config import TrainConfig
@@ -53,6 +54,58 @@ def test_history_dropout_never_touches_validation_windows():
         assert frame_ids[batch.windows[step]].tolist() == pad_window_indices(step, 6)
 
 
+def _counted_episode(steps: int) -> EpisodeArrays:
+    """Frame i is filled with i and step i's tokens are all i, so windows and targets can be read back."""
+    episode = _numbered_episode(steps)
+    episode.tokens = np.repeat(np.arange(steps, dtype=np.int64)[:, None], 11, axis=1)
+    return episode
+
+
+def test_every_frame_windows_are_whole_steps_each_a_target_and_validation_scores_each_step_once():
+    """The released layout's windows: T consecutive steps, never padded, every step a target; validation scores an
+    episode's first window whole and later ones at their newest step, so each step counts once, with the frames
+    before it that a control step has."""
+    config = TrainConfig(segment_length=3, segments_per_batch=4, crop_scale_min=1.0, brightness=0.0, contrast=0.0,
+                         saturation=0.0)
+    sampler = WindowSampler([_counted_episode(8)], num_frames=3, image_size=8, config=config, every_frame=True)
+    batch = next(sampler.sequential())
+    frame_ids = (batch.images[:, 0, 0, 0] * 255).round().long()
+    ids = frame_ids[batch.windows].tolist()
+    assert ids == [[s - 2, s - 1, s] for s in range(2, 8)]
+    assert batch.targets.shape == (6, 3, 11) and (batch.targets[:, :, 0] == torch.tensor(ids)).all()
+    scored_steps = sorted(batch.targets[:, :, 0][batch.scored].tolist())
+    assert scored_steps == list(range(8))
+    for seed in range(5):
+        sample = sampler.sample(np.random.default_rng(seed))
+        frame_ids = (sample.images[:, 0, 0, 0] * 255).round().long()
+        for window, targets in zip(frame_ids[sample.windows].tolist(), sample.targets[:, :, 0].tolist()):
+            assert window == targets == list(range(window[0], window[0] + 3)) and window[0] >= 0
+        assert sample.scored is None  # training: every frame of every window
+    try:
+        WindowSampler([_counted_episode(2)], num_frames=3, image_size=8, config=config, every_frame=True)
+    except ValueError as error:
+        assert "fewer steps than a window of 3" in str(error)
+    else:
+        raise AssertionError("an episode shorter than a window was accepted")
+
+
+def test_pad_and_crop_moves_every_frame_of_a_run_alike_and_keeps_the_size():
+    """The release's crop: zeros around the frame, then one random crop of the frame's size for the whole run."""
+    from rt1_ros.training.sampler import pad_and_crop
+
+    frames = np.random.default_rng(0).integers(1, 256, size=(2, 6, 8, 3), dtype=np.uint8)  # no zero inside
+    padded = np.pad(frames, ((0, 0), (2, 2), (3, 3), (0, 0)))
+    offsets = set()
+    for seed in range(30):
+        out = pad_and_crop(frames, (2, 3), np.random.default_rng(seed))
+        assert out.shape == frames.shape
+        matches = [(top, left) for top in range(5) for left in range(7)
+                   if np.array_equal(out, padded[:, top:top + 6, left:left + 8])]
+        assert len(matches) == 1  # both frames cut at one offset
+        offsets.add(matches[0])
+    assert len(offsets) > 5  # drawn at random, not one fixed shift
+
+
 def test_reworded_runs_draw_each_run_one_wording_and_validation_keeps_the_recorded_one():
     config = TrainConfig(segment_length=3, segments_per_batch=40, crop_scale_min=1.0)
     episode = _numbered_episode(6)
@@ -67,7 +120,7 @@ def test_reworded_runs_draw_each_run_one_wording_and_validation_keeps_the_record
 def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
     from rt1_ros.data.dataset import Episode, EpisodeInfo
     from rt1_ros.sim.config import SimConfig
-    from rt1_ros.training.trainer import task_wordings
+    from rt1_ros.training.starting_point import task_wordings
 
     config = SimConfig.from_yaml()
 

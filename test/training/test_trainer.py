@@ -13,7 +13,8 @@ from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 from rt1_ros.training.config import TrainConfig, parse_overrides
 from rt1_ros.policy import LossConfig
 from rt1_ros.training.optimizer_state import OPTIMIZER_FILE
-from rt1_ros.training.trainer import AUXILIARY_HEAD_FILE, Trainer
+from rt1_ros.training.objective import AUXILIARY_HEAD_FILE
+from rt1_ros.training.trainer import Trainer
 
 
 @pytest.mark.slow
@@ -87,7 +88,7 @@ def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(write_dat
     config = parse_overrides(TrainConfig(), fast + [f"data={data}", "total_steps=10", "auxiliary_state_weight=1.0",
                                                     "target_sigma_bins=3.0"])
     trainer = Trainer(config, run, progress=False, device="cpu")
-    head = trainer.auxiliary_head
+    head = trainer.objective.auxiliary_head
     assert head is not None and head.projection.out_features == 2
     fixed = next(trainer.train_sampler.sequential(max_targets=64))
     assert fixed.scene_state is not None and fixed.scene_state.shape == (len(fixed.targets), 2)
@@ -96,7 +97,7 @@ def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(write_dat
         trainer.policy.train()
         torch.manual_seed(1)
         with torch.no_grad():
-            return trainer.policy(trainer._to_device(fixed))[1]["auxiliary_loss"].item()
+            return trainer.objective(trainer._to_device(fixed))[1]["auxiliary_loss"].item()
 
     before = auxiliary_loss()
     trainer.run()
@@ -109,7 +110,7 @@ def test_auxiliary_scene_state_head_trains_and_stays_out_of_the_policy(write_dat
     model, _, _ = from_pretrained(run / "latest")
     assert not any("auxiliary" in key for key in model.state_dict())
     resumed = Trainer(parse_overrides(config, ["total_steps=12"]), run, resume=True, progress=False, device="cpu")
-    torch.testing.assert_close(resumed.auxiliary_head.projection.weight, head.projection.weight)
+    torch.testing.assert_close(resumed.objective.auxiliary_head.projection.weight, head.projection.weight)
 
 
 def test_auxiliary_weight_without_recorded_state_is_refused(dataset, fast, tmp_path):
@@ -122,7 +123,7 @@ def test_target_cell_head_learns_where_the_named_object_is(fast, tmp_path):
     """With target_cell_weight the trainer reads the object's image position from scene_state.npy by name, the
     head learns to find a bright square anywhere in the frame, and it stays out of the policy's checkpoint."""
     from rt1_ros.data.dataset import EpisodeInfo, EpisodeWriter
-    from rt1_ros.training.trainer import TARGET_CELL_HEAD_FILE
+    from rt1_ros.training.objective import TARGET_CELL_HEAD_FILE
 
     rng = np.random.default_rng(0)
     writer = EpisodeWriter(tmp_path / "data")
@@ -147,14 +148,14 @@ def test_target_cell_head_learns_where_the_named_object_is(fast, tmp_path):
                                                     "target_cell_weight=1.0", "learning_rate=0.01",
                                                     "crop_scale_min=1.0", "eval_every=30"])
     trainer = Trainer(config, run, progress=False, device="cpu")
-    head = trainer.target_cell_head
+    head = trainer.objective.target_cell_head
     assert head is not None and head.image_columns == (1, 2)
     fixed = next(trainer.train_sampler.sequential(max_targets=64))
 
     def cell_loss_and_accuracy() -> tuple[float, float]:
         trainer.policy.eval()
         with torch.no_grad():
-            outputs = trainer.policy(trainer._to_device(fixed))[1]
+            outputs = trainer.objective(trainer._to_device(fixed))[1]
         return outputs["target_cell_loss"].item(), outputs["target_cell_accuracy"].item()
 
     # The bounds come from the data: a head that knows nothing scores about ln(cells); the best one scores the
@@ -176,8 +177,8 @@ def test_target_cell_head_learns_where_the_named_object_is(fast, tmp_path):
     model, _, _ = from_pretrained(run / "latest")
     assert not any("target_cell" in key for key in model.state_dict())
     resumed = Trainer(parse_overrides(config, ["total_steps=62"]), run, resume=True, progress=False, device="cpu")
-    torch.testing.assert_close(resumed.target_cell_head.projection.weight,
-                               trainer.target_cell_head.projection.weight)
+    torch.testing.assert_close(resumed.objective.target_cell_head.projection.weight,
+                               trainer.objective.target_cell_head.projection.weight)
 
 
 def test_target_cell_weight_without_image_positions_is_refused(write_dataset, fast, tmp_path):
@@ -208,7 +209,8 @@ def test_fine_tuning_starts_from_a_checkpoint_and_its_heads_on_more_data(write_d
     saved, _, _ = from_pretrained(tmp_path / "run" / "latest")
     for key, value in saved.state_dict().items():
         torch.testing.assert_close(tuned.model.state_dict()[key], value)
-    torch.testing.assert_close(tuned.auxiliary_head.projection.weight, trainer.auxiliary_head.projection.weight)
+    torch.testing.assert_close(tuned.objective.auxiliary_head.projection.weight,
+                               trainer.objective.auxiliary_head.projection.weight)
     assert tuned.step == 0 and not tuned.optimizer.state_dict()["state"]  # a fresh optimizer and schedule
     assert tuned.dataset_summary["episodes"] == 12
     tuned_val = {e.path for e in tuned.validation_episodes}
