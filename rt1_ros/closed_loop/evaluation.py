@@ -380,13 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     add_override_argument(parser, "override any EvalConfig field, after the flags above (e.g. lockstep_timeout_s=10)")
     args = parser.parse_args(argv)
-    if args.checkpoint is None:
-        from rt1_ros.runtime.policy_loading import SHIPPED_MODEL, shipped_model_path
+    from rt1_ros.runtime.policy_loading import checkpoint_or_shipped
 
-        shipped = shipped_model_path()
-        if shipped is None:
-            parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
-        args.checkpoint = str(shipped)
+    try:
+        args.checkpoint = checkpoint_or_shipped(args.checkpoint)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.workers < 1:
         parser.error(f"--workers {args.workers}: at least 1")
     if args.record and args.direct:

@@ -219,19 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="per family")
     parser.add_argument("--condition", default=None,
                         help="config/sim.yaml condition of the scenes (default: `seen` if the checkpoint was trained "
-                             "on it, else a condition it was trained on: the shipped model knows `nominal` only)")
+                             "on it, else a condition it was trained on)")
     parser.add_argument("--episode-timeout-s", type=float, default=30.0, help="sim seconds")
     parser.add_argument("--real-time-factor", type=float, default=1.0,
                         help="sim seconds per wall second (lower it when inference cannot keep up)")
     parser.add_argument("--output", type=Path, default=Path("outputs/trials/rehearsal"))
     args = parser.parse_args(argv)
-    if args.checkpoint is None:
-        from rt1_ros.runtime.policy_loading import SHIPPED_MODEL, shipped_model_path
+    from rt1_ros.runtime.policy_loading import checkpoint_or_shipped
 
-        shipped = shipped_model_path()
-        if shipped is None:
-            parser.error(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
-        args.checkpoint = str(shipped)
+    try:
+        args.checkpoint = checkpoint_or_shipped(args.checkpoint)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.condition is None:
         from rt1_ros.closed_loop.evaluation import trained_on
 

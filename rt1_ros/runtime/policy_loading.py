@@ -38,6 +38,16 @@ def shipped_model_path() -> Path | None:
     return next((c for c in candidates if (c / "model.safetensors").is_file()), None)
 
 
+def checkpoint_or_shipped(checkpoint: str | None) -> str:
+    """``checkpoint`` when given, else the shipped simulator checkpoint; ValueError when neither exists."""
+    if checkpoint:
+        return checkpoint
+    shipped = shipped_model_path()
+    if shipped is None:
+        raise ValueError(f"no --checkpoint given and the shipped {SHIPPED_MODEL} is missing (make model builds it)")
+    return str(shipped)
+
+
 @dataclass(frozen=True)
 class PolicySource:
     """Which model to load and how to run it; each field is also a read-only rt1_node ROS parameter (docs/parameters.md
