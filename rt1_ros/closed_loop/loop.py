@@ -59,6 +59,12 @@ class ObservedAction:
     arm: np.ndarray  # (7,)
     base: np.ndarray  # (3,)
     inference_ms: float
+    instruction: str = ""  # the instruction the policy computed it under
+
+    def answers(self, instruction: str, since_ns: int) -> bool:
+        """An answer to an image of the episode that began at ``since_ns`` with ``instruction`` (not one computed
+        under the previous instruction, which the sim does not count either)."""
+        return self.stamp_ns >= since_ns and self.instruction in ("", instruction)
 
 
 @dataclass
@@ -169,10 +175,13 @@ class ClosedLoop:
         # be on their way. (Fewer arrive only after lockstep timeouts, which the sim has already waited out.)
         # Answers and images stamped before the episode began are the episode before's, still arriving.
         start_ns = episode_start_ns(status)
-        self.observer.wait_for_answers(int(status.step), time.monotonic() + self.config.lockstep_timeout_s,
-                                       since_ns=start_ns)
+
+        def answers(action: ObservedAction) -> bool:
+            return action.answers(response.instruction, start_ns)
+
+        self.observer.wait_for_answers(int(status.step), time.monotonic() + self.config.lockstep_timeout_s, answers)
         actions, frames = self.observer.take()
-        actions = [a for a in actions if a.stamp_ns >= start_ns]
+        actions = [a for a in actions if answers(a)]
         frames = {stamp: frame for stamp, frame in frames.items() if stamp >= start_ns}
         bag_messages = (self.bag_recorder.stop(finished, [a.stamp_ns for a in actions])
                         if self.bag_recorder is not None else [])
@@ -213,7 +222,7 @@ class _Observer(Node):
     def _on_action(self, message) -> None:
         action = ObservedAction(stamp_ns=stamp_ns(message.header.stamp), mode=int(message.mode),
                                 arm=np.asarray(message.arm, float), base=np.asarray(message.base, float),
-                                inference_ms=float(message.inference_ms))
+                                inference_ms=float(message.inference_ms), instruction=message.instruction)
         with self._condition:
             self._actions.append(action)
             self._condition.notify_all()
@@ -239,11 +248,11 @@ class _Observer(Node):
                 self._condition.wait(min(remaining, 1.0))
             return self._status
 
-    def wait_for_answers(self, count: int, deadline: float, since_ns: int = 0) -> None:
-        """Until answers to ``count`` distinct images stamped at or after ``since_ns`` have arrived (a hold answers
-        its image too), or ``deadline``."""
+    def wait_for_answers(self, count: int, deadline: float, counts) -> None:
+        """Until answers to ``count`` distinct images, among the actions ``counts`` accepts, have arrived (a hold
+        answers its image too), or ``deadline``."""
         with self._condition:
-            while len({a.stamp_ns for a in self._actions if a.stamp_ns >= since_ns}) < count:
+            while len({a.stamp_ns for a in self._actions if counts(a)}) < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return

@@ -99,10 +99,11 @@ class TrialNode:
         running = self.running
         if running is None or not message.enabled:
             return
-        if running.instruction == message.instruction and self.operator.token == running.token:
-            running.steps += 1
-            if message.inference_ms > 0:
-                running.inference_ms.append(round(float(message.inference_ms), 2))
+        if running.instruction != message.instruction or self.operator.token != running.token:
+            return  # computed under the previous trial's instruction (it and the images travel on separate topics)
+        running.steps += 1
+        if message.inference_ms > 0:
+            running.inference_ms.append(round(float(message.inference_ms), 2))
         if message.mode == RT1Action.MODE_TERMINATE:
             self.operator.offer(OperatorEvent("terminate", self.now_ns()), token=running.token)
 

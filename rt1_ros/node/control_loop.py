@@ -85,6 +85,7 @@ class _Received(NamedTuple):
     frame_time: float  # when the frame counts as taken, on the node's clock (module docstring: frame age)
     clock_epoch: int  # backward clock jumps the node had seen when it arrived
     clock_lead: float  # frame_time minus the node's clock on arrival (> 0: stamped ahead of the clock)
+    generation: int  # instruction/reset changes queued before it arrived
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class ControlLoop:
         # Policy state belongs to whoever holds _policy_lock: the worker during a step. Callbacks queue changes.
         self._policy_lock = threading.Lock()
         self._ops_lock = threading.Lock()
-        self._pending_ops: list[Callable[[], None]] = []
+        self._pending_ops: list[tuple[int, Callable[[], None]]] = []  # (generation it brought, change)
         self._generation = 0  # bumped by every queued instruction/reset: a step begun before one is discarded
         self._instruction_source_ns = -1  # source timestamp of the newest instruction taken (accepted or refused)
         # Held while deciding on and publishing motion; _motion_frame_at is the time of the frame behind the motion
@@ -260,10 +261,12 @@ class ControlLoop:
         frame_time = self._frame_time(stamp, info)
         epoch = self._clock_epoch  # before the clock is read: a jump in between leaves the frame before it
         clock_lead = frame_time - self._now()
+        with self._ops_lock:
+            generation = self._generation
         with self._image_lock:
             if self._newest_image is not None:
                 self.frames_skipped += 1
-            self._newest_image = _Received(message, stamp, frame_time, epoch, clock_lead)
+            self._newest_image = _Received(message, stamp, frame_time, epoch, clock_lead, generation)
             self.frames_received += 1
         if self.config.control_trigger == "image":
             self._request_step()
@@ -361,15 +364,20 @@ class ControlLoop:
         """Queue a change of policy state for the worker, which applies queued changes in order before its next
         step; a step already running when it is queued is discarded."""
         with self._ops_lock:
-            self._pending_ops.append(operation)
             self._generation += 1
+            self._pending_ops.append((self._generation, operation))
         with self._wake:
             self._wake.notify()
 
-    def _apply_pending_ops(self) -> None:
+    def _apply_pending_ops(self, up_to: int | None = None) -> None:
+        """Apply the queued changes in order: all of them, or those queued before generation ``up_to`` ended."""
         with self._ops_lock:
-            operations, self._pending_ops = self._pending_ops, []
-        for operation in operations:
+            if up_to is None:
+                operations, self._pending_ops = self._pending_ops, []
+            else:
+                operations = [op for op in self._pending_ops if op[0] <= up_to]
+                self._pending_ops = [op for op in self._pending_ops if op[0] > up_to]
+        for _, operation in operations:
             operation()
 
     def _request_step(self) -> None:
@@ -439,10 +447,26 @@ class ControlLoop:
 
     def _step_locked(self) -> None:
         """control_step's body, with _policy_lock held."""
-        self._apply_pending_ops()
-        generation = self._generation
         with self._image_lock:
             newest, self._newest_image = self._newest_image, None
+        if newest is not None:
+            # A frame is acted on only under the task in force when it arrived: an instruction or reset queued
+            # after it (in a simulator, possibly a reset of the world it shows) gets the frame a hold, under the
+            # instruction it arrived for (a lockstep simulator that announced a new instruction asks again).
+            self._apply_pending_ops(up_to=newest.generation)
+            with self._ops_lock:
+                superseded = self._generation != newest.generation
+            if superseded:
+                output = self.controller.hold_step("an instruction or reset arrived after this frame",
+                                                   image_stamp=newest.stamp)
+                with self._motion_lock:
+                    self._publish_output(output)
+                self._apply_pending_ops()
+                return
+        else:
+            self._apply_pending_ops()
+        generation = self._generation
+        with self._image_lock:
             jump = self._clock_jump
         if jump is not None and (newest is None or not jump.admits(newest)):
             output = self.controller.hold_step("the clock jumped back: waiting for a frame stamped after the jump",
@@ -456,24 +480,30 @@ class ControlLoop:
             output = self.controller.step(self._now(), frame)
         with self._motion_lock:
             if generation != self._generation:
-                # An instruction or reset arrived during the step: its output answers a superseded task. The
-                # frame goes back unless a newer one came, so a lockstep simulator still gets its answer.
-                with self._image_lock:
-                    if newest is not None and self._newest_image is None:
-                        self._newest_image = newest
-                        self._request_step()
+                # An instruction or reset arrived during the step: its output answers a superseded task. The frame is
+                # answered with a hold, under the instruction it was taken for (a lockstep simulator waits for an
+                # answer to every image, and asks again for one answered under another instruction than its
+                # episode's), and never acted on under the new task: it may show the world before a reset.
+                if newest is not None:
+                    output = self.controller.hold_step("an instruction or reset arrived during the step",
+                                                       image_stamp=newest.stamp)
+                    self._publish_output(output)
                 return
             if output.moving and self.controller.is_stale(self._now()):
                 output = self.controller.expire(self._now(), output.image_stamp)
-            self._step_times.append(time.monotonic())
-            if output.error:
-                self._logger.error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
-            elif output.mode == Mode.HOLD and self.controller.instruction is not None:
-                self._logger.warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
-            self._last_output = output
-            self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
-            if self.controller.enabled:
-                self._publish_motion(output)
+            self._publish_output(output)
+
+    def _publish_output(self, output: ControlOutput) -> None:
+        """A step's rt1_action and, when enabled, its motion; caller holds the motion lock."""
+        self._step_times.append(time.monotonic())
+        if output.error:
+            self._logger.error(output.reason, throttle_duration_sec=self.config.log_throttle_s)
+        elif output.mode == Mode.HOLD and self.controller.instruction is not None:
+            self._logger.warning(f"holding: {output.reason}", throttle_duration_sec=self.config.log_throttle_s)
+        self._last_output = output
+        self.outputs.publish_action(output, self.controller.enabled, self.controller.instruction or "")
+        if self.controller.enabled:
+            self._publish_motion(output)
 
     def _republish_velocity(self) -> None:
         """Velocity consumers (diff drive, MoveIt Servo) time out between 3 Hz steps: repeat the current one."""

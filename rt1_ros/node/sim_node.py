@@ -22,6 +22,10 @@ Stepping modes
              next image. With no action within lockstep_timeout_s it warns, stops the robot (zero twist, no arm
              delta) and steps anyway, so a dead policy cannot hang an evaluation. An action with enabled=false
              (dry run) moves nothing.
+             An answer computed under another instruction than the episode's (RT1Action.instruction names the
+             previous one: the policy had not taken the new instruction yet, which travels on its own topic)
+             neither paces nor terminates the episode; the sim publishes the same image again. Arm commands are
+             applied when the sim steps, so only the counted answer's moves the arm.
 
 Arm commands are per-step deltas (see MobileManipulatorSim): one ArmCommand moves the arm target once, spread over
 one control period. An ArmCommand whose stamp equals the previous one (a republished command) only updates the
@@ -68,6 +72,7 @@ except ImportError:  # no tf2_msgs wheel: no tf topics; end_effector_pose, odom 
 NODE_NAME = "sim_node"
 CATCH_UP_LIMIT_S = 0.5  # free run behind schedule by more than this: re-anchor instead of bursting to catch up
 LOCKSTEP_POLL_S = 0.1  # wake-up period while waiting, so shutdown is noticed promptly
+LOCKSTEP_REASK_PAUSE_S = 0.005  # before asking again for an image answered under another instruction
 WARNING_THROTTLE_S = 5.0
 NEXT_SEED_ATTEMPTS = 10  # next_episode_after_s: seeds tried in turn when one has no visible layout
 
@@ -83,6 +88,9 @@ class _PolicyStep:
     action_stamp_ns: int = -1
     action_enabled: bool = False
     arm_stamp_ns: int = -1
+    arm_command: tuple[np.ndarray, float] | None = None  # lockstep: the newest (delta, gripper), applied at the step
+    superseded_stamp_ns: int = -1  # the image an answer under another instruction answered (lockstep asks again)
+    superseded_instruction: str = ""
 
 
 class SimNode(Node):
@@ -108,6 +116,7 @@ class SimNode(Node):
         self._next_image_time = 0.0
         self.images_published = 0
         self.lockstep_timeouts = 0
+        self.superseded_answers = 0  # answers computed under another instruction than the episode's (not counted)
         self.achieved_real_time_factor = 0.0
 
         self._image_pub = self.create_publisher(Image, "camera/image_raw", qos.camera(self.params.image_reliability))
@@ -242,16 +251,36 @@ class SimNode(Node):
             return
         stamp = stamp_ns(message.header.stamp)
         with self._cond:
-            if stamp == self._policy.arm_stamp_ns:
+            if self.params.lockstep:
+                # Applied when the simulation steps on the answer it belongs to: an answer the sim asks again for
+                # (computed under another instruction) has its arm_command replaced by the new answer's.
+                self._policy.arm_command = (delta, float(message.gripper))
+            elif stamp == self._policy.arm_stamp_ns:
                 self.sim.command_gripper(message.gripper)  # a repeat: gripper only, no second delta
             else:
                 self.sim.command_arm(delta, message.gripper)
             self._policy.arm_stamp_ns = stamp
             self._cond.notify_all()
 
+    def _answers_this_episode(self, instruction: str) -> bool:
+        """Whether an rt1_action computed under ``instruction`` may count for the current episode: not when the sim
+        announces the episode's instruction and the policy names another (it had not taken the new one yet: the
+        instruction and the first image travel on separate topics and may arrive in either order). An empty one is
+        a policy that does not say. Caller holds the lock."""
+        if not (self.params.publish_instruction and instruction):
+            return True
+        return " ".join(instruction.split()) == " ".join(self.task.instruction.split())
+
     def _on_rt1_action(self, message: RT1Action) -> None:
         stamp = stamp_ns(message.header.stamp)
         with self._cond:
+            if not self._answers_this_episode(message.instruction):
+                # Neither its terminate nor its pacing counts; in lockstep the image is asked again.
+                self.superseded_answers += 1
+                self._policy.superseded_stamp_ns = stamp
+                self._policy.superseded_instruction = message.instruction
+                self._cond.notify_all()
+                return
             self._policy.action_stamp_ns = stamp
             self._policy.action_enabled = bool(message.enabled)
             if (message.mode == RT1Action.MODE_TERMINATE and message.enabled
@@ -437,6 +466,15 @@ class SimNode(Node):
                 deadline = time.monotonic() + self.params.lockstep_timeout_s
                 while (self._running and generation == self._episode_generation
                        and self._policy.action_stamp_ns != awaited and time.monotonic() < deadline):
+                    if self._policy.superseded_stamp_ns == awaited:
+                        # That answer was computed under the previous instruction: once the policy has taken this
+                        # episode's, the same image (same stamp) is answered for this episode.
+                        self._policy.superseded_stamp_ns = -1
+                        self._policy.arm_command = None
+                        self._cond.wait(LOCKSTEP_REASK_PAUSE_S)
+                        if generation == self._episode_generation and self._policy.action_stamp_ns != awaited:
+                            self._publish_observation()
+                        continue
                     self._cond.wait(min(LOCKSTEP_POLL_S, max(0.0, deadline - time.monotonic())))
                 if not self._running:
                     return
@@ -444,9 +482,13 @@ class SimNode(Node):
                     continue  # reset while waiting: the new episode's first image is due
                 if self._policy.action_stamp_ns != awaited:
                     self.lockstep_timeouts += 1
+                    other = self._policy.superseded_instruction
+                    why = (f" (answers came under the instruction {other!r}, not this episode's "
+                           f"{self.task.instruction!r}: does the policy read this sim's `instruction`?)"
+                           if other else "")
                     self.get_logger().warning(
                         f"lockstep: no rt1_action for the image at {awaited / NANOSECONDS:.3f} s within "
-                        f"{self.params.lockstep_timeout_s:g} s; stepping with a zero command "
+                        f"{self.params.lockstep_timeout_s:g} s{why}; stepping with a zero command "
                         f"({self.lockstep_timeouts} so far)", throttle_duration_sec=WARNING_THROTTLE_S)
                     self.sim.stop()
                 elif not self._policy.action_enabled:
@@ -455,8 +497,11 @@ class SimNode(Node):
                     grace_end = time.monotonic() + self.params.lockstep_command_grace_s
                     while self._running and self._policy.arm_stamp_ns != awaited and time.monotonic() < grace_end:
                         self._cond.wait(max(0.0, grace_end - time.monotonic()))
-                    if self._policy.arm_stamp_ns != awaited:
+                    if self._policy.arm_stamp_ns == awaited and self._policy.arm_command is not None:
+                        self.sim.command_arm(*self._policy.arm_command)
+                    else:
                         self.sim.command_arm(np.zeros(6), self.sim.gripper_command)  # this image gets no arm step
+                self._policy.arm_command = None
                 self._advance_to(self._episode_start_time + (self._episode_steps + 1) * self._control_period)
                 self._episode_steps += 1
                 self._observation_due = True

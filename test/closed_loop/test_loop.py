@@ -91,3 +91,20 @@ def test_two_loops_at_once_each_run_their_own_episode(tmp_path):
         assert (episode.family, episode.seed) == (family, seed)
         assert episode.steps == STEPS and not episode.terminated
         assert len(episode.actions) >= STEPS and all(a.mode == RT1Action.MODE_BASE for a in episode.actions[:STEPS])
+
+
+def test_each_episode_is_ended_by_its_own_answer(tmp_path):
+    """Episodes back to back with a policy that terminates at once: each must end at its own first image, on an
+    answer the model computed for it under its instruction — never on the previous episode's latched terminate,
+    which a policy node still holding the old instruction repeats until the new one reaches it."""
+    from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
+
+    checkpoint = biased_checkpoint(tmp_path / "terminate", mode=RT1Action.MODE_TERMINATE, bins={})
+    config = ClosedLoopConfig(checkpoint=str(checkpoint), max_episode_steps=STEPS, episode_timeout_s=120.0)
+    with ClosedLoop(config, "move_near", idle_seed=99) as loop:
+        episodes = [loop.run_episode(family, seed) for family, seed in
+                    [("move_near", 5), ("pick", 5), ("push", 6), ("move_near", 7)]]
+    for episode in episodes:
+        assert episode.terminated and episode.steps == 1, (episode.family, episode.seed, episode.steps)
+        assert episode.actions and all(a.instruction == episode.instruction for a in episode.actions)
+        assert episode.inference_ms and all(ms > 0 for ms in episode.inference_ms), episode.actions

@@ -125,28 +125,34 @@ def test_reset_episode_service(ros, start_sim):
 
 
 class FakePolicy:
-    """Answers every image like rt1_node does: cmd_vel, arm_command and rt1_action stamped with the image."""
+    """Answers every image like rt1_node does: cmd_vel, arm_command and rt1_action stamped with the image.
 
-    def __init__(self, ros, mode=RT1Action.MODE_BASE, arm_z=0.0, base_x=0.0, enabled=True):
+    ``script``: settings (mode, arm_z, instruction) for its first answers in turn, its own after them."""
+
+    def __init__(self, ros, mode=RT1Action.MODE_BASE, arm_z=0.0, base_x=0.0, enabled=True, script=()):
         self.cmd_vel = ros.peer.create_publisher(Twist, "cmd_vel", 10)
         self.arm = ros.peer.create_publisher(ArmCommand, "arm_command", 10)
         self.action = ros.peer.create_publisher(RT1Action, "rt1_action", 10)
         self.mode, self.arm_z, self.base_x, self.enabled = mode, arm_z, base_x, enabled
+        self.script = list(script)
         self.answered = []
         ros.peer.create_subscription(Image, "camera/image_raw", self._on_image, 10)
 
     def _on_image(self, image):
+        settings = dict(mode=self.mode, arm_z=self.arm_z, instruction="")
+        if len(self.answered) < len(self.script):
+            settings.update(self.script[len(self.answered)])
         twist = Twist()
         twist.linear.x = self.base_x
         self.cmd_vel.publish(twist)
         # rt1_node publishes its action before the motion commands; the simulator must wait for both.
-        action = RT1Action(mode=self.mode, enabled=self.enabled)
+        action = RT1Action(mode=settings["mode"], enabled=self.enabled, instruction=settings["instruction"])
         action.header.stamp = image.header.stamp
         self.action.publish(action)
         arm = ArmCommand(gripper=0.0)
         arm.header.stamp = image.header.stamp
         arm.header.frame_id = "base_link"
-        arm.translation.z = self.arm_z
+        arm.translation.z = settings["arm_z"]
         self.arm.publish(arm)
         self.answered.append(stamp_ns(image.header.stamp))
 
@@ -170,6 +176,28 @@ def test_lockstep_advances_one_control_period_per_action(ros, start_sim):
         steps = node._episode_steps
         target_z = node.sim.arm_target()[0][2]
     assert target_z - start_z == pytest.approx(0.02 * steps, abs=0.002)
+
+
+def test_lockstep_asks_again_for_an_image_answered_under_the_previous_instruction(ros, start_sim):
+    """A policy node that has not yet taken the new episode's instruction (it travels on its own topic) answers the
+    first image under the old one: that answer's terminate and arm delta must not count, and the sim asks again."""
+    node = start_sim(lockstep=True, task_family="pick", seed=2, lockstep_timeout_s=30.0)
+    episode = node.task.instruction
+    start_z = node.sim.arm_target()[0][2]
+    previous = dict(instruction="push the red cube to the left", mode=RT1Action.MODE_TERMINATE, arm_z=0.05)
+    policy = FakePolicy(ros, mode=RT1Action.MODE_ARM, arm_z=0.0,
+                        script=[previous, previous, dict(instruction=episode)])
+    assert wait_for(lambda: len(policy.answered) >= 5, timeout=20.0)
+    # The first image was published three times with its stamp; the answer under this episode's instruction let
+    # the simulation step on.
+    first, again, third, *later = policy.answered[:5]
+    assert first == again == third and all(stamp > first for stamp in later), policy.answered
+    assert node.superseded_answers == 2
+    with node._cond:
+        done, target_z = node._done, node.sim.arm_target()[0][2]
+    assert not done  # their terminate did not end the episode
+    assert target_z == pytest.approx(start_z, abs=1e-3)  # nor did their 5 cm arm delta move the arm target
+    assert node.lockstep_timeouts == 0
 
 
 def test_lockstep_times_out_without_a_policy_and_terminate_ends_the_episode(ros, start_sim):
