@@ -25,7 +25,7 @@ run python -m rt1_ros.data.rosbag_import "$WORKDIR"/bags/*/ --mapping config/ros
 run python -m rt1_ros.training.ordinary_bags compare --bags "$WORKDIR/bags" --dataset "$WORKDIR/data" || true
 # 3. Fine-tune the shipped policy on the imports only. Imports carry no privileged scene state, so the training-only
 #    heads are off; the rest follows config/recipe_sim.yaml.
-run python -m rt1_ros.training.cli --data "$WORKDIR/data" --output "$WORKDIR/model" --set \
+run python -m rt1_ros.training --data "$WORKDIR/data" --output "$WORKDIR/model" --set \
   init_checkpoint=models/rt1_sim total_steps="$STEPS" time_budget_min=0 learning_rate=0.0003 warmup_steps=20 \
   target_sigma_bins=4.0 auxiliary_state_weight=0 target_cell_weight=0 backbone_learning_rate_ratio=0.3 \
   crop_scale_min=0.95 val_fraction=0.05 eval_every=100 checkpoint_every=100

@@ -167,3 +167,31 @@ def test_parameter_tables_are_generated_from_the_config_fields():
     for node, table in parameter_tables().items():
         assert table in text, (f"docs/parameters.md's {node} table differs from the config fields: paste the output "
                                f"of `scripts/rt1-env python -m rt1_ros.node.parameter_table {node}`")
+
+
+PYTHON_MODULE = re.compile(r"python3? -m (rt1_ros(?:\.\w+)*)")
+
+
+def runnable(module: str) -> bool:
+    """Whether `python -m module` runs something: a package with __main__.py, or a module whose source has a
+    `__main__` guard."""
+    path = ROOT.joinpath(*module.split("."))
+    if path.is_dir():
+        return (path / "__main__.py").is_file()
+    source = path.with_suffix(".py")
+    return source.is_file() and 'if __name__ == "__main__":' in source.read_text()
+
+
+def test_runnable_finds_modules_that_do_nothing_as_programs():
+    assert runnable("rt1_ros.training") and runnable("rt1_ros.closed_loop.evaluation")
+    assert not runnable("rt1_ros.training.cli")  # main() is defined, nothing calls it
+    assert not runnable("rt1_ros.no_such_module")
+
+
+@pytest.mark.parametrize("document", [*pages(), *sorted((ROOT / "scripts").glob("*.sh")), ROOT / "Makefile"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_python_dash_m_command_runs_a_program(document):
+    """A `python -m rt1_ros.x` in a page, a script or the Makefile that names a module without a `__main__` exits
+    0 and does nothing: a recipe step that silently never ran."""
+    modules = set(PYTHON_MODULE.findall(document.read_text()))
+    assert not [m for m in sorted(modules) if not runnable(m)]
