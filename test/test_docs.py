@@ -17,10 +17,6 @@ DOCS = ROOT / "docs"
 PARAMETERS_PAGE = DOCS / "parameters.md"
 README_MAX_LINES = 300
 
-# Link targets that may be missing from a checkout: images generated from a run (make demo's contact sheet), added
-# to docs/images/ by hand. Paths from the repository root. Every other target must exist.
-GENERATED_ASSETS = {"docs/images/contact_sheet.png"}
-
 FENCE = re.compile(r"^\s*(```|~~~)")
 HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -71,9 +67,9 @@ def links(path: Path) -> list[str]:
     return LINK.findall("\n".join(INLINE_CODE.sub("", line) for line in lines))
 
 
-def broken_links(path: Path, root: Path = ROOT) -> list[str]:
-    """The page's relative link targets that lead nowhere: a missing file (unless a generated asset), or an anchor
-    that is no heading of its (Markdown) file. Links with a scheme (https:, mailto:) are not followed."""
+def broken_links(path: Path) -> list[str]:
+    """The page's relative link targets that lead nowhere: a missing file, or an anchor that is no heading of its
+    (Markdown) file. Links with a scheme (https:, mailto:) are not followed."""
     broken = []
     for target in links(path):
         if SCHEME.match(target):
@@ -81,12 +77,7 @@ def broken_links(path: Path, root: Path = ROOT) -> list[str]:
         file_part, _, anchor = target.partition("#")
         file = (path.parent / unquote(file_part)).resolve() if file_part else path
         if not file.exists():
-            try:
-                generated = file.relative_to(root.resolve()).as_posix() in GENERATED_ASSETS
-            except ValueError:
-                generated = False
-            if not generated:
-                broken.append(target)
+            broken.append(target)
             continue
         if anchor and (file.suffix != ".md" or unquote(anchor) not in anchors(file)):
             broken.append(target)
@@ -120,15 +111,9 @@ def test_the_link_check_finds_missing_files_and_anchors(tmp_path):
         "[a link whose text\nspans two lines](docs/gone.md)\n"
         "`[inline code](docs/nope2.md)`\n"
         "```\n[in a code block](docs/also_nope.md)\n```\n")
-    assert broken_links(readme, root=tmp_path) == [
+    assert broken_links(readme) == [
         "docs/nope.md", "docs/page.md#nowhere", "docs/images/none.png", "#no-such-heading", "docs/page.md#again-2",
         "docs/gone.md"]
-
-
-def test_a_generated_asset_may_be_missing_and_nothing_else(tmp_path):
-    page = tmp_path / "README.md"
-    page.write_text("![sheet](docs/images/contact_sheet.png) ![other](docs/images/other.png)\n")
-    assert broken_links(page, root=tmp_path) == ["docs/images/other.png"]
 
 
 def test_github_slugs():
