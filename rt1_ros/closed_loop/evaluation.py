@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -280,11 +281,36 @@ def _run_jobs(settings: EvalConfig, direct: bool, idle_seed: int, jobs: list, pr
     return outcomes, runner.lockstep_timeouts
 
 
+PARENT_CHECK_PERIOD_S = 1.0
+_worker_done_queue = None  # a worker process's queue for its finished episodes (set by _start_worker)
+
+
+def _start_worker(done_queue, parent_pid: int) -> None:
+    """A worker process's start: keep the progress queue (a multiprocessing queue is passed at process creation
+    only), and exit when the parent dies (killed, or a test's timeout), rather than evaluate on for nobody."""
+    global _worker_done_queue
+    _worker_done_queue = done_queue
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_PERIOD_S)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, name="exit_with_parent", daemon=True).start()
+
+
+def _run_worker_jobs(settings: EvalConfig, direct: bool, idle_seed: int,
+                     jobs: list) -> tuple[list[EpisodeOutcome], int]:
+    """_run_jobs in a worker process, telling the parent of each finished episode."""
+    return _run_jobs(settings, direct, idle_seed, jobs, False, _worker_done_queue)
+
+
 def _run_in_workers(settings: EvalConfig, direct: bool, idle_seed: int, jobs: list,
                     progress: bool) -> tuple[list[EpisodeOutcome], int]:
     """The jobs dealt out to ``settings.workers`` processes (every n-th job to one, so each keeps the conditions'
     order and rebuilds its nodes only when the condition changes); outcomes returned in the jobs' order. Each episode
-    runs as it would alone: its own simulator, seed and policy state; only wall time and latency feel the neighbours."""
+    runs as it would alone: its own simulator, seed and policy state; only wall time and latency feel the neighbours.
+    The workers exit when this process dies."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -292,9 +318,10 @@ def _run_in_workers(settings: EvalConfig, direct: bool, idle_seed: int, jobs: li
 
     workers = min(settings.workers, len(jobs))
     context = multiprocessing.get_context("spawn")
-    with context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
-        done = manager.Queue()
-        futures = [pool.submit(_run_jobs, settings, direct, idle_seed, jobs[i::workers], False, done)
+    done = context.Queue()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                             initargs=(done, os.getpid())) as pool:
+        futures = [pool.submit(_run_worker_jobs, settings, direct, idle_seed, jobs[i::workers])
                    for i in range(workers)]
         successes = []
         with tqdm(total=len(jobs), desc=f"eval ({workers} workers)", unit="ep", disable=not progress) as bar:

@@ -3,6 +3,8 @@ protocol around them (conditions, seed splits, one report run per model)."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -151,3 +153,62 @@ def test_workers_below_one_are_refused(capsys):
     with pytest.raises(SystemExit):
         main(["--workers", "0", "--checkpoint", "models/rt1_sim"])
     assert "--workers 0" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may not reap an orphan at once)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_worker_processes_exit_when_the_evaluation_is_killed(terminating_checkpoint, tmp_path):
+    """A killed rt1-eval (a test's timeout, kill -9) must not leave its --workers processes evaluating for
+    nobody. Killed once the workers have reported an episode, so they were really running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ros_harness import wait_for
+
+    root = Path(__file__).resolve().parents[2]
+    command = [sys.executable, "-m", "rt1_ros.closed_loop.evaluation", "--direct", "--checkpoint",
+               str(terminating_checkpoint), "--families", "move_near", "--episodes-per-family", "100000",
+               "--workers", "2", "--output", str(tmp_path / "eval")]
+    parent = subprocess.Popen(command, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(root)})
+    workers = []
+    try:
+        progress = b""
+        while not re.search(rb"\| [1-9]\d*/", progress):  # tqdm's bar once an episode has finished
+            chunk = os.read(parent.stderr.fileno(), 4096)
+            assert chunk, f"rt1-eval ended before any episode: {progress[-2000:]!r}"
+            progress += chunk
+        workers = [pid for pid in _children(parent.pid)
+                   if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) >= 2 and all(_running(pid) for pid in workers), workers
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=30)
+        assert wait_for(lambda: not any(_running(pid) for pid in workers), timeout=60.0), \
+            f"worker processes {workers} outlived the killed evaluation"
+    finally:
+        parent.kill()
+        for pid in workers:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
