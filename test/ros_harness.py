@@ -158,6 +158,55 @@ class NodeProcess:
         self._output.close()
 
 
+class SimTimeRig:
+    """An in-process rt1_node under ``use_sim_time`` whose /clock and camera the test drives, one message at a time,
+    and whose rt1_action answers it reads: time moves only when the test says."""
+
+    def __init__(self, ros: RosHarness, checkpoint: Path, timeout: float = 60.0, **parameters) -> None:
+        from rosgraph_msgs.msg import Clock
+
+        from rt1_ros.msg import RT1Action
+        from rt1_ros.node.rt1_node import Rt1Node
+
+        ros.new_namespace()
+        settings = dict(checkpoint=str(checkpoint), device="cpu", use_sim_time=True, image_reliability="reliable",
+                        start_enabled=True, ema_alpha=1.0)
+        settings.update(parameters)
+        self.ros, self.timeout, self._clock_type = ros, timeout, Clock
+        self.node = ros.add(Rt1Node(namespace=ros.namespace, context=ros.context,
+                                    parameter_overrides=[Parameter(k, value=v) for k, v in settings.items()],
+                                    cli_args=["--ros-args", "-r", f"/clock:={ros.namespace}/clock"]))
+        self.actions: list = []
+        ros.peer.create_subscription(RT1Action, "rt1_action", self.actions.append, 50)
+        self.clock = ros.peer.create_publisher(Clock, "clock", qos.COMMANDS_AND_STATE)
+        self.camera = ros.peer.create_publisher(Image, "image", qos.camera("reliable"))
+
+    def set_clock(self, seconds: float) -> None:
+        """Publish /clock at ``seconds`` and wait until the node's clock reads it."""
+        nanoseconds = round(seconds * 1e9)
+        self.clock.publish(self._clock_type(clock=to_stamp(nanoseconds)))
+        assert wait_for(lambda: self.node.get_clock().now().nanoseconds == nanoseconds, timeout=self.timeout)
+
+    def send_frame(self, seconds: float) -> None:
+        """Publish a frame stamped ``seconds`` (its pixels differ with the stamp)."""
+        nanoseconds = round(seconds * 1e9)
+        self.camera.publish(make_image(stamp_ns=nanoseconds, seed=nanoseconds % 1000))
+
+    def answer_to(self, seconds: float):
+        """The node's rt1_action answering the frame stamped ``seconds`` (waited for)."""
+        nanoseconds = round(seconds * 1e9)
+
+        def answers(action) -> bool:
+            return action.header.stamp.sec * 1_000_000_000 + action.header.stamp.nanosec == nanoseconds
+
+        assert wait_for(lambda: any(answers(a) for a in self.actions), timeout=self.timeout), \
+            f"no answer to the frame at {seconds} s"
+        return next(a for a in self.actions if answers(a))
+
+    def close(self) -> None:
+        self.ros.remove(self.node)
+
+
 class MessageStream:
     """Publishes ``make_message(index)`` on ``topic`` from the peer at a fixed period until stopped; ``sent`` holds
     what each tick published (the message, or the raw bytes for serialized ones)."""

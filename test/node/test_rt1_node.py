@@ -10,14 +10,12 @@ import pytest
 
 from geometry_msgs.msg import Twist
 from rclpy.parameter import Parameter
-from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool, Trigger
 
-from ros_harness import biased_checkpoint, make_image, wait_for
+from ros_harness import SimTimeRig, biased_checkpoint, make_image, wait_for
 from rt1_ros.msg import ArmCommand, RT1Action
-from rt1_ros.node import qos
-from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.node.ros_graph import stamp_ns
 
 BIN_MAX, BIN_MIN = 255, 0
 
@@ -164,28 +162,13 @@ def test_a_frame_that_arrived_before_an_instruction_is_not_acted_on_under_it(ros
     """The frame may show a world the instruction's episode replaced (a simulator reset between them). Under sim
     time with the timer trigger the test decides when each step happens: a frame, then a new instruction, then the
     step: a hold; the next frame drives under the new instruction."""
-    from rt1_ros.node.rt1_node import Rt1Node
-
-    ros.new_namespace()
-    parameters = dict(checkpoint=str(base_forward_checkpoint), device="cpu", use_sim_time=True,
-                      control_trigger="timer", control_rate_hz=10.0, image_reliability="reliable",
-                      image_timeout_s=5.0, start_enabled=True, ema_alpha=1.0)
-    node = ros.add(Rt1Node(namespace=ros.namespace, context=ros.context,
-                           parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()],
-                           cli_args=["--ros-args", "-r", f"/clock:={ros.namespace}/clock"]))
-    actions: list[RT1Action] = []
-    ros.peer.create_subscription(RT1Action, "rt1_action", actions.append, 50)
-    clock = ros.peer.create_publisher(Clock, "clock", qos.COMMANDS_AND_STATE)
-    camera = ros.peer.create_publisher(Image, "image", qos.camera("reliable"))
-
-    def set_clock(seconds: float) -> None:
-        nanoseconds = round(seconds * NANOSECONDS)
-        clock.publish(Clock(clock=to_stamp(nanoseconds)))
-        assert wait_for(lambda: node.get_clock().now().nanoseconds == nanoseconds, timeout=30.0)
+    rig = SimTimeRig(ros, base_forward_checkpoint, timeout=30.0, control_trigger="timer", control_rate_hz=10.0,
+                     image_timeout_s=5.0)
+    node = rig.node
 
     def send_frame(seconds: float) -> None:
         received = node.loop.frames_received
-        camera.publish(make_image(stamp_ns=round(seconds * NANOSECONDS), seed=round(seconds * 100)))
+        rig.send_frame(seconds)
         assert wait_for(lambda: node.loop.frames_received > received, timeout=30.0)
 
     def instruct(text: str) -> None:
@@ -193,14 +176,12 @@ def test_a_frame_that_arrived_before_an_instruction_is_not_acted_on_under_it(ros
         assert wait_for(lambda: node.controller.instruction == text, timeout=30.0)
 
     def answer_at(tick: float, frame: float) -> RT1Action:
-        set_clock(tick)  # past a 10 Hz boundary: the control timer steps once
-        nanoseconds = round(frame * NANOSECONDS)
-        assert wait_for(lambda: any(stamp_ns(a.header.stamp) == nanoseconds for a in actions), timeout=30.0)
-        return next(a for a in actions if stamp_ns(a.header.stamp) == nanoseconds)
+        rig.set_clock(tick)  # past a 10 Hz boundary: the control timer steps once
+        return rig.answer_to(frame)
 
     try:
-        set_clock(1.0)
-        assert wait_for(lambda: camera.get_subscription_count() > 0, timeout=30.0)
+        rig.set_clock(1.0)
+        assert wait_for(lambda: rig.camera.get_subscription_count() > 0, timeout=30.0)
         instruct("drive to the red cube")
         send_frame(1.02)
         acted = answer_at(1.15, 1.02)
@@ -216,7 +197,7 @@ def test_a_frame_that_arrived_before_an_instruction_is_not_acted_on_under_it(ros
         assert acted.mode == RT1Action.MODE_BASE and acted.instruction == "drive to the blue cube"
         assert len(node.controller.policy.history) == 1  # the frame from before the instruction is not in it
     finally:
-        ros.remove(node)
+        rig.close()
 
 
 def test_terminate_mode_stops_everything(ros, tmp_path):

@@ -18,14 +18,10 @@ from pathlib import Path
 import pytest
 
 from geometry_msgs.msg import TwistStamped
-from rclpy.parameter import Parameter
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image
 
-from ros_harness import NodeProcess, make_image, node_log, wait_for
+from ros_harness import NodeProcess, SimTimeRig, node_log, wait_for
 from rt1_ros.msg import RT1Action
-from rt1_ros.node import qos
-from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns, to_stamp
+from rt1_ros.node.ros_graph import NANOSECONDS, stamp_ns
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -159,45 +155,27 @@ def test_only_frames_stamped_after_a_jump_back_move_the_robot(ros, drive_checkpo
     frame, answered on rt1_action with the frame's stamp). After the clock goes back from 10 s to 0, a frame stamped
     10.2 s that arrives after the jump (it was on its way) is answered with a hold; the first frame stamped after the
     jump moves the robot, on a history that holds only that frame."""
-    from rt1_ros.node.rt1_node import Rt1Node
-
-    ros.new_namespace()
-    parameters = dict(checkpoint=str(drive_checkpoint), device="cpu", use_sim_time=True, control_trigger="image",
-                      image_reliability="reliable", image_timeout_s=1.0, start_enabled=True, ema_alpha=1.0)
-    node = ros.add(Rt1Node(namespace=ros.namespace, context=ros.context,
-                           parameter_overrides=[Parameter(k, value=v) for k, v in parameters.items()],
-                           cli_args=["--ros-args", "-r", f"/clock:={ros.namespace}/clock"]))
-    actions: list[RT1Action] = []
-    ros.peer.create_subscription(RT1Action, "rt1_action", actions.append, 50)
-    clock = ros.peer.create_publisher(Clock, "clock", qos.COMMANDS_AND_STATE)
-    camera = ros.peer.create_publisher(Image, "image", qos.camera("reliable"))
+    rig = SimTimeRig(ros, drive_checkpoint, timeout=EVENT_TIMEOUT_S, control_trigger="image", image_timeout_s=1.0)
+    node = rig.node
     ros.send_instruction("move near the red cube")
 
-    def set_clock(seconds_: float) -> None:
-        nanoseconds = round(seconds_ * NANOSECONDS)
-        clock.publish(Clock(clock=to_stamp(nanoseconds)))
-        assert wait_for(lambda: node.get_clock().now().nanoseconds == nanoseconds, timeout=EVENT_TIMEOUT_S)
-
     def answer(seconds_: float) -> RT1Action:
-        nanoseconds = round(seconds_ * NANOSECONDS)
-        camera.publish(make_image(stamp_ns=nanoseconds, seed=nanoseconds % 1000))
-        assert wait_for(lambda: any(stamp_ns(a.header.stamp) == nanoseconds for a in actions),
-                        timeout=EVENT_TIMEOUT_S), f"no answer to the frame at {seconds_} s"
-        return next(a for a in actions if stamp_ns(a.header.stamp) == nanoseconds)
+        rig.send_frame(seconds_)
+        return rig.answer_to(seconds_)
 
     try:
-        assert wait_for(lambda: node.controller.instruction is not None and camera.get_subscription_count() > 0,
+        assert wait_for(lambda: node.controller.instruction is not None and rig.camera.get_subscription_count() > 0,
                         timeout=EVENT_TIMEOUT_S)
-        set_clock(10.0)
+        rig.set_clock(10.0)
         assert answer(10.0).mode == RT1Action.MODE_BASE
-        set_clock(10.1)
+        rig.set_clock(10.1)
         assert answer(10.1).mode == RT1Action.MODE_BASE
         assert len(node.controller.policy.history) == 2
 
-        set_clock(0.0)  # the frame below is taken by the same executor thread, after the jump's callbacks
+        rig.set_clock(0.0)  # the frame below is taken by the same executor thread, after the jump's callbacks
         assert answer(10.2).mode == RT1Action.MODE_HOLD, "acted on a frame stamped before the reset"
-        set_clock(0.05)
+        rig.set_clock(0.05)
         assert answer(0.05).mode == RT1Action.MODE_BASE, "no motion on the first frame after the reset"
         assert len(node.controller.policy.history) == 1, "frames from before the reset stayed in the history"
     finally:
-        ros.remove(node)
+        rig.close()
