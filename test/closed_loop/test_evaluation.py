@@ -181,9 +181,11 @@ def test_worker_processes_exit_when_the_evaluation_is_killed(terminating_checkpo
     """A killed rt1-eval (a test's timeout, kill -9) must not leave its --workers processes evaluating for
     nobody. Killed once the workers have reported an episode, so they were really running."""
     import os
+    import select
     import signal
     import subprocess
     import sys
+    import time
 
     from ros_harness import wait_for
 
@@ -195,8 +197,10 @@ def test_worker_processes_exit_when_the_evaluation_is_killed(terminating_checkpo
                               env={**os.environ, "PYTHONPATH": str(root)})
     workers = []
     try:
-        progress = b""
+        progress, deadline = b"", time.monotonic() + 300.0
         while not re.search(rb"\| [1-9]\d*/", progress):  # tqdm's bar once an episode has finished
+            ready, _, _ = select.select([parent.stderr], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no episode finished within 300 s: {progress[-2000:]!r}"
             chunk = os.read(parent.stderr.fileno(), 4096)
             assert chunk, f"rt1-eval ended before any episode: {progress[-2000:]!r}"
             progress += chunk
