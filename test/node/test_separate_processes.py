@@ -230,7 +230,8 @@ def call(client, request, timeout: float = 30.0):
 
 @pytest.mark.slow
 def test_services_and_parameters_answer_while_an_inference_is_in_flight(ros, drive_checkpoint, tmp_path):
-    """Issue 15 §2: before, every service waited for the step in flight (seconds with the paper model under load)."""
+    """No inference runs on the executor: services and parameter calls answer while a step is held in flight (an
+    inference on the executor would make every service wait for it, seconds with the paper model under load)."""
     ros.new_namespace()
     gate = Gate(tmp_path / "gate")
     twists = timed(ros, Twist, "cmd_vel")
@@ -280,7 +281,8 @@ def test_services_and_parameters_answer_while_an_inference_is_in_flight(ros, dri
 
 @pytest.mark.slow
 def test_a_stalled_step_neither_leaves_motion_standing_nor_acts_on_its_stale_frame(ros, drive_checkpoint, tmp_path):
-    """Issue 15 §2 and §3, deterministic: the step is held until its frame is older than image_timeout_s."""
+    """Deterministic: the step is held until its frame is older than image_timeout_s; its output must not move the
+    robot and no motion may stand meanwhile."""
     timeout_s = 1.0
     ros.new_namespace()
     gate = Gate(tmp_path / "gate")
@@ -323,7 +325,8 @@ def test_a_stalled_step_neither_leaves_motion_standing_nor_acts_on_its_stale_fra
 
 @pytest.mark.slow
 def test_a_frozen_node_process_never_acts_on_frames_older_than_the_timeout(ros, arm_checkpoint):
-    """Issue 15 §3 as probed: SIGSTOP the node 3 s while the camera streams, SIGCONT, three times."""
+    """A node process frozen (SIGSTOP for 3 s while the camera streams, then SIGCONT, three times) must never act on
+    a frame older than image_timeout_s when it wakes."""
     timeout_s = 1.0
     ros.new_namespace()
     arms = timed(ros, ArmCommand, "arm_command")
@@ -370,7 +373,7 @@ while True:
 
 @pytest.mark.slow
 def test_of_two_latched_instructions_a_late_joining_node_takes_the_newest(ros, drive_checkpoint):
-    """Issue 15 §2: the older instruction reaches the node last (its publisher's process is stopped until the node
+    """The older instruction reaches the node last (its publisher's process is stopped until the node
     has the newer one); the rule is newest source timestamp wins, whatever the arrival order."""
     ros.new_namespace()
     old, new = "move near the red cube", "move near the blue cylinder"
