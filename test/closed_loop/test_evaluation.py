@@ -169,6 +169,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _command_line(pid: int) -> bytes:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    except OSError:  # gone meanwhile
+        return b""
+
+
 def _running(pid: int) -> bool:
     """Alive and not a zombie (a container's init may not reap an orphan at once)."""
     try:
@@ -204,8 +211,7 @@ def test_worker_processes_exit_when_the_evaluation_is_killed(terminating_checkpo
             chunk = os.read(parent.stderr.fileno(), 4096)
             assert chunk, f"rt1-eval ended before any episode: {progress[-2000:]!r}"
             progress += chunk
-        workers = [pid for pid in _children(parent.pid)
-                   if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        workers = [pid for pid in _children(parent.pid) if b"multiprocessing" in _command_line(pid)]
         assert len(workers) >= 2 and all(_running(pid) for pid in workers), workers
         parent.send_signal(signal.SIGKILL)
         parent.wait(timeout=30)
