@@ -20,19 +20,13 @@ from rt1_ros.convert.tensor_bundle import list_variables, read_variables
 from rt1_ros.model.rt1 import RT1, RT1Config, images_to_tensor
 from rt1_ros.configuration.yaml_config import from_mapping, to_mapping
 
-FIXTURES = Path(__file__).parent / "fixtures" / "official_small"
-SMALL_BACKBONE = [{"expand_ratio": 1, "kernel_size": 3, "stride": 1, "out_channels": 8, "repeats": 1},
-                  {"expand_ratio": 6, "kernel_size": 3, "stride": 2, "out_channels": 16, "repeats": 1},
-                  {"expand_ratio": 6, "kernel_size": 5, "stride": 2, "out_channels": 16, "repeats": 2},
-                  {"expand_ratio": 6, "kernel_size": 3, "stride": 2, "out_channels": 24, "repeats": 1},
-                  {"expand_ratio": 6, "kernel_size": 5, "stride": 2, "out_channels": 32, "repeats": 1},
-                  {"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 32, "repeats": 1}]
+from official_small import FIXTURES, STAGES, STEM_CHANNELS, TOP_CHANNELS
 
 
 def fixture_config(num_frames: int, num_bins: int, transformer: dict, top_channels: int) -> RT1Config:
     mapping = to_mapping(RT1Config.from_yaml("official"))
     mapping.update(num_frames=num_frames, num_bins=num_bins)
-    mapping["backbone"].update(stem_channels=8, stages=SMALL_BACKBONE, top_channels=top_channels)
+    mapping["backbone"].update(stem_channels=STEM_CHANNELS, stages=STAGES, top_channels=top_channels)
     mapping["transformer"].update(transformer)
     return from_mapping(RT1Config, mapping)
 
@@ -64,7 +58,7 @@ def released_order(logits: torch.Tensor, config: RT1Config) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def head():
-    config = fixture_config(num_frames=3, num_bins=64, top_channels=320,
+    config = fixture_config(num_frames=3, num_bins=64, top_channels=TOP_CHANNELS,
                             transformer={"num_layers": 2, "num_heads": 2, "head_dim": 8, "ffn_dim": 32, "width": 32})
     model, absent = load_fixture(FIXTURES / "head", config)
     assert absent and all(name.startswith("image_encoder.") for name in absent)  # the encoder was a stub
@@ -124,7 +118,7 @@ def test_head_cached_steps_give_tensorflows_per_step_logits(head):
 
 
 def test_effnet_gives_tensorflows_feature_map_from_uint8_frames():
-    config = fixture_config(num_frames=2, num_bins=256, top_channels=320,
+    config = fixture_config(num_frames=2, num_bins=256, top_channels=TOP_CHANNELS,
                             transformer={"num_layers": 1, "num_heads": 2, "head_dim": 8, "ffn_dim": 32, "width": 32})
     model, absent = load_fixture(FIXTURES / "effnet", config)
     assert {n.split(".")[1] for n in absent if n.startswith("image_encoder.")} == {"token_projection", "token_film"}

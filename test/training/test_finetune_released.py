@@ -17,6 +17,7 @@ import yaml
 
 from rt1_ros.configuration.yaml_config import to_mapping
 from rt1_ros.convert.cli import main as convert_main
+from official_small import FIXTURES, STAGES, STEM_CHANNELS, TOP_CHANNELS
 from rt1_ros.convert.tensor_bundle import list_variables, read_variables, write_tensor_bundle
 from rt1_ros.inference import onnx_export
 from rt1_ros.inference.options import InferenceOptions
@@ -26,16 +27,8 @@ from rt1_ros.runtime.policy_loading import PolicySource, load_policy
 from rt1_ros.training.config import TrainConfig, parse_overrides
 from rt1_ros.training.trainer import Trainer
 
-FIXTURES = Path(__file__).resolve().parents[1] / "convert" / "fixtures" / "official_small"
 TOKENIZER = "agent/_actor_network/_image_tokenizer/_tokenizer/"
 VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
-# The fixtures' FiLM-EfficientNet (README there: width 0.25, top conv 320).
-FIXTURE_BACKBONE = [{"expand_ratio": 1, "kernel_size": 3, "stride": 1, "out_channels": 8, "repeats": 1},
-                    {"expand_ratio": 6, "kernel_size": 3, "stride": 2, "out_channels": 16, "repeats": 1},
-                    {"expand_ratio": 6, "kernel_size": 5, "stride": 2, "out_channels": 16, "repeats": 2},
-                    {"expand_ratio": 6, "kernel_size": 3, "stride": 2, "out_channels": 24, "repeats": 1},
-                    {"expand_ratio": 6, "kernel_size": 5, "stride": 2, "out_channels": 32, "repeats": 1},
-                    {"expand_ratio": 6, "kernel_size": 3, "stride": 1, "out_channels": 32, "repeats": 1}]
 INSTRUCTIONS = ("pick coke can", "move near the apple")
 FRAME_SIZE = (64, 80)
 # The release's crop (20, 50 at 256×320) at these frames' scale.
@@ -50,8 +43,8 @@ def fixture_release(directory: Path) -> Path:
         names = [name for name in list_variables(prefix) if name.startswith("agent/")]
         variables.update(read_variables(prefix, names))
     generator = np.random.default_rng(0)
-    variables[f"{TOKENIZER}conv1x1/kernel{VALUE}"] = (generator.normal(size=(1, 1, 320, 512))
-                                                      * np.sqrt(2 / 320)).astype(np.float32)
+    variables[f"{TOKENIZER}conv1x1/kernel{VALUE}"] = (generator.normal(size=(1, 1, TOP_CHANNELS, 512))
+                                                      * np.sqrt(2 / TOP_CHANNELS)).astype(np.float32)
     for part in ("mult", "add"):
         variables[f"{TOKENIZER}film_layer/_projection_{part}/kernel{VALUE}"] = (
             generator.normal(size=(512, 512)) * 0.1).astype(np.float32)
@@ -60,7 +53,8 @@ def fixture_release(directory: Path) -> Path:
     write_tensor_bundle(directory / "ckpt-1", variables)
     mapping = to_mapping(RT1Config.from_yaml("official"))
     mapping.update(num_frames=3, num_bins=64, image_size=64, input_frame_size=list(FRAME_SIZE))
-    mapping["backbone"].update(stem_channels=8, stages=FIXTURE_BACKBONE, top_channels=320, token_grid=2)
+    mapping["backbone"].update(stem_channels=STEM_CHANNELS, stages=STAGES, top_channels=TOP_CHANNELS,
+                               token_grid=2)
     mapping["transformer"].update(num_layers=2, num_heads=2, head_dim=8, ffn_dim=32, width=32)
     (directory / "model.yaml").write_text(yaml.safe_dump({"fixture": mapping}), encoding="utf-8")
     return directory / "ckpt-1"
