@@ -99,9 +99,7 @@ class TrialNode:
         running = self.running
         if running is None or not message.enabled:
             return
-        # rt1_node collapses whitespace in the instruction it reports.
-        if (" ".join(running.instruction.split()) != " ".join(message.instruction.split())
-                or self.operator.token != running.token):
+        if running.instruction != message.instruction or self.operator.token != running.token:
             return  # computed under the previous trial's instruction (it and the images travel on separate topics)
         running.steps += 1
         if message.inference_ms > 0:

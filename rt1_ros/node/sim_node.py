@@ -266,10 +266,9 @@ class SimNode(Node):
         """Whether an rt1_action computed under ``instruction`` may count for the current episode: not when the sim
         announces the episode's instruction and the policy names another (it had not taken the new one yet: the
         instruction and the first image travel on separate topics and may arrive in either order). An empty one is
-        a policy that does not say. Caller holds the lock."""
-        if not (self.params.publish_instruction and instruction):
-            return True
-        return " ".join(instruction.split()) == " ".join(self.task.instruction.split())
+        a policy that does not say. Both sides are whitespace-collapsed already (sim.tasks words them so, rt1_node
+        reports what it runs so). Caller holds the lock."""
+        return not (self.params.publish_instruction and instruction) or instruction == self.task.instruction
 
     def _on_rt1_action(self, message: RT1Action) -> None:
         stamp = stamp_ns(message.header.stamp)
