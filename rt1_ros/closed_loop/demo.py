@@ -31,14 +31,14 @@ import numpy as np
 from rt1_ros.closed_loop.episode_report import EpisodeLog, EpisodeStep, EpisodeSummary, summarise_latency, write_report
 from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
-DEFAULT_FAMILIES = ("pick", "push", "move_near")
 DEFAULT_SEED = 100_000  # the first dev seed (config/sim.yaml seeds): never a training seed
 NANOSECONDS = 1_000_000_000
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), help="task families, in order")
+    parser.add_argument("--families", nargs="+", default=None,
+                        help="task families, in order (default: those the checkpoint was trained on)")
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help=f"one seed per family, or one for all (default {DEFAULT_SEED})")
     parser.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the shipped models/rt1_sim)")
@@ -58,10 +58,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="DDS domain, to watch the topics from outside (default: a private random one)")
     add_override_argument(parser, "override any ClosedLoopConfig field, after the flags above (e.g. ema_alpha=0.5)")
     args = parser.parse_args(argv)
-    seeds = args.seeds or [DEFAULT_SEED]
-    if len(seeds) not in (1, len(args.families)):
+    args.seeds = args.seeds or [DEFAULT_SEED]
+    if args.families is not None and len(args.seeds) not in (1, len(args.families)):
         parser.error(f"give one seed, or one per family ({len(args.families)})")
-    args.seeds = seeds * len(args.families) if len(seeds) == 1 else seeds
     if args.untrained and args.checkpoint:
         parser.error("--untrained and --checkpoint exclude each other")
     return args
@@ -153,11 +152,29 @@ def contact_sheet(logs: list[EpisodeLog], summaries: list[EpisodeSummary], path:
     return path
 
 
+def episode_plan(args: argparse.Namespace, checkpoint: str) -> tuple[list[str], list[int]]:
+    """(families, one seed each): --families, else the checkpoint's trained families (an untrained model:
+    config/sim.yaml tasks.default_families); one --seed serves every family."""
+    from rt1_ros.closed_loop.evaluation import trained_families
+    from rt1_ros.sim.config import SimConfig
+
+    if args.families is not None:
+        families = list(args.families)
+    elif checkpoint:
+        families = list(trained_families(checkpoint))
+    else:
+        families = list(SimConfig.from_yaml().tasks.default_families)
+    if len(args.seeds) not in (1, len(families)):
+        raise SystemExit(f"demo: give one seed, or one per family ({len(families)}: {' '.join(families)})")
+    return families, list(args.seeds) * len(families) if len(args.seeds) == 1 else list(args.seeds)
+
+
 def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
     from rt1_ros.closed_loop.loop import ClosedLoop, ClosedLoopConfig
     from rt1_ros.closed_loop.episode_bag import write_episode_bag
 
     checkpoint = resolve_checkpoint(args)
+    families, seeds = episode_plan(args, checkpoint)
     config = ClosedLoopConfig(checkpoint=checkpoint, model_size=args.model_size, device=args.device,
                               condition=args.condition, max_episode_steps=args.max_steps,
                               episode_timeout_s=args.timeout_s,
@@ -170,9 +187,9 @@ def run_demo(args: argparse.Namespace) -> list[EpisodeSummary]:
     logs: list[EpisodeLog] = []
     args.output.mkdir(parents=True, exist_ok=True)
     looking = attention_policy(checkpoint, args.model_size) if args.attention else None
-    with ClosedLoop(config, args.families[0], idle_seed=max(args.seeds) + 1) as loop:
+    with ClosedLoop(config, families[0], idle_seed=max(seeds) + 1) as loop:
         print(f"policy: {loop.policy_description}", flush=True)
-        for family, seed in zip(args.families, args.seeds):
+        for family, seed in zip(families, seeds):
             episode = loop.run_episode(family, seed)
             log = episode_log(episode)
             if looking is not None:

@@ -48,7 +48,7 @@ import numpy as np
 from rt1_ros.closed_loop.success_table import EpisodeOutcome, markdown_table, summarise
 from rt1_ros.configuration.yaml_config import add_override_argument, apply_overrides
 
-FAMILIES = ("pick", "push", "move_near")
+FAMILIES = ("pick", "push", "move_near")  # config/sim.yaml tasks.default_families (test_evaluation checks they agree)
 # Conditions that only reword or re-sample what training saw: evaluating them on a checkpoint trained on them is
 # still a fair test of what they test.
 TRAINING_CONDITIONS = ("seen", "nominal")
@@ -179,6 +179,25 @@ def trained_on(checkpoint: str) -> tuple[set[str], list[str]]:
     return set(dataset.get("conditions") or ["nominal"]), sorted(dataset.get("held_out_targets") or [])
 
 
+def trained_families(checkpoint: str) -> tuple[str, ...]:
+    """The task families the checkpoint's training data held, in config/sim.yaml ``tasks.default_families`` order
+    and then ``tasks.families`` order; ``default_families`` when the checkpoint does not record them."""
+    from rt1_ros.model.checkpoint import read_checkpoint_config
+    from rt1_ros.sim.config import SimConfig
+
+    tasks = SimConfig.from_yaml().tasks
+    recorded = set((read_checkpoint_config(checkpoint)[2].get("dataset") or {}).get("families") or ())
+    if not recorded:
+        return tasks.default_families
+    order = list(tasks.default_families) + [f for f in tasks.family_names if f not in tasks.default_families]
+    return tuple(f for f in order if f in recorded) + tuple(sorted(recorded - set(order)))
+
+
+def held_out_pairs_of(pairs, families) -> list[str]:
+    """The ``family:target`` pairs among ``pairs`` whose family is one of ``families``, sorted."""
+    return sorted(p for p in pairs if p.split(":", 1)[0] in families)
+
+
 def check_conditions(settings: EvalConfig, force: bool = False) -> list[str]:
     """ValueError for a condition that is unknown or would not test what it says on this checkpoint; -> warnings
     for those ``force`` lets through."""
@@ -192,10 +211,13 @@ def check_conditions(settings: EvalConfig, force: bool = False) -> list[str]:
     for name in settings.conditions:
         if name not in TRAINING_CONDITIONS and name in conditions:
             problems.append(f"{settings.checkpoint} was trained on condition {name!r}: it is no generalisation test")
-        if config.condition(name).targets == "held_out" and held_out != sorted(config.tasks.held_out_pairs):
-            problems.append(f"condition {name!r} asks for config/sim.yaml tasks.held_out_pairs "
-                            f"{sorted(config.tasks.held_out_pairs)}, but {settings.checkpoint} held out "
-                            f"{held_out or 'none'}: they would not be unseen")
+        # Only the evaluated families' pairs matter: a family added to the simulator after the checkpoint was
+        # trained brings held-out pairs the checkpoint never saw either way.
+        asked = held_out_pairs_of(config.tasks.held_out_pairs, settings.families)
+        recorded = held_out_pairs_of(held_out, settings.families)
+        if config.condition(name).targets == "held_out" and asked != recorded:
+            problems.append(f"condition {name!r} asks for config/sim.yaml tasks.held_out_pairs {asked}, but "
+                            f"{settings.checkpoint} held out {recorded or 'none'}: they would not be unseen")
     if problems and not force:
         raise ValueError("; ".join(problems) + " (--force runs it anyway)")
     return problems
@@ -383,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint directory (e.g. <run>/best); default: the shipped models/rt1_sim")
-    parser.add_argument("--families", nargs="+", default=list(EvalConfig.families))
+    parser.add_argument("--families", nargs="+", default=None,
+                        help="task families (default: those the checkpoint was trained on)")
     parser.add_argument("--condition", nargs="+", default=["seen"], metavar="NAME",
                         help="conditions to evaluate (config/sim.yaml conditions), or `all`")
     parser.add_argument("--episodes-per-family", type=int, default=10, help="per condition")
@@ -419,12 +442,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--record writes the episode's ROS topics; --direct has none")
     from rt1_ros.sim.config import SimConfig
 
-    conditions = SimConfig.from_yaml().condition_names if args.condition == ["all"] else tuple(args.condition)
+    sim_config = SimConfig.from_yaml()
+    conditions = sim_config.condition_names if args.condition == ["all"] else tuple(args.condition)
     if "all" in args.condition and len(args.condition) > 1:
         parser.error("--condition all stands alone")
     if args.condition == ["all"]:
         conditions = tuple(c for c in conditions if c != "nominal")  # `all`: the generalisation conditions
-    settings = EvalConfig(checkpoint=args.checkpoint, families=tuple(args.families), conditions=conditions,
+    families = tuple(args.families) if args.families else trained_families(args.checkpoint)
+    unknown = sorted(set(families) - set(sim_config.tasks.family_names))
+    if unknown:
+        parser.error(f"--families: unknown {unknown}; config/sim.yaml has {list(sim_config.tasks.family_names)}")
+    settings = EvalConfig(checkpoint=args.checkpoint, families=families, conditions=conditions,
                           episodes_per_family=args.episodes_per_family, split=args.split, seed_start=args.seed_start,
                           device=args.device, ema_alpha=args.ema_alpha, max_episode_steps=args.max_episode_steps,
                           workers=args.workers)

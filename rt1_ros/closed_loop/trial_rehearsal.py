@@ -33,7 +33,6 @@ from rt1_ros.node import qos
 from rt1_ros.srv import ResetEpisode
 
 SERVICE_TIMEOUT_S = 30.0
-DEFAULT_FAMILIES = ("pick", "push", "move_near")
 DEFAULT_SEEDS = (100_000, 100_001)  # rt1-eval's first dev seeds: never training seeds
 
 
@@ -215,7 +214,8 @@ class ScriptedOperator(Node):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default=None, help="default: the shipped models/rt1_sim")
-    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES))
+    parser.add_argument("--families", nargs="+", default=None,
+                        help="task families (default: those the checkpoint was trained on)")
     parser.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS), help="per family")
     parser.add_argument("--condition", default=None,
                         help="config/sim.yaml condition of the scenes (default: `seen` if the checkpoint was trained "
@@ -231,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         args.checkpoint = checkpoint_or_shipped(args.checkpoint)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.families is None:
+        from rt1_ros.closed_loop.evaluation import trained_families
+
+        args.families = list(trained_families(args.checkpoint))
     if args.condition is None:
         from rt1_ros.closed_loop.evaluation import trained_on
 

@@ -218,6 +218,15 @@ class TasksConfig:
     # object still appears as a distractor and as the target of other families. rt1-train records the list in the
     # checkpoint, and the `unseen_pairs` condition asks for exactly these.
     held_out_pairs: tuple[str, ...]
+    # The families a reset that names none draws from, and the tools' families when no checkpoint says which it was
+    # trained on (rt1-eval, the demo, rt1-generate): the shipped policy's. Other families are asked for by name.
+    default_families: tuple[str, ...] = ("pick", "push", "move_near")
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.default_families) - set(self.family_names))
+        if unknown or not self.default_families:
+            raise ValueError(f"tasks.default_families {list(self.default_families)}: needs at least one family, "
+                             f"and {unknown} are not among tasks.families {list(self.family_names)}")
 
     def family(self, name: str) -> TaskFamilyConfig:
         for family in self.families:
@@ -282,7 +291,8 @@ class SimNodeConfig:
                                          "(sim s); 0 = never", range=(0.0, 3600.0), read_only=False)
     cmd_vel_stamped: bool = parameter(description="subscribe geometry_msgs/TwistStamped on cmd_vel instead of Twist",
                                       read_only=True)
-    task_family: str = parameter(description="first episode's task family; empty = drawn from the seed",
+    task_family: str = parameter(description="first episode's task family; empty = drawn from the seed among "
+                                 "tasks.default_families",
                                  read_only=True)
     condition: str = parameter(description="evaluation condition every episode is drawn from (config/sim.yaml "
                                "conditions: scene appearance, camera mounting, objects, instruction wordings)",

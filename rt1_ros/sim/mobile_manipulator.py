@@ -179,12 +179,13 @@ class MobileManipulatorSim:
 
     # ------------------------------------------------------------------ episode
     def reset(self, task_family: str | None, seed: int, condition: str | None = None) -> Task:
-        """Start an episode of ``task_family`` (None: drawn from the seed) laid out from ``seed`` under
-        ``condition`` (None: this simulator's); returns the task.
+        """Start an episode of ``task_family`` (None: drawn from the seed among ``tasks.default_families``) laid out
+        from ``seed`` under ``condition`` (None: this simulator's); returns the task.
 
         The seed fixes everything, through separate generators: the layout (and object count), the instruction's
         wording, and the scene look (`rt1_ros.sim.variation`), so one never shifts another."""
-        families = self.config.tasks.family_names
+        # Drawn in tasks.families' order whatever default_families' order, so a seed keeps its family.
+        families = [f for f in self.config.tasks.family_names if f in self.config.tasks.default_families]
         rng = np.random.default_rng(seed)
         family = task_family or families[rng.integers(len(families))]
         self.config.tasks.family(family)  # unknown names fail here, before any state changes

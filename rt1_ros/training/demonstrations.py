@@ -395,12 +395,14 @@ def main(argv: list[str] | None = None) -> int:
         from rt1_ros.inference.onnx_export import file_sha256
         from rt1_ros.sim.config import SimConfig
 
-        held_out = SimConfig.from_yaml().tasks.held_out_pairs
+        families = set(config.families)
+        held_out = sorted(p for p in SimConfig.from_yaml().tasks.held_out_pairs if p.split(":", 1)[0] in families)
         recorded = (read_checkpoint_config(args.policy)[2].get("dataset") or {}).get("held_out_targets") or []
-        if sorted(recorded) != sorted(held_out):
+        recorded = sorted(p for p in recorded if p.split(":", 1)[0] in families)
+        if recorded != held_out:
             # New episodes must not teach the policy an instruction its evaluation reports as unseen.
-            parser.error(f"config/sim.yaml tasks.held_out_pairs {sorted(held_out)} differs from what {args.policy} "
-                         f"was trained without: {sorted(recorded)}")
+            parser.error(f"config/sim.yaml tasks.held_out_pairs {held_out} differs from what {args.policy} "
+                         f"was trained without: {recorded} (the families generated here)")
     rollout = PolicyRollout(checkpoint=args.policy, probability=args.policy_probability,
                             weights_sha256=file_sha256(Path(args.policy, "model.safetensors")) if args.policy else "")
     started = time.perf_counter()

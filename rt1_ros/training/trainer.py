@@ -178,7 +178,10 @@ class Trainer:
         self.train_sampler = WindowSampler([arrays(e) for e in train], frames, size, config, every_frame)
         self.val_sampler = WindowSampler([arrays(e) for e in val], frames, size, config, every_frame) if val else None
         # (family, target) pairs the generator held out of the data: rt1-eval reports them separately.
-        held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()})
+        # Only the pairs of the families the data holds: the others were never asked for here either way.
+        families = {e.info.task_family for e in dataset}
+        held_out = sorted({pair for e in dataset for pair in (e.info.extra or {}).get("held_out") or ()
+                           if pair.split(":", 1)[0] in families})
         # The scene conditions the data was drawn from (data from before conditions existed shows the fixed scene):
         # rt1-eval refuses to call a condition unseen that is among them.
         conditions = sorted({(e.info.extra or {}).get("condition") or "nominal" for e in dataset})

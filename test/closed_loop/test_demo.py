@@ -47,3 +47,24 @@ def test_demo_without_the_shipped_model_names_it(monkeypatch, tmp_path):
 def test_demo_seeds_must_match_the_families():
     with pytest.raises(SystemExit):
         main(["--families", "pick", "push", "move_near", "--seeds", "1", "2"])
+
+
+def test_demo_runs_the_families_its_checkpoint_was_trained_on(tmp_path):
+    import argparse
+
+    import yaml
+
+    from rt1_ros.closed_loop.demo import episode_plan
+    from rt1_ros.sim.config import SimConfig
+    from ros_harness import biased_checkpoint
+
+    checkpoint = biased_checkpoint(tmp_path / "ckpt", mode=2, bins={})
+    config = yaml.safe_load((checkpoint / "config.yaml").read_text())
+    config.setdefault("extra", {})["dataset"] = {"families": ["push", "pick"]}
+    (checkpoint / "config.yaml").write_text(yaml.safe_dump(config))
+    args = argparse.Namespace(families=None, seeds=[100_004])
+    assert episode_plan(args, str(checkpoint)) == (["pick", "push"], [100_004, 100_004])
+    assert episode_plan(args, "") == (list(SimConfig.from_yaml().tasks.default_families), [100_004] * 3)
+    assert episode_plan(argparse.Namespace(families=["push"], seeds=[7]), str(checkpoint)) == (["push"], [7])
+    with pytest.raises(SystemExit, match="one per family"):
+        episode_plan(argparse.Namespace(families=None, seeds=[1, 2, 3]), str(checkpoint))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,40 @@ def test_a_condition_that_would_not_test_what_it_says_is_refused(terminating_che
     assert check_conditions(settings, force=True)  # forced: run, with the reason kept
     with pytest.raises(KeyError, match="unknown condition"):
         check_conditions(EvalConfig(checkpoint=str(terminating_checkpoint), conditions=("sunny",)))
+
+
+def _record_dataset(checkpoint: Path, families: list[str], held_out: list[str]) -> None:
+    """Write what rt1-train records about its data into ``checkpoint``'s config.yaml."""
+    import yaml
+
+    path = checkpoint / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config.setdefault("extra", {})["dataset"] = {"families": families, "held_out_targets": held_out,
+                                                 "conditions": ["seen"]}
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_the_default_families_are_the_checkpoints_and_only_their_held_out_pairs_are_compared(terminating_checkpoint):
+    from rt1_ros.closed_loop.evaluation import FAMILIES, check_conditions, trained_families
+    from rt1_ros.sim.config import SimConfig
+
+    tasks = SimConfig.from_yaml().tasks
+    assert FAMILIES == tasks.default_families  # a checkpoint that records nothing is evaluated on these
+    assert trained_families(str(terminating_checkpoint)) == tasks.default_families
+    # rt1-train records its families sorted; the tools list them in default_families' order.
+    pairs = {f: next(p for p in tasks.held_out_pairs if p.startswith(f"{f}:")) for f in ("pick", "push")}
+    _record_dataset(terminating_checkpoint, ["push", "pick"], [pairs["pick"], pairs["push"]])
+    assert trained_families(str(terminating_checkpoint)) == ("pick", "push")
+    # The checkpoint held out exactly its families' pairs: unseen_pairs is a fair test of those families, even
+    # though config/sim.yaml holds out pairs of families the checkpoint never trained on.
+    settings = EvalConfig(checkpoint=str(terminating_checkpoint), families=("pick", "push"),
+                          conditions=("unseen_pairs",))
+    assert check_conditions(settings) == []
+    # A pair it was trained on is no unseen pair.
+    _record_dataset(terminating_checkpoint, ["pick", "push"], [pairs["pick"]])
+    with pytest.raises(ValueError, match="would not be unseen"):
+        check_conditions(settings)
+    assert check_conditions(replace(settings, families=("pick",))) == []
 
 
 @pytest.mark.ros
