@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.scene import object_half_height
 
@@ -211,8 +212,22 @@ def test_success_is_false_at_reset_and_target_is_visible(sim, family):
 
 def test_random_family_comes_from_the_seed(sim):
     families = {sim.reset(None, seed).family for seed in range(12)}
-    assert families == set(FAMILIES)
+    assert families == set(FAMILIES) == set(sim.config.tasks.default_families)
     assert sim.reset(None, 7).family == sim.reset(None, 7).family
+
+
+def test_a_reset_naming_no_family_draws_only_from_the_default_families():
+    import dataclasses
+
+    config = SimConfig.from_yaml()
+    narrowed = dataclasses.replace(config, tasks=dataclasses.replace(config.tasks, default_families=("push",)))
+    simulator = MobileManipulatorSim(narrowed)
+    try:
+        assert {simulator.reset(None, seed).family for seed in range(6)} == {"push"}
+    finally:
+        simulator.close()
+    with pytest.raises(ValueError, match="default_families"):
+        dataclasses.replace(config.tasks, default_families=("juggle",))
 
 
 def test_unknown_family_is_rejected(sim):
