@@ -27,7 +27,8 @@ episode for episode. A condition the checkpoint's training data contained is ref
 Seeds (config/sim.yaml ``seeds``): ``--split dev`` (default) is where every choice is made; ``--split report`` is
 run once per published model: it is refused when the checkpoint's config.yaml already records a report run (unless
 ``--force``), and recorded there when it finishes. Per family, the first ``--episodes-per-family`` seeds from the
-split's start (or ``--seed-start``, inside the split). Outputs: ``<output>/results.json`` (per episode and summary)
+split's start (or ``--seed-start``, inside the split). ``--split train --direct`` replays scenes the training data
+holds: how well the policy fits what it was taught (a diagnostic, never a result). Outputs: ``<output>/results.json`` (per episode and summary)
 and ``<output>/results.md`` (the table by condition, with 95 % Wilson intervals), also printed; with ``--record``
 (ROS mode) each episode's topics as a rosbag2/MCAP folder ``<output>/episodes/<condition>_<family>_<seed>``.
 """
@@ -60,7 +61,7 @@ class EvalConfig:
     families: tuple[str, ...] = FAMILIES
     conditions: tuple[str, ...] = ("seen",)
     episodes_per_family: int = 10  # per condition
-    split: str = "dev"  # config/sim.yaml seeds: dev (every choice) or report (once per published model)
+    split: str = "dev"  # config/sim.yaml seeds: dev (every choice), report (once per published model), train (fit)
     seed_start: int = -1  # -1: the split's first seed
     device: str = "cpu"
     ema_alpha: float = 1.0  # the demonstrations are unsmoothed expert actions; smoothing would lag them
@@ -410,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--condition", nargs="+", default=["seen"], metavar="NAME",
                         help="conditions to evaluate (config/sim.yaml conditions), or `all`")
     parser.add_argument("--episodes-per-family", type=int, default=10, help="per condition")
-    parser.add_argument("--split", default="dev", choices=("dev", "report"),
-                        help="seed range (config/sim.yaml seeds): dev for every choice, report once per model")
+    parser.add_argument("--split", default="dev", choices=("dev", "report", "train"),
+                        help="seed range (config/sim.yaml seeds): dev for every choice, report once per model; train "
+                             "(--direct only): the scenes the training data holds, a check of the fit, never a result")
     parser.add_argument("--seed-start", type=int, default=-1, help="first seed, inside the split (default its first)")
     parser.add_argument("--force", action="store_true",
                         help="run what the protocol refuses: a second report run, a condition the checkpoint "
@@ -465,6 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             settings = replace(settings, record_dir=str(Path(output) / "episodes"))
         seed_range(settings)
         check_conditions(settings, args.force)
+        if settings.split == "train" and not args.direct:
+            raise ValueError("--split train is a quick check of the fit on the training scenes: use it with --direct")
         if settings.split == "report" and args.direct:
             raise ValueError("a report run is the ROS one (--direct is for quick dev checks)")
         if settings.split == "report" and recorded_report_runs(args.checkpoint) and not args.force:

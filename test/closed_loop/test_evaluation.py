@@ -156,6 +156,12 @@ def test_a_report_run_is_recorded_in_the_checkpoint_and_not_repeated(terminating
     assert len(recorded_report_runs(str(terminating_checkpoint))) == 2
 
 
+def test_training_seeds_are_only_a_direct_check_of_the_fit(capsys):
+    with pytest.raises(SystemExit):
+        main(["--split", "train", "--episodes-per-family", "1"])
+    assert "use it with --direct" in capsys.readouterr().err
+
+
 def test_record_is_refused_in_direct_mode(capsys):
     with pytest.raises(SystemExit):
         main(["--checkpoint", "unused", "--direct", "--record"])
