@@ -302,6 +302,7 @@ class ExpertConfig:
     knock_height: float  # knock_over: the closed pads' centre this far below the can's top
     knock_clearance: float  # knock_over: gap between the pads and the can before the push starts
     knock_travel: float  # knock_over: how far past the can's near side the pads push
+    knock_back_off: float  # knock_over: how far the pads draw back (base -x) after the push, before rising
     upright_lift: float  # place_upright: the can's centre this high above the table while it is turned upright
     upright_release: float  # place_upright: the standing can's bottom this far above the table when let go
     upright_back_off: float  # place_upright: how far the open hand slides back off the can before it rises

@@ -238,7 +238,7 @@ def _sample_object_family(config: SimConfig, family_name: str, seed: int, rng: n
     if family_name == "move_object_near":
         others = [p for p in placements if p is not target]
         reference = others[rng.integers(len(others))]
-        spot = place_spot(config, target, reference)
+        spot = place_spot(config, np.array([target.x, target.y]), np.array([reference.x, reference.y]))
         if spot is None or any(math.hypot(p.x - spot[0], p.y - spot[1]) < config.tasks.place_spot_clearance
                                for p in others if p is not reference):
             return None
@@ -268,13 +268,12 @@ def _sample_object_family(config: SimConfig, family_name: str, seed: int, rng: n
     )
 
 
-def place_spot(config: SimConfig, target: ObjectPlacement,
-               reference: ObjectPlacement | tuple[float, float]) -> np.ndarray | None:
+def place_spot(config: SimConfig, target: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
     """move_object_near: where the expert sets the target down, world (x, y): ``expert.place_distance`` from the
-    reference towards where the target rested. None when that is off the table region the objects use."""
-    ref = np.array([reference.x, reference.y]) if isinstance(reference, ObjectPlacement) else np.asarray(reference)
-    away = np.array([target.x, target.y]) - ref
-    spot = ref + away / np.linalg.norm(away) * config.expert.place_distance
+    reference (world (x, y)) towards the target (world (x, y), where it rests). None when that is off the table
+    region the objects use."""
+    away = np.asarray(target, dtype=float) - np.asarray(reference, dtype=float)
+    spot = np.asarray(reference, dtype=float) + away / np.linalg.norm(away) * config.expert.place_distance
     objects = config.objects
     margin = config.expert.place_distance  # the drop spot may lie a little outside where objects are sampled
     if not (objects.region_x[0] - margin <= spot[0] <= objects.region_x[1] + margin
@@ -287,7 +286,7 @@ def _knock_corridor_clear(config: SimConfig, placements: list[ObjectPlacement], 
     """No other object where the closed fingers come down behind the can (world -x, towards the robot) or where
     the can falls (world +x)."""
     expert, tasks = config.expert, config.tasks
-    reach_back = (config.cans.radius + expert.knock_clearance + 2 * config.gripper.pad_half_extents[0]
+    reach_back = (config.cans.radius + expert.knock_clearance + 2 * config.gripper.pad_half_extents[1]
                   + tasks.knock_corridor_half_width)
     for other in placements:
         if other is target:
