@@ -19,9 +19,9 @@ The object families travel at ``tall_hover_height`` (over standing cans):
              spot beside the reference on the target's side, `tasks.place_spot`, turning the fingers' closing axis
              across the line to the reference so no finger comes between) -> lower -> release -> retreat (up) ->
              terminate. Nothing held after the lift: approach again; not placed after the retreat: pick it again.
-* knock_over: approach (closed gripper, closing axis along base x, over a point behind the can) -> descend (the pads' centre
-             ``knock_height`` under the can's top) -> push (base +x, through where the can stood) -> back_off
-             (base -x) -> retreat (up) -> terminate; not knocked over after the retreat: approach again.
+* knock_over: approach (closed gripper, closing axis along base x, over a point behind the can) -> descend (the
+             pads' centre ``knock_height`` under the can's top) -> push (base +x, through where the can stood) ->
+             back_off (base -x) -> retreat (up) -> terminate; not knocked over after the retreat: approach again.
 * place_upright: approach (open, pointing down, the closing axis across the lying can) -> descend -> close ->
              lift -> turn (a quarter turn about the closing axis: the can's axis vertical, the hand pointing forward)
              -> lower (until the can's bottom is ``upright_release`` over the table) -> release -> back_off (the open

@@ -36,7 +36,7 @@ import numpy as np
 
 from rt1_ros.sim.conditions import ConditionConfig
 from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
-from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec, all_object_specs, object_half_height, object_half_width, object_specs
+from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec, all_object_specs, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
 
