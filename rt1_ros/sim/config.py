@@ -306,6 +306,7 @@ class ExpertConfig:
     upright_lift: float  # place_upright: the can's centre this high above the table while it is turned upright
     upright_release: float  # place_upright: the standing can's bottom this far above the table when let go
     upright_back_off: float  # place_upright: how far the open hand slides back off the can before it rises
+    turn_patience_steps: int  # place_upright: control steps a turned hand may take to settle before moving on
 
 
 @dataclass(frozen=True)

@@ -270,14 +270,15 @@ def _sample_object_family(config: SimConfig, family_name: str, seed: int, rng: n
 
 def place_spot(config: SimConfig, target: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
     """move_object_near: where the expert sets the target down, world (x, y): ``expert.place_distance`` from the
-    reference (world (x, y)) towards the target (world (x, y), where it rests). None when that is off the table
-    region the objects use."""
+    reference (world (x, y)) towards the target (world (x, y), where it rests). None when that is outside the
+    region objects are sampled in (in x, give or take ``place_distance``) or farther to a side than the family's
+    targets may be (``target_max_abs_y``: the arm's reach)."""
     away = np.asarray(target, dtype=float) - np.asarray(reference, dtype=float)
     spot = np.asarray(reference, dtype=float) + away / np.linalg.norm(away) * config.expert.place_distance
     objects = config.objects
-    margin = config.expert.place_distance  # the drop spot may lie a little outside where objects are sampled
+    margin = config.expert.place_distance
     if not (objects.region_x[0] - margin <= spot[0] <= objects.region_x[1] + margin
-            and abs(spot[1]) <= config.tasks.family("move_object_near").target_max_abs_y + margin):
+            and abs(spot[1]) <= config.tasks.family("move_object_near").target_max_abs_y):
         return None
     return spot
 
