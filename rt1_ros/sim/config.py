@@ -142,7 +142,7 @@ class ColourConfig:
 
 @dataclass(frozen=True)
 class ShapeWordsConfig:
-    shape: str  # cube | cylinder
+    shape: str  # cube | cylinder | can
     words: tuple[str, ...]
 
     def __post_init__(self) -> None:
@@ -181,6 +181,31 @@ class ObjectsConfig:
 
 
 @dataclass(frozen=True)
+class CansConfig:
+    """Cans: tall cylinders that stand on an end or lie on their side, one per colour of ``objects.colours``
+    (bodies ``<colour>_can``). They take part only in the families that name them in ``families``; every other
+    family's scene leaves them parked, so those scenes are exactly what they were before cans existed."""
+
+    radius: float  # the fingers close across a diameter: at most gripper.finger_travel (8 cm opening) minus slack
+    half_height: float
+    mass: float
+    friction: Vec3  # sliding, torsional, rolling
+    condim: int  # 6 adds rolling friction, so that a can lying on its side does not roll away on its own
+    # Parked cans sit inside the box the parked objects already span (objects.parking_origin, parking_spacing),
+    # so the model's extent (which sizes the shadow map and the camera's depth range) is unchanged.
+    parking_origin: Vec3
+    parking_spacing: float
+    families: tuple[str, ...]  # the families whose scenes may hold cans (targets or distractors)
+    lying_max_yaw: float  # place_upright: |yaw| of a lying can's axis from world x, radians
+
+    def __post_init__(self) -> None:
+        if self.radius <= 0 or self.half_height <= self.radius:
+            raise ValueError("cans: need 0 < radius < half_height (a can is taller than it is wide)")
+        if self.condim not in (1, 3, 4, 6):
+            raise ValueError("cans.condim must be one of MuJoCo's 1, 3, 4, 6")
+
+
+@dataclass(frozen=True)
 class StartPoseConfig:
     x: Vec2  # world x range of the base at reset
     y: Vec2
@@ -214,6 +239,18 @@ class TasksConfig:
     push_margin: float  # push: lateral displacement in the reset base frame
     push_corridor_half_width: float  # push: no other object this close to the swept line
     max_resample_attempts: int
+    # move_object_near: the carried object's centre this close (horizontal) to the reference's centre, resting on
+    # the table within rest_height_tolerance of its resting height, and the reference moved less than
+    # reference_moved_tolerance.
+    object_near_distance: float
+    rest_height_tolerance: float
+    reference_moved_tolerance: float
+    place_spot_clearance: float  # move_object_near: other objects' centres at least this far from the drop spot
+    knocked_over_tilt: float  # knock_over: a can's axis more than this from vertical (rad)
+    knock_corridor_half_width: float  # knock_over: no other object this close (sideways) to the push and fall line
+    knock_fall_length: float  # knock_over: clear ground this far beyond the can's centre, where it falls
+    upright_tilt: float  # place_upright: a can's axis less than this from vertical (rad)
+    upright_clearance: float  # place_upright: other objects' centres at least this far from the lying can's centre
     # (family, colour_shape) pairs never asked for in the training data (rt1-generate skips those seeds); the
     # object still appears as a distractor and as the target of other families. rt1-train records the list in the
     # checkpoint, and the `unseen_pairs` condition asks for exactly these.
@@ -260,6 +297,17 @@ class ExpertConfig:
     base_position_tolerance: float
     base_yaw_tolerance: float
     base_yaw_gain: float  # yaw rate per rad of heading error
+    tall_hover_height: float  # above the table top, for travelling over standing cans (the object families)
+    place_distance: float  # move_object_near: the drop spot's centre distance from the reference
+    release_height: float  # move_object_near: the carried object's bottom this far above the table when let go
+    knock_height: float  # knock_over: the closed pads' centre this far below the can's top
+    knock_clearance: float  # knock_over: gap between the pads and the can before the push starts
+    knock_travel: float  # knock_over: how far past the can's near side the pads push
+    knock_back_off: float  # knock_over: how far the pads draw back (base -x) after the push, before rising
+    upright_lift: float  # place_upright: the can's centre this high above the table while it is turned upright
+    upright_release: float  # place_upright: the standing can's bottom this far above the table when let go
+    upright_back_off: float  # place_upright: how far the open hand slides back off the can before it rises
+    turn_patience_steps: int  # place_upright: control steps a turned hand may take to settle before moving on
 
 
 @dataclass(frozen=True)
@@ -320,6 +368,7 @@ class SimConfig:
     camera: CameraConfig
     table: TableConfig
     objects: ObjectsConfig
+    cans: CansConfig
     tasks: TasksConfig
     expert: ExpertConfig
     appearances: tuple[AppearanceConfig, ...]
@@ -348,7 +397,8 @@ class SimConfig:
             family, _, target = pair.partition(":")
             colours = {c.name for c in self.objects.colours}
             colour, _, shape = target.partition("_")
-            if family not in self.tasks.family_names or colour not in colours or shape not in ("cube", "cylinder"):
+            if family not in self.tasks.family_names or colour not in colours or shape not in ("cube", "cylinder",
+                                                                                               "can"):
                 raise ValueError(f"tasks.held_out_pairs: {pair!r} is not FAMILY:COLOUR_SHAPE")
 
     @property

@@ -9,6 +9,13 @@ the end of the episode no longer shows) and `classify()` names the failure:
             not lifted`` (right object, bad grasp or lift: control); ``lifted, not terminated in time``.
 * push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched``.
 * move_near ``stopped nearer another object`` (grounding); ``stopped N m short`` (control / step budget).
+* move_object_near ``never closed``, ``closed on another object``, ``closed beside the target`` (as pick);
+            ``knocked the reference away``; ``still held`` (never let go); ``placed N cm from the reference`` (let go,
+            too far, or not resting).
+* knock_over ``moved another object``; ``can not touched``; ``can still touched by the robot``; ``can tilted N
+            degrees of the M needed``.
+* place_upright ``never closed``; ``closed beside the can``; ``still held``; ``can tilted N degrees, needs under
+            M`` (let go, not upright); ``upright, not resting on the table``.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
-from rt1_ros.sim.tasks import Task, push_displacement
+from rt1_ros.sim.tasks import Task, axis_tilt, object_placed_near, push_displacement, reference_moved
 
 REACH_M = 0.035  # grip site within this (horizontal) distance of an object's centre counts as on it
 MOVED_M = 0.02  # an object displaced more than this was touched
@@ -51,7 +58,71 @@ class FailureTracer:
             return self._pick()
         if family == "push":
             return self._push()
+        if family == "move_object_near":
+            return self._move_object_near()
+        if family == "knock_over":
+            return self._knock_over()
+        if family == "place_upright":
+            return self._place_upright()
         return self._move_near()
+
+    def _closing(self) -> str | None:
+        """Where the gripper first closed, when that already explains the failure (pick's grounding and
+        localisation reasons)."""
+        if self.first_close is None:
+            return "never closed"
+        target = self.task.target_name
+        distances = {n: float(np.linalg.norm((p - self.first_close.grip_site)[:2]))
+                     for n, p in self.first_close.objects.items()}
+        nearest = min(distances, key=distances.get)
+        if nearest != target and distances[nearest] < REACH_M:
+            return "closed on another object"
+        if distances[target] >= REACH_M:
+            return "closed beside the target"
+        return None
+
+    def _move_object_near(self) -> str:
+        state = self.sim.scene_state()
+        tasks = self.sim.config.tasks
+        if reference_moved(state) >= tasks.reference_moved_tolerance:
+            return "knocked the reference away"
+        closing = self._closing()
+        if closing is not None:
+            return closing
+        if state.grasped:
+            return "still held"
+        if object_placed_near(self.sim.config, state):  # placed, yet not a success: only the reference can say no
+            return "knocked the reference away"
+        distance = float(np.linalg.norm(state.object_position[:2] - state.reference_position[:2]))
+        return f"placed {100 * distance:.0f} cm from the reference"
+
+    def _knock_over(self) -> str:
+        target = self.task.target_name
+        moved = {n: float(np.linalg.norm((self.sim.object_position(n) - self.sim.rest_position(n))[:2]))
+                 for n in self._names}
+        state = self.sim.scene_state()
+        tilt = math.degrees(axis_tilt(state))
+        if any(moved[n] > MOVED_M for n in self._names if n != target):
+            return "moved another object"
+        if moved[target] <= MOVED_M and tilt < 5.0:
+            return "can not touched"
+        needed = math.degrees(self.sim.config.tasks.knocked_over_tilt)
+        if tilt > needed and state.gripper_touching:
+            return "can still touched by the robot"
+        return f"can tilted {tilt:.0f} degrees of the {needed:.0f} needed"
+
+    def _place_upright(self) -> str:
+        closing = self._closing()
+        if closing is not None:
+            return "closed beside the can" if closing == "closed beside the target" else closing
+        state = self.sim.scene_state()
+        if state.grasped or not state.gripper_open:
+            return "still held"
+        tilt = math.degrees(axis_tilt(state))
+        limit = math.degrees(self.sim.config.tasks.upright_tilt)
+        if tilt >= limit:
+            return f"can tilted {tilt:.0f} degrees, needs under {limit:.0f}"
+        return "upright, not resting on the table"
 
     def _pick(self) -> str:
         if self.first_close is None:

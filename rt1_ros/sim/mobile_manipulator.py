@@ -58,6 +58,8 @@ from rt1_ros.sim.scene import (  # noqa: E402
     SUN_LIGHT,
     TABLE_GEOM,
     TABLE_LEG_GEOMS,
+    CAN_SHAPE,
+    all_object_specs,
     build_scene_xml,
     object_half_height,
     object_specs,
@@ -148,11 +150,17 @@ class MobileManipulatorSim:
             mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, RIGHT_PAD_GEOM),
         )
         self._camera = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, self.config.camera.name)
-        self._specs = {spec.name: spec for spec in object_specs(self.config)}
+        self._specs = {spec.name: spec for spec in all_object_specs(self.config)}
+        # A scene look shades the cubes and cylinders (its draws are what they were before cans existed); the cans
+        # get their shades from a generator of their own.
+        self._shaded_by_look = tuple(spec.name for spec in object_specs(self.config))
+        self._cans = tuple(name for name, spec in self._specs.items() if spec.shape == CAN_SHAPE)
+        self._can_bodies = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, name) for name in self._cans}
         self._object_qpos = {
             name: model.jnt_qposadr[joint_id(name)] for name in self._specs
         }
         self._object_geom = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self._specs}
+        self._robot_geom = model.body_rootid[model.geom_bodyid] == self._base_body  # (ngeom,) bool
 
         def geom_id(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
@@ -194,12 +202,14 @@ class MobileManipulatorSim:
         count = int(rng.integers(chosen.object_count[0], chosen.object_count[1] + 1))
         looks = np.random.default_rng([seed, 2])
         words = np.random.default_rng([seed, 1])
+        self._shade_cans(chosen, np.random.default_rng([seed, 3]))
         task = None
         # A camera mounting that cannot see the target from where the episode starts (a steep, narrow camera and the
         # far start of move_near) is drawn again: an episode starts with its target in view.
         for _ in range(LOOK_ATTEMPTS):
             self._apply_look(sample_look(self.config, self.config.appearance(chosen.appearance),
-                                         self.config.camera_variation(chosen.camera), len(self._specs), looks))
+                                         self.config.camera_variation(chosen.camera), len(self._shaded_by_look),
+                                         looks))
             task = self._visible_layout(family, seed, rng, chosen, count, words)
             if task is not None:
                 break
@@ -236,9 +246,8 @@ class MobileManipulatorSim:
         model.light_dir[self._sun] = tilted_direction(np.asarray(SUN_DIRECTION), *look.light_tilt)
         model.vis.headlight.ambient[:] = HEADLIGHT_AMBIENT * look.light_intensity
         model.vis.headlight.diffuse[:] = HEADLIGHT_DIFFUSE * look.light_intensity
-        for spec, shade in zip(self._specs.values(), look.object_shade):
-            rgba = self._object_rgba[spec.name]
-            model.geom_rgba[self._object_geom[spec.name]] = (*np.clip(rgba[:3] + shade, 0.0, 1.0), rgba[3])
+        for name, shade in zip(self._shaded_by_look, look.object_shade, strict=True):
+            self._shade(name, np.asarray(shade))
         camera = self.config.camera
         pitch, yaw, roll = look.camera_angles_deg
         model.cam_pos[self._camera] = np.asarray(camera.position) + np.asarray(look.camera_offset_m)
@@ -247,6 +256,16 @@ class MobileManipulatorSim:
         model.cam_quat[self._camera] = quaternion
         model.cam_fovy[self._camera] = camera.fovy_deg + look.camera_fovy_offset_deg
         self.look = look
+
+    def _shade(self, name: str, shade: np.ndarray) -> None:
+        rgba = self._object_rgba[name]
+        self.model.geom_rgba[self._object_geom[name]] = (*np.clip(rgba[:3] + shade, 0.0, 1.0), rgba[3])
+
+    def _shade_cans(self, condition, rng: np.random.Generator) -> None:
+        """The cans' colour shades, as a look shades the other objects (rt1_ros.sim.variation)."""
+        limit = self.config.appearance(condition.appearance).object_shade
+        for name, shade in zip(self._cans, rng.uniform(-limit, limit, size=(len(self._cans), 3))):
+            self._shade(name, shade)
 
     def _lay_out(self, task: Task) -> None:
         """Write the task's initial state into data (base, arm at home, objects) and recompute kinematics."""
@@ -257,11 +276,22 @@ class MobileManipulatorSim:
         placed = set()
         for placement in task.placements:
             adr = self._object_qpos[placement.spec.name]
-            z = self.config.table.height + object_half_height(self.config, placement.spec.shape)
+            yaw_quat = (math.cos(placement.yaw / 2), 0.0, 0.0, math.sin(placement.yaw / 2))
+            if placement.lying:  # on its side, its axis along the yaw: rotated a quarter turn about its own y
+                z = self.config.table.height + self.config.cans.radius
+                quat = np.zeros(4)
+                mujoco.mju_mulQuat(quat, np.array(yaw_quat), np.array([math.cos(math.pi / 4), 0.0,
+                                                                       math.sin(math.pi / 4), 0.0]))
+            else:
+                z = self.config.table.height + object_half_height(self.config, placement.spec.shape)
+                quat = yaw_quat
             data.qpos[adr:adr + 3] = (placement.x, placement.y, z)
-            data.qpos[adr + 3:adr + 7] = (math.cos(placement.yaw / 2), 0.0, 0.0, math.sin(placement.yaw / 2))
+            data.qpos[adr + 3:adr + 7] = quat
             placed.add(placement.spec.name)
-        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData).
+        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData); parked cans
+        # float there, placed ones fall.
+        for name, body in self._can_bodies.items():
+            model.body_gravcomp[body] = 0.0 if name in placed else 1.0
         self._joint_targets = self._home_joints.copy()
         self._target_position = np.asarray(self.config.arm.home_position, dtype=float).copy()
         self._target_rotation = DOWNWARD_GRIP.copy()
@@ -473,15 +503,39 @@ class MobileManipulatorSim:
                 touching.update(int(g) for g in pair)
         return all(pad in touching for pad in self._pad_geoms)
 
+    def object_axis(self, name: str) -> np.ndarray:
+        """The object's own z axis (3,) in the world frame (a can's axis)."""
+        adr = self._object_qpos[name]
+        matrix = np.zeros(9)
+        mujoco.mju_quat2Mat(matrix, self.data.qpos[adr + 3:adr + 7])
+        return matrix.reshape(3, 3)[:, 2].copy()
+
+    def robot_touches(self, name: str) -> bool:
+        """Some geom of the robot (arm, hand, fingers, chassis) is in contact with object ``name``."""
+        geom = self._object_geom[name]
+        for pair in self.data.contact.geom[: self.data.ncon]:
+            if geom in pair:
+                other = int(pair[0] if pair[1] == geom else pair[1])
+                if self._robot_geom[other]:
+                    return True
+        return False
+
     def scene_state(self) -> SceneState:
-        target = self.task.target_name
+        task = self.task
+        target = task.target_name
         odom = self.odometry()
+        reference = task.reference.name if task.reference is not None else None
         return SceneState(
             base_pose=(odom.x, odom.y, odom.yaw),
             object_position=self.object_position(target),
             object_rest_position=self.rest_position(target),
             reset_base_yaw=self._reset_base_yaw,
             grasped=self.is_grasped(target),
+            object_up=self.object_axis(target),
+            gripper_open=self._gripper < 0.5,
+            gripper_touching=self.robot_touches(target),
+            reference_position=self.object_position(reference) if reference else None,
+            reference_rest_position=self.rest_position(reference) if reference else None,
         )
 
     def success(self) -> bool:

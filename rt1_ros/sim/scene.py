@@ -20,7 +20,12 @@ Robot
 
 Scene: floor (checker texture by default, so base motion is visible in the image), a table, and one free body for
 every (colour, shape) pair. An episode places some of them on the table and parks the rest far out of view: the model
-is compiled once and a reset only rewrites ``qpos`` and the look (`rt1_ros.sim.variation`). The table and the floor
+is compiled once and a reset only rewrites ``qpos`` and the look (`rt1_ros.sim.variation`). Cans (``cans:``, shape
+``can``) come after the cubes and cylinders in the model and join only the families of ``cans.families``; they have
+``condim=6``, whose rolling friction keeps a can lying on its side from rolling away on its own. A parked can
+floats (``gravcomp``, switched off for the cans an episode places) clear of the floor, so it adds no contact to the
+constraint solve of the families that do not use it; ``jacobian="dense"`` is what ``auto`` chose before the cans
+added their degrees of freedom. The table and the floor
 have one material per texture of ``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the
 material's colour); a reset picks one for each by switching the geoms' material.
 
@@ -46,7 +51,8 @@ TABLE_GEOM = "table_top"
 TABLE_LEG_GEOMS = tuple(f"table_leg_{i}" for i in range(4))
 FLOOR_GEOM = "floor"
 SUN_LIGHT = "sun"
-SHAPES = ("cube", "cylinder")
+SHAPES = ("cube", "cylinder")  # the shapes every family's scenes hold
+CAN_SHAPE = "can"  # only in the scenes of cans.families
 # Nominal lights; a scene look scales them (rt1_ros.sim.variation).
 SUN_DIFFUSE = 0.6
 SUN_DIRECTION = (-0.1, 0.15, -1.0)
@@ -82,17 +88,32 @@ class ObjectSpec:
 
 
 def object_specs(config: SimConfig) -> tuple[ObjectSpec, ...]:
+    """The cubes and cylinders, in the order every family's sampling draws from."""
     return tuple(ObjectSpec(c.name, shape, c.rgba) for c in config.objects.colours for shape in SHAPES)
 
 
+def can_specs(config: SimConfig) -> tuple[ObjectSpec, ...]:
+    return tuple(ObjectSpec(c.name, CAN_SHAPE, c.rgba) for c in config.objects.colours)
+
+
+def all_object_specs(config: SimConfig) -> tuple[ObjectSpec, ...]:
+    """Every free body of the scene, in model order: the cubes and cylinders, then the cans."""
+    return object_specs(config) + can_specs(config)
+
+
 def object_half_height(config: SimConfig, shape: str) -> float:
+    """Half the height of an object standing on its base (a can on an end)."""
     objects = config.objects
+    if shape == CAN_SHAPE:
+        return config.cans.half_height
     return objects.cube_half_size if shape == "cube" else objects.cylinder_half_height
 
 
 def object_half_width(config: SimConfig, shape: str) -> float:
     """Half the width a parallel gripper closes on (face-aligned for a cube)."""
     objects = config.objects
+    if shape == CAN_SHAPE:
+        return config.cans.radius
     return objects.cube_half_size if shape == "cube" else objects.cylinder_radius
 
 
@@ -173,6 +194,18 @@ def _objects_xml(config: SimConfig) -> str:
       <geom name="{spec.name}" class="object" {geom} rgba="{_v(spec.rgba)}"/>
     </body>"""
         )
+    cans = config.cans
+    for index, spec in enumerate(can_specs(config)):
+        park = cans.parking_origin
+        pos = (park[0] + index * cans.parking_spacing, park[1], park[2])
+        bodies.append(
+            f"""
+    <body name="{spec.name}" pos="{_v(pos)}" gravcomp="1">
+      <freejoint name="{spec.name}"/>
+      <geom name="{spec.name}" class="object" type="cylinder" size="{cans.radius} {cans.half_height}"
+            mass="{cans.mass}" friction="{_v(cans.friction)}" condim="{cans.condim}" rgba="{_v(spec.rgba)}"/>
+    </body>"""
+        )
     return "".join(bodies)
 
 
@@ -234,7 +267,8 @@ def build_scene_xml(config: SimConfig) -> str:
     )
     return f"""<mujoco model="rt1_mobile_manipulator">
   <compiler angle="radian" autolimits="true"/>
-  <option timestep="{physics.timestep_s}" integrator="implicitfast" cone="elliptic" impratio="{physics.impratio}"/>
+  <option timestep="{physics.timestep_s}" integrator="implicitfast" cone="elliptic" impratio="{physics.impratio}"
+          jacobian="dense"/>
   <visual>
     <global offwidth="{camera.max_render_size}" offheight="{camera.max_render_size}"/>
     <quality shadowsize="{camera.shadow_map_size}"/>

@@ -9,6 +9,21 @@ Families (``config/sim.yaml: tasks.families``):
 * ``push``      "push the <colour> <object> left|right": success while the object is displaced by ``push_margin`` along
   the base's +y (left) or -y (right) axis as it was at reset, and still rests on the table.
 
+The object families (``cans.families``: their scenes may hold cans, standing unless said otherwise):
+
+* ``move_object_near`` "move the <colour> <object> near the <colour> <object>": the arm carries the target (a cube
+  or cylinder) to the reference (``Task.reference``, any object). Success while the target rests on the table (not
+  grasped, gripper open, its centre within ``rest_height_tolerance`` of its resting height), its centre within
+  ``object_near_distance`` (horizontal) of the reference's, and the reference moved less than
+  ``reference_moved_tolerance`` from where it rested. The layout leaves room beside the reference on the target's
+  side (the expert's drop spot).
+* ``knock_over`` "knock the <colour> can over": success while the can's axis is more than ``knocked_over_tilt``
+  from vertical, it is on the table, and nothing of the robot touches it. The layout keeps the push line behind the
+  can and its fall line in front (world +x, away from the robot) clear.
+* ``place_upright`` "stand the <colour> can up": the can starts lying on its side. Success while its axis is
+  within ``upright_tilt`` of vertical, it stands on the table (its centre within ``rest_height_tolerance`` of a
+  standing can's height), not grasped and with the gripper open. No other object within ``upright_clearance``.
+
 Nothing here touches MuJoCo: layouts are plain numbers and success is computed from a :class:`SceneState` snapshot,
 which keeps the checks testable on hand-made states.
 """
@@ -21,7 +36,7 @@ import numpy as np
 
 from rt1_ros.sim.conditions import ConditionConfig
 from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
-from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
+from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec, all_object_specs, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
 
@@ -32,6 +47,7 @@ class ObjectPlacement:
     x: float  # world
     y: float
     yaw: float
+    lying: bool = False  # a can on its side, its axis horizontal along the yaw (place_upright's target)
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,7 @@ class Task:
     base_start: tuple[float, float, float]  # world x, y, yaw
     placements: tuple[ObjectPlacement, ...]
     condition: str = "seen"  # the evaluation condition the episode was drawn from (config/sim.yaml conditions)
+    reference: ObjectSpec | None = None  # move_object_near: the object to bring the target near
 
     @property
     def target_name(self) -> str:
@@ -64,6 +81,11 @@ class SceneState:
     object_rest_position: np.ndarray  # (3,) world, the target after the reset settled
     reset_base_yaw: float
     grasped: bool  # both finger pads touch the target
+    object_up: np.ndarray | None = None  # (3,) world, the target's own z axis (a can's axis)
+    gripper_open: bool = True  # the gripper is commanded open
+    gripper_touching: bool = False  # some geom of the robot touches the target
+    reference_position: np.ndarray | None = None  # (3,) world, the task's reference object
+    reference_rest_position: np.ndarray | None = None  # (3,) world, the reference after the reset settled
 
 
 def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
@@ -77,6 +99,8 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
     simulator checks that and redraws too.
     """
     family = config.tasks.family(family_name)
+    if family_name in config.cans.families:
+        return _sample_object_family(config, family_name, seed, rng, condition, object_count, words)
     placements = _sample_placements(config, object_count, rng)
     if placements is None:
         return None
@@ -106,25 +130,38 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
 
 
 def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: ConditionConfig, target: ObjectSpec,
-                     direction: str | None, words: np.random.Generator) -> str:
-    """The instruction for ``target``: a template of the condition's set and one of the shape's words."""
+                     direction: str | None, words: np.random.Generator, reference: ObjectSpec | None = None) -> str:
+    """The instruction for ``target``: a template of the condition's set and one of the shape's words (and, with a
+    ``reference``, one of its shape's words, drawn after the target's)."""
     templates = family.templates if condition.instructions == "training" else family.unseen_templates
     template = templates[words.integers(len(templates))]
     shape_words = config.objects.words_for(target.shape)
     shape_word = shape_words[words.integers(len(shape_words))]
-    return _fill(template, target.colour, shape_word, direction)
+    reference_word = None
+    if reference is not None:
+        reference_words = config.objects.words_for(reference.shape)
+        reference_word = reference_words[words.integers(len(reference_words))]
+    return _fill(template, target.colour, shape_word, direction, reference, reference_word)
 
 
-def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str,
-                      direction: str | None) -> tuple[str, ...]:
-    """Every instruction the training templates word this task with (each template, each of the shape's words)."""
+def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str, direction: str | None,
+                      reference: ObjectSpec | None = None) -> tuple[str, ...]:
+    """Every instruction the training templates word this task with (each template, each of the shape's words and,
+    with a ``reference``, each of its shape's words)."""
     family = config.tasks.family(family_name)
-    return tuple(dict.fromkeys(_fill(template, colour, word, direction) for template in family.templates
-                               for word in config.objects.words_for(shape)))
+    reference_words = config.objects.words_for(reference.shape) if reference is not None else (None,)
+    return tuple(dict.fromkeys(_fill(template, colour, word, direction, reference, reference_word)
+                               for template in family.templates for word in config.objects.words_for(shape)
+                               for reference_word in reference_words))
 
 
-def _fill(template: str, colour: str, shape_word: str, direction: str | None) -> str:
-    return " ".join(template.format(colour=colour, object=shape_word, direction=direction or "").split())
+def _fill(template: str, colour: str, shape_word: str, direction: str | None, reference: ObjectSpec | None = None,
+          reference_word: str | None = None) -> str:
+    if "{reference_" in template and reference is None:
+        raise ValueError(f"template {template!r} names a reference object and the task has none")
+    text = template.format(colour=colour, object=shape_word, direction=direction or "",
+                           reference_colour=reference.colour if reference else "", reference_object=reference_word)
+    return " ".join(text.split())
 
 
 def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
@@ -140,6 +177,15 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
         # bool(): numpy comparisons give numpy booleans, which JSON (episode.json, reports) refuses.
         return bool(push_displacement(task, state) > tasks.push_margin
                     and state.object_position[2] > config.table.height)
+    if task.family == "move_object_near":
+        return bool(object_placed_near(config, state) and reference_moved(state) < tasks.reference_moved_tolerance)
+    if task.family == "knock_over":
+        return bool(axis_tilt(state) > tasks.knocked_over_tilt and state.object_position[2] > config.table.height
+                    and not state.gripper_touching)
+    if task.family == "place_upright":
+        standing_z = config.table.height + config.cans.half_height
+        return bool(axis_tilt(state) < tasks.upright_tilt and not state.grasped and state.gripper_open
+                    and abs(state.object_position[2] - standing_z) < tasks.rest_height_tolerance)
     raise KeyError(f"no success check for task family {task.family!r}")
 
 
@@ -151,9 +197,112 @@ def push_displacement(task: Task, state: SceneState) -> float:
     return float(lateral if task.direction == "left" else -lateral)
 
 
-def _sample_placements(config: SimConfig, count: int, rng: np.random.Generator) -> list[ObjectPlacement] | None:
+def object_placed_near(config: SimConfig, state: SceneState) -> bool:
+    """move_object_near without the reference's check: the target let go of, resting on the table near the
+    reference."""
+    tasks = config.tasks
+    distance = float(np.linalg.norm(state.object_position[:2] - state.reference_position[:2]))
+    resting = abs(state.object_position[2] - state.object_rest_position[2]) < tasks.rest_height_tolerance
+    return bool(distance < tasks.object_near_distance and resting and not state.grasped and state.gripper_open)
+
+
+def reference_moved(state: SceneState) -> float:
+    """How far (horizontal, m) the reference moved from where it rested after the reset."""
+    return float(np.linalg.norm(state.reference_position[:2] - state.reference_rest_position[:2]))
+
+
+def axis_tilt(state: SceneState) -> float:
+    """Angle (rad) between the target's own z axis (a can's axis) and the vertical, 0 to pi/2 (a can has two
+    ends)."""
+    return math.acos(min(1.0, abs(float(state.object_up[2])) / float(np.linalg.norm(state.object_up))))
+
+
+def _sample_object_family(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
+                          condition: ConditionConfig, object_count: int, words: np.random.Generator) -> Task | None:
+    """A layout of one of the object families: cans stand among the cubes and cylinders (place_upright's target
+    lies), the target fits the family, and the room the expert needs is clear."""
+    family = config.tasks.family(family_name)
+    placements = _sample_placements(config, object_count, rng, all_object_specs(config))
+    if placements is None:
+        return None
+    held_out = set(config.tasks.held_out_pairs)
+    wants_held_out = condition.targets == "held_out"
+    wants_can = family_name != "move_object_near"
+    candidates = [p for p in placements if abs(p.y) <= family.target_max_abs_y
+                  and (p.spec.shape == CAN_SHAPE) == wants_can
+                  and (f"{family_name}:{p.spec.name}" in held_out) == wants_held_out]
+    if not candidates:
+        return None
+    target = candidates[rng.integers(len(candidates))]
+    reference = None
+    if family_name == "move_object_near":
+        others = [p for p in placements if p is not target]
+        reference = others[rng.integers(len(others))]
+        spot = place_spot(config, np.array([target.x, target.y]), np.array([reference.x, reference.y]))
+        if spot is None or any(math.hypot(p.x - spot[0], p.y - spot[1]) < config.tasks.place_spot_clearance
+                               for p in others if p is not reference):
+            return None
+    elif family_name == "knock_over":
+        if not _knock_corridor_clear(config, placements, target):
+            return None
+    else:  # place_upright: the target lies on its side, with room around it to be stood up
+        yaw = rng.uniform(-config.cans.lying_max_yaw, config.cans.lying_max_yaw)
+        target_index = placements.index(target)
+        target = ObjectPlacement(target.spec, target.x, target.y, yaw, lying=True)
+        placements[target_index] = target
+        if any(math.hypot(p.x - target.x, p.y - target.y) < config.tasks.upright_clearance
+               for p in placements if p is not target):
+            return None
+    base_start = _sample_start_pose(family, rng)
+    return Task(
+        family=family_name,
+        instruction=word_instruction(config, family, condition, target.spec, None, words,
+                                     reference.spec if reference else None),
+        seed=seed,
+        target=target.spec,
+        direction=None,
+        base_start=base_start,
+        placements=tuple(placements),
+        condition=condition.name,
+        reference=reference.spec if reference else None,
+    )
+
+
+def place_spot(config: SimConfig, target: np.ndarray, reference: np.ndarray) -> np.ndarray | None:
+    """move_object_near: where the expert sets the target down, world (x, y): ``expert.place_distance`` from the
+    reference (world (x, y)) towards the target (world (x, y), where it rests). None when that is outside the
+    region objects are sampled in (in x, give or take ``place_distance``) or farther to a side than the family's
+    targets may be (``target_max_abs_y``: the arm's reach)."""
+    away = np.asarray(target, dtype=float) - np.asarray(reference, dtype=float)
+    spot = np.asarray(reference, dtype=float) + away / np.linalg.norm(away) * config.expert.place_distance
     objects = config.objects
-    specs = object_specs(config)
+    margin = config.expert.place_distance
+    if not (objects.region_x[0] - margin <= spot[0] <= objects.region_x[1] + margin
+            and abs(spot[1]) <= config.tasks.family("move_object_near").target_max_abs_y):
+        return None
+    return spot
+
+
+def _knock_corridor_clear(config: SimConfig, placements: list[ObjectPlacement], target: ObjectPlacement) -> bool:
+    """No other object where the closed fingers come down behind the can (world -x, towards the robot) or where
+    the can falls (world +x)."""
+    expert, tasks = config.expert, config.tasks
+    reach_back = (config.cans.radius + expert.knock_clearance + 2 * config.gripper.pad_half_extents[1]
+                  + tasks.knock_corridor_half_width)
+    for other in placements:
+        if other is target:
+            continue
+        along = other.x - target.x
+        if abs(other.y - target.y) < tasks.knock_corridor_half_width and -reach_back < along < tasks.knock_fall_length:
+            return False
+    return True
+
+
+def _sample_placements(config: SimConfig, count: int, rng: np.random.Generator,
+                       specs: tuple[ObjectSpec, ...] | None = None) -> list[ObjectPlacement] | None:
+    """``count`` objects of ``specs`` (default: the cubes and cylinders) at separated positions."""
+    objects = config.objects
+    specs = object_specs(config) if specs is None else specs
     chosen = rng.choice(len(specs), size=count, replace=False)
     placements: list[ObjectPlacement] = []
     for index in chosen:

@@ -32,7 +32,13 @@ def training_instructions(config: SimConfig) -> set[str]:
         for template, colour, entry, direction in itertools.product(
                 family.templates, config.objects.colours, config.objects.shape_words, ("left", "right")):
             for word in entry.words:
-                out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction).split()))
+                # A family that names a second object (move_object_near's reference) words it the same way.
+                references = [(other.name, other_word) for other in config.objects.colours
+                              for other_entry in config.objects.shape_words for other_word in other_entry.words]
+                for reference_colour, reference_word in references if "{reference_" in template else [("", "")]:
+                    out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction,
+                                                     reference_colour=reference_colour,
+                                                     reference_object=reference_word).split()))
     return out
 
 
