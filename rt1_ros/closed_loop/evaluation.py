@@ -28,9 +28,10 @@ Seeds (config/sim.yaml ``seeds``): ``--split dev`` (default) is where every choi
 run once per published model: it is refused when the checkpoint's config.yaml already records a report run (unless
 ``--force``), and recorded there when it finishes. Per family, the first ``--episodes-per-family`` seeds from the
 split's start (or ``--seed-start``, inside the split). ``--split train --direct`` replays scenes the training data
-holds: how well the policy fits what it was taught (a diagnostic, never a result). Outputs: ``<output>/results.json`` (per episode and summary)
-and ``<output>/results.md`` (the table by condition, with 95 % Wilson intervals), also printed; with ``--record``
-(ROS mode) each episode's topics as a rosbag2/MCAP folder ``<output>/episodes/<condition>_<family>_<seed>``.
+holds: how well the policy fits what it was taught (a diagnostic, never a result). Outputs:
+``<output>/results.json`` (per episode and summary) and ``<output>/results.md`` (the table by condition, with 95 %
+Wilson intervals), also printed; with ``--record`` (ROS mode) each episode's topics as a rosbag2/MCAP folder
+``<output>/episodes/<condition>_<family>_<seed>``.
 """
 from __future__ import annotations
 
