@@ -181,6 +181,56 @@ class ObjectsConfig:
 
 
 @dataclass(frozen=True)
+class ReceptacleKindConfig:
+    """One receptacle body of the scene (`rt1_ros.sim.receptacles`): a bottom plate with low walls on it."""
+
+    name: str  # the body name and the instruction's {receptacle} word
+    shape: str  # "box": four straight walls (a tray); "ring": a regular polygon of walls (a bowl)
+    inner_half_extents: Vec2  # box: half the inside length along its x and y; ring: the inside apothem, twice
+    wall_height: float  # above the bottom plate's top
+    rgba: Rgba
+
+    def __post_init__(self) -> None:
+        if self.shape not in ("box", "ring"):
+            raise ValueError(f"receptacle {self.name!r}: shape must be 'box' or 'ring', got {self.shape!r}")
+        if self.shape == "ring" and self.inner_half_extents[0] != self.inner_half_extents[1]:
+            raise ValueError(f"receptacle {self.name!r}: a ring has one inside apothem; give it twice")
+        if min(self.inner_half_extents) <= 0 or self.wall_height <= 0:
+            raise ValueError(f"receptacle {self.name!r}: sizes must be positive")
+
+
+@dataclass(frozen=True)
+class ReceptaclesConfig:
+    kinds: tuple[ReceptacleKindConfig, ...]
+    wall_thickness: float
+    bottom_thickness: float
+    ring_sides: int  # walls of a "ring" receptacle
+    friction: Vec3  # sliding, torsional, rolling; the walls', bottom's and what rests on them
+    region_x: Vec2  # world x range of the receptacle's centre
+    region_y: Vec2
+    max_yaw: float  # |yaw| of the receptacle, radians
+    object_clearance: float  # other objects' centres stay this far outside the receptacle's outer footprint
+    start_offset: float  # pick_from: the target's centre starts up to this far (per axis) from the inside centre
+    parking_origin: Vec3  # receptacles not in the episode wait here, far outside the camera's view
+    parking_spacing: float
+
+    def __post_init__(self) -> None:
+        names = [kind.name for kind in self.kinds]
+        if not names or len(set(names)) != len(names):
+            raise ValueError("receptacles.kinds need distinct names, and at least one")
+        if self.ring_sides < 3:
+            raise ValueError("receptacles.ring_sides must be at least 3")
+        _check_range("receptacles.region_x", self.region_x)
+        _check_range("receptacles.region_y", self.region_y)
+
+    def kind(self, name: str) -> ReceptacleKindConfig:
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise KeyError(f"unknown receptacle {name!r}; known: {[kind.name for kind in self.kinds]}")
+
+
+@dataclass(frozen=True)
 class StartPoseConfig:
     x: Vec2  # world x range of the base at reset
     y: Vec2
@@ -190,8 +240,9 @@ class StartPoseConfig:
 @dataclass(frozen=True)
 class TaskFamilyConfig:
     name: str
-    # str.format fields: colour, object (one of the shape's words), direction. `templates` are the wordings the
-    # training data uses; `unseen_templates` never appear in it (the `unseen_wordings` condition asks with them).
+    # str.format fields: colour, object (one of the shape's words), direction, receptacle (its kind's name).
+    # `templates` are the wordings the training data uses; `unseen_templates` never appear in it (the
+    # `unseen_wordings` condition asks with them).
     templates: tuple[str, ...]
     unseen_templates: tuple[str, ...]
     start_pose: StartPoseConfig
@@ -218,6 +269,16 @@ class TasksConfig:
     # object still appears as a distractor and as the target of other families. rt1-train records the list in the
     # checkpoint, and the `unseen_pairs` condition asks for exactly these.
     held_out_pairs: tuple[str, ...]
+    # The families a reset that names none draws from (the sim node's empty task_family): the first three only,
+    # so that a seed draws the same family as before families were added.
+    drawn_families: tuple[str, ...]
+    rest_tolerance: float  # pick_from: the object's centre within this of its resting height on the table top
+    receptacle_clearance: float  # pick_from: the object's centre this far outside the receptacle's outer footprint
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.drawn_families) - set(self.family_names))
+        if not self.drawn_families or unknown:
+            raise ValueError(f"tasks.drawn_families must name known families, got unknown {unknown}")
 
     def family(self, name: str) -> TaskFamilyConfig:
         for family in self.families:
@@ -251,6 +312,10 @@ class ExpertConfig:
     base_position_tolerance: float
     base_yaw_tolerance: float
     base_yaw_gain: float  # yaw rate per rad of heading error
+    release_gap: float  # place_into, pick_from: the held object's bottom this far above where it is let go
+    release_steps: int  # control steps with the gripper opening before retreating
+    spot_margin: float  # pick_from: the put-down spot keeps this much more clearance than the success check needs
+    spot_grid_step: float  # pick_from: spacing of the candidate put-down spots searched on the table
 
 
 @dataclass(frozen=True)
@@ -310,6 +375,7 @@ class SimConfig:
     camera: CameraConfig
     table: TableConfig
     objects: ObjectsConfig
+    receptacles: ReceptaclesConfig
     tasks: TasksConfig
     expert: ExpertConfig
     appearances: tuple[AppearanceConfig, ...]

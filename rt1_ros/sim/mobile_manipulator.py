@@ -42,6 +42,7 @@ import mujoco  # noqa: E402
 
 from rt1_ros.sim.conditions import SURFACE_TEXTURES  # noqa: E402
 from rt1_ros.sim.config import SimConfig  # noqa: E402
+from rt1_ros.sim.receptacles import receptacle_geometries  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
     BASE_BODY,
@@ -153,6 +154,10 @@ class MobileManipulatorSim:
             name: model.jnt_qposadr[joint_id(name)] for name in self._specs
         }
         self._object_geom = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self._specs}
+        # Receptacles are mocap bodies (rt1_ros.sim.receptacles): a reset writes their pose into data.mocap_*.
+        self._receptacle_mocap = {
+            geometry.name: int(model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, geometry.name)])
+            for geometry in receptacle_geometries(self.config)}
 
         def geom_id(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
@@ -184,7 +189,7 @@ class MobileManipulatorSim:
 
         The seed fixes everything, through separate generators: the layout (and object count), the instruction's
         wording, and the scene look (`rt1_ros.sim.variation`), so one never shifts another."""
-        families = self.config.tasks.family_names
+        families = self.config.tasks.drawn_families
         rng = np.random.default_rng(seed)
         family = task_family or families[rng.integers(len(families))]
         self.config.tasks.family(family)  # unknown names fail here, before any state changes
@@ -220,7 +225,8 @@ class MobileManipulatorSim:
             if task is None:
                 continue
             self._lay_out(task)
-            if self.target_visible(task.target_name):
+            if self.target_visible(task.target_name) and (task.receptacle is None or
+                                                          self.in_view(task.receptacle)):
                 return task
         return None
 
@@ -256,11 +262,18 @@ class MobileManipulatorSim:
         placed = set()
         for placement in task.placements:
             adr = self._object_qpos[placement.spec.name]
-            z = self.config.table.height + object_half_height(self.config, placement.spec.shape)
+            z = self.config.table.height + object_half_height(self.config, placement.spec.shape) \
+                + placement.support_height
             data.qpos[adr:adr + 3] = (placement.x, placement.y, z)
             data.qpos[adr + 3:adr + 7] = (math.cos(placement.yaw / 2), 0.0, 0.0, math.sin(placement.yaw / 2))
             placed.add(placement.spec.name)
-        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData).
+        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData), unused
+        # receptacles theirs from the model's body positions (mocap_pos, also restored).
+        if task.receptacle is not None:
+            x, y, yaw = task.receptacle_pose
+            mocap = self._receptacle_mocap[task.receptacle]
+            data.mocap_pos[mocap] = (x, y, self.config.table.height)
+            data.mocap_quat[mocap] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         self._joint_targets = self._home_joints.copy()
         self._target_position = np.asarray(self.config.arm.home_position, dtype=float).copy()
         self._target_rotation = DOWNWARD_GRIP.copy()
@@ -459,6 +472,13 @@ class MobileManipulatorSim:
         w, x, y, z = self.data.qpos[adr + 3:adr + 7]
         return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
+    def receptacle_pose(self, name: str) -> tuple[float, float, float]:
+        """World x, y, yaw of receptacle ``name``."""
+        mocap = self._receptacle_mocap[name]
+        w, x, y, z = self.data.mocap_quat[mocap]
+        yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        return float(self.data.mocap_pos[mocap][0]), float(self.data.mocap_pos[mocap][1]), yaw
+
     def rest_position(self, name: str) -> np.ndarray:
         """Where ``name`` rested after the reset settled (world)."""
         return self._rest_positions[name].copy()
@@ -481,6 +501,8 @@ class MobileManipulatorSim:
             object_rest_position=self.rest_position(target),
             reset_base_yaw=self._reset_base_yaw,
             grasped=self.is_grasped(target),
+            receptacle_pose=None if self.task.receptacle is None else self.receptacle_pose(self.task.receptacle),
+            gripper_closedness=self._gripper,
         )
 
     def success(self) -> bool:
@@ -510,6 +532,12 @@ class MobileManipulatorSim:
         if offsets is None:
             return np.full(2, -1.0)
         return np.array([(1.0 + offsets[0]) / 2.0, (1.0 - offsets[1]) / 2.0])
+
+    def in_view(self, name: str) -> bool:
+        """The body's origin projects inside the image (with margin); occlusion is not considered."""
+        offsets = self._image_offsets(name)
+        limit = 1.0 - self.config.camera.visibility_margin
+        return offsets is not None and abs(offsets[0]) <= limit and abs(offsets[1]) <= limit
 
     def target_visible(self, name: str) -> bool:
         """The object's centre projects inside the image (with margin) and no other geom blocks the line of sight."""
