@@ -14,11 +14,12 @@ different images within an episode, measured); a mocap body adds no degrees of f
 has no contacts (MuJoCo does not collide two static bodies), so their episodes stay bit-for-bit the same.
 
 The body's origin is the centre of the plate's underside, so on the table it sits at the table top's height. Every
-colliding geom is a box (contact is box-box or box-object, the cases MuJoCo collides with multiple contact points), in class
+colliding geom is a box (box-box and box-object contacts have several points, so nothing rocks), in class
 ``receptacle``: contype/conaffinity 1/1 like the scene and the objects (the fingers, the arm, the chassis and the
-objects all touch it), condim 3, and MuJoCo's default soft-contact solref/solimp with no margin. A wall is a third of
-an object's width thick: an object pressed against it meets it, it never straddles it (`test_receptacles.py`
-pushes a grasped object into a wall).
+objects all touch it), condim 3, no margin, and contacts stiffer than MuJoCo's default (``receptacles.solref`` /
+``solimp``; MuJoCo averages them with the other geom's). A wall is 12 mm thick, a third of an object's width. Pushed
+into a wall by the arm, a grasped object stops at it (at most a few mm into it) and the gripper's force-limited
+fingers give way and ride over it (`test_receptacles.py` pushes a grasped object 20 cm through a wall).
 
 Geometry queries (the inside and outer footprints) are plain numbers, so the success checks and the layout sampler
 use them without MuJoCo.
@@ -161,5 +162,7 @@ def receptacles_xml(config: SimConfig) -> str:
 
 def receptacle_default_xml(config: SimConfig) -> str:
     """The ``receptacle`` geom class (contact settings, see the module doc)."""
+    receptacles = config.receptacles
     return (f'\n    <default class="{RECEPTACLE_CLASS}">\n      <geom contype="1" conaffinity="1" condim="3" '
-            f'friction="{_v(config.receptacles.friction)}"/>\n    </default>')
+            f'friction="{_v(receptacles.friction)}" solref="{_v(receptacles.solref)}" '
+            f'solimp="{_v(receptacles.solimp)}"/>\n    </default>')

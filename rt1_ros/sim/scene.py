@@ -27,8 +27,9 @@ material's colour); a reset picks one for each by switching the geoms' material.
 Receptacles (`rt1_ros.sim.receptacles`): one mocap body per kind, on the table in the episodes that use one and
 parked far out of view otherwise, like unused objects.
 
-Collision filtering: static scene, objects and receptacles use contype/conaffinity 1/1; the arm and fingers use 2/1 (they touch
-the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not the arm).
+Collision filtering: static scene, objects and receptacles use contype/conaffinity 1/1; the arm and fingers use 2/1
+(they touch the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not
+the arm).
 """
 from __future__ import annotations
 

@@ -28,11 +28,14 @@ def config():
 def training_instructions(config: SimConfig) -> set[str]:
     """Every instruction the training templates can produce."""
     out = set()
+    receptacles = [kind.name for kind in config.receptacles.kinds]
     for family in config.tasks.families:
-        for template, colour, entry, direction in itertools.product(
-                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right")):
+        for template, colour, entry, direction, receptacle in itertools.product(
+                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
+                receptacles):
             for word in entry.words:
-                out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction).split()))
+                out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction,
+                                                 receptacle=receptacle).split()))
     return out
 
 
