@@ -206,6 +206,61 @@ class CansConfig:
 
 
 @dataclass(frozen=True)
+class ReceptacleKindConfig:
+    """One receptacle body of the scene (`rt1_ros.sim.receptacles`): a bottom plate with low walls on it."""
+
+    name: str  # the body name and the instruction's {receptacle} word
+    shape: str  # "box": four straight walls (a tray); "ring": a regular polygon of walls (a bowl)
+    inner_half_extents: Vec2  # box: half the inside length along its x and y; ring: the inside apothem, twice
+    wall_height: float  # above the bottom plate's top
+    rgba: Rgba
+
+    def __post_init__(self) -> None:
+        if self.shape not in ("box", "ring"):
+            raise ValueError(f"receptacle {self.name!r}: shape must be 'box' or 'ring', got {self.shape!r}")
+        if self.shape == "ring" and self.inner_half_extents[0] != self.inner_half_extents[1]:
+            raise ValueError(f"receptacle {self.name!r}: a ring has one inside apothem; give it twice")
+        if min(self.inner_half_extents) <= 0 or self.wall_height <= 0:
+            raise ValueError(f"receptacle {self.name!r}: sizes must be positive")
+
+
+@dataclass(frozen=True)
+class ReceptaclesConfig:
+    kinds: tuple[ReceptacleKindConfig, ...]
+    wall_thickness: float
+    bottom_thickness: float
+    ring_sides: int  # walls of a "ring" receptacle
+    friction: Vec3  # sliding, torsional, rolling
+    # Contact softness of the walls and the plate (MuJoCo solref: time constant, damping ratio; solimp: impedance
+    # width range and transition). Stiffer than MuJoCo's default (0.02 s, 0.9-0.95): a gripper pressing an object into
+    # a wall with the arm's full servo force sinks its pads a quarter as deep (3 mm, not 9 mm, into a 12 mm wall).
+    solref: Vec2
+    solimp: Vec3
+    region_x: Vec2  # world x range of the receptacle's centre
+    region_y: Vec2
+    max_yaw: float  # |yaw| of the receptacle, radians
+    object_clearance: float  # other objects' centres stay this far outside the receptacle's outer footprint
+    start_offset: float  # pick_from: the target's centre starts up to this far (per axis) from the inside centre
+    parking_origin: Vec3  # receptacles not in the episode wait here, far outside the camera's view
+    parking_spacing: float
+
+    def __post_init__(self) -> None:
+        names = [kind.name for kind in self.kinds]
+        if not names or len(set(names)) != len(names):
+            raise ValueError("receptacles.kinds need distinct names, and at least one")
+        if self.ring_sides < 3:
+            raise ValueError("receptacles.ring_sides must be at least 3")
+        _check_range("receptacles.region_x", self.region_x)
+        _check_range("receptacles.region_y", self.region_y)
+
+    def kind(self, name: str) -> ReceptacleKindConfig:
+        for kind in self.kinds:
+            if kind.name == name:
+                return kind
+        raise KeyError(f"unknown receptacle {name!r}; known: {[kind.name for kind in self.kinds]}")
+
+
+@dataclass(frozen=True)
 class StartPoseConfig:
     x: Vec2  # world x range of the base at reset
     y: Vec2
@@ -215,8 +270,9 @@ class StartPoseConfig:
 @dataclass(frozen=True)
 class TaskFamilyConfig:
     name: str
-    # str.format fields: colour, object (one of the shape's words), direction. `templates` are the wordings the
-    # training data uses; `unseen_templates` never appear in it (the `unseen_wordings` condition asks with them).
+    # str.format fields: colour, object (one of the shape's words), direction, receptacle (its kind's name).
+    # `templates` are the wordings the training data uses; `unseen_templates` never appear in it (the
+    # `unseen_wordings` condition asks with them).
     templates: tuple[str, ...]
     unseen_templates: tuple[str, ...]
     start_pose: StartPoseConfig
@@ -255,6 +311,7 @@ class TasksConfig:
     # object still appears as a distractor and as the target of other families. rt1-train records the list in the
     # checkpoint, and the `unseen_pairs` condition asks for exactly these.
     held_out_pairs: tuple[str, ...]
+    receptacle_clearance: float  # pick_from: the object's centre this far outside the receptacle's outer footprint
     # The families a reset that names none draws from, and the tools' families when no checkpoint says which it was
     # trained on (rt1-eval, the demo, rt1-generate): the shipped policy's. Other families are asked for by name.
     default_families: tuple[str, ...] = ("pick", "push", "move_near")
@@ -308,6 +365,10 @@ class ExpertConfig:
     upright_release: float  # place_upright: the standing can's bottom this far above the table when let go
     upright_back_off: float  # place_upright: how far the open hand slides back off the can before it rises
     turn_patience_steps: int  # place_upright: control steps a turned hand may take to settle before moving on
+    release_gap: float  # place_into, pick_from: the held object's bottom this far above where it is let go
+    release_steps: int  # control steps with the gripper opening before retreating
+    spot_margin: float  # pick_from: the put-down spot keeps this much more clearance than the success check needs
+    spot_grid_step: float  # pick_from: spacing of the candidate put-down spots searched on the table
 
 
 @dataclass(frozen=True)
@@ -369,6 +430,7 @@ class SimConfig:
     table: TableConfig
     objects: ObjectsConfig
     cans: CansConfig
+    receptacles: ReceptaclesConfig
     tasks: TasksConfig
     expert: ExpertConfig
     appearances: tuple[AppearanceConfig, ...]

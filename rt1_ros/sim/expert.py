@@ -13,6 +13,11 @@ Phases per family
 * push:      approach (closed gripper, hover beside the object on the side opposite the push) -> descend ->
              push (sideways through the object) -> retreat (up) -> terminate; retries like pick.
 * move_near: drive (holonomic, straight to a parking pose in front of the object facing the table) -> terminate.
+* place_into, pick_from: pick's approach -> descend -> close, with the grasp height taken over the receptacle's
+             bottom plate when the object is in it -> lift (reopens and approaches again without a grasp) -> carry
+             (at the lifted height, to above the receptacle's centre, or to a free spot on the table:
+             `rt1_ros.sim.tasks.put_down_spot`) -> lower (the object's bottom ``release_gap`` above the plate or the
+             table) -> release (open) -> retreat (up) -> terminate; approaches again if the check fails then.
 
 The object families travel at ``tall_hover_height`` (over standing cans):
 * move_object_near: approach -> descend -> close -> lift (pick's, yaw-aligned to a cube face) -> carry (to the drop
@@ -45,8 +50,9 @@ import numpy as np
 from rt1_ros.configuration.action_layout import (ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, NUM_ACTION_DIMS,
                                                  ActionSpaceConfig)
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim, rotation_error
+from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.scene import object_half_height, object_half_width
-from rt1_ros.sim.tasks import Task, axis_tilt, place_spot
+from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, Task, axis_tilt, place_spot, put_down_spot
 
 
 GRASP_REACH_M = 0.02  # follow_state: a gripper closed this near the grasp pose is closing on the object
@@ -96,6 +102,9 @@ class ScriptedExpert:
             self._follow_pick()
         elif self.task.family == "push":
             self._follow_push()
+        elif self.task.family in RECEPTACLE_FAMILIES:
+            raise NotImplementedError(f"follow_state (DAgger labelling) is not implemented for {self.task.family}: "
+                                      "record its demonstrations with the expert driving")
 
     @property
     def done(self) -> bool:
@@ -107,7 +116,8 @@ class ScriptedExpert:
             raise RuntimeError("reset the expert with a task first")
         policies = {"pick": self._pick, "push": self._push, "move_near": self._move_near,
                     "move_object_near": self._move_object_near, "knock_over": self._knock_over,
-                    "place_upright": self._place_upright}
+                    "place_upright": self._place_upright, "place_into": self._receptacle_task,
+                    "pick_from": self._receptacle_task}
         if self.task.family not in policies:
             raise KeyError(f"no expert for task family {self.task.family!r}")
         # Arriving at a waypoint yields a zero step; start the next phase in the same control step instead, so the
@@ -125,6 +135,20 @@ class ScriptedExpert:
         expert, sim = self.config.expert, self.sim
         obj = sim.to_base_frame(sim.object_position(self.task.target_name))
         grasp_z, hover_z = self._pick_heights(obj)
+        if self.phase in ("approach", "descend", "close"):
+            return self._grasp(obj, grasp_z, hover_z)
+        if self.phase == "lift":
+            goal = self._anchor + np.array([0.0, 0.0, expert.lift_height])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
+            if arrived and not sim.success():
+                return self._next_if(True, "approach", self._arm_action(np.zeros(6), gripper=0.0))
+            return self._next_if(arrived, "done", action, immediate=True)
+        return self._terminate(gripper=1.0)
+
+    def _grasp(self, obj: np.ndarray, grasp_z: float, hover_z: float) -> np.ndarray:
+        """approach -> descend -> close -> (lift) on the object at ``obj`` (base frame); pick's and the receptacle
+        families' grasp."""
+        expert = self.config.expert
         if self.phase == "approach":
             goal = np.array([obj[0], obj[1], hover_z])
             action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0, align_yaw=True)
@@ -135,16 +159,8 @@ class ScriptedExpert:
             if arrived:
                 self._anchor = goal
             return self._next_if(arrived, "close", action, immediate=True)
-        if self.phase == "close":
-            action = self._arm_action(np.zeros(6), gripper=1.0)
-            return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "lift", action)
-        if self.phase == "lift":
-            goal = self._anchor + np.array([0.0, 0.0, expert.lift_height])
-            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
-            if arrived and not sim.success():
-                return self._next_if(True, "approach", self._arm_action(np.zeros(6), gripper=0.0))
-            return self._next_if(arrived, "done", action, immediate=True)
-        return self._terminate(gripper=1.0)
+        action = self._arm_action(np.zeros(6), gripper=1.0)
+        return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "lift", action)
 
     def _follow_pick(self) -> None:
         sim, tolerance = self.sim, self.config.expert.follow_tolerance
@@ -208,11 +224,13 @@ class ScriptedExpert:
             self.phase = phase
             self.steps_in_phase = 0
 
-    def _pick_heights(self, obj: np.ndarray) -> tuple[float, float]:
-        """(grasp z, hover z) in the base frame for an object at ``obj``."""
+    def _pick_heights(self, obj: np.ndarray, support_z: float | None = None) -> tuple[float, float]:
+        """(grasp z, hover z) in the base frame for an object at ``obj`` resting on a surface at ``support_z``
+        (default: the table top)."""
         expert = self.config.expert
         pad_half_height = self.config.gripper.pad_half_extents[2]
-        grasp_z = max(obj[2], self.config.table.height + pad_half_height + expert.pad_table_clearance)
+        support_z = self.config.table.height if support_z is None else support_z
+        grasp_z = max(obj[2], support_z + pad_half_height + expert.pad_table_clearance)
         return grasp_z, self.config.table.height + expert.hover_height
 
     def _push_geometry(self) -> tuple[float, float, float, float, float]:
@@ -468,6 +486,75 @@ class ScriptedExpert:
         settled = float(np.linalg.norm(measured - goal)) < expert.settle_tolerance and measured_angle < TURN_SETTLE_RAD
         arrived = there and (settled or self._steps_there > expert.turn_patience_steps)
         return self._arm_action(np.array([*step, *turn]), gripper), arrived
+
+    # ------------------------------------------------------------------ receptacle families: place_into, pick_from
+    def _receptacle_task(self) -> np.ndarray:
+        expert, sim, task = self.config.expert, self.sim, self.task
+        name = task.target_name
+        geometry = receptacle_geometry(self.config, task.receptacle)
+        world = sim.object_position(name)
+        pose = sim.receptacle_pose(task.receptacle)
+        in_receptacle = geometry.inside(pose, world)
+        table_z = self.config.table.height
+        support_z = table_z + geometry.floor_height if in_receptacle else table_z
+        obj = sim.to_base_frame(world)
+        grasp_z, hover_z = self._pick_heights(obj, support_z)
+        if self.phase in ("approach", "descend", "close"):
+            return self._grasp(obj, grasp_z, hover_z)
+        if self.phase == "lift":
+            goal = self._anchor + np.array([0.0, 0.0, expert.lift_height])
+            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=1.0)
+            if arrived and not sim.is_grasped(name):
+                return self._next_if(True, "approach", self._arm_action(np.zeros(6), gripper=0.0))
+            if arrived:
+                self._anchor = self._carry_goal(world, goal)
+            return self._next_if(arrived, "carry", action, immediate=True)
+        if self.phase == "carry":
+            action, arrived = self._arm_towards(self._anchor, expert.max_arm_step, gripper=1.0)
+            if arrived:
+                self._anchor = self._release_goal(geometry, obj)
+            return self._next_if(arrived, "lower", action, immediate=True)
+        if self.phase == "lower":
+            action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
+            return self._next_if(arrived, "release", action, immediate=True)
+        if self.phase == "release":
+            action = self._arm_action(np.zeros(6), gripper=0.0)
+            return self._next_if(self.steps_in_phase + 1 >= expert.release_steps, "retreat", action)
+        if self.phase == "retreat":
+            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
+            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0)
+            if arrived and not sim.success():
+                return self._next_if(True, "approach", action, immediate=True)
+            return self._next_if(arrived, "done", action, immediate=True)
+        return self._terminate(gripper=0.0)
+
+    def _carry_goal(self, world: np.ndarray, lifted: np.ndarray) -> np.ndarray:
+        """Where the arm target goes, at the lifted height, so that the held object (now at ``world``) ends up over
+        the put-down point: the receptacle's centre (place_into) or a free spot on the table (pick_from)."""
+        sim, task = self.sim, self.task
+        pose = sim.receptacle_pose(task.receptacle)
+        if task.family == "place_into":
+            point = np.array(pose[:2])
+        else:
+            others = [tuple(sim.object_position(p.spec.name)[:2]) for p in task.placements
+                      if p.spec.name != task.target_name]
+            spot = put_down_spot(self.config, self.config.tasks.family(task.family),
+                                 receptacle_geometry(self.config, task.receptacle), pose, others, world[:2])
+            point = np.array(spot if spot is not None else world[:2])  # no room: the check fails, it tries again
+        target = sim.to_base_frame(np.array([*point, world[2]]))
+        held_offset = lifted[:2] - sim.to_base_frame(world)[:2]  # where the object hangs relative to the target
+        return np.array([target[0] + held_offset[0], target[1] + held_offset[1], lifted[2]])
+
+    def _release_goal(self, geometry, obj: np.ndarray) -> np.ndarray:
+        """The arm target that holds the object's bottom ``release_gap`` above the plate (place_into) or the table
+        (pick_from), its pads clear of that surface."""
+        config, expert = self.config, self.config.expert
+        target, _ = self.sim.arm_target()
+        surface = config.table.height + (geometry.floor_height if self.task.family == "place_into" else 0.0)
+        bottom = obj[2] - object_half_height(config, self.task.target.shape)
+        goal_z = target[2] - (bottom - (surface + expert.release_gap))
+        lowest = surface + config.gripper.pad_half_extents[2] + expert.pad_table_clearance
+        return np.array([target[0], target[1], max(goal_z, lowest)])
 
     # ------------------------------------------------------------------ helpers
     def _arm_towards(

@@ -16,6 +16,10 @@ the end of the episode no longer shows) and `classify()` names the failure:
             degrees of the M needed``.
 * place_upright ``never closed``; ``closed beside the can``; ``still held``; ``can tilted N degrees, needs under
             M`` (let go, not upright); ``upright, not resting on the table``.
+* place_into, pick_from: pick's ``never closed`` / ``closed on another object`` / ``closed beside the target``;
+            then ``closed on the target, not lifted``; ``still holding the target``; place_into ``let go outside
+            the <receptacle>``; pick_from ``let go in the <receptacle>`` or ``put down too near the <receptacle>``
+            (or off the table); both ``gripper left closed`` when only that is missing.
 """
 from __future__ import annotations
 
@@ -25,7 +29,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
-from rt1_ros.sim.tasks import Task, axis_tilt, object_placed_near, push_displacement, reference_moved
+from rt1_ros.sim.receptacles import receptacle_geometry
+from rt1_ros.sim.tasks import (RECEPTACLE_FAMILIES, Task, axis_tilt, object_placed_near, push_displacement,
+                               reference_moved)
 
 REACH_M = 0.035  # grip site within this (horizontal) distance of an object's centre counts as on it
 MOVED_M = 0.02  # an object displaced more than this was touched
@@ -43,12 +49,17 @@ class FailureTracer:
         self.task = task
         self.first_close: GripperClosing | None = None
         self._names = [p.spec.name for p in task.placements]
+        self.highest_lift = 0.0  # receptacle families: the target's greatest rise above its rest while grasped
 
     def after_step(self) -> None:
         """Call after each control step has been applied."""
         if self.first_close is None and self.sim.gripper_command > 0.5:
             self.first_close = GripperClosing(self.sim.grip_site_world(),
                                               {n: self.sim.object_position(n) for n in self._names})
+        if self.task.family in RECEPTACLE_FAMILIES and self.sim.is_grasped(self.task.target_name):
+            target = self.task.target_name
+            lift = float(self.sim.object_position(target)[2] - self.sim.rest_position(target)[2])
+            self.highest_lift = max(self.highest_lift, lift)
 
     def classify(self, success: bool) -> str:
         if success:
@@ -64,6 +75,8 @@ class FailureTracer:
             return self._knock_over()
         if family == "place_upright":
             return self._place_upright()
+        if family in RECEPTACLE_FAMILIES:
+            return self._receptacle()
         return self._move_near()
 
     def _closing(self) -> str | None:
@@ -124,17 +137,36 @@ class FailureTracer:
             return f"can tilted {tilt:.0f} degrees, needs under {limit:.0f}"
         return "upright, not resting on the table"
 
+    def _receptacle(self) -> str:
+        closing = self._closing()
+        if closing is not None:
+            return closing
+        sim, task = self.sim, self.task
+        target = task.target_name
+        if self.highest_lift <= sim.config.tasks.lift_margin:
+            return "closed on the target, not lifted"
+        if sim.is_grasped(target):
+            return "still holding the target"
+        geometry = receptacle_geometry(sim.config, task.receptacle)
+        position = sim.object_position(target)
+        pose = sim.receptacle_pose(task.receptacle)
+        inside = geometry.inside(pose, position)
+        if task.family == "place_into" and not inside:
+            return f"let go outside the {task.receptacle}"
+        if task.family == "pick_from":
+            if inside:
+                return f"let go in the {task.receptacle}"
+            if geometry.distance_outside(pose, position) <= sim.config.tasks.receptacle_clearance:
+                return f"put down too near the {task.receptacle}"
+        if sim.gripper_command >= 0.5:
+            return "gripper left closed"
+        return "not resting on the table" if task.family == "pick_from" else f"not resting in the {task.receptacle}"
+
     def _pick(self) -> str:
-        if self.first_close is None:
-            return "never closed"
+        closing = self._closing()
+        if closing is not None:
+            return closing
         target = self.task.target_name
-        distances = {n: float(np.linalg.norm((p - self.first_close.grip_site)[:2]))
-                     for n, p in self.first_close.objects.items()}
-        nearest = min(distances, key=distances.get)
-        if nearest != target and distances[nearest] < REACH_M:
-            return "closed on another object"
-        if distances[target] >= REACH_M:
-            return "closed beside the target"
         lifted = self.sim.object_position(target)[2] - self.sim.rest_position(target)[2]
         if self.sim.is_grasped(target) and lifted > self.sim.config.tasks.lift_margin:
             return "lifted, not terminated in time"

@@ -42,6 +42,7 @@ import mujoco  # noqa: E402
 
 from rt1_ros.sim.conditions import SURFACE_TEXTURES  # noqa: E402
 from rt1_ros.sim.config import SimConfig  # noqa: E402
+from rt1_ros.sim.receptacles import receptacle_geometries  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
     BASE_BODY,
@@ -161,6 +162,10 @@ class MobileManipulatorSim:
         }
         self._object_geom = {name: mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name) for name in self._specs}
         self._robot_geom = model.body_rootid[model.geom_bodyid] == self._base_body  # (ngeom,) bool
+        # Receptacles are mocap bodies (rt1_ros.sim.receptacles): a reset writes their pose into data.mocap_*.
+        self._receptacle_mocap = {
+            geometry.name: int(model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, geometry.name)])
+            for geometry in receptacle_geometries(self.config)}
 
         def geom_id(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
@@ -231,7 +236,8 @@ class MobileManipulatorSim:
             if task is None:
                 continue
             self._lay_out(task)
-            if self.target_visible(task.target_name):
+            if self.target_visible(task.target_name) and (task.receptacle is None or
+                                                          self.in_view(task.receptacle)):
                 return task
         return None
 
@@ -283,15 +289,22 @@ class MobileManipulatorSim:
                 mujoco.mju_mulQuat(quat, np.array(yaw_quat), np.array([math.cos(math.pi / 4), 0.0,
                                                                        math.sin(math.pi / 4), 0.0]))
             else:
-                z = self.config.table.height + object_half_height(self.config, placement.spec.shape)
+                z = self.config.table.height + object_half_height(self.config, placement.spec.shape) \
+                    + placement.support_height
                 quat = yaw_quat
             data.qpos[adr:adr + 3] = (placement.x, placement.y, z)
             data.qpos[adr + 3:adr + 7] = quat
             placed.add(placement.spec.name)
-        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData); parked cans
-        # float there, placed ones fall.
+        # Unused objects keep their parking spots from the model's qpos0 (restored by mj_resetData), unused
+        # receptacles theirs from the model's body positions (mocap_pos, also restored); parked cans float there,
+        # placed ones fall.
         for name, body in self._can_bodies.items():
             model.body_gravcomp[body] = 0.0 if name in placed else 1.0
+        if task.receptacle is not None:
+            x, y, yaw = task.receptacle_pose
+            mocap = self._receptacle_mocap[task.receptacle]
+            data.mocap_pos[mocap] = (x, y, self.config.table.height)
+            data.mocap_quat[mocap] = (math.cos(yaw / 2), 0.0, 0.0, math.sin(yaw / 2))
         self._joint_targets = self._home_joints.copy()
         self._target_position = np.asarray(self.config.arm.home_position, dtype=float).copy()
         self._target_rotation = DOWNWARD_GRIP.copy()
@@ -490,6 +503,13 @@ class MobileManipulatorSim:
         w, x, y, z = self.data.qpos[adr + 3:adr + 7]
         return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
+    def receptacle_pose(self, name: str) -> tuple[float, float, float]:
+        """World x, y, yaw of receptacle ``name``."""
+        mocap = self._receptacle_mocap[name]
+        w, x, y, z = self.data.mocap_quat[mocap]
+        yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+        return float(self.data.mocap_pos[mocap][0]), float(self.data.mocap_pos[mocap][1]), yaw
+
     def rest_position(self, name: str) -> np.ndarray:
         """Where ``name`` rested after the reset settled (world)."""
         return self._rest_positions[name].copy()
@@ -536,6 +556,8 @@ class MobileManipulatorSim:
             gripper_touching=self.robot_touches(target),
             reference_position=self.object_position(reference) if reference else None,
             reference_rest_position=self.rest_position(reference) if reference else None,
+            receptacle_pose=None if self.task.receptacle is None else self.receptacle_pose(self.task.receptacle),
+            gripper_closedness=self._gripper,
         )
 
     def success(self) -> bool:
@@ -565,6 +587,12 @@ class MobileManipulatorSim:
         if offsets is None:
             return np.full(2, -1.0)
         return np.array([(1.0 + offsets[0]) / 2.0, (1.0 - offsets[1]) / 2.0])
+
+    def in_view(self, name: str) -> bool:
+        """The body's origin projects inside the image (with margin); occlusion is not considered."""
+        offsets = self._image_offsets(name)
+        limit = 1.0 - self.config.camera.visibility_margin
+        return offsets is not None and abs(offsets[0]) <= limit and abs(offsets[1]) <= limit
 
     def target_visible(self, name: str) -> bool:
         """The object's centre projects inside the image (with margin) and no other geom blocks the line of sight."""

@@ -29,8 +29,12 @@ added their degrees of freedom. The table and the floor
 have one material per texture of ``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the
 material's colour); a reset picks one for each by switching the geoms' material.
 
-Collision filtering: static scene and objects use contype/conaffinity 1/1; the arm and fingers use 2/1 (they touch
-the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not the arm).
+Receptacles (`rt1_ros.sim.receptacles`): one mocap body per kind, on the table in the episodes that use one and
+parked far out of view otherwise, like unused objects.
+
+Collision filtering: static scene, objects and receptacles use contype/conaffinity 1/1; the arm and fingers use 2/1
+(they touch the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not
+the arm).
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from dataclasses import dataclass
 
 from rt1_ros.sim.conditions import SURFACE_TEXTURES
 from rt1_ros.sim.config import SimConfig
+from rt1_ros.sim.receptacles import receptacle_default_xml, receptacles_xml
 from rt1_ros.sim.variation import camera_axes
 
 BASE_JOINTS = ("base_x", "base_y", "base_yaw")
@@ -282,7 +287,7 @@ def build_scene_xml(config: SimConfig) -> str:
     </default>
     <default class="object">
       <geom contype="1" conaffinity="1" condim="4" mass="{objects.mass}" friction="{_v(objects.friction)}"/>
-    </default>
+    </default>{receptacle_default_xml(config)}
     <default class="arm">
       <geom contype="2" conaffinity="1" rgba="{_v(config.arm.rgba)}"/>
     </default>
@@ -306,7 +311,7 @@ def build_scene_xml(config: SimConfig) -> str:
             pos="{base.mast_position[0]} {base.mast_position[1]} {chassis_top + mast_half}" rgba="{_v(base.rgba)}"/>
       <camera name="{camera.name}" pos="{_v(camera.position)}" xyaxes="{_camera_axes(camera.pitch_deg)}"
               fovy="{camera.fovy_deg}"/>{_arm_xml(config)}
-    </body>{_objects_xml(config)}
+    </body>{_objects_xml(config)}{receptacles_xml(config)}
   </worldbody>
   <actuator>
     <velocity name="base_x" joint="base_x" kv="{base.linear_gain}"

@@ -8,6 +8,15 @@ Families (``config/sim.yaml: tasks.families``):
   (horizontal) of the object. The base starts far enough back that this is false at reset.
 * ``push``      "push the <colour> <object> left|right": success while the object is displaced by ``push_margin`` along
   the base's +y (left) or -y (right) axis as it was at reset, and still rests on the table.
+* ``place_into`` "place the <colour> <object> into the <receptacle>": success while the object's centre is inside the
+  receptacle's walls (inner footprint), above its bottom plate and below its wall top, the object not grasped and
+  the gripper commanded open.
+* ``pick_from`` "pick the <colour> <object> from the <receptacle> and place it on the table": the object starts
+  inside the receptacle; success while it rests on the table top (centre height within ``rest_height_tolerance`` of
+  lying there), its centre ``receptacle_clearance`` outside the receptacle's outer footprint, not grasped, gripper open.
+
+The receptacle families draw the receptacle (kind and pose) first, then the objects clear of it, from the same
+generator; the earlier families never draw for a receptacle, so their layouts are what they were.
 
 The object families (``cans.families``: their scenes may hold cans, standing unless said otherwise):
 
@@ -36,9 +45,12 @@ import numpy as np
 
 from rt1_ros.sim.conditions import ConditionConfig
 from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
-from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec, all_object_specs, object_half_width, object_specs
+from rt1_ros.sim.receptacles import ReceptacleGeometry, receptacle_geometries, receptacle_geometry
+from rt1_ros.sim.scene import (CAN_SHAPE, ObjectSpec, all_object_specs, object_half_height, object_half_width,
+                               object_specs)
 
 PUSH_DIRECTIONS = ("left", "right")
+RECEPTACLE_FAMILIES = ("place_into", "pick_from")
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,7 @@ class ObjectPlacement:
     y: float
     yaw: float
     lying: bool = False  # a can on its side, its axis horizontal along the yaw (place_upright's target)
+    support_height: float = 0.0  # what it rests on, above the table top (a receptacle's bottom plate)
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,8 @@ class Task:
     placements: tuple[ObjectPlacement, ...]
     condition: str = "seen"  # the evaluation condition the episode was drawn from (config/sim.yaml conditions)
     reference: ObjectSpec | None = None  # move_object_near: the object to bring the target near
+    receptacle: str | None = None  # place_into, pick_from: the receptacle's body name (its kind)
+    receptacle_pose: tuple[float, float, float] | None = None  # world x, y, yaw of the receptacle at reset
 
     @property
     def target_name(self) -> str:
@@ -86,6 +101,8 @@ class SceneState:
     gripper_touching: bool = False  # some geom of the robot touches the target
     reference_position: np.ndarray | None = None  # (3,) world, the task's reference object
     reference_rest_position: np.ndarray | None = None  # (3,) world, the reference after the reset settled
+    receptacle_pose: tuple[float, float, float] | None = None  # world x, y, yaw of the task's receptacle
+    gripper_closedness: float = 0.0  # the command in force (0 open, 1 closed)
 
 
 def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
@@ -101,6 +118,8 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
     family = config.tasks.family(family_name)
     if family_name in config.cans.families:
         return _sample_object_family(config, family_name, seed, rng, condition, object_count, words)
+    if family_name in RECEPTACLE_FAMILIES:
+        return _sample_receptacle_task(config, family, seed, rng, condition, object_count, words)
     placements = _sample_placements(config, object_count, rng)
     if placements is None:
         return None
@@ -130,9 +149,10 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
 
 
 def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: ConditionConfig, target: ObjectSpec,
-                     direction: str | None, words: np.random.Generator, reference: ObjectSpec | None = None) -> str:
+                     direction: str | None, words: np.random.Generator, reference: ObjectSpec | None = None,
+                     receptacle: str | None = None) -> str:
     """The instruction for ``target``: a template of the condition's set and one of the shape's words (and, with a
-    ``reference``, one of its shape's words, drawn after the target's)."""
+    ``reference``, one of its shape's words, drawn after the target's; a ``receptacle`` by its name)."""
     templates = family.templates if condition.instructions == "training" else family.unseen_templates
     template = templates[words.integers(len(templates))]
     shape_words = config.objects.words_for(target.shape)
@@ -141,26 +161,29 @@ def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: Con
     if reference is not None:
         reference_words = config.objects.words_for(reference.shape)
         reference_word = reference_words[words.integers(len(reference_words))]
-    return _fill(template, target.colour, shape_word, direction, reference, reference_word)
+    return _fill(template, target.colour, shape_word, direction, reference, reference_word, receptacle)
 
 
 def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str, direction: str | None,
-                      reference: ObjectSpec | None = None) -> tuple[str, ...]:
+                      reference: ObjectSpec | None = None, receptacle: str | None = None) -> tuple[str, ...]:
     """Every instruction the training templates word this task with (each template, each of the shape's words and,
     with a ``reference``, each of its shape's words)."""
     family = config.tasks.family(family_name)
     reference_words = config.objects.words_for(reference.shape) if reference is not None else (None,)
-    return tuple(dict.fromkeys(_fill(template, colour, word, direction, reference, reference_word)
+    return tuple(dict.fromkeys(_fill(template, colour, word, direction, reference, reference_word, receptacle)
                                for template in family.templates for word in config.objects.words_for(shape)
                                for reference_word in reference_words))
 
 
 def _fill(template: str, colour: str, shape_word: str, direction: str | None, reference: ObjectSpec | None = None,
-          reference_word: str | None = None) -> str:
+          reference_word: str | None = None, receptacle: str | None = None) -> str:
     if "{reference_" in template and reference is None:
         raise ValueError(f"template {template!r} names a reference object and the task has none")
+    if "{receptacle}" in template and not receptacle:
+        raise ValueError(f"template {template!r} names a receptacle and the task has none")
     text = template.format(colour=colour, object=shape_word, direction=direction or "",
-                           reference_colour=reference.colour if reference else "", reference_object=reference_word)
+                           reference_colour=reference.colour if reference else "", reference_object=reference_word,
+                           receptacle=receptacle or "")
     return " ".join(text.split())
 
 
@@ -186,7 +209,24 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
         standing_z = config.table.height + config.cans.half_height
         return bool(axis_tilt(state) < tasks.upright_tilt and not state.grasped and state.gripper_open
                     and abs(state.object_position[2] - standing_z) < tasks.rest_height_tolerance)
+    if task.family in RECEPTACLE_FAMILIES:
+        return _receptacle_success(config, task, state)
     raise KeyError(f"no success check for task family {task.family!r}")
+
+
+def _receptacle_success(config: SimConfig, task: Task, state: SceneState) -> bool:
+    geometry = receptacle_geometry(config, task.receptacle)
+    position = state.object_position
+    released = not state.grasped and state.gripper_closedness < 0.5
+    table = config.table
+    if task.family == "place_into":
+        floor = table.height + geometry.floor_height
+        return bool(released and geometry.inside(state.receptacle_pose, position)
+                    and floor < position[2] < table.height + geometry.wall_top)
+    resting = table.height + object_half_height(config, task.target.shape)
+    on_table = all(abs(position[i] - table.center[i]) < table.half_extents[i] for i in range(2))
+    clear = geometry.distance_outside(state.receptacle_pose, position) > config.tasks.receptacle_clearance
+    return bool(released and on_table and clear and abs(position[2] - resting) < config.tasks.rest_height_tolerance)
 
 
 def push_displacement(task: Task, state: SceneState) -> float:
@@ -299,8 +339,9 @@ def _knock_corridor_clear(config: SimConfig, placements: list[ObjectPlacement], 
 
 
 def _sample_placements(config: SimConfig, count: int, rng: np.random.Generator,
-                       specs: tuple[ObjectSpec, ...] | None = None) -> list[ObjectPlacement] | None:
-    """``count`` objects of ``specs`` (default: the cubes and cylinders) at separated positions."""
+                       specs: tuple[ObjectSpec, ...] | None = None, keep_out=None) -> list[ObjectPlacement] | None:
+    """``count`` objects of ``specs`` (default: the cubes and cylinders) at separated positions; ``keep_out(x, y)``
+    True marks a spot taken by something else."""
     objects = config.objects
     specs = object_specs(config) if specs is None else specs
     chosen = rng.choice(len(specs), size=count, replace=False)
@@ -309,7 +350,8 @@ def _sample_placements(config: SimConfig, count: int, rng: np.random.Generator,
         for _ in range(config.tasks.max_resample_attempts):
             x = rng.uniform(*objects.region_x)
             y = rng.uniform(*objects.region_y)
-            if all(math.hypot(x - p.x, y - p.y) >= objects.min_separation for p in placements):
+            if all(math.hypot(x - p.x, y - p.y) >= objects.min_separation for p in placements) and \
+                    (keep_out is None or not keep_out(x, y)):
                 break
         else:
             return None
@@ -345,3 +387,75 @@ def _push_corridor_clear(
 def _sample_start_pose(family: TaskFamilyConfig, rng: np.random.Generator) -> tuple[float, float, float]:
     pose = family.start_pose
     return (rng.uniform(*pose.x), rng.uniform(*pose.y), rng.uniform(*pose.yaw))
+
+
+def _sample_receptacle_task(config: SimConfig, family: TaskFamilyConfig, seed: int, rng: np.random.Generator,
+                            condition: ConditionConfig, object_count: int, words: np.random.Generator) -> Task | None:
+    """place_into / pick_from: a receptacle, the objects clear of it, and for pick_from the target moved inside."""
+    receptacles = config.receptacles
+    geometries = receptacle_geometries(config)
+    geometry = geometries[rng.integers(len(geometries))]
+    pose = (float(rng.uniform(*receptacles.region_x)), float(rng.uniform(*receptacles.region_y)),
+            float(rng.uniform(-receptacles.max_yaw, receptacles.max_yaw)))
+    placements = _sample_placements(
+        config, object_count, rng,
+        keep_out=lambda x, y: geometry.distance_outside(pose, (x, y)) < receptacles.object_clearance)
+    if placements is None:
+        return None
+    held_out = set(config.tasks.held_out_pairs)
+    wants_held_out = condition.targets == "held_out"
+    candidates = [p for p in placements if (f"{family.name}:{p.spec.name}" in held_out) == wants_held_out]
+    if family.name == "place_into":
+        candidates = [p for p in candidates if abs(p.y) <= family.target_max_abs_y]
+    if not candidates:
+        return None
+    target = candidates[rng.integers(len(candidates))]
+    if family.name == "pick_from":
+        offset = rng.uniform(-receptacles.start_offset, receptacles.start_offset, size=2)
+        c, s = math.cos(pose[2]), math.sin(pose[2])
+        x, y = pose[0] + c * offset[0] - s * offset[1], pose[1] + s * offset[0] + c * offset[1]
+        if abs(y) > family.target_max_abs_y:
+            return None
+        inside = ObjectPlacement(target.spec, x, y, target.yaw, support_height=geometry.floor_height)
+        placements = [inside if p is target else p for p in placements]
+        target = inside
+        others = [(p.x, p.y) for p in placements if p is not target]
+        if put_down_spot(config, family, geometry, pose, others, (x, y)) is None:
+            return None
+    return Task(
+        family=family.name,
+        instruction=word_instruction(config, family, condition, target.spec, None, words,
+                                     receptacle=geometry.name),
+        seed=seed,
+        target=target.spec,
+        direction=None,
+        base_start=_sample_start_pose(family, rng),
+        placements=tuple(placements),
+        condition=condition.name,
+        receptacle=geometry.name,
+        receptacle_pose=pose,
+    )
+
+
+def put_down_spot(config: SimConfig, family: TaskFamilyConfig, geometry: ReceptacleGeometry,
+                  pose: tuple[float, float, float], others, near) -> tuple[float, float] | None:
+    """pick_from: where to set the object down (world x, y): the spot of a grid over the objects' region (within the
+    family's reach) nearest to ``near`` that is ``receptacle_clearance + spot_margin`` outside the receptacle and
+    ``objects.min_separation`` from each of ``others`` (x, y); None when there is none."""
+    objects, expert = config.objects, config.expert
+    clearance = config.tasks.receptacle_clearance + expert.spot_margin
+    reach = family.target_max_abs_y
+    low_y, high_y = max(objects.region_y[0], -reach), min(objects.region_y[1], reach)
+    xs = np.arange(objects.region_x[0], objects.region_x[1] + 1e-9, expert.spot_grid_step)
+    ys = np.arange(low_y, high_y + 1e-9, expert.spot_grid_step)
+    best, best_distance = None, math.inf
+    for x in xs:
+        for y in ys:
+            if geometry.distance_outside(pose, (x, y)) < clearance:
+                continue
+            if any(math.hypot(x - ox, y - oy) < objects.min_separation for ox, oy in others):
+                continue
+            distance = math.hypot(x - near[0], y - near[1])
+            if distance < best_distance:
+                best, best_distance = (float(x), float(y)), distance
+    return best

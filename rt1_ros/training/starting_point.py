@@ -77,7 +77,7 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
     () for other data, and for episodes the generator worded with templates training must not see."""
     from rt1_ros.sim.config import SimConfig
-    from rt1_ros.sim.tasks import training_wordings
+    from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, training_wordings
 
     extra = episode.info.extra or {}
     target, condition = extra.get("target"), extra.get("condition")
@@ -89,4 +89,8 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     direction = extra.get("direction")
     if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
         direction = "left" if "left" in episode.info.instruction.split() else "right"
-    return training_wordings(config, episode.info.task_family, colour, shape, direction)
+    receptacle = None
+    if episode.info.task_family in RECEPTACLE_FAMILIES:  # recorded only in the instruction's words
+        words = episode.info.instruction.split()
+        receptacle = next((kind.name for kind in config.receptacles.kinds if kind.name in words), None)
+    return training_wordings(config, episode.info.task_family, colour, shape, direction, receptacle=receptacle)

@@ -28,9 +28,11 @@ def config():
 def training_instructions(config: SimConfig) -> set[str]:
     """Every instruction the training templates can produce."""
     out = set()
+    receptacles = [kind.name for kind in config.receptacles.kinds]
     for family in config.tasks.families:
-        for template, colour, entry, direction in itertools.product(
-                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right")):
+        for template, colour, entry, direction, receptacle in itertools.product(
+                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
+                receptacles):
             for word in entry.words:
                 # A family that names a second object (move_object_near's reference) words it the same way.
                 references = [(other.name, other_word) for other in config.objects.colours
@@ -38,7 +40,8 @@ def training_instructions(config: SimConfig) -> set[str]:
                 for reference_colour, reference_word in references if "{reference_" in template else [("", "")]:
                     out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction,
                                                      reference_colour=reference_colour,
-                                                     reference_object=reference_word).split()))
+                                                     reference_object=reference_word,
+                                                     receptacle=receptacle).split()))
     return out
 
 
