@@ -77,6 +77,7 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
     () for other data, and for episodes the generator worded with templates training must not see."""
     from rt1_ros.sim.config import SimConfig
+    from rt1_ros.sim.scene import all_object_specs
     from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, training_wordings
 
     extra = episode.info.extra or {}
@@ -89,8 +90,14 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     direction = extra.get("direction")
     if episode.info.task_family == "push" and direction is None:  # recorded only in the instruction's words
         direction = "left" if "left" in episode.info.instruction.split() else "right"
-    receptacle = None
-    if episode.info.task_family in RECEPTACLE_FAMILIES:  # recorded only in the instruction's words
+    receptacle = extra.get("receptacle")
+    if episode.info.task_family in RECEPTACLE_FAMILIES and receptacle is None:  # older data: only in the words
         words = episode.info.instruction.split()
         receptacle = next((kind.name for kind in config.receptacles.kinds if kind.name in words), None)
-    return training_wordings(config, episode.info.task_family, colour, shape, direction, receptacle=receptacle)
+    reference = None
+    if extra.get("reference"):
+        reference = next((spec for spec in all_object_specs(config) if spec.name == extra["reference"]), None)
+    if "{reference_" in "".join(config.tasks.family(episode.info.task_family).templates) and reference is None:
+        return ()  # the second object is not recorded: keep the episode's own wording
+    return training_wordings(config, episode.info.task_family, colour, shape, direction, reference=reference,
+                             receptacle=receptacle)

@@ -225,3 +225,15 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes() + b" ")
     with pytest.raises(SystemExit, match="another policy"):
         main(args[:-2] + ["--policy", str(other), "--episodes-per-family", "2"])
+
+
+def test_a_task_with_a_second_object_or_a_receptacle_records_it(tmp_path):
+    output = tmp_path / "data"
+    assert main(["--output", str(output), "--families", "move_object_near", "place_into", "--episodes-per-family",
+                 "1", "--seed-start", "3", "--frame-size", "40", "--no-progress"]) == 0
+    episodes = {e.info.task_family: e for e in EpisodeDataset(output)}
+    sim = MobileManipulatorSim()
+    near, into = sim.reset("move_object_near", 3), sim.reset("place_into", 3)
+    assert episodes["move_object_near"].info.extra["reference"] == near.reference.name
+    assert episodes["place_into"].info.extra["receptacle"] == into.receptacle
+    assert episodes["place_into"].info.extra["reference"] is None

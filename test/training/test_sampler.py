@@ -124,9 +124,9 @@ def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
 
     config = SimConfig.from_yaml()
 
-    def episode(family, instruction, condition="seen", target="red_cube"):
+    def episode(family, instruction, condition="seen", target="red_cube", **recorded):
         info = EpisodeInfo(instruction=instruction, task_family=family, seed=0, success=True, source="sim_expert",
-                           fps=3.0, extra={"target": target, "condition": condition})
+                           fps=3.0, extra={"target": target, "condition": condition, **recorded})
         return Episode(info=info, path=None)
 
     push = task_wordings(episode("push", "shove the red block to the left"))
@@ -140,3 +140,10 @@ def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
     assert not unseen & set(pick)
     assert task_wordings(episode("pick", "could you get me the red cube", condition="unseen_wordings")) == ()
     assert task_wordings(episode("pick", "pick up the red cube", target=None)) == ()  # not simulator data
+    # A task that names a second object or a receptacle is reworded with it, as recorded; without the record
+    # (the reference is not in every wording) the episode keeps its own words.
+    near = task_wordings(episode("move_object_near", "move the red cube near the blue can", reference="blue_can"))
+    assert near and all("red" in w and "blue" in w and ("can" in w or "tin" in w) for w in near)
+    assert task_wordings(episode("move_object_near", "move the red cube near the blue can")) == ()
+    into = task_wordings(episode("place_into", "put the red cube in the bowl", receptacle="bowl"))
+    assert into and all("bowl" in w.split() and "tray" not in w for w in into)
