@@ -557,7 +557,6 @@ class MobileManipulatorSim:
             reference_position=self.object_position(reference) if reference else None,
             reference_rest_position=self.rest_position(reference) if reference else None,
             receptacle_pose=None if self.task.receptacle is None else self.receptacle_pose(self.task.receptacle),
-            gripper_closedness=self._gripper,
         )
 
     def success(self) -> bool:

@@ -102,7 +102,6 @@ class SceneState:
     reference_position: np.ndarray | None = None  # (3,) world, the task's reference object
     reference_rest_position: np.ndarray | None = None  # (3,) world, the reference after the reset settled
     receptacle_pose: tuple[float, float, float] | None = None  # world x, y, yaw of the task's receptacle
-    gripper_closedness: float = 0.0  # the command in force (0 open, 1 closed)
 
 
 def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
@@ -217,7 +216,7 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
 def _receptacle_success(config: SimConfig, task: Task, state: SceneState) -> bool:
     geometry = receptacle_geometry(config, task.receptacle)
     position = state.object_position
-    released = not state.grasped and state.gripper_closedness < 0.5
+    released = not state.grasped and state.gripper_open
     table = config.table
     if task.family == "place_into":
         floor = table.height + geometry.floor_height

@@ -42,7 +42,7 @@ def _task(family: str, receptacle: str, pose=(0.62, 0.05, 0.3)) -> Task:
 def _state(position, pose, grasped=False, closedness=0.0) -> SceneState:
     return SceneState(base_pose=(0.19, 0.0, 0.0), object_position=np.asarray(position, dtype=float),
                       object_rest_position=np.zeros(3), reset_base_yaw=0.0, grasped=grasped, receptacle_pose=pose,
-                      gripper_closedness=closedness)
+                      gripper_open=closedness < 0.5)
 
 
 def _local_to_world(pose, lx, ly):
