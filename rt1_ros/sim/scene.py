@@ -24,6 +24,8 @@ is compiled once and a reset only rewrites ``qpos`` and the look (`rt1_ros.sim.v
 have one material per texture of ``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the
 material's colour); a reset picks one for each by switching the geoms' material.
 
+The cabinet of the drawer families (`rt1_ros.sim.cabinet`) comes last in the body tree, parked like unused objects.
+
 Collision filtering: static scene and objects use contype/conaffinity 1/1; the arm and fingers use 2/1 (they touch
 the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not the arm).
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rt1_ros.sim.cabinet import cabinet_default_xml, cabinet_xml
 from rt1_ros.sim.conditions import SURFACE_TEXTURES
 from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.variation import camera_axes
@@ -255,7 +258,7 @@ def build_scene_xml(config: SimConfig) -> str:
     <default class="pad">
       <geom type="box" size="{_v(grip.pad_half_extents)}" contype="2" conaffinity="1" condim="4"
             friction="{_v(grip.friction)}" mass="{grip.pad_mass}" rgba="{_v(grip.rgba)}"/>
-    </default>
+    </default>{cabinet_default_xml(config)}
   </default>
   <worldbody>
     <light name="{SUN_LIGHT}" pos="0.5 -0.5 3" dir="{_v(SUN_DIRECTION)}" directional="true"
@@ -272,7 +275,7 @@ def build_scene_xml(config: SimConfig) -> str:
             pos="{base.mast_position[0]} {base.mast_position[1]} {chassis_top + mast_half}" rgba="{_v(base.rgba)}"/>
       <camera name="{camera.name}" pos="{_v(camera.position)}" xyaxes="{_camera_axes(camera.pitch_deg)}"
               fovy="{camera.fovy_deg}"/>{_arm_xml(config)}
-    </body>{_objects_xml(config)}
+    </body>{_objects_xml(config)}{cabinet_xml(config)}
   </worldbody>
   <actuator>
     <velocity name="base_x" joint="base_x" kv="{base.linear_gain}"

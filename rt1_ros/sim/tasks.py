@@ -8,6 +8,15 @@ Families (``config/sim.yaml: tasks.families``):
   (horizontal) of the object. The base starts far enough back that this is false at reset.
 * ``push``      "push the <colour> <object> left|right": success while the object is displaced by ``push_margin`` along
   the base's +y (left) or -y (right) axis as it was at reset, and still rests on the table.
+* ``open_drawer``  "open the top|middle|bottom drawer" of the cabinet (`rt1_ros.sim.cabinet`; all drawers closed at
+  reset): success while that drawer is open by more than ``drawer_open_fraction`` of its travel, the fingers are at
+  least ``drawer_released_opening`` apart and no part of the arm touches the cabinet (the handle was let go).
+* ``close_drawer`` "close the top|middle|bottom drawer" (that drawer starts ``drawer_start_open`` of its travel
+  open, the others closed): success while it is open by less than ``drawer_closed_fraction`` of its travel and no
+  part of the arm touches the cabinet.
+  A drawer task's ``target`` is the drawer's handle (`cabinet.DrawerHandleSpec`, a body the recorder and the
+  visibility check read like an object), ``drawer`` names the drawer and ``cabinet`` says where the cabinet stands;
+  the objects on the table are distractors kept clear of the cabinet.
 
 Nothing here touches MuJoCo: layouts are plain numbers and success is computed from a :class:`SceneState` snapshot,
 which keeps the checks testable on hand-made states.
@@ -19,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rt1_ros.sim.cabinet import DrawerHandleSpec, handle_position, handle_spec
 from rt1_ros.sim.conditions import ConditionConfig
-from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
+from rt1_ros.sim.config import DRAWER_FAMILIES, SimConfig, TaskFamilyConfig
 from rt1_ros.sim.scene import ObjectSpec, object_half_width, object_specs
 
 PUSH_DIRECTIONS = ("left", "right")
@@ -35,15 +45,27 @@ class ObjectPlacement:
 
 
 @dataclass(frozen=True)
+class CabinetPlacement:
+    """Where the drawer families' cabinet stands and how far each drawer is open at reset."""
+
+    x: float  # world, the middle of the front face (closed drawers) on the table top
+    y: float
+    yaw: float  # heading of the front's outward normal (pi: facing world -x, the robot's start)
+    drawer_travel: tuple[float, ...]  # m, per cabinet.drawers entry (top to bottom)
+
+
+@dataclass(frozen=True)
 class Task:
     family: str
     instruction: str
     seed: int
-    target: ObjectSpec
+    target: ObjectSpec | DrawerHandleSpec
     direction: str | None  # push only: "left" (+y of the reset base frame) or "right"
     base_start: tuple[float, float, float]  # world x, y, yaw
     placements: tuple[ObjectPlacement, ...]
     condition: str = "seen"  # the evaluation condition the episode was drawn from (config/sim.yaml conditions)
+    drawer: str | None = None  # drawer families: which drawer (cabinet.drawers); target is its handle
+    cabinet: CabinetPlacement | None = None  # drawer families: the cabinet's placement
 
     @property
     def target_name(self) -> str:
@@ -64,6 +86,9 @@ class SceneState:
     object_rest_position: np.ndarray  # (3,) world, the target after the reset settled
     reset_base_yaw: float
     grasped: bool  # both finger pads touch the target
+    drawer_travel: float | None = None  # drawer families: how far the task's drawer is open (m)
+    gripper_opening: float | None = None  # distance between the finger pads (m)
+    arm_touches_cabinet: bool = False  # drawer families: a geom of the arm or gripper touches the cabinet
 
 
 def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
@@ -77,6 +102,8 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
     simulator checks that and redraws too.
     """
     family = config.tasks.family(family_name)
+    if family_name in DRAWER_FAMILIES:
+        return _sample_drawer_task(config, family, seed, rng, condition, object_count, words)
     placements = _sample_placements(config, object_count, rng)
     if placements is None:
         return None
@@ -117,8 +144,11 @@ def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: Con
 
 def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str,
                       direction: str | None) -> tuple[str, ...]:
-    """Every instruction the training templates word this task with (each template, each of the shape's words)."""
+    """Every instruction the training templates word this task with (each template, each of the shape's words).
+    Drawer families: ``colour`` is the drawer (a handle's target name reads DRAWER_drawer_handle)."""
     family = config.tasks.family(family_name)
+    if family_name in DRAWER_FAMILIES:
+        return tuple(dict.fromkeys(_fill_drawer(template, colour) for template in family.templates))
     return tuple(dict.fromkeys(_fill(template, colour, word, direction) for template in family.templates
                                for word in config.objects.words_for(shape)))
 
@@ -140,6 +170,12 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
         # bool(): numpy comparisons give numpy booleans, which JSON (episode.json, reports) refuses.
         return bool(push_displacement(task, state) > tasks.push_margin
                     and state.object_position[2] > config.table.height)
+    if task.family == "open_drawer":
+        return bool(state.drawer_travel > tasks.drawer_open_fraction * config.cabinet.travel
+                    and state.gripper_opening >= tasks.drawer_released_opening and not state.arm_touches_cabinet)
+    if task.family == "close_drawer":
+        return bool(state.drawer_travel < tasks.drawer_closed_fraction * config.cabinet.travel
+                    and not state.arm_touches_cabinet)
     raise KeyError(f"no success check for task family {task.family!r}")
 
 
@@ -191,6 +227,70 @@ def _push_corridor_clear(
         if abs(other.x - target.x) < tasks.push_corridor_half_width and -reach_back < along < reach_forward:
             return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------- drawer families
+def _sample_drawer_task(config: SimConfig, family: TaskFamilyConfig, seed: int, rng: np.random.Generator,
+                        condition: ConditionConfig, object_count: int, words: np.random.Generator) -> Task | None:
+    """A cabinet on the table with ``family``'s drawer as the target; the objects drawn as for the other families,
+    less those where the cabinet stands or the arm reaches for it (the band of world y in front of it)."""
+    cabinet, tasks = config.cabinet, config.tasks
+    placements = _sample_placements(config, object_count, rng)
+    if placements is None:
+        return None
+    front_x = rng.uniform(*cabinet.front_x)
+    front_y = rng.uniform(*cabinet.center_y)
+    yaw = math.pi + rng.uniform(*cabinet.yaw)  # facing world -x, give or take
+    held_out = set(tasks.held_out_pairs)
+    wants_held_out = condition.targets == "held_out"
+    candidates = [d for d in cabinet.drawers
+                  if (f"{family.name}:{handle_spec(config, d).name}" in held_out) == wants_held_out]
+    if not candidates:
+        return None
+    drawer = candidates[rng.integers(len(candidates))]
+    travel = [0.0] * len(cabinet.drawers)
+    if family.name == "close_drawer":
+        travel[cabinet.drawers.index(drawer)] = float(rng.uniform(*tasks.drawer_start_open) * cabinet.travel)
+    base_start = _sample_start_pose(family, rng)
+    placement = CabinetPlacement(front_x, front_y, yaw, tuple(travel))
+    handle = drawer_handle_world(config, placement, drawer)
+    if abs(handle[1]) > family.target_max_abs_y:
+        return None
+    # The cabinet's extent along world y (it is turned by at most |yaw - pi|) and the clearance beside it.
+    turn = abs(yaw - math.pi)
+    reach = cabinet.width / 2 * math.cos(turn) + cabinet.depth * math.sin(turn) + tasks.drawer_object_clearance
+    kept = tuple(p for p in placements if abs(p.y - front_y) > reach)
+    templates = family.templates if condition.instructions == "training" else family.unseen_templates
+    template = templates[words.integers(len(templates))]
+    return Task(
+        family=family.name,
+        instruction=_fill_drawer(template, drawer),
+        seed=seed,
+        target=handle_spec(config, drawer),
+        direction=None,
+        base_start=base_start,
+        placements=kept,
+        condition=condition.name,
+        drawer=drawer,
+        cabinet=placement,
+    )
+
+
+def drawer_handle_world(config: SimConfig, placement: CabinetPlacement, drawer: str,
+                        travel: float | None = None) -> np.ndarray:
+    """World centre (3,) of ``drawer``'s handle bar with the cabinet at ``placement`` (drawer open by ``travel``,
+    default: as placed)."""
+    index = config.cabinet.drawers.index(drawer)
+    if travel is None:
+        travel = placement.drawer_travel[index]
+    local = handle_position(config.cabinet, index, travel)
+    c, s = math.cos(placement.yaw), math.sin(placement.yaw)
+    return np.array([placement.x + c * local[0] - s * local[1], placement.y + s * local[0] + c * local[1],
+                     config.table.height + local[2]])
+
+
+def _fill_drawer(template: str, drawer: str) -> str:
+    return " ".join(template.format(drawer=drawer).split())
 
 
 def _sample_start_pose(family: TaskFamilyConfig, rng: np.random.Generator) -> tuple[float, float, float]:
