@@ -514,7 +514,8 @@ class MobileManipulatorSim:
         """Some geom of the arm or the gripper is in contact with some geom of the cabinet."""
         for pair in self.data.contact.geom[: self.data.ncon]:
             a, b = int(pair[0]), int(pair[1])
-            if (a in self._arm_geoms and b in self._cabinet_geoms) or (b in self._arm_geoms and a in self._cabinet_geoms):
+            arm, cabinet = self._arm_geoms, self._cabinet_geoms
+            if (a in arm and b in cabinet) or (b in arm and a in cabinet):
                 return True
         return False
 

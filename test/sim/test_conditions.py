@@ -29,10 +29,12 @@ def training_instructions(config: SimConfig) -> set[str]:
     """Every instruction the training templates can produce."""
     out = set()
     for family in config.tasks.families:
-        for template, colour, entry, direction in itertools.product(
-                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right")):
+        for template, colour, entry, direction, drawer in itertools.product(
+                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
+                config.cabinet.drawers):
             for word in entry.words:
-                out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction).split()))
+                out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction,
+                                                 drawer=drawer).split()))
     return out
 
 

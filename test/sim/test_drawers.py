@@ -251,3 +251,15 @@ def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, solid):
         assert sim.drawer_travel(top) == pytest.approx(cabinet.travel, abs=3e-3)
     else:
         assert reached > inner_front + cabinet.front_thickness  # straight through
+
+
+@pytest.mark.parametrize("family", DRAWER_FAMILIES)
+def test_unseen_drawer_wordings_are_never_training_wordings(sim, family):
+    from rt1_ros.sim.tasks import training_wordings
+
+    trained = {w for d in sim.config.cabinet.drawers for w in training_wordings(sim.config, family, d, "", None)}
+    assert len(trained) == 3 * len(sim.config.tasks.family(family).templates)
+    for seed in range(4):
+        task = sim.reset(family, seed, "unseen_wordings")
+        assert task.instruction not in trained and task.drawer in task.instruction
+        assert sim.reset(family, seed, "seen").instruction in trained
