@@ -26,9 +26,10 @@ material's colour); a reset picks one for each by switching the geoms' material.
 
 The cabinet of the drawer families (`rt1_ros.sim.cabinet`) comes last in the body tree, parked like unused objects.
 Its drawers' joints take the model past 60 degrees of freedom, where MuJoCo's ``jacobian="auto"`` switches to sparse
-constraint Jacobians; the model asks for the dense ones that "auto" chose without the cabinet, so the other families'
-arithmetic stays as it was (resets and trajectories identical, except where a parked object's chaotic settling feels
-the three extra zero entries in the solver's sums).
+constraint Jacobians; the model asks for the dense ones that "auto" chose without the cabinet, so the other families
+keep the same solver. Their layouts are the same; the solver's sums over the three extra (zero) drawer velocities
+round differently in the last bit, which a settling object can amplify to ~1e-4 in its pose (a few pixels off by a
+level or two in some reset images).
 
 Collision filtering: static scene and objects use contype/conaffinity 1/1; the arm and fingers use 2/1 (they touch
 the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not the arm).
