@@ -351,8 +351,7 @@ class ScriptedExpert:
             action = self._arm_action(np.zeros(6), gripper=0.0)
             return self._next_if(self.steps_in_phase + 1 >= expert.drawer_release_steps, "back_off", action)
         if self.phase == "back_off":
-            goal = self._anchor + out * expert.drawer_back_off
-            action, arrived = self._arm_pose_towards(goal, grip, expert.max_arm_step, gripper=0.0)
+            action, arrived = self._back_off(out, grip, gripper=0.0)
             if arrived and not sim.success():
                 return self._next_if(True, "reach", action, immediate=True)
             return self._next_if(arrived, "done", action, immediate=True)
@@ -384,12 +383,22 @@ class ScriptedExpert:
                 action = self._arm_action(np.zeros(6), gripper=1.0) if shut and not arrived else action
             return self._next_if(arrived or shut, "back_off", action, immediate=True)
         if self.phase == "back_off":
-            goal = self._anchor + out * expert.drawer_back_off
-            action, arrived = self._arm_pose_towards(goal, grip, expert.max_arm_step, gripper=1.0)
+            action, arrived = self._back_off(out, grip, gripper=1.0)
             if arrived and not sim.success():
                 return self._next_if(True, "reach", action, immediate=True)
             return self._next_if(arrived, "done", action, immediate=True)
         return self._terminate(gripper=1.0)
+
+    def _back_off(self, out: np.ndarray, grip: np.ndarray, gripper: float) -> tuple[np.ndarray, bool]:
+        """Move the target ``drawer_back_off`` out from the anchor; True once it is there and the measured gripper
+        has come at least half of that way (near a joint limit the arm may settle a centimetre off its target, which
+        is no reason to stay)."""
+        expert = self.config.expert
+        goal = self._anchor + out * expert.drawer_back_off
+        action, arrived = self._arm_pose_towards(goal, grip, expert.max_arm_step, gripper=gripper)
+        target = self.sim.arm_target()[0]
+        backed = float((self.sim.end_effector_position() - self._anchor) @ out) > expert.drawer_back_off / 2
+        return action, arrived or (float(np.linalg.norm(goal - target)) < expert.position_tolerance and backed)
 
     def _arm_pose_towards(self, goal: np.ndarray, rotation_goal: np.ndarray, max_step: float,
                           gripper: float) -> tuple[np.ndarray, bool]:
