@@ -18,6 +18,9 @@ Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
 Rgba = tuple[float, float, float, float]
 
+# The task families whose target is a drawer's handle (config/sim.yaml `cabinet:`), not a coloured object.
+DRAWER_FAMILIES = ("open_drawer", "close_drawer")
+
 
 def _check_range(name: str, bounds: Vec2) -> None:
     if not bounds[0] <= bounds[1]:
@@ -261,6 +264,59 @@ class ReceptaclesConfig:
 
 
 @dataclass(frozen=True)
+class CabinetConfig:
+    """The articulated cabinet of the drawer families (`rt1_ros.sim.cabinet`): a carcass fixed to the table with
+    one drawer per entry of ``drawers`` stacked top to bottom, each on a slide joint with a bar handle. Geometry is in
+    the cabinet frame: x out of the front (towards the robot), y to the cabinet's left seen from the front, z up,
+    origin on the table top under the middle of the front face."""
+
+    drawers: tuple[str, ...]  # the drawers' words, top to bottom (what instructions and Task.drawer name)
+    depth: float  # carcass, front to back (outer)
+    width: float  # carcass, side to side (outer)
+    height: float  # carcass, bottom panel to top panel (outer), above the plinth
+    plinth_height: float  # the carcass stands on a plinth this tall: the bottom handle clears the table
+    panel_thickness: float  # carcass panels and the shelves between the drawers' slots
+    front_thickness: float  # drawer fronts
+    drawer_wall_thickness: float  # drawer sides, back and bottom: real walls that grasped objects collide with
+    drawer_wall_height: float  # drawer sides and back, above the drawer's bottom
+    clearance: float  # gap between a drawer and its slot on every side, so a drawer never rubs the carcass
+    drawer_mass: float
+    travel: float  # slide joint range [0, travel]: 0 closed, travel fully open
+    damping: float  # N s/m on each slide: a released drawer stops instead of coasting
+    frictionloss: float  # N on each slide: a drawer stays where it was left unless pushed or pulled
+    armature: float  # kg added to each slide's inertia
+    handle_length: float  # the bar, along the front's width
+    handle_thickness: float  # square cross-section of the bar and its two posts
+    handle_standoff: float  # bar centre in front of the drawer front's outer face
+    handle_post_inset: float  # posts this far in from the bar's ends
+    solref: Vec2  # contact time constant and damping ratio of every cabinet geom (stiff: walls are walls)
+    solmix: float  # weight of the cabinet's solref against the other geom's (objects, pads) in a contact
+    front_x: Vec2  # world x range of the front face (closed drawers) at reset
+    center_y: Vec2  # world y range of the front face's middle
+    yaw: Vec2  # range of the cabinet's yaw from facing world -x (towards the robot's start)
+    parking_position: Vec3  # world; the cabinet waits here in episodes that do not use it (out of every view)
+    carcass_rgba: Rgba
+    front_rgba: Rgba
+    handle_rgba: Rgba
+
+    def __post_init__(self) -> None:
+        if len(self.drawers) < 1 or len(set(self.drawers)) != len(self.drawers):
+            raise ValueError("cabinet.drawers needs distinct names, and at least one")
+        for name, bounds in (("front_x", self.front_x), ("center_y", self.center_y), ("yaw", self.yaw)):
+            _check_range(f"cabinet.{name}", bounds)
+        if self.slot_height <= self.drawer_wall_height + self.drawer_wall_thickness + 2 * self.clearance:
+            raise ValueError("cabinet: the drawers' walls do not fit their slots")
+        if self.handle_length > self.width - 2 * self.panel_thickness:
+            raise ValueError("cabinet: handle longer than a drawer front")
+
+    @property
+    def slot_height(self) -> float:
+        """Inner height of one drawer's slot between the shelves."""
+        count = len(self.drawers)
+        return (self.height - (count + 1) * self.panel_thickness) / count
+
+
+@dataclass(frozen=True)
 class StartPoseConfig:
     x: Vec2  # world x range of the base at reset
     y: Vec2
@@ -294,6 +350,11 @@ class TasksConfig:
     near_distance: float  # move_near: base centre to object, horizontal
     push_margin: float  # push: lateral displacement in the reset base frame
     push_corridor_half_width: float  # push: no other object this close to the swept line
+    drawer_open_fraction: float  # open_drawer: the drawer's travel exceeds this fraction of cabinet.travel
+    drawer_closed_fraction: float  # close_drawer: the drawer's travel is below this fraction of cabinet.travel
+    drawer_released_opening: float  # open_drawer: the fingers are at least this far apart (m), i.e. let go
+    drawer_start_open: Vec2  # close_drawer: the named drawer starts open by this fraction range of its travel
+    drawer_object_clearance: float  # drawer families: objects on the table keep this far (y) beside the cabinet
     max_resample_attempts: int
     # move_object_near: the carried object's centre this close (horizontal) to the reference's centre, resting on
     # the table within rest_height_tolerance of its resting height, and the reference moved less than
@@ -369,6 +430,14 @@ class ExpertConfig:
     release_steps: int  # control steps with the gripper opening before retreating
     spot_margin: float  # pick_from: the put-down spot keeps this much more clearance than the success check needs
     spot_grid_step: float  # pick_from: spacing of the candidate put-down spots searched on the table
+    drawer_approach_standoff: float  # open/close_drawer: grip site this far in front of the handle or front first
+    drawer_grasp_offset: float  # open_drawer: grip site this far in front of the handle bar's centre when closing
+    drawer_pull: float  # open_drawer: pull the grasped handle this far along the drawer's axis
+    drawer_release_steps: int  # open_drawer: control steps with the gripper opening before backing off
+    drawer_back_off: float  # open/close_drawer: back away this far along the drawer's axis when done
+    drawer_push_offset: float  # close_drawer: push this far beside the handle's middle (clear of the bar)
+    drawer_push_overshoot: float  # close_drawer: push this far past the closed front (the joint stops the drawer)
+    drawer_shut_travel: float  # close_drawer: the push ends once the drawer is open by less than this (m)
 
 
 @dataclass(frozen=True)
@@ -431,6 +500,7 @@ class SimConfig:
     objects: ObjectsConfig
     cans: CansConfig
     receptacles: ReceptaclesConfig
+    cabinet: CabinetConfig
     tasks: TasksConfig
     expert: ExpertConfig
     appearances: tuple[AppearanceConfig, ...]
@@ -459,6 +529,10 @@ class SimConfig:
             family, _, target = pair.partition(":")
             colours = {c.name for c in self.objects.colours}
             colour, _, shape = target.partition("_")
+            if family in DRAWER_FAMILIES:  # their targets are the drawers' handles, DRAWER_drawer_handle
+                if family in self.tasks.family_names and colour in self.cabinet.drawers and shape == "drawer_handle":
+                    continue
+                raise ValueError(f"tasks.held_out_pairs: {pair!r} is not FAMILY:DRAWER_drawer_handle")
             if family not in self.tasks.family_names or colour not in colours or shape not in ("cube", "cylinder",
                                                                                                "can"):
                 raise ValueError(f"tasks.held_out_pairs: {pair!r} is not FAMILY:COLOUR_SHAPE")

@@ -20,6 +20,10 @@ the end of the episode no longer shows) and `classify()` names the failure:
             then ``closed on the target, not lifted``; ``still holding the target``; place_into ``let go outside
             the <receptacle>``; pick_from ``let go in the <receptacle>`` or ``put down too near the <receptacle>``
             (or off the table); both ``gripper left closed`` when only that is missing.
+* open_drawer  ``grasped another drawer's handle`` (grounding); ``handle never grasped``; ``opened, not let go``
+            (open enough, but the fingers still closed or on the cabinet); ``drawer opened N cm of the M needed``.
+* close_drawer ``moved another drawer`` (grounding); ``drawer never touched``; ``closed, gripper still on the
+            cabinet``; ``drawer still N cm open (M allowed)``.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rt1_ros.sim.cabinet import handle_body
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.tasks import (RECEPTACLE_FAMILIES, Task, axis_tilt, object_placed_near, push_displacement,
@@ -50,9 +55,15 @@ class FailureTracer:
         self.first_close: GripperClosing | None = None
         self._names = [p.spec.name for p in task.placements]
         self.highest_lift = 0.0  # receptacle families: the target's greatest rise above its rest while grasped
+        drawers = sim.config.cabinet.drawers if task.drawer is not None else ()
+        self._start_travel = {d: sim.drawer_travel(d) for d in drawers}
+        self.grasped_handles: set[str] = set()  # drawers whose handle the fingers held at some step
 
     def after_step(self) -> None:
         """Call after each control step has been applied."""
+        for drawer in self._start_travel:
+            if self.sim.is_grasped(handle_body(drawer)):
+                self.grasped_handles.add(drawer)
         if self.first_close is None and self.sim.gripper_command > 0.5:
             self.first_close = GripperClosing(self.sim.grip_site_world(),
                                               {n: self.sim.object_position(n) for n in self._names})
@@ -77,7 +88,36 @@ class FailureTracer:
             return self._place_upright()
         if family in RECEPTACLE_FAMILIES:
             return self._receptacle()
+        if family == "open_drawer":
+            return self._open_drawer()
+        if family == "close_drawer":
+            return self._close_drawer()
         return self._move_near()
+
+    def _open_drawer(self) -> str:
+        drawer, config = self.task.drawer, self.sim.config
+        if self.grasped_handles - {drawer} and drawer not in self.grasped_handles:
+            return "grasped another drawer's handle"
+        if drawer not in self.grasped_handles:
+            return "handle never grasped"
+        travel = self.sim.drawer_travel(drawer)
+        needed = config.tasks.drawer_open_fraction * config.cabinet.travel
+        if travel > needed:
+            return "opened, not let go"
+        return f"drawer opened {100 * max(0.0, travel):.0f} cm of the {100 * needed:.0f} needed"
+
+    def _close_drawer(self) -> str:
+        drawer, config = self.task.drawer, self.sim.config
+        moved = {d: abs(self.sim.drawer_travel(d) - start) for d, start in self._start_travel.items()}
+        if any(moved[d] > MOVED_M for d in moved if d != drawer):
+            return "moved another drawer"
+        if moved[drawer] <= MOVED_M:
+            return "drawer never touched"
+        travel = self.sim.drawer_travel(drawer)
+        allowed = config.tasks.drawer_closed_fraction * config.cabinet.travel
+        if travel < allowed:
+            return "closed, gripper still on the cabinet"
+        return f"drawer still {100 * travel:.0f} cm open ({100 * allowed:.1f} allowed)"
 
     def _closing(self) -> str | None:
         """Where the gripper first closed, when that already explains the failure (pick's grounding and

@@ -40,8 +40,14 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 
+from rt1_ros.sim.cabinet import (  # noqa: E402
+    CABINET_BODY,
+    drawer_joint,
+    handle_bar_geom,
+    handle_body,
+)
 from rt1_ros.sim.conditions import SURFACE_TEXTURES  # noqa: E402
-from rt1_ros.sim.config import SimConfig  # noqa: E402
+from rt1_ros.sim.config import DRAWER_FAMILIES, SimConfig  # noqa: E402
 from rt1_ros.sim.receptacles import receptacle_geometries  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
@@ -166,6 +172,20 @@ class MobileManipulatorSim:
         self._receptacle_mocap = {
             geometry.name: int(model.body_mocapid[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, geometry.name)])
             for geometry in receptacle_geometries(self.config)}
+        # The cabinet (rt1_ros.sim.cabinet): a static body placed per episode, drawers on slide joints. A handle is
+        # a drawer task's target, read like an object (position, visibility) through its body and its bar geom.
+        drawers = self.config.cabinet.drawers
+        self._cabinet_body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, CABINET_BODY)
+        self._drawer_qpos = {d: model.jnt_qposadr[joint_id(drawer_joint(d))] for d in drawers}
+        self._handle_body = {handle_body(d): mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, handle_body(d))
+                             for d in drawers}
+        self._handle_geom = {handle_body(d): mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, handle_bar_geom(d))
+                             for d in drawers}
+        cabinet_bodies = {b for b in range(model.nbody) if self._in_subtree(b, self._cabinet_body)}
+        self._cabinet_geoms = frozenset(g for g in range(model.ngeom) if model.geom_bodyid[g] in cabinet_bodies)
+        arm_mount = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "arm_mount")
+        self._arm_geoms = frozenset(g for g in range(model.ngeom)
+                                    if self._in_subtree(int(model.geom_bodyid[g]), arm_mount))
 
         def geom_id(name: str) -> int:
             return mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, name)
@@ -189,6 +209,13 @@ class MobileManipulatorSim:
         self._time_offset = 0.0
         self.task: Task | None = None
         self.reset(None, 0)
+
+    def _in_subtree(self, body: int, root: int) -> bool:
+        while body > 0:
+            if body == root:
+                return True
+            body = int(self.model.body_parentid[body])
+        return False
 
     # ------------------------------------------------------------------ episode
     def reset(self, task_family: str | None, seed: int, condition: str | None = None) -> Task:
@@ -224,7 +251,7 @@ class MobileManipulatorSim:
         settle_steps = max(1, round(self.config.physics.settle_time_s / self.model.opt.timestep))
         mujoco.mj_step(self.model, self.data, nstep=settle_steps)
         self._episode_start_time = self.data.time
-        self._rest_positions = {name: self.object_position(name) for name in self._specs}
+        self._rest_positions = {name: self.object_position(name) for name in (*self._specs, *self._handle_body)}
         self._reset_base_yaw = self.odometry().yaw
         return task
 
@@ -300,6 +327,7 @@ class MobileManipulatorSim:
         # placed ones fall.
         for name, body in self._can_bodies.items():
             model.body_gravcomp[body] = 0.0 if name in placed else 1.0
+        self._place_cabinet(task)
         if task.receptacle is not None:
             x, y, yaw = task.receptacle_pose
             mocap = self._receptacle_mocap[task.receptacle]
@@ -315,6 +343,20 @@ class MobileManipulatorSim:
         self._physics_steps_to_tick = 0
         self._write_controls()
         mujoco.mj_forward(model, data)
+
+    def _place_cabinet(self, task: Task) -> None:
+        """Put the cabinet where a drawer task says (its body pose; drawers open as sampled), else park it."""
+        model, data = self.model, self.data
+        cabinet = task.cabinet if task.family in DRAWER_FAMILIES else None
+        if cabinet is None:
+            model.body_pos[self._cabinet_body] = self.config.cabinet.parking_position
+            model.body_quat[self._cabinet_body] = (1.0, 0.0, 0.0, 0.0)
+            return  # drawers closed: qpos0, restored by mj_resetData
+        table_top = self.config.table.height
+        model.body_pos[self._cabinet_body] = (cabinet.x, cabinet.y, table_top)
+        model.body_quat[self._cabinet_body] = (math.cos(cabinet.yaw / 2), 0.0, 0.0, math.sin(cabinet.yaw / 2))
+        for drawer, travel in zip(self.config.cabinet.drawers, cabinet.drawer_travel):
+            data.qpos[self._drawer_qpos[drawer]] = travel
 
     # ------------------------------------------------------------------ commands
     def apply_action(self, base_twist, arm_delta, gripper: float) -> None:
@@ -495,8 +537,31 @@ class MobileManipulatorSim:
         return float(np.sum(self.data.qpos[self._finger_qpos]))
 
     def object_position(self, name: str) -> np.ndarray:
+        """World position (3,) of object ``name``, or of a drawer handle's bar centre."""
+        if name in self._handle_body:
+            return np.asarray(self.data.xpos[self._handle_body[name]], dtype=float).copy()
         adr = self._object_qpos[name]
         return self.data.qpos[adr:adr + 3].copy()
+
+    def drawer_travel(self, drawer: str) -> float:
+        """How far ``drawer`` is open (m; 0 closed, cabinet.travel fully open)."""
+        return float(self.data.qpos[self._drawer_qpos[drawer]])
+
+    def cabinet_pose(self) -> tuple[float, float, float]:
+        """The cabinet's world x, y (the middle of its front face, on the table top) and yaw (its front's outward
+        normal's heading)."""
+        x, y, _ = self.model.body_pos[self._cabinet_body]
+        w, _, _, z = self.model.body_quat[self._cabinet_body]
+        return float(x), float(y), 2.0 * math.atan2(float(z), float(w))
+
+    def arm_touches_cabinet(self) -> bool:
+        """Some geom of the arm or the gripper is in contact with some geom of the cabinet."""
+        for pair in self.data.contact.geom[: self.data.ncon]:
+            a, b = int(pair[0]), int(pair[1])
+            arm, cabinet = self._arm_geoms, self._cabinet_geoms
+            if (a in arm and b in cabinet) or (b in arm and a in cabinet):
+                return True
+        return False
 
     def object_yaw(self, name: str) -> float:
         adr = self._object_qpos[name]
@@ -515,8 +580,8 @@ class MobileManipulatorSim:
         return self._rest_positions[name].copy()
 
     def is_grasped(self, name: str) -> bool:
-        """Both finger pads are in contact with object ``name``."""
-        geom = self._object_geom[name]
+        """Both finger pads are in contact with object ``name`` (a handle: with its bar)."""
+        geom = self._object_geom[name] if name in self._object_geom else self._handle_geom[name]
         touching = set()
         for pair in self.data.contact.geom[: self.data.ncon]:
             if geom in pair:
@@ -545,18 +610,23 @@ class MobileManipulatorSim:
         target = task.target_name
         odom = self.odometry()
         reference = task.reference.name if task.reference is not None else None
+        drawer = self.task.drawer
         return SceneState(
             base_pose=(odom.x, odom.y, odom.yaw),
             object_position=self.object_position(target),
             object_rest_position=self.rest_position(target),
             reset_base_yaw=self._reset_base_yaw,
             grasped=self.is_grasped(target),
-            object_up=self.object_axis(target),
+            # A free object's axis and contacts; a drawer task's target is a handle, which has neither.
+            object_up=self.object_axis(target) if target in self._object_qpos else None,
             gripper_open=self._gripper < 0.5,
-            gripper_touching=self.robot_touches(target),
+            gripper_touching=self.robot_touches(target) if target in self._object_geom else False,
             reference_position=self.object_position(reference) if reference else None,
             reference_rest_position=self.rest_position(reference) if reference else None,
             receptacle_pose=None if self.task.receptacle is None else self.receptacle_pose(self.task.receptacle),
+            drawer_travel=self.drawer_travel(drawer) if drawer is not None else None,
+            gripper_opening=self.gripper_opening(),
+            arm_touches_cabinet=self.arm_touches_cabinet() if drawer is not None else False,
         )
 
     def success(self) -> bool:
@@ -603,7 +673,8 @@ class MobileManipulatorSim:
         point = self.data.xpos[mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)]
         hit = np.array([-1], dtype=np.int32)
         mujoco.mj_ray(self.model, self.data, position, point - position, None, True, self._base_body, hit)
-        return int(hit[0]) == self._object_geom[name]
+        geom = self._object_geom[name] if name in self._object_geom else self._handle_geom[name]
+        return int(hit[0]) == geom
 
     def render(self, width: int | None = None, height: int | None = None) -> np.ndarray:
         """Head camera image, (height, width, 3) uint8 RGB."""

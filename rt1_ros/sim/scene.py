@@ -24,13 +24,20 @@ is compiled once and a reset only rewrites ``qpos`` and the look (`rt1_ros.sim.v
 ``can``) come after the cubes and cylinders in the model and join only the families of ``cans.families``; they have
 ``condim=6``, whose rolling friction keeps a can lying on its side from rolling away on its own. A parked can
 floats (``gravcomp``, switched off for the cans an episode places) clear of the floor, so it adds no contact to the
-constraint solve of the families that do not use it; ``jacobian="dense"`` is what ``auto`` chose before the cans
-added their degrees of freedom. The table and the floor
-have one material per texture of ``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the
-material's colour); a reset picks one for each by switching the geoms' material.
+constraint solve of the families that do not use it. The table and the floor have one material per texture of
+``SURFACE_TEXTURES`` (white and grey patterns, tinted per episode through the material's colour); a reset picks one
+for each by switching the geoms' material.
 
-Receptacles (`rt1_ros.sim.receptacles`): one mocap body per kind, on the table in the episodes that use one and
-parked far out of view otherwise, like unused objects.
+Receptacles (`rt1_ros.sim.receptacles`): one mocap body per kind (no degrees of freedom), on the table in the
+episodes that use one and parked far out of view otherwise, like unused objects. The cabinet of the drawer families
+(`rt1_ros.sim.cabinet`) comes last in the body tree: a static carcass a reset places or parks (it writes the body's
+pose, as a look writes the camera's), with a slide joint per drawer.
+
+The cans' and the drawers' degrees of freedom take the model past 60, where MuJoCo's ``jacobian="auto"`` switches to
+sparse constraint Jacobians; the model asks for the dense ones that "auto" chose before, so the earlier families keep
+their solver. Their layouts and every sampled number are the same; the solver's sums over the extra (zero) velocities
+round differently in the last bit, which a settling object can amplify to ~1e-4 m in its pose (a few pixels off by a
+level or two in some reset images; expert episodes end the same).
 
 Collision filtering: static scene, objects and receptacles use contype/conaffinity 1/1; the arm and fingers use 2/1
 (they touch the scene and objects but never each other); the chassis uses 4/1 (it touches the table and objects, not
@@ -40,6 +47,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rt1_ros.sim.cabinet import cabinet_default_xml, cabinet_xml
 from rt1_ros.sim.conditions import SURFACE_TEXTURES
 from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.receptacles import receptacle_default_xml, receptacles_xml
@@ -294,7 +302,7 @@ def build_scene_xml(config: SimConfig) -> str:
     <default class="pad">
       <geom type="box" size="{_v(grip.pad_half_extents)}" contype="2" conaffinity="1" condim="4"
             friction="{_v(grip.friction)}" mass="{grip.pad_mass}" rgba="{_v(grip.rgba)}"/>
-    </default>
+    </default>{cabinet_default_xml(config)}
   </default>
   <worldbody>
     <light name="{SUN_LIGHT}" pos="0.5 -0.5 3" dir="{_v(SUN_DIRECTION)}" directional="true"
@@ -311,7 +319,7 @@ def build_scene_xml(config: SimConfig) -> str:
             pos="{base.mast_position[0]} {base.mast_position[1]} {chassis_top + mast_half}" rgba="{_v(base.rgba)}"/>
       <camera name="{camera.name}" pos="{_v(camera.position)}" xyaxes="{_camera_axes(camera.pitch_deg)}"
               fovy="{camera.fovy_deg}"/>{_arm_xml(config)}
-    </body>{_objects_xml(config)}{receptacles_xml(config)}
+    </body>{_objects_xml(config)}{receptacles_xml(config)}{cabinet_xml(config)}
   </worldbody>
   <actuator>
     <velocity name="base_x" joint="base_x" kv="{base.linear_gain}"

@@ -32,6 +32,15 @@ The object families (``cans.families``: their scenes may hold cans, standing unl
 * ``place_upright`` "stand the <colour> can up": the can starts lying on its side. Success while its axis is
   within ``upright_tilt`` of vertical, it stands on the table (its centre within ``rest_height_tolerance`` of a
   standing can's height), not grasped and with the gripper open. No other object within ``upright_clearance``.
+* ``open_drawer``  "open the top|middle|bottom drawer" of the cabinet (`rt1_ros.sim.cabinet`; all drawers closed at
+  reset): success while that drawer is open by more than ``drawer_open_fraction`` of its travel, the fingers are at
+  least ``drawer_released_opening`` apart and no part of the arm touches the cabinet (the handle was let go).
+* ``close_drawer`` "close the top|middle|bottom drawer" (that drawer starts ``drawer_start_open`` of its travel
+  open, the others closed): success while it is open by less than ``drawer_closed_fraction`` of its travel and no
+  part of the arm touches the cabinet.
+  A drawer task's ``target`` is the drawer's handle (`cabinet.DrawerHandleSpec`, a body the recorder and the
+  visibility check read like an object), ``drawer`` names the drawer and ``cabinet`` says where the cabinet stands;
+  the objects on the table are distractors kept clear of the cabinet.
 
 Nothing here touches MuJoCo: layouts are plain numbers and success is computed from a :class:`SceneState` snapshot,
 which keeps the checks testable on hand-made states.
@@ -43,8 +52,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rt1_ros.sim.cabinet import DrawerHandleSpec, handle_position, handle_spec
 from rt1_ros.sim.conditions import ConditionConfig
-from rt1_ros.sim.config import SimConfig, TaskFamilyConfig
+from rt1_ros.sim.config import DRAWER_FAMILIES, SimConfig, TaskFamilyConfig
 from rt1_ros.sim.receptacles import ReceptacleGeometry, receptacle_geometries, receptacle_geometry
 from rt1_ros.sim.scene import (CAN_SHAPE, ObjectSpec, all_object_specs, object_half_height, object_half_width,
                                object_specs)
@@ -64,11 +74,21 @@ class ObjectPlacement:
 
 
 @dataclass(frozen=True)
+class CabinetPlacement:
+    """Where the drawer families' cabinet stands and how far each drawer is open at reset."""
+
+    x: float  # world, the middle of the front face (closed drawers) on the table top
+    y: float
+    yaw: float  # heading of the front's outward normal (pi: facing world -x, the robot's start)
+    drawer_travel: tuple[float, ...]  # m, per cabinet.drawers entry (top to bottom)
+
+
+@dataclass(frozen=True)
 class Task:
     family: str
     instruction: str
     seed: int
-    target: ObjectSpec
+    target: ObjectSpec | DrawerHandleSpec
     direction: str | None  # push only: "left" (+y of the reset base frame) or "right"
     base_start: tuple[float, float, float]  # world x, y, yaw
     placements: tuple[ObjectPlacement, ...]
@@ -76,6 +96,8 @@ class Task:
     reference: ObjectSpec | None = None  # move_object_near: the object to bring the target near
     receptacle: str | None = None  # place_into, pick_from: the receptacle's body name (its kind)
     receptacle_pose: tuple[float, float, float] | None = None  # world x, y, yaw of the receptacle at reset
+    drawer: str | None = None  # drawer families: which drawer (cabinet.drawers); target is its handle
+    cabinet: CabinetPlacement | None = None  # drawer families: the cabinet's placement
 
     @property
     def target_name(self) -> str:
@@ -102,6 +124,9 @@ class SceneState:
     reference_position: np.ndarray | None = None  # (3,) world, the task's reference object
     reference_rest_position: np.ndarray | None = None  # (3,) world, the reference after the reset settled
     receptacle_pose: tuple[float, float, float] | None = None  # world x, y, yaw of the task's receptacle
+    drawer_travel: float | None = None  # drawer families: how far the task's drawer is open (m)
+    gripper_opening: float | None = None  # distance between the finger pads (m)
+    arm_touches_cabinet: bool = False  # drawer families: a geom of the arm or gripper touches the cabinet
 
 
 def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.Generator,
@@ -119,6 +144,8 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
         return _sample_object_family(config, family_name, seed, rng, condition, object_count, words)
     if family_name in RECEPTACLE_FAMILIES:
         return _sample_receptacle_task(config, family, seed, rng, condition, object_count, words)
+    if family_name in DRAWER_FAMILIES:
+        return _sample_drawer_task(config, family, seed, rng, condition, object_count, words)
     placements = _sample_placements(config, object_count, rng)
     if placements is None:
         return None
@@ -166,8 +193,11 @@ def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: Con
 def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str, direction: str | None,
                       reference: ObjectSpec | None = None, receptacle: str | None = None) -> tuple[str, ...]:
     """Every instruction the training templates word this task with (each template, each of the shape's words and,
-    with a ``reference``, each of its shape's words)."""
+    with a ``reference``, each of its shape's words). Drawer families: ``colour`` is the drawer (a handle's target
+    name reads DRAWER_drawer_handle)."""
     family = config.tasks.family(family_name)
+    if family_name in DRAWER_FAMILIES:
+        return tuple(dict.fromkeys(_fill_drawer(template, colour) for template in family.templates))
     reference_words = config.objects.words_for(reference.shape) if reference is not None else (None,)
     return tuple(dict.fromkeys(_fill(template, colour, word, direction, reference, reference_word, receptacle)
                                for template in family.templates for word in config.objects.words_for(shape)
@@ -210,6 +240,12 @@ def check_success(config: SimConfig, task: Task, state: SceneState) -> bool:
                     and abs(state.object_position[2] - standing_z) < tasks.rest_height_tolerance)
     if task.family in RECEPTACLE_FAMILIES:
         return _receptacle_success(config, task, state)
+    if task.family == "open_drawer":
+        return bool(state.drawer_travel > tasks.drawer_open_fraction * config.cabinet.travel
+                    and state.gripper_opening >= tasks.drawer_released_opening and not state.arm_touches_cabinet)
+    if task.family == "close_drawer":
+        return bool(state.drawer_travel < tasks.drawer_closed_fraction * config.cabinet.travel
+                    and not state.arm_touches_cabinet)
     raise KeyError(f"no success check for task family {task.family!r}")
 
 
@@ -381,6 +417,70 @@ def _push_corridor_clear(
         if abs(other.x - target.x) < tasks.push_corridor_half_width and -reach_back < along < reach_forward:
             return False
     return True
+
+
+# ---------------------------------------------------------------------------------------------- drawer families
+def _sample_drawer_task(config: SimConfig, family: TaskFamilyConfig, seed: int, rng: np.random.Generator,
+                        condition: ConditionConfig, object_count: int, words: np.random.Generator) -> Task | None:
+    """A cabinet on the table with ``family``'s drawer as the target; the objects drawn as for the other families,
+    less those where the cabinet stands or the arm reaches for it (the band of world y in front of it)."""
+    cabinet, tasks = config.cabinet, config.tasks
+    placements = _sample_placements(config, object_count, rng)
+    if placements is None:
+        return None
+    front_x = rng.uniform(*cabinet.front_x)
+    front_y = rng.uniform(*cabinet.center_y)
+    yaw = math.pi + rng.uniform(*cabinet.yaw)  # facing world -x, give or take
+    held_out = set(tasks.held_out_pairs)
+    wants_held_out = condition.targets == "held_out"
+    candidates = [d for d in cabinet.drawers
+                  if (f"{family.name}:{handle_spec(config, d).name}" in held_out) == wants_held_out]
+    if not candidates:
+        return None
+    drawer = candidates[rng.integers(len(candidates))]
+    travel = [0.0] * len(cabinet.drawers)
+    if family.name == "close_drawer":
+        travel[cabinet.drawers.index(drawer)] = float(rng.uniform(*tasks.drawer_start_open) * cabinet.travel)
+    base_start = _sample_start_pose(family, rng)
+    placement = CabinetPlacement(front_x, front_y, yaw, tuple(travel))
+    handle = drawer_handle_world(config, placement, drawer)
+    if abs(handle[1]) > family.target_max_abs_y:
+        return None
+    # The cabinet's extent along world y (it is turned by at most |yaw - pi|) and the clearance beside it.
+    turn = abs(yaw - math.pi)
+    reach = cabinet.width / 2 * math.cos(turn) + cabinet.depth * math.sin(turn) + tasks.drawer_object_clearance
+    kept = tuple(p for p in placements if abs(p.y - front_y) > reach)
+    templates = family.templates if condition.instructions == "training" else family.unseen_templates
+    template = templates[words.integers(len(templates))]
+    return Task(
+        family=family.name,
+        instruction=_fill_drawer(template, drawer),
+        seed=seed,
+        target=handle_spec(config, drawer),
+        direction=None,
+        base_start=base_start,
+        placements=kept,
+        condition=condition.name,
+        drawer=drawer,
+        cabinet=placement,
+    )
+
+
+def drawer_handle_world(config: SimConfig, placement: CabinetPlacement, drawer: str,
+                        travel: float | None = None) -> np.ndarray:
+    """World centre (3,) of ``drawer``'s handle bar with the cabinet at ``placement`` (drawer open by ``travel``,
+    default: as placed)."""
+    index = config.cabinet.drawers.index(drawer)
+    if travel is None:
+        travel = placement.drawer_travel[index]
+    local = handle_position(config.cabinet, index, travel)
+    c, s = math.cos(placement.yaw), math.sin(placement.yaw)
+    return np.array([placement.x + c * local[0] - s * local[1], placement.y + s * local[0] + c * local[1],
+                     config.table.height + local[2]])
+
+
+def _fill_drawer(template: str, drawer: str) -> str:
+    return " ".join(template.format(drawer=drawer).split())
 
 
 def _sample_start_pose(family: TaskFamilyConfig, rng: np.random.Generator) -> tuple[float, float, float]:

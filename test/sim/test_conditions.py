@@ -30,9 +30,9 @@ def training_instructions(config: SimConfig) -> set[str]:
     out = set()
     receptacles = [kind.name for kind in config.receptacles.kinds]
     for family in config.tasks.families:
-        for template, colour, entry, direction, receptacle in itertools.product(
+        for template, colour, entry, direction, receptacle, drawer in itertools.product(
                 family.templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
-                receptacles):
+                receptacles, config.cabinet.drawers):
             for word in entry.words:
                 # A family that names a second object (move_object_near's reference) words it the same way.
                 references = [(other.name, other_word) for other in config.objects.colours
@@ -41,7 +41,7 @@ def training_instructions(config: SimConfig) -> set[str]:
                     out.add(" ".join(template.format(colour=colour.name, object=word, direction=direction,
                                                      reference_colour=reference_colour,
                                                      reference_object=reference_word,
-                                                     receptacle=receptacle).split()))
+                                                     receptacle=receptacle, drawer=drawer).split()))
     return out
 
 
