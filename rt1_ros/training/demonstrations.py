@@ -234,7 +234,7 @@ def _run_job(job: EpisodeJob) -> JobOutcome:
              "action_noise": asdict(noise) if noise.active else None,
              "held_out": list(sim.config.tasks.held_out_pairs), "condition": task.condition,
              "direction": task.direction, "reference": task.reference.name if task.reference else None,
-             "receptacle": task.receptacle,
+             "receptacle": task.receptacle, "drawer": task.drawer,
              "scene_look": asdict(sim.look), "scene_state_names": list(SCENE_STATE_NAMES)}
     if rollout.active:
         extra.update(action_labels=EXPERT_LABELS, policy=asdict(rollout), policy_steps=driver.policy_steps)

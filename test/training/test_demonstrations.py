@@ -237,3 +237,4 @@ def test_a_task_with_a_second_object_or_a_receptacle_records_it(tmp_path):
     assert episodes["move_object_near"].info.extra["reference"] == near.reference.name
     assert episodes["place_into"].info.extra["receptacle"] == into.receptacle
     assert episodes["place_into"].info.extra["reference"] is None
+    assert episodes["place_into"].info.extra["drawer"] is None
