@@ -61,7 +61,10 @@ from rt1_ros.sim.config import DRAWER_FAMILIES
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim, rotation_error
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.scene import ARM_JOINTS, object_half_height, object_half_width
-from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, Task, axis_tilt, drawer_handle_world, place_spot, put_down_spot
+from rt1_ros.sim.tasks import Task
+from rt1_ros.sim.tasks.drawers import drawer_handle_world
+from rt1_ros.sim.tasks.objects import axis_tilt, place_spot
+from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES, put_down_spot
 
 
 GRASP_REACH_M = 0.02  # follow_state: a gripper closed this near the grasp pose is closing on the object

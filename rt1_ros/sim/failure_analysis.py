@@ -35,8 +35,10 @@ import numpy as np
 from rt1_ros.sim.cabinet import handle_body
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
-from rt1_ros.sim.tasks import (RECEPTACLE_FAMILIES, Task, axis_tilt, object_placed_near, push_displacement,
-                               reference_moved)
+from rt1_ros.sim.tasks import Task
+from rt1_ros.sim.tasks.objects import axis_tilt, object_placed_near, reference_moved
+from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
+from rt1_ros.sim.tasks.tabletop import push_displacement
 
 REACH_M = 0.035  # grip site within this (horizontal) distance of an object's centre counts as on it
 MOVED_M = 0.02  # an object displaced more than this was touched

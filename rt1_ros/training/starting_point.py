@@ -78,7 +78,8 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     () for other data, and for episodes the generator worded with templates training must not see."""
     from rt1_ros.sim.config import SimConfig
     from rt1_ros.sim.scene import all_object_specs
-    from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, training_wordings
+    from rt1_ros.sim.tasks import training_wordings
+    from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 
     extra = episode.info.extra or {}
     target, condition = extra.get("target"), extra.get("condition")

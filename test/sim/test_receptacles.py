@@ -16,7 +16,8 @@ from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.scene import ObjectSpec, object_half_height, object_half_width
-from rt1_ros.sim.tasks import RECEPTACLE_FAMILIES, SceneState, Task, check_success, sample_task
+from rt1_ros.sim.tasks import SceneState, Task, check_success, sample_task
+from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 
 SEEDS = (100, 101, 102, 103)  # dev seeds; both kinds of receptacle among them
 
