@@ -51,7 +51,7 @@ def simulator_frames(count: int, family: str = "pick", seed: int = 100_000) -> n
     (family, seed); seeds from 100000 on were never used for training. Frames a trained checkpoint reacts to."""
     from rt1_ros.configuration.action_layout import ActionSpaceConfig
     from rt1_ros.sim.episode import run_episode
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
     from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
     sim = MobileManipulatorSim()

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from rt1_ros.configuration.action_layout import ARM_DELTA_DIMS, BASE_DIMS, GRIPPER_DIM, MODE_DIM, ActionSpaceConfig
-from rt1_ros.sim.expert import ScriptedExpert
+from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.tasks import Task
 

@@ -203,7 +203,7 @@ def _init_worker(output: str, frame_size: int, keep_failed: bool, max_steps: int
 
 def _run_job(job: EpisodeJob) -> JobOutcome:
     from rt1_ros.sim.episode import SCENE_STATE_NAMES, run_episode
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     state = _worker_state
     sim = state["sim"]

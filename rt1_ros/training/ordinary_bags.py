@@ -207,7 +207,7 @@ def record_episode(sim, topics: OrdinaryTopicWriter, family: str, seed: int, act
                    settings: RecordSettings) -> RecordedEpisode:
     """Reset to (family, seed), let the scripted expert act once per control period and write the topics."""
     from rt1_ros.sim.episode import apply_rt1_action
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     task = sim.reset(family, seed)
     expert = ScriptedExpert(sim, action_space)

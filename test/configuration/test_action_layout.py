@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # to import (a sim_node process beside the policy node, data generation workers).
 TORCH_FREE = [
     "rt1_ros.configuration.action_layout",
-    "rt1_ros.sim.expert",
+    "rt1_ros.sim.experts",
     "rt1_ros.sim.episode",
     "rt1_ros.data.dataset",
     "rt1_ros.training.demonstrations",

@@ -32,7 +32,7 @@ from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action  # noqa: E402
 from rt1_ros.node import qos  # noqa: E402
 from rt1_ros.node.ros_graph import stamp_ns  # noqa: E402
 from rt1_ros.node.sim_node import TFMessage, SimNode  # noqa: E402
-from rt1_ros.sim.expert import ScriptedExpert  # noqa: E402
+from rt1_ros.sim.experts import ScriptedExpert  # noqa: E402
 from rt1_ros.sim.robot_frames import END_EFFECTOR_FRAME  # noqa: E402
 from rt1_ros.training.ordinary_bag_comparison import compare_actions  # noqa: E402
 

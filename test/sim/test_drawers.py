@@ -9,7 +9,7 @@ import pytest
 from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.cabinet import handle_body, slot_bottom
 from rt1_ros.sim.episode import run_expert_episode
-from rt1_ros.sim.expert import ScriptedExpert
+from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.tasks import check_success

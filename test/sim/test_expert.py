@@ -75,7 +75,7 @@ def _labelled_by_a_noisy_follower(sim, space, family: str, seed: int, follow: bo
     """The expert labels, something else drives: each label goes through the tokenizer's bins (what a policy
     outputs) and gets Gaussian arm noise before it is executed. -> (success, labels (T,11))."""
     from rt1_ros.model.action_tokenizer import ActionTokenizer
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     tokenizer = ActionTokenizer(space)
     task = sim.reset(family, seed)
@@ -115,7 +115,7 @@ def test_expert_labels_lead_a_noisy_follower_to_success_when_it_follows_the_stat
 def test_a_policy_closing_near_the_grasp_pose_is_labelled_to_finish_the_grasp(sim, space):
     """follow_state: a gripper closed 1.5 cm above where the expert would close is closing on the object; the label
     holds it closed (then lifts), rather than reopening at once and teaching the policy to let go."""
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     task = sim.reset("pick", 0)
     expert = ScriptedExpert(sim, space)

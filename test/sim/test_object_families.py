@@ -7,7 +7,7 @@ import pytest
 
 from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_episode, run_expert_episode
-from rt1_ros.sim.expert import ScriptedExpert
+from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec

@@ -102,7 +102,7 @@ def test_a_dataset_holds_one_condition(tmp_path):
 def test_dart_noise_perturbs_only_what_is_executed():
     from rt1_ros.training.demonstrations import ActionNoise
     from rt1_ros.sim.episode import run_episode
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     space = ActionSpaceConfig.from_yaml()
     noise = ActionNoise(arm_translation_m=0.01, arm_yaw_rad=0.05, base_linear_mps=0.05, base_yaw_rate_rps=0.05,
@@ -157,7 +157,7 @@ def test_dagger_executes_the_policy_and_records_the_expert():
     """rt1-generate --policy: what the simulator runs is the policy's action, what the dataset keeps is the expert's
     for the state the policy reached; the expert's terminate always ends the episode."""
     from rt1_ros.training.demonstrations import ExpertLabelledRollout, PolicyRollout
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     space = ActionSpaceConfig.from_yaml()
     sim = MobileManipulatorSim()
@@ -198,7 +198,7 @@ def test_dagger_episodes_are_kept_whatever_their_outcome(tmp_path):
     assert len(episode.info.extra["policy"]["weights_sha256"]) == 64
     # The policy drove: its arm is elsewhere after six steps than where the expert takes it from the same start.
     from rt1_ros.sim.episode import run_episode
-    from rt1_ros.sim.expert import ScriptedExpert
+    from rt1_ros.sim.experts import ScriptedExpert
 
     space = ActionSpaceConfig.from_yaml()
     sim = MobileManipulatorSim()
