@@ -25,7 +25,6 @@ def wrap_angle(angle: float) -> float:
     return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-
 class TabletopPhases:
     """pick, push and move_near; the motion helpers they call (``_arm_towards``, ``_next_if``, ...) are
     `core.ScriptedExpert`'s."""
