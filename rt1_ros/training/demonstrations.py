@@ -389,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--policy-probability must be in [0, 1]")
     if args.policy and config.noise.active:
         parser.error("--policy (DAgger) and DART noise are two ways to leave the expert's path: use one")
+    if args.policy:
+        from rt1_ros.sim.experts import RELABELLING_FAMILIES
+
+        unlabelled = [f for f in args.families if f not in RELABELLING_FAMILIES]
+        if unlabelled:
+            parser.error(f"--policy (DAgger): the expert cannot label {unlabelled} from the state; those families are "
+                         f"recorded with the expert driving (--policy works for {list(RELABELLING_FAMILIES)})")
     if args.policy and not Path(args.policy, "model.safetensors").is_file():
         parser.error(f"--policy {args.policy}: no model.safetensors there (a checkpoint directory, e.g. <run>/best)")
     if args.policy:

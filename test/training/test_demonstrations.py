@@ -238,3 +238,11 @@ def test_a_task_with_a_second_object_or_a_receptacle_records_it(tmp_path):
     assert episodes["place_into"].info.extra["receptacle"] == into.receptacle
     assert episodes["place_into"].info.extra["reference"] is None
     assert episodes["place_into"].info.extra["drawer"] is None
+
+
+def test_dagger_is_refused_for_families_the_expert_cannot_label_from_the_state(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--output", str(tmp_path / "data"), "--families", "pick", "open_drawer", "--policy", "models/rt1_sim"])
+    assert "cannot label ['open_drawer']" in capsys.readouterr().err

@@ -37,11 +37,11 @@ from rt1_ros.sim.experts.receptacles import ReceptaclePhases
 from rt1_ros.sim.experts.tabletop import TabletopPhases
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.tasks import Task
-from rt1_ros.sim.tasks.objects import OBJECT_FAMILIES
-from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 
 PHASES = ("approach", "descend", "close", "lift", "push", "retreat", "drive", "carry", "lower", "release", "turn",
           "back_off", "reach", "insert", "pull", "done")
+# Families whose phase follow_state() can recognise from the state (DAgger labelling, rt1-generate --policy).
+RELABELLING_FAMILIES = ("pick", "push", "move_near")
 
 
 class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, DrawerPhases):
@@ -73,12 +73,10 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
         reads the state every step already."""
         if self.task is None:
             raise RuntimeError("reset the expert with a task first")
-        if self.task.family in DRAWER_FAMILIES:
-            raise NotImplementedError(f"follow_state (DAgger relabelling) is not implemented for "
-                                      f"{self.task.family}: its phases cannot yet be recognised from the state")
-        if self.task.family in OBJECT_FAMILIES:
+        if self.task.family not in RELABELLING_FAMILIES:
             raise NotImplementedError(f"follow_state (DAgger labelling) is not implemented for {self.task.family}: "
-                                      "its phases are recognised only along the expert's own moves")
+                                      "its phases are recognised only along the expert's own moves; record its "
+                                      "demonstrations with the expert driving")
         self.following = True
         if self.phase == "done":
             return
@@ -86,9 +84,6 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
             self._follow_pick()
         elif self.task.family == "push":
             self._follow_push()
-        elif self.task.family in RECEPTACLE_FAMILIES:
-            raise NotImplementedError(f"follow_state (DAgger labelling) is not implemented for {self.task.family}: "
-                                      "record its demonstrations with the expert driving")
 
     @property
     def done(self) -> bool:
