@@ -2,8 +2,9 @@
 
     sim_node ── camera/image_raw, instruction ──▶ rt1_node ── cmd_vel, arm_command, rt1_action ──▶ sim_node
 
-`make demo` runs one episode of each task family (pick, push, move_near) on fixed seeds the training data never
-used, with the shipped checkpoint `models/rt1_sim`. Both nodes and an observer run in one process
+`make demo` runs one episode of each task family the checkpoint was trained on (pick, push, move_near for the
+shipped one; `--families` names others) on fixed seeds the training data never used, with the shipped checkpoint
+`models/rt1_sim`. Both nodes and an observer run in one process
 (`rt1_ros.closed_loop.loop`: a private DDS domain, one executor thread per node); the simulator runs in lockstep, so an
 episode runs as fast as inference and rendering allow. Written to --output:
 
