@@ -4,6 +4,7 @@ configured text encoder, and the wordings a simulator episode's task may be rewo
 SystemExit naming what to change, raised before anything is trained or written."""
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -73,17 +74,24 @@ def embed_instructions(text_encoder: str, width: int, instructions: list[str]) -
         raise SystemExit(f"text_encoder: the dataset's instructions must all be in the map: {exc}") from exc
 
 
+@functools.lru_cache(maxsize=1)
+def _sim_config():
+    """config/sim.yaml, parsed once: task_wordings runs for every episode of a dataset (50 ms a parse)."""
+    from rt1_ros.sim.config import SimConfig
+
+    return SimConfig.from_yaml()
+
+
 def task_wordings(episode: Episode) -> tuple[str, ...]:
     """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
     () for other data, and for episodes the generator worded with templates training must not see."""
-    from rt1_ros.sim.config import SimConfig
     from rt1_ros.sim.scene import all_object_specs
     from rt1_ros.sim.tasks import training_wordings
     from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 
     extra = episode.info.extra or {}
     target, condition = extra.get("target"), extra.get("condition")
-    config = SimConfig.from_yaml()
+    config = _sim_config()
     if not target or condition not in config.condition_names or \
             config.condition(condition).instructions != "training":
         return ()
