@@ -7,18 +7,10 @@ import numpy as np
 import pytest
 
 from rt1_ros.sim.config import SimConfig
-from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 
 FAMILIES = ("pick", "push", "move_near")
 ALL_FAMILIES = SimConfig.from_yaml().tasks.family_names  # the shipped policy's and those it was not trained on
 SEEDS = (100_000, 100_001, 100_002, 1_000_000)
-
-
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,27 +6,13 @@ import math
 import numpy as np
 import pytest
 
-from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.cabinet import handle_body, slot_bottom
 from rt1_ros.sim.episode import run_expert_episode
 from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.failure_analysis import FailureTracer
-from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.tasks import check_success
 
 DRAWER_FAMILIES = ("open_drawer", "close_drawer")
-
-
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def space():
-    return ActionSpaceConfig.from_yaml()
 
 
 def _cabinet_point(sim, local):

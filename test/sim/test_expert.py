@@ -4,21 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
-from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
-
-
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def space():
-    return ActionSpaceConfig.from_yaml()
 
 
 @pytest.mark.parametrize("family", ("pick", "move_near", "push"))

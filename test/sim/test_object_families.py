@@ -5,28 +5,14 @@ import math
 import numpy as np
 import pytest
 
-from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_episode, run_expert_episode
 from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.failure_analysis import FailureTracer
-from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec
 from rt1_ros.sim.tasks import SceneState, Task, check_success
 
 FAMILIES = ("move_object_near", "knock_over", "place_upright")
 UP = np.array([0.0, 0.0, 1.0])
-
-
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def space():
-    return ActionSpaceConfig.from_yaml()
 
 
 def _task(family: str, target_shape: str = CAN_SHAPE, reference: ObjectSpec | None = None) -> Task:

@@ -7,7 +7,6 @@ import mujoco
 import numpy as np
 import pytest
 
-from rt1_ros.configuration.action_layout import ActionSpaceConfig
 from rt1_ros.sim import scene
 from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_episode, run_expert_episode
@@ -20,18 +19,6 @@ from rt1_ros.sim.tasks import SceneState, Task, check_success, sample_task
 from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 
 SEEDS = (100, 101, 102, 103)  # dev seeds; both kinds of receptacle among them
-
-
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
-
-
-@pytest.fixture(scope="module")
-def space():
-    return ActionSpaceConfig.from_yaml()
 
 
 def _task(family: str, receptacle: str, pose=(0.62, 0.05, 0.3)) -> Task:

@@ -11,13 +11,6 @@ from rt1_ros.sim.scene import object_half_height
 FAMILIES = ("pick", "move_near", "push")
 
 
-@pytest.fixture(scope="module")
-def sim():
-    simulator = MobileManipulatorSim()
-    yield simulator
-    simulator.close()
-
-
 def _state(sim):
     return np.concatenate([sim.data.qpos, sim.data.qvel])
 
