@@ -78,21 +78,6 @@ def test_drawer_reset_layout(sim, family):
 
 
 @pytest.mark.parametrize("family", DRAWER_FAMILIES)
-def test_expert_solves_drawer_families_within_the_step_budget(sim, space, family):
-    budget = sim.config.tasks.family(family).max_steps
-    for seed in (100, 101, 102):
-        result = run_expert_episode(sim, family, seed, space)
-        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
-        assert result.terminated and result.steps <= budget
-        actions = result.actions
-        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
-        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
-        assert modes[-1] == "terminate" and set(modes[:-1]) == {"arm"}
-        assert np.all(actions[:-1, 7:10] == 0)
-        assert set(np.unique(actions[:, 6])) <= {0.0, 1.0}
-
-
-@pytest.mark.parametrize("family", DRAWER_FAMILIES)
 def test_a_zero_action_policy_fails_and_is_classified(sim, space, family):
     from rt1_ros.sim.episode import run_episode
 

@@ -141,3 +141,22 @@ def test_applied_actions_are_mapped_onto_the_robot_as_the_node_maps_them(sim, sp
     assert not apply_rt1_action(sim, action, halved)
     sim.advance(sim.config.physics.control_period_s)
     np.testing.assert_allclose(sim.arm_target()[0], start + [0.02, 0.0, 0.0], atol=1e-6)
+
+
+# The newer arm families (cans, drawers): same budget and mode rules; every step but the last is an arm step.
+NEWER_ARM_FAMILIES = ("move_object_near", "knock_over", "place_upright", "open_drawer", "close_drawer")
+
+
+@pytest.mark.parametrize("family", NEWER_ARM_FAMILIES)
+def test_newer_arm_family_experts_succeed_within_their_step_budget(sim, space, family):
+    budget = sim.config.tasks.family(family).max_steps
+    for seed in (100, 101, 102):
+        result = run_expert_episode(sim, family, seed, space)
+        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
+        assert result.terminated and result.steps <= budget
+        actions = result.actions
+        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
+        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
+        assert modes[-1] == "terminate" and set(modes[:-1]) == {"arm"}
+        assert np.all(actions[:-1, 7:10] == 0)
+        assert set(np.unique(actions[:, 6])) <= {0.0, 1.0}

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from rt1_ros.sim.episode import apply_rt1_action, run_episode, run_expert_episode
+from rt1_ros.sim.episode import apply_rt1_action, run_episode
 from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec
@@ -104,21 +104,6 @@ def test_reset_lays_out_the_family_with_its_target_in_view_and_unsolved(sim, fam
         if family == "move_object_near":
             assert task.reference is not None and task.reference.colour in task.instruction
             assert task.reference.name in {p.spec.name for p in task.placements} - {task.target_name}
-
-
-@pytest.mark.parametrize("family", FAMILIES)
-def test_expert_succeeds_within_its_step_budget(sim, space, family):
-    budget = sim.config.tasks.family(family).max_steps
-    for seed in (100, 101, 102):
-        result = run_expert_episode(sim, family, seed, space)
-        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
-        assert result.terminated and result.steps <= budget
-        actions = result.actions
-        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
-        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
-        assert modes[-1] == "terminate" and set(modes[:-1]) == {"arm"}
-        assert np.all(actions[:-1, 7:10] == 0)
-        assert set(np.unique(actions[:, 6])) <= {0.0, 1.0}
 
 
 @pytest.mark.parametrize("family", FAMILIES)
