@@ -88,6 +88,32 @@ def handle_position(cabinet: CabinetConfig, index: int, travel: float = 0.0) -> 
     return np.array([travel + cabinet.handle_standoff, 0.0, z])
 
 
+@dataclass(frozen=True)
+class DrawerInterior:
+    """The inside of a drawer box in the cabinet frame with the drawer closed (open it by ``travel``: add it to x):
+    between the walls' inner faces, from the bottom's top face up to the walls' top."""
+
+    x: tuple[float, float]  # the back wall's inner face, the front's inner face
+    half_width: float  # the side walls' inner faces at +-half_width
+    z: tuple[float, float]  # the bottom's top face, the walls' top
+
+    def contains(self, point, travel: float) -> bool:
+        """``point`` (cabinet frame, x y z) lies inside the drawer open by ``travel``."""
+        x, y, z = (float(v) for v in point)
+        return (self.x[0] + travel < x < self.x[1] + travel and abs(y) < self.half_width
+                and self.z[0] < z < self.z[1])
+
+
+def drawer_interior(cabinet: CabinetConfig, index: int) -> DrawerInterior:
+    """Drawer ``index``'s inside (0 = top drawer), from the same dimensions `_drawer_xml` builds its walls from."""
+    t, c = cabinet.drawer_wall_thickness, cabinet.clearance
+    half_w = (cabinet.width - 2 * cabinet.panel_thickness) / 2 - c
+    length = cabinet.depth - cabinet.panel_thickness - cabinet.front_thickness - c
+    floor = slot_bottom(cabinet, index) + c + t
+    return DrawerInterior(x=(-cabinet.front_thickness - length + t, -cabinet.front_thickness),
+                          half_width=half_w - t, z=(floor, floor + cabinet.drawer_wall_height))
+
+
 def _v(values) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
 

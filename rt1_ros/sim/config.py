@@ -326,7 +326,8 @@ class StartPoseConfig:
 @dataclass(frozen=True)
 class TaskFamilyConfig:
     name: str
-    # str.format fields: colour, object (one of the shape's words), direction, receptacle (its kind's name).
+    # str.format fields: colour, object (one of the shape's words), direction, receptacle (its kind's name), drawer
+    # (a cabinet.drawers entry).
     # `templates` are the wordings the training data uses; `unseen_templates` never appear in it (the
     # `unseen_wordings` condition asks with them).
     templates: tuple[str, ...]
@@ -355,6 +356,10 @@ class TasksConfig:
     drawer_released_opening: float  # open_drawer: the fingers are at least this far apart (m), i.e. let go
     drawer_start_open: Vec2  # close_drawer: the named drawer starts open by this fraction range of its travel
     drawer_object_clearance: float  # drawer families: objects on the table keep this far (y) beside the cabinet
+    place_drawers: tuple[str, ...]  # place_into_drawer: the drawers it asks for (cabinet.drawers entries)
+    place_drawer_open: Vec2  # place_into_drawer: the named drawer starts open by this fraction range of its travel
+    place_target_max_x: float  # place_into_drawer: the target's world x at most (the arm's reach from the start)
+    place_cabinet_y: Vec2  # place_into_drawer: world y range of the cabinet's front middle
     max_resample_attempts: int
     # move_object_near: the carried object's centre this close (horizontal) to the reference's centre, resting on
     # the table within rest_height_tolerance of its resting height, and the reference moved less than
@@ -438,6 +443,7 @@ class ExpertConfig:
     drawer_push_offset: float  # close_drawer: push this far beside the handle's middle (clear of the bar)
     drawer_push_overshoot: float  # close_drawer: push this far past the closed front (the joint stops the drawer)
     drawer_shut_travel: float  # close_drawer: the push ends once the drawer is open by less than this (m)
+    drawer_carry_clearance: float  # place_into_drawer: the carried object's bottom this far over the drawer's front
 
 
 @dataclass(frozen=True)
@@ -525,6 +531,10 @@ class SimConfig:
                 raise ValueError(f"condition {condition.name}: more objects than colour-shape pairs")
         if self.node.condition not in self.condition_names:
             raise ValueError(f"node.condition {self.node.condition!r} is not one of {self.condition_names}")
+        unknown = sorted(set(self.tasks.place_drawers) - set(self.cabinet.drawers))
+        if unknown or not self.tasks.place_drawers:
+            raise ValueError(f"tasks.place_drawers: needs at least one of cabinet.drawers {list(self.cabinet.drawers)}"
+                             f"{f', and {unknown} are not among them' if unknown else ''}")
         for pair in self.tasks.held_out_pairs:
             family, _, target = pair.partition(":")
             colours = {c.name for c in self.objects.colours}

@@ -20,6 +20,7 @@ the end of the episode no longer shows) and `classify()` names the failure:
             then ``closed on the target, not lifted``; ``still holding the target``; place_into ``let go outside
             the <receptacle>``; pick_from ``let go in the <receptacle>`` or ``put down too near the <receptacle>``
             (or off the table); both ``gripper left closed`` when only that is missing.
+* place_into_drawer: as place_into, with ``let go outside the <drawer> drawer``.
 * open_drawer  ``grasped another drawer's handle`` (grounding); ``handle never grasped``; ``opened, not let go``
             (open enough, but the fingers still closed or on the cabinet); ``drawer opened N cm of the M needed``.
 * close_drawer ``moved another drawer`` (grounding); ``drawer never touched``; ``closed, gripper still on the
@@ -37,6 +38,7 @@ from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.tasks import Task
 from rt1_ros.sim.tasks.objects import axis_tilt, object_placed_near, reference_moved
+from rt1_ros.sim.tasks.drawers import PLACE_INTO_DRAWER, in_drawer
 from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 from rt1_ros.sim.tasks.tabletop import push_displacement
 
@@ -60,6 +62,8 @@ class FailureTracer:
         drawers = sim.config.cabinet.drawers if task.drawer is not None else ()
         self._start_travel = {d: sim.drawer_travel(d) for d in drawers}
         self.grasped_handles: set[str] = set()  # drawers whose handle the fingers held at some step
+        # The families that carry the target somewhere: how high it was lifted tells a bad grasp from a bad drop.
+        self._carries = task.family in RECEPTACLE_FAMILIES or task.family == PLACE_INTO_DRAWER
 
     def after_step(self) -> None:
         """Call after each control step has been applied."""
@@ -69,7 +73,7 @@ class FailureTracer:
         if self.first_close is None and self.sim.gripper_command > 0.5:
             self.first_close = GripperClosing(self.sim.grip_site_world(),
                                               {n: self.sim.object_position(n) for n in self._names})
-        if self.task.family in RECEPTACLE_FAMILIES and self.sim.is_grasped(self.task.target_name):
+        if self._carries and self.sim.is_grasped(self.task.target_name):
             target = self.task.target_name
             lift = float(self.sim.object_position(target)[2] - self.sim.rest_position(target)[2])
             self.highest_lift = max(self.highest_lift, lift)
@@ -88,7 +92,7 @@ class FailureTracer:
             return self._knock_over()
         if family == "place_upright":
             return self._place_upright()
-        if family in RECEPTACLE_FAMILIES:
+        if family in RECEPTACLE_FAMILIES or family == PLACE_INTO_DRAWER:
             return self._receptacle()
         if family == "open_drawer":
             return self._open_drawer()
@@ -189,6 +193,11 @@ class FailureTracer:
             return "closed on the target, not lifted"
         if sim.is_grasped(target):
             return "still holding the target"
+        if task.family == PLACE_INTO_DRAWER:
+            if not in_drawer(sim.config, task.cabinet, task.drawer, sim.drawer_travel(task.drawer),
+                             sim.object_position(target)):
+                return f"let go outside the {task.drawer} drawer"
+            return "gripper left closed"  # inside and let go: only the gripper command can be missing
         geometry = receptacle_geometry(sim.config, task.receptacle)
         position = sim.object_position(target)
         pose = sim.receptacle_pose(task.receptacle)

@@ -47,7 +47,7 @@ from rt1_ros.sim.cabinet import (  # noqa: E402
     handle_body,
 )
 from rt1_ros.sim.conditions import SURFACE_TEXTURES  # noqa: E402
-from rt1_ros.sim.config import DRAWER_FAMILIES, SimConfig  # noqa: E402
+from rt1_ros.sim.config import SimConfig  # noqa: E402
 from rt1_ros.sim.receptacles import receptacle_geometries  # noqa: E402
 from rt1_ros.sim.scene import (  # noqa: E402
     ARM_JOINTS,
@@ -263,8 +263,10 @@ class MobileManipulatorSim:
             if task is None:
                 continue
             self._lay_out(task)
+            # A receptacle, or the drawer an object goes into, is in view too.
             if self.target_visible(task.target_name) and (task.receptacle is None or
-                                                          self.in_view(task.receptacle)):
+                                                          self.in_view(task.receptacle)) and \
+                    (task.drawer is None or self.in_view(handle_body(task.drawer))):
                 return task
         return None
 
@@ -345,9 +347,9 @@ class MobileManipulatorSim:
         mujoco.mj_forward(model, data)
 
     def _place_cabinet(self, task: Task) -> None:
-        """Put the cabinet where a drawer task says (its body pose; drawers open as sampled), else park it."""
+        """Put the cabinet where a task with one says (its body pose; drawers open as sampled), else park it."""
         model, data = self.model, self.data
-        cabinet = task.cabinet if task.family in DRAWER_FAMILIES else None
+        cabinet = task.cabinet
         if cabinet is None:
             model.body_pos[self._cabinet_body] = self.config.cabinet.parking_position
             model.body_quat[self._cabinet_body] = (1.0, 0.0, 0.0, 0.0)
@@ -509,6 +511,13 @@ class MobileManipulatorSim:
         dx, dy = world_point[0] - x, world_point[1] - y
         c, s = math.cos(yaw), math.sin(yaw)
         return np.array([c * dx + s * dy, -s * dx + c * dy, world_point[2]])
+
+    def to_world_frame(self, base_point) -> np.ndarray:
+        """Base-frame point (3,) -> world (3,)."""
+        x, y, yaw = self.data.qpos[self._base_qpos]
+        c, s = math.cos(yaw), math.sin(yaw)
+        return np.array([x + c * base_point[0] - s * base_point[1], y + s * base_point[0] + c * base_point[1],
+                         base_point[2]])
 
     def end_effector_position(self) -> np.ndarray:
         """Measured grip-site position (3,) in the base frame."""

@@ -108,5 +108,8 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
         reference = next((spec for spec in all_object_specs(config) if spec.name == extra["reference"]), None)
     if "{reference_" in "".join(config.tasks.family(episode.info.task_family).templates) and reference is None:
         return ()  # the second object is not recorded: keep the episode's own wording
+    drawer = extra.get("drawer")
+    if drawer is None and episode.info.task_family == "place_into_drawer":
+        return ()  # the drawer is not recorded: keep the episode's own wording
     return training_wordings(config, episode.info.task_family, colour, shape, direction, reference=reference,
-                             receptacle=receptacle)
+                             receptacle=receptacle, drawer=drawer)

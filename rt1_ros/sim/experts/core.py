@@ -10,8 +10,8 @@ action-space ranges.
 :class:`ScriptedExpert` holds what every family shares: the phase machine (:meth:`ScriptedExpert.act` hands the step
 to the task's family), the grasp (pick's, also the receptacle families') and the motion helpers. Each family group's
 phases are a mixin in its own module, which says them phase by phase: `tabletop` (pick, push, move_near), `objects`
-(move_object_near, knock_over, place_upright), `receptacles` (place_into, pick_from), `drawers` (open_drawer,
-close_drawer).
+(move_object_near, knock_over, place_upright), `receptacles` (place_into, pick_from, place_into_drawer), `drawers`
+(open_drawer, close_drawer).
 
 The experts read the simulator's *commanded* arm target (not the measured end effector) to compute deltas, so a
 sequence of deltas lands exactly on the goal; the measured pose is only used to wait for the arm to arrive.
@@ -58,6 +58,8 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
         self._anchor = np.zeros(3)  # a base-frame point a phase is defined relative to
         self._rerun = False
         self._steps_there = 0  # control steps the commanded target has been at a _pose_towards goal
+        self._carry_path: list[np.ndarray] = []  # receptacle families: the carry's waypoints still ahead
+        self._carry_height = 0.0  # place_into_drawer: the arm target's height while carrying (the retreat's)
         self.following = False  # another controller drives: follow_state() before each act()
 
     def reset(self, task: Task) -> None:
@@ -96,8 +98,8 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
         policies = {"pick": self._pick, "push": self._push, "move_near": self._move_near,
                     "move_object_near": self._move_object_near, "knock_over": self._knock_over,
                     "place_upright": self._place_upright, "place_into": self._receptacle_task,
-                    "pick_from": self._receptacle_task, "open_drawer": self._open_drawer,
-                    "close_drawer": self._close_drawer}
+                    "pick_from": self._receptacle_task, "place_into_drawer": self._receptacle_task,
+                    "open_drawer": self._open_drawer, "close_drawer": self._close_drawer}
         if self.task.family not in policies:
             raise KeyError(f"no expert for task family {self.task.family!r}")
         # Arriving at a waypoint yields a zero step; start the next phase in the same control step instead, so the

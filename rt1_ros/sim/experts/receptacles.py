@@ -1,4 +1,5 @@
-"""The receptacle families' expert phases (place_into, pick_from), mixed into `core.ScriptedExpert`.
+"""The receptacle families' expert phases (place_into, pick_from, place_into_drawer), mixed into
+`core.ScriptedExpert`.
 
 * place_into, pick_from: pick's approach -> descend -> close, with the grasp height taken over the receptacle's
              bottom plate when the object is in it -> lift (reopens and approaches again without a grasp) -> carry
@@ -6,31 +7,41 @@
              `rt1_ros.sim.tasks.receptacles.put_down_spot`) -> lower (the object's bottom ``release_gap`` above the
              plate or the table) -> release (open) -> retreat (up) -> terminate; approaches again if the check fails
              then.
+* place_into_drawer: the same phases around the cabinet. The approach first steps sideways, in front of the open
+             drawer, until the hand is beside the cabinet; the carry comes out beside the cabinet to the middle of
+             the drawer's inside in front of the carcass, rises beside it until the object's bottom is
+             ``drawer_carry_clearance`` over the drawer front's top, then moves across over the drawer; lower puts
+             the object's bottom ``release_gap`` above the drawer's bottom; retreat rises to the carrying height.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from rt1_ros.sim.cabinet import drawer_interior, slot_bottom
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.scene import object_half_height
+from rt1_ros.sim.tasks.drawers import PLACE_INTO_DRAWER, in_drawer
 from rt1_ros.sim.tasks.receptacles import put_down_spot
 
 
 class ReceptaclePhases:
-    """place_into and pick_from; the grasp (``_grasp``, ``_pick_heights``) and the motion helpers they call are
-    `core.ScriptedExpert`'s."""
+    """place_into, pick_from and place_into_drawer; the grasp (``_grasp``, ``_pick_heights``) and the motion helpers
+    they call are `core.ScriptedExpert`'s."""
 
     def _receptacle_task(self) -> np.ndarray:
         expert, sim, task = self.config.expert, self.sim, self.task
         name = task.target_name
-        geometry = receptacle_geometry(self.config, task.receptacle)
         world = sim.object_position(name)
-        pose = sim.receptacle_pose(task.receptacle)
-        in_receptacle = geometry.inside(pose, world)
-        table_z = self.config.table.height
-        support_z = table_z + geometry.floor_height if in_receptacle else table_z
+        support_z = self._support_height(world)
         obj = sim.to_base_frame(world)
         grasp_z, hover_z = self._pick_heights(obj, support_z)
+        if self.phase == "approach" and task.family == PLACE_INTO_DRAWER:
+            sidestep = self._sidestep_goal(world, hover_z)
+            if sidestep is not None:
+                action, _ = self._arm_towards(sidestep, expert.max_arm_step, gripper=0.0)
+                return action
         if self.phase in ("approach", "descend", "close"):
             return self._grasp(obj, grasp_z, hover_z)
         if self.phase == "lift":
@@ -39,12 +50,17 @@ class ReceptaclePhases:
             if arrived and not sim.is_grasped(name):
                 return self._next_if(True, "approach", self._arm_action(np.zeros(6), gripper=0.0))
             if arrived:
-                self._anchor = self._carry_goal(world, goal)
+                self._carry_path = self._carry_waypoints(world, goal)
+                self._anchor = self._carry_path.pop(0)
             return self._next_if(arrived, "carry", action, immediate=True)
         if self.phase == "carry":
             action, arrived = self._arm_towards(self._anchor, expert.max_arm_step, gripper=1.0)
+            if arrived and self._carry_path:
+                self._anchor = self._carry_path.pop(0)
+                return self._next_if(True, "carry", action, immediate=True)
             if arrived:
-                self._anchor = self._release_goal(geometry, obj)
+                self._carry_height = self._anchor[2]
+                self._anchor = self._release_goal(obj)
             return self._next_if(arrived, "lower", action, immediate=True)
         if self.phase == "lower":
             action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
@@ -53,17 +69,37 @@ class ReceptaclePhases:
             action = self._arm_action(np.zeros(6), gripper=0.0)
             return self._next_if(self.steps_in_phase + 1 >= expert.release_steps, "retreat", action)
         if self.phase == "retreat":
-            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
+            up = max(hover_z, self._carry_height) if task.family == PLACE_INTO_DRAWER else hover_z
+            goal = np.array([self._anchor[0], self._anchor[1], up])
             action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0)
             if arrived and not sim.success():
                 return self._next_if(True, "approach", action, immediate=True)
             return self._next_if(arrived, "done", action, immediate=True)
         return self._terminate(gripper=0.0)
 
-    def _carry_goal(self, world: np.ndarray, lifted: np.ndarray) -> np.ndarray:
-        """Where the arm target goes, at the lifted height, so that the held object (now at ``world``) ends up over
-        the put-down point: the receptacle's centre (place_into) or a free spot on the table (pick_from)."""
+    def _support_height(self, world: np.ndarray) -> float:
+        """World z of what the object at ``world`` stands on: the receptacle's plate or the drawer's bottom when it
+        is in one, else the table top."""
+        config, task = self.config, self.task
+        table_z = config.table.height
+        if task.family == PLACE_INTO_DRAWER:
+            travel = self.sim.drawer_travel(task.drawer)
+            if in_drawer(config, task.cabinet, task.drawer, travel, world):
+                return table_z + drawer_interior(config.cabinet, config.cabinet.drawers.index(task.drawer)).z[0]
+            return table_z
+        geometry = receptacle_geometry(config, task.receptacle)
+        inside = geometry.inside(self.sim.receptacle_pose(task.receptacle), world)
+        return table_z + geometry.floor_height if inside else table_z
+
+    def _carry_waypoints(self, world: np.ndarray, lifted: np.ndarray) -> list[np.ndarray]:
+        """The arm target's waypoints (base frame) that take the held object (now at ``world``, the target at
+        ``lifted``) to above its put-down point: the receptacle's centre (place_into), a free spot on the table
+        (pick_from), or the middle of the open drawer's inside in front of the carcass (place_into_drawer, by the way
+        round the cabinet `_drawer_carry_points` gives)."""
         sim, task = self.sim, self.task
+        held_offset = lifted - sim.to_base_frame(world)  # where the target is relative to the object's centre
+        if task.family == PLACE_INTO_DRAWER:
+            return [sim.to_base_frame(point) + held_offset for point in self._drawer_carry_points(world)]
         pose = sim.receptacle_pose(task.receptacle)
         if task.family == "place_into":
             point = np.array(pose[:2])
@@ -74,16 +110,67 @@ class ReceptaclePhases:
                                  receptacle_geometry(self.config, task.receptacle), pose, others, world[:2])
             point = np.array(spot if spot is not None else world[:2])  # no room: the check fails, it tries again
         target = sim.to_base_frame(np.array([*point, world[2]]))
-        held_offset = lifted[:2] - sim.to_base_frame(world)[:2]  # where the object hangs relative to the target
-        return np.array([target[0] + held_offset[0], target[1] + held_offset[1], lifted[2]])
+        return [np.array([target[0] + held_offset[0], target[1] + held_offset[1], lifted[2]])]
 
-    def _release_goal(self, geometry, obj: np.ndarray) -> np.ndarray:
-        """The arm target that holds the object's bottom ``release_gap`` above the plate (place_into) or the table
-        (pick_from), its pads clear of that surface."""
-        config, expert = self.config, self.config.expert
+    def _drawer_carry_points(self, world: np.ndarray) -> list[np.ndarray]:
+        """World points for the held object's centre: out beside the cabinet to the drawer's middle line, up to the
+        carrying height just beside the cabinet (the arm reaches high only nearer its mount), then across over the
+        drawer."""
+        config, task = self.config, self.task
+        cabinet = config.cabinet
+        index = cabinet.drawers.index(task.drawer)
+        half_height = object_half_height(config, task.target.shape)
+        front_top = config.table.height + slot_bottom(cabinet, index) + cabinet.slot_height - cabinet.clearance
+        centre_z = max(float(world[2]), front_top + config.expert.drawer_carry_clearance + half_height)
+        travel = self.sim.drawer_travel(task.drawer)
+        drop_x = (travel - cabinet.front_thickness) / 2  # cabinet frame: the inside in front of the carcass
+        placement = task.cabinet
+        c, s = math.cos(placement.yaw), math.sin(placement.yaw)
+        side_y = -s * (world[0] - placement.x) + c * (world[1] - placement.y)  # the object's cabinet-frame y
+        beside_y = math.copysign(cabinet.width / 2 + config.tasks.drawer_object_clearance / 2, side_y)
+
+        def to_world(x: float, y: float, z: float) -> np.ndarray:
+            return np.array([placement.x + c * x - s * y, placement.y + s * x + c * y, z])
+
+        return [to_world(drop_x, side_y, float(world[2])), to_world(drop_x, beside_y, centre_z),
+                to_world(drop_x, 0.0, centre_z)]
+
+    def _sidestep_goal(self, world: np.ndarray, hover_z: float) -> np.ndarray | None:
+        """place_into_drawer's approach: while the arm target is in front of the cabinet (within its half width and
+        the clearance beside it), the goal beside it at the object's cabinet-frame y, keeping the target's distance
+        from the front; None once it is beside the cabinet."""
+        config, sim, placement = self.config, self.sim, self.task.cabinet
+        target, _ = sim.arm_target()
+        target_world = sim.to_world_frame(target)
+        c, s = math.cos(placement.yaw), math.sin(placement.yaw)
+
+        def local(point) -> tuple[float, float]:
+            dx, dy = point[0] - placement.x, point[1] - placement.y
+            return c * dx + s * dy, -s * dx + c * dy
+
+        target_x, target_y = local(target_world)
+        _, object_y = local(world)
+        beside = config.cabinet.width / 2 + config.tasks.drawer_object_clearance / 2
+        if abs(target_y) >= beside or abs(target_y - object_y) < config.expert.position_tolerance:
+            return None
+        goal_world = np.array([placement.x + c * target_x - s * object_y, placement.y + s * target_x + c * object_y,
+                               0.0])
+        goal = sim.to_base_frame(goal_world)
+        return np.array([goal[0], goal[1], hover_z])
+
+    def _release_goal(self, obj: np.ndarray) -> np.ndarray:
+        """The arm target that holds the object's bottom ``release_gap`` above the plate (place_into), the drawer's
+        bottom (place_into_drawer) or the table (pick_from), its pads clear of that surface."""
+        config, expert, task = self.config, self.config.expert, self.task
         target, _ = self.sim.arm_target()
-        surface = config.table.height + (geometry.floor_height if self.task.family == "place_into" else 0.0)
-        bottom = obj[2] - object_half_height(config, self.task.target.shape)
+        if task.family == PLACE_INTO_DRAWER:
+            index = config.cabinet.drawers.index(task.drawer)
+            surface = config.table.height + drawer_interior(config.cabinet, index).z[0]
+        elif task.family == "place_into":
+            surface = config.table.height + receptacle_geometry(config, task.receptacle).floor_height
+        else:
+            surface = config.table.height
+        bottom = obj[2] - object_half_height(config, task.target.shape)
         goal_z = target[2] - (bottom - (surface + expert.release_gap))
         lowest = surface + config.gripper.pad_half_extents[2] + expert.pad_table_clearance
         return np.array([target[0], target[1], max(goal_z, lowest)])

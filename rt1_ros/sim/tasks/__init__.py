@@ -6,7 +6,7 @@ success check and the helpers its expert shares:
 * `tabletop`:    pick, push, move_near (cubes and cylinders);
 * `objects`:     move_object_near, knock_over, place_upright (the scenes may hold cans);
 * `receptacles`: place_into, pick_from (a bin or tray on the table);
-* `drawers`:     open_drawer, close_drawer (a three-drawer cabinet on the table).
+* `drawers`:     open_drawer, close_drawer, place_into_drawer (a three-drawer cabinet on the table).
 
 `base` holds what they all build on (:class:`Task`, :class:`SceneState`, the placements, the wording and the
 shared draws); `core` hands each family to its group (:func:`sample_task`, :func:`check_success`) and words any

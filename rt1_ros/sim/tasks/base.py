@@ -86,9 +86,10 @@ class SceneState:
 
 def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: ConditionConfig, target: ObjectSpec,
                      direction: str | None, words: np.random.Generator, reference: ObjectSpec | None = None,
-                     receptacle: str | None = None) -> str:
+                     receptacle: str | None = None, drawer: str | None = None) -> str:
     """The instruction for ``target``: a template of the condition's set and one of the shape's words (and, with a
-    ``reference``, one of its shape's words, drawn after the target's; a ``receptacle`` by its name)."""
+    ``reference``, one of its shape's words, drawn after the target's; a ``receptacle`` or a ``drawer`` by its
+    name)."""
     templates = family.templates if condition.instructions == "training" else family.unseen_templates
     template = templates[words.integers(len(templates))]
     shape_words = config.objects.words_for(target.shape)
@@ -97,20 +98,22 @@ def word_instruction(config: SimConfig, family: TaskFamilyConfig, condition: Con
     if reference is not None:
         reference_words = config.objects.words_for(reference.shape)
         reference_word = reference_words[words.integers(len(reference_words))]
-    return fill_template(template, target.colour, shape_word, direction, reference, reference_word, receptacle)
+    return fill_template(template, target.colour, shape_word, direction, reference, reference_word, receptacle,
+                         drawer)
 
 
 def fill_template(template: str, colour: str, shape_word: str, direction: str | None,
                   reference: ObjectSpec | None = None, reference_word: str | None = None,
-                  receptacle: str | None = None) -> str:
+                  receptacle: str | None = None, drawer: str | None = None) -> str:
     """``template`` with its fields filled in, whitespace collapsed."""
     if "{reference_" in template and reference is None:
         raise ValueError(f"template {template!r} names a reference object and the task has none")
-    if "{receptacle}" in template and not receptacle:
-        raise ValueError(f"template {template!r} names a receptacle and the task has none")
+    for field, value in (("receptacle", receptacle), ("drawer", drawer)):
+        if "{" + field + "}" in template and not value:
+            raise ValueError(f"template {template!r} names a {field} and the task has none")
     text = template.format(colour=colour, object=shape_word, direction=direction or "",
                            reference_colour=reference.colour if reference else "", reference_object=reference_word,
-                           receptacle=receptacle or "")
+                           receptacle=receptacle or "", drawer=drawer or "")
     return " ".join(text.split())
 
 
