@@ -1,5 +1,6 @@
 """Fixtures of the simulator tests: one simulator and the action space per test module (a module's tests may share
-its state, never another module's)."""
+its state, never another module's), and the two episodes the failure-analysis tests of every family run."""
+import numpy as np
 import pytest
 
 from rt1_ros.configuration.action_layout import ActionSpaceConfig
@@ -16,3 +17,54 @@ def sim():
 @pytest.fixture(scope="module")
 def space():
     return ActionSpaceConfig.from_yaml()
+
+
+@pytest.fixture(scope="module")
+def idle_failure(sim, space):
+    """``idle_failure(family, seed, steps)``: an arm-mode policy that never moves runs ``steps`` steps of the
+    episode; returns the result and the failure tracer's reason."""
+    from rt1_ros.sim.episode import run_episode
+    from rt1_ros.sim.failure_analysis import FailureTracer
+
+    def run(family: str, seed: int, steps: int):
+        task = sim.reset(family, seed)
+        tracer = FailureTracer(sim, task)
+        idle = np.zeros(11)
+        idle[10] = space.mode_index("arm")
+
+        def policy():
+            tracer.after_step()
+            return idle
+
+        result = run_episode(sim, task, policy, space, max_steps=steps)
+        return result, tracer.classify(result.success)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def let_go_while_carrying(sim, space):
+    """``let_go_while_carrying(family, seed)``: the expert up to its carry phase (the target lifted), then the
+    gripper opens where it is and the object falls for a second; returns the task and the failure tracer's reason."""
+    from rt1_ros.sim.episode import apply_rt1_action
+    from rt1_ros.sim.experts import ScriptedExpert
+    from rt1_ros.sim.failure_analysis import FailureTracer
+
+    def run(family: str, seed: int):
+        task = sim.reset(family, seed)
+        expert = ScriptedExpert(sim, space)
+        expert.reset(task)
+        tracer = FailureTracer(sim, task)
+        for _ in range(60):
+            if expert.phase == "carry":
+                break
+            apply_rt1_action(sim, expert.act(), space)
+            sim.advance(sim.config.physics.control_period_s)
+            tracer.after_step()
+        assert expert.phase == "carry" and sim.is_grasped(task.target_name)
+        sim.apply_action(np.zeros(3), np.zeros(6), 0.0)
+        sim.advance(1.0)
+        tracer.after_step()
+        return task, tracer.classify(sim.success())
+
+    return run

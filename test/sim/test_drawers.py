@@ -9,7 +9,6 @@ import pytest
 from rt1_ros.sim.cabinet import handle_body, slot_bottom
 from rt1_ros.sim.episode import run_expert_episode
 from rt1_ros.sim.experts import ScriptedExpert
-from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.tasks import check_success
 
 DRAWER_FAMILIES = ("open_drawer", "close_drawer")
@@ -78,21 +77,9 @@ def test_drawer_reset_layout(sim, family):
 
 
 @pytest.mark.parametrize("family", DRAWER_FAMILIES)
-def test_a_zero_action_policy_fails_and_is_classified(sim, space, family):
-    from rt1_ros.sim.episode import run_episode
-
-    task = sim.reset(family, 3)
-    tracer = FailureTracer(sim, task)
-    zero = np.zeros(11)
-    zero[10] = space.mode_index("arm")
-
-    def policy():
-        tracer.after_step()
-        return zero
-
-    result = run_episode(sim, task, policy, space, max_steps=4)
+def test_a_zero_action_policy_fails_and_is_classified(idle_failure, family):
+    result, reason = idle_failure(family, 3, 4)
     assert not result.success
-    reason = tracer.classify(result.success)
     assert reason == "handle never grasped" if family == "open_drawer" else reason == "drawer never touched"
 
 

@@ -5,9 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from rt1_ros.sim.episode import apply_rt1_action, run_episode
+from rt1_ros.sim.episode import apply_rt1_action
 from rt1_ros.sim.experts import ScriptedExpert
-from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.scene import CAN_SHAPE, ObjectSpec
 from rt1_ros.sim.tasks import SceneState, Task, check_success
 
@@ -107,18 +106,8 @@ def test_reset_lays_out_the_family_with_its_target_in_view_and_unsolved(sim, fam
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_a_failed_episode_gets_a_reason(sim, space, family):
-    task = sim.reset(family, 0)
-    tracer = FailureTracer(sim, task)
-    idle = np.zeros(11)
-    idle[10] = space.mode_index("arm")
-
-    def policy():
-        tracer.after_step()
-        return idle
-
-    result = run_episode(sim, task, policy, space, max_steps=3)
-    reason = tracer.classify(result.success)
+def test_a_failed_episode_gets_a_reason(idle_failure, family):
+    result, reason = idle_failure(family, 0, 3)
     assert not result.success
     expected = {"move_object_near": "never closed", "knock_over": "can not touched", "place_upright": "never closed"}
     assert reason == expected[family]

@@ -8,9 +8,6 @@ import pytest
 
 from rt1_ros.sim.cabinet import drawer_interior, handle_body
 from rt1_ros.sim.config import SimConfig
-from rt1_ros.sim.episode import apply_rt1_action, run_episode
-from rt1_ros.sim.experts import ScriptedExpert
-from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.tasks import check_success
 
 FAMILY = "place_into_drawer"
@@ -78,34 +75,11 @@ def test_a_reset_opens_the_named_drawer_with_the_target_beside_the_cabinet_in_vi
         assert target[2] == pytest.approx(config.table.height + config.objects.cube_half_size, abs=0.01)
 
 
-def test_failure_analysis_names_why_an_episode_failed(sim, space):
-    task = sim.reset(FAMILY, SEEDS[1])
-    tracer = FailureTracer(sim, task)
-    idle = np.zeros(11)
-    idle[10] = space.mode_index("arm")
-
-    def policy():
-        tracer.after_step()
-        return idle
-
-    result = run_episode(sim, task, policy, space, max_steps=4)
-    assert not result.success and tracer.classify(result.success) == "never closed"
-    # The expert up to its carry, then let go over the table: the object falls beside the cabinet.
-    task = sim.reset(FAMILY, SEEDS[1])
-    expert = ScriptedExpert(sim, space)
-    expert.reset(task)
-    tracer = FailureTracer(sim, task)
-    for _ in range(60):
-        if expert.phase == "carry":
-            break
-        apply_rt1_action(sim, expert.act(), space)
-        sim.advance(sim.config.physics.control_period_s)
-        tracer.after_step()
-    assert expert.phase == "carry" and sim.is_grasped(task.target_name)
-    sim.apply_action(np.zeros(3), np.zeros(6), 0.0)
-    sim.advance(1.0)
-    tracer.after_step()
-    assert tracer.classify(sim.success()) == f"let go outside the {task.drawer} drawer"
+def test_failure_analysis_names_why_an_episode_failed(idle_failure, let_go_while_carrying):
+    result, reason = idle_failure(FAMILY, SEEDS[1], 4)
+    assert not result.success and reason == "never closed"
+    task, reason = let_go_while_carrying(FAMILY, SEEDS[1])  # over the table: it falls beside the cabinet
+    assert reason == f"let go outside the {task.drawer} drawer"
 
 
 def test_unseen_wordings_are_never_training_wordings(sim):

@@ -9,9 +9,8 @@ import pytest
 
 from rt1_ros.sim import scene
 from rt1_ros.sim.config import SimConfig
-from rt1_ros.sim.episode import apply_rt1_action, run_episode, run_expert_episode
+from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
 from rt1_ros.sim.experts import ScriptedExpert
-from rt1_ros.sim.failure_analysis import FailureTracer
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.scene import ObjectSpec, object_half_height, object_half_width
@@ -291,32 +290,11 @@ def test_held_out_pairs_and_unseen_wordings(sim):
             assert task.instruction not in trained and task.receptacle in task.instruction
 
 
-def test_failure_analysis_names_why_a_receptacle_episode_failed(sim, space):
-    task = sim.reset("place_into", SEEDS[0])
-    tracer = FailureTracer(sim, task)
-    idle = np.zeros(11)
-    idle[10] = space.mode_index("arm")
-
-    def policy():
-        tracer.after_step()
-        return idle
-
-    result = run_episode(sim, task, policy, space, max_steps=5)
-    assert not result.success and tracer.classify(result.success) == "never closed"
-    task = sim.reset("pick_from", SEEDS[0])  # the expert up to its carry, then let go: the object falls back in
-    expert = ScriptedExpert(sim, space)
-    expert.reset(task)
-    tracer = FailureTracer(sim, task)
-    for _ in range(60):
-        if expert.phase == "carry":
-            break
-        apply_rt1_action(sim, expert.act(), space)
-        sim.advance(sim.config.physics.control_period_s)
-        tracer.after_step()
-    sim.apply_action(np.zeros(3), np.zeros(6), 0.0)
-    sim.advance(1.0)
-    tracer.after_step()
-    assert tracer.classify(sim.success()) == f"let go in the {task.receptacle}"
+def test_failure_analysis_names_why_a_receptacle_episode_failed(idle_failure, let_go_while_carrying):
+    result, reason = idle_failure("place_into", SEEDS[0], 5)
+    assert not result.success and reason == "never closed"
+    task, reason = let_go_while_carrying("pick_from", SEEDS[0])  # the object falls back in
+    assert reason == f"let go in the {task.receptacle}"
 
 
 def test_follow_state_says_it_does_not_label_receptacle_families(sim, space):
