@@ -444,6 +444,7 @@ class ExpertConfig:
     drawer_push_overshoot: float  # close_drawer: push this far past the closed front (the joint stops the drawer)
     drawer_shut_travel: float  # close_drawer: the push ends once the drawer is open by less than this (m)
     drawer_carry_clearance: float  # place_into_drawer: the carried object's bottom this far over the drawer's front
+    drawer_drop_offset: float  # place_into_drawer: let go this far short of the drawer's middle, on the arm's side
 
 
 @dataclass(frozen=True)

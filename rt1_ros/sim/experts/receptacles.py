@@ -10,8 +10,9 @@
 * place_into_drawer: the same phases around the cabinet. The approach first steps sideways, in front of the open
              drawer, until the hand is beside the cabinet; the carry comes out beside the cabinet to the middle of
              the drawer's inside in front of the carcass, rises beside it until the object's bottom is
-             ``drawer_carry_clearance`` over the drawer front's top, then moves across over the drawer; lower puts
-             the object's bottom ``release_gap`` above the drawer's bottom; retreat rises to the carrying height.
+             ``drawer_carry_clearance`` over the drawer front's top, then moves across over the drawer (stopping
+             ``drawer_drop_offset`` short of its middle); lower puts the object's bottom ``release_gap`` above the
+             drawer's bottom; retreat rises to the carrying height.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ class ReceptaclePhases:
     def _drawer_carry_points(self, world: np.ndarray) -> list[np.ndarray]:
         """World points for the held object's centre: out beside the cabinet to the drawer's middle line, up to the
         carrying height just beside the cabinet (the arm reaches high only nearer its mount), then across over the
-        drawer."""
+        drawer to ``drawer_drop_offset`` short of its middle."""
         config, task = self.config, self.task
         cabinet = config.cabinet
         index = cabinet.drawers.index(task.drawer)
@@ -132,8 +133,9 @@ class ReceptaclePhases:
         def to_world(x: float, y: float, z: float) -> np.ndarray:
             return np.array([placement.x + c * x - s * y, placement.y + s * x + c * y, z])
 
+        drop_y = math.copysign(config.expert.drawer_drop_offset, side_y)  # off the middle, nearer the arm's reach
         return [to_world(drop_x, side_y, float(world[2])), to_world(drop_x, beside_y, centre_z),
-                to_world(drop_x, 0.0, centre_z)]
+                to_world(drop_x, drop_y, centre_z)]
 
     def _sidestep_goal(self, world: np.ndarray, hover_z: float) -> np.ndarray | None:
         """place_into_drawer's approach: while the arm target is in front of the cabinet (within its half width and
