@@ -1,5 +1,6 @@
 """Fixtures of the simulator tests: one simulator and the action space per test module (a module's tests may share
-its state, never another module's), and the two episodes the failure-analysis tests of every family run."""
+its state, never another module's), the two episodes the failure-analysis tests of every family run, and the
+physics tests' scripted arm moves."""
 import numpy as np
 import pytest
 
@@ -68,3 +69,24 @@ def let_go_while_carrying(sim, space):
         return task, tracer.classify(sim.success())
 
     return run
+
+
+@pytest.fixture(scope="module")
+def move_arm(sim):
+    """``move_arm(goal, gripper, step=0.04, settle=0.5)``: scripted arm moves for the physics tests, straight-line
+    deltas of the commanded target toward ``goal`` (base frame, at most ``step`` per control step, up to 60 steps),
+    then ``settle`` seconds holding it."""
+
+    def move(goal, gripper: float, step: float = 0.04, settle: float = 0.5) -> None:
+        period = sim.config.physics.control_period_s
+        for _ in range(60):
+            offset = goal - sim.arm_target()[0]
+            distance = np.linalg.norm(offset)
+            if distance < 1e-4:
+                break
+            sim.apply_action(np.zeros(3), np.r_[offset * min(1.0, step / distance), np.zeros(3)], gripper)
+            sim.advance(period)
+        sim.apply_action(np.zeros(3), np.zeros(6), gripper)
+        sim.advance(settle)
+
+    return move

@@ -8,7 +8,6 @@ import pytest
 
 from rt1_ros.sim.cabinet import handle_body, slot_bottom
 from rt1_ros.sim.episode import run_expert_episode
-from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.tasks import check_success
 
 DRAWER_FAMILIES = ("open_drawer", "close_drawer")
@@ -83,14 +82,6 @@ def test_a_zero_action_policy_fails_and_is_classified(idle_failure, family):
     assert reason == "handle never grasped" if family == "open_drawer" else reason == "drawer never touched"
 
 
-def test_follow_state_says_it_cannot_relabel_drawer_families(sim, space):
-    task = sim.reset("open_drawer", 0)
-    expert = ScriptedExpert(sim, space)
-    expert.reset(task)
-    with pytest.raises(NotImplementedError):
-        expert.follow_state()
-
-
 def test_cabinet_is_parked_out_of_view_and_old_sampling_is_unchanged(sim):
     import mujoco
 
@@ -153,21 +144,8 @@ def test_pulling_a_drawer_past_its_stop_does_not_move_the_cabinet(sim, space):
     assert sim.cabinet_pose() == cabinet
 
 
-def _move_arm_to(sim, goal, gripper, step=0.03, settle=0.5):
-    period = sim.config.physics.control_period_s
-    for _ in range(60):
-        offset = goal - sim.arm_target()[0]
-        distance = np.linalg.norm(offset)
-        if distance < 1e-4:
-            break
-        sim.apply_action(np.zeros(3), np.r_[offset * min(1.0, step / distance), np.zeros(3)], gripper)
-        sim.advance(period)
-    sim.apply_action(np.zeros(3), np.zeros(6), gripper)
-    sim.advance(settle)
-
-
 @pytest.mark.parametrize("solid", (True, False))
-def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, solid):
+def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, move_arm, solid):
     """A cube held in the gripper is shoved into the inside of the open top drawer's front, with the target 8 cm
     past the wall. It stops at the wall. The same move with the wall's contacts switched off carries the cube through,
     which shows the check can see a wall fail."""
@@ -193,14 +171,14 @@ def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, solid):
     try:
         sim.advance(0.3)
         grasp = sim.to_base_frame(sim.object_position(cube.name)) + np.array([0.0, 0.0, 0.008])
-        _move_arm_to(sim, np.r_[sim.arm_target()[0][:2], 0.9], gripper=0.0)  # up over the open drawer's front
-        _move_arm_to(sim, grasp + np.array([0.0, 0.0, 0.08]), gripper=0.0)
-        _move_arm_to(sim, grasp, gripper=0.0)
-        _move_arm_to(sim, grasp, gripper=1.0)
-        _move_arm_to(sim, grasp + np.array([0.0, 0.0, 0.01]), gripper=1.0)
+        move_arm(np.r_[sim.arm_target()[0][:2], 0.9], gripper=0.0, step=0.03)  # up over the open drawer's front
+        move_arm(grasp + np.array([0.0, 0.0, 0.08]), gripper=0.0, step=0.03)
+        move_arm(grasp, gripper=0.0, step=0.03)
+        move_arm(grasp, gripper=1.0, step=0.03)
+        move_arm(grasp + np.array([0.0, 0.0, 0.01]), gripper=1.0, step=0.03)
         assert sim.is_grasped(cube.name)
         beyond = sim.to_base_frame(_cabinet_point(sim, (inner_front + 0.08, 0.0, floor + half + 0.018)))
-        _move_arm_to(sim, beyond, gripper=1.0, step=0.02)
+        move_arm(beyond, gripper=1.0, step=0.02)
         reached = _to_cabinet(sim, sim.object_position(cube.name))[0] + half  # the cube's leading face
     finally:
         sim.model.geom_contype[front], sim.model.geom_conaffinity[front] = saved

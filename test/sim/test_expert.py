@@ -4,7 +4,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+from rt1_ros.sim.config import SimConfig
 from rt1_ros.sim.episode import apply_rt1_action, run_expert_episode
+from rt1_ros.sim.experts import ScriptedExpert
+from rt1_ros.sim.experts.core import RELABELLING_FAMILIES
 
 
 @pytest.mark.parametrize("family", ("pick", "move_near", "push"))
@@ -61,7 +64,6 @@ def _labelled_by_a_noisy_follower(sim, space, family: str, seed: int, follow: bo
     """The expert labels, something else drives: each label goes through the tokenizer's bins (what a policy
     outputs) and gets Gaussian arm noise before it is executed. -> (success, labels (T,11))."""
     from rt1_ros.model.action_tokenizer import ActionTokenizer
-    from rt1_ros.sim.experts import ScriptedExpert
 
     tokenizer = ActionTokenizer(space)
     task = sim.reset(family, seed)
@@ -101,8 +103,6 @@ def test_expert_labels_lead_a_noisy_follower_to_success_when_it_follows_the_stat
 def test_a_policy_closing_near_the_grasp_pose_is_labelled_to_finish_the_grasp(sim, space):
     """follow_state: a gripper closed 1.5 cm above where the expert would close is closing on the object; the label
     holds it closed (then lifts), rather than reopening at once and teaching the policy to let go."""
-    from rt1_ros.sim.experts import ScriptedExpert
-
     task = sim.reset("pick", 0)
     expert = ScriptedExpert(sim, space)
     expert.reset(task)
@@ -141,6 +141,16 @@ def test_applied_actions_are_mapped_onto_the_robot_as_the_node_maps_them(sim, sp
     assert not apply_rt1_action(sim, action, halved)
     sim.advance(sim.config.physics.control_period_s)
     np.testing.assert_allclose(sim.arm_target()[0], start + [0.02, 0.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("family", [f.name for f in SimConfig.from_yaml().tasks.families
+                                    if f.name not in RELABELLING_FAMILIES])
+def test_follow_state_refuses_the_families_whose_phases_it_cannot_recognise(sim, space, family):
+    """rt1-generate --policy relies on this: a family's DAgger labels would be wrong, so it says so up front."""
+    expert = ScriptedExpert(sim, space)
+    expert.reset(sim.reset(family, 0))
+    with pytest.raises(NotImplementedError, match=family):
+        expert.follow_state()
 
 
 # The newer arm families (cans, the cabinet): same budget and mode rules; every step but the last is an arm step.

@@ -113,14 +113,6 @@ def test_a_failed_episode_gets_a_reason(idle_failure, family):
     assert reason == expected[family]
 
 
-def test_follow_state_refuses_the_object_families(sim, space):
-    task = sim.reset("knock_over", 0)
-    expert = ScriptedExpert(sim, space)
-    expert.reset(task)
-    with pytest.raises(NotImplementedError):
-        expert.follow_state()
-
-
 def test_a_lying_can_stays_put_and_a_standing_can_stands(sim):
     """condim 6: rolling friction holds a can on its side where it was laid; one on its end does not wobble."""
     for family in ("place_upright", "knock_over"):

@@ -297,13 +297,6 @@ def test_failure_analysis_names_why_a_receptacle_episode_failed(idle_failure, le
     assert reason == f"let go in the {task.receptacle}"
 
 
-def test_follow_state_says_it_does_not_label_receptacle_families(sim, space):
-    expert = ScriptedExpert(sim, space)
-    expert.reset(sim.reset("place_into", SEEDS[0]))
-    with pytest.raises(NotImplementedError, match="place_into"):
-        expert.follow_state()
-
-
 def test_a_receptacle_episodes_training_wordings_name_its_receptacle():
     """rt1-train's reword_instructions: the other wordings of a recorded episode keep its receptacle (read back from
     the instruction's words, as push's direction is)."""

@@ -129,20 +129,6 @@ def test_end_effector_follows_rotation_deltas(sim, axis):
     assert axis_vector[axis] > 0.95
 
 
-def _move_arm_to(sim, goal, gripper, step=0.04):
-    """Scripted arm moves: straight-line deltas of the commanded target toward ``goal`` (base frame)."""
-    period = sim.config.physics.control_period_s
-    for _ in range(40):
-        offset = goal - sim.arm_target()[0]
-        distance = np.linalg.norm(offset)
-        if distance < 1e-4:
-            break
-        sim.apply_action(np.zeros(3), np.r_[offset * min(1.0, step / distance), np.zeros(3)], gripper)
-        sim.advance(period)
-    sim.apply_action(np.zeros(3), np.zeros(6), gripper)
-    sim.advance(0.5)
-
-
 def _first_cylinder_task(sim):
     for seed in range(50):
         task = sim.reset("pick", seed)
@@ -152,16 +138,16 @@ def _first_cylinder_task(sim):
 
 
 @pytest.mark.parametrize("close", (True, False))
-def test_gripper_grasps_and_lifts_an_object(sim, close):
+def test_gripper_grasps_and_lifts_an_object(sim, move_arm, close):
     task = _first_cylinder_task(sim)
     name = task.target_name
     rest = sim.object_position(name)
     obj = sim.to_base_frame(rest)
     table = sim.config.table.height
-    _move_arm_to(sim, np.array([obj[0], obj[1], table + 0.12]), gripper=0.0)
-    _move_arm_to(sim, np.array([obj[0], obj[1], obj[2] + 0.005]), gripper=0.0)
-    _move_arm_to(sim, np.array([obj[0], obj[1], obj[2] + 0.005]), gripper=1.0 if close else 0.0)
-    _move_arm_to(sim, np.array([obj[0], obj[1], obj[2] + 0.15]), gripper=1.0 if close else 0.0)
+    move_arm(np.array([obj[0], obj[1], table + 0.12]), gripper=0.0)
+    move_arm(np.array([obj[0], obj[1], obj[2] + 0.005]), gripper=0.0)
+    move_arm(np.array([obj[0], obj[1], obj[2] + 0.005]), gripper=1.0 if close else 0.0)
+    move_arm(np.array([obj[0], obj[1], obj[2] + 0.15]), gripper=1.0 if close else 0.0)
     lifted = sim.object_position(name)[2] - rest[2]
     if close:
         assert sim.is_grasped(name)
