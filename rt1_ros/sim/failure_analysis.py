@@ -37,8 +37,8 @@ from rt1_ros.sim.cabinet import handle_body
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
 from rt1_ros.sim.tasks import Task
-from rt1_ros.sim.tasks.objects import axis_tilt, object_placed_near, reference_moved
 from rt1_ros.sim.tasks.drawers import PLACE_INTO_DRAWER, in_drawer
+from rt1_ros.sim.tasks.objects import axis_tilt, object_placed_near, reference_moved
 from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
 from rt1_ros.sim.tasks.tabletop import push_displacement
 
@@ -92,7 +92,7 @@ class FailureTracer:
             return self._knock_over()
         if family == "place_upright":
             return self._place_upright()
-        if family in RECEPTACLE_FAMILIES or family == PLACE_INTO_DRAWER:
+        if self._carries:
             return self._receptacle()
         if family == "open_drawer":
             return self._open_drawer()

@@ -85,9 +85,7 @@ class ReceptaclePhases:
         table_z = config.table.height
         if task.family == PLACE_INTO_DRAWER:
             travel = self.sim.drawer_travel(task.drawer)
-            if in_drawer(config, task.cabinet, task.drawer, travel, world):
-                return table_z + drawer_interior(config.cabinet, config.cabinet.drawers.index(task.drawer)).z[0]
-            return table_z
+            return self._drawer_floor() if in_drawer(config, task.cabinet, task.drawer, travel, world) else table_z
         geometry = receptacle_geometry(config, task.receptacle)
         inside = geometry.inside(self.sim.receptacle_pose(task.receptacle), world)
         return table_z + geometry.floor_height if inside else table_z
@@ -126,12 +124,11 @@ class ReceptaclePhases:
         travel = self.sim.drawer_travel(task.drawer)
         drop_x = (travel - cabinet.front_thickness) / 2  # cabinet frame: the inside in front of the carcass
         placement = task.cabinet
-        c, s = math.cos(placement.yaw), math.sin(placement.yaw)
-        side_y = -s * (world[0] - placement.x) + c * (world[1] - placement.y)  # the object's cabinet-frame y
-        beside_y = math.copysign(cabinet.width / 2 + config.tasks.drawer_object_clearance / 2, side_y)
+        _, side_y = placement.to_cabinet(world[0], world[1])  # the object's cabinet-frame y
+        beside_y = math.copysign(self._beside_cabinet_y(), side_y)
 
         def to_world(x: float, y: float, z: float) -> np.ndarray:
-            return np.array([placement.x + c * x - s * y, placement.y + s * x + c * y, z])
+            return np.array([*placement.to_world(x, y), z])
 
         drop_y = math.copysign(config.expert.drawer_drop_offset, side_y)  # off the middle, nearer the arm's reach
         return [to_world(drop_x, side_y, float(world[2])), to_world(drop_x, beside_y, centre_z),
@@ -141,24 +138,26 @@ class ReceptaclePhases:
         """place_into_drawer's approach: while the arm target is in front of the cabinet (within its half width and
         the clearance beside it), the goal beside it at the object's cabinet-frame y, keeping the target's distance
         from the front; None once it is beside the cabinet."""
-        config, sim, placement = self.config, self.sim, self.task.cabinet
-        target, _ = sim.arm_target()
-        target_world = sim.to_world_frame(target)
-        c, s = math.cos(placement.yaw), math.sin(placement.yaw)
-
-        def local(point) -> tuple[float, float]:
-            dx, dy = point[0] - placement.x, point[1] - placement.y
-            return c * dx + s * dy, -s * dx + c * dy
-
-        target_x, target_y = local(target_world)
-        _, object_y = local(world)
-        beside = config.cabinet.width / 2 + config.tasks.drawer_object_clearance / 2
-        if abs(target_y) >= beside or abs(target_y - object_y) < config.expert.position_tolerance:
+        sim, placement = self.sim, self.task.cabinet
+        target_world = sim.to_world_frame(sim.arm_target()[0])
+        target_x, target_y = placement.to_cabinet(target_world[0], target_world[1])
+        _, object_y = placement.to_cabinet(world[0], world[1])
+        if abs(target_y) >= self._beside_cabinet_y() or \
+                abs(target_y - object_y) < self.config.expert.position_tolerance:
             return None
-        goal_world = np.array([placement.x + c * target_x - s * object_y, placement.y + s * target_x + c * object_y,
-                               0.0])
-        goal = sim.to_base_frame(goal_world)
+        goal = sim.to_base_frame(np.array([*placement.to_world(target_x, object_y), 0.0]))
         return np.array([goal[0], goal[1], hover_z])
+
+    def _beside_cabinet_y(self) -> float:
+        """place_into_drawer: |cabinet-frame y| from which the hand is beside the cabinet (half its width and half
+        the objects' clearance beside it), where it may rise or come down."""
+        return self.config.cabinet.width / 2 + self.config.tasks.drawer_object_clearance / 2
+
+    def _drawer_floor(self) -> float:
+        """place_into_drawer: world z of the task's drawer's bottom (its top face)."""
+        config = self.config
+        index = config.cabinet.drawers.index(self.task.drawer)
+        return config.table.height + drawer_interior(config.cabinet, index).z[0]
 
     def _release_goal(self, obj: np.ndarray) -> np.ndarray:
         """The arm target that holds the object's bottom ``release_gap`` above the plate (place_into), the drawer's
@@ -166,8 +165,7 @@ class ReceptaclePhases:
         config, expert, task = self.config, self.config.expert, self.task
         target, _ = self.sim.arm_target()
         if task.family == PLACE_INTO_DRAWER:
-            index = config.cabinet.drawers.index(task.drawer)
-            surface = config.table.height + drawer_interior(config.cabinet, index).z[0]
+            surface = self._drawer_floor()
         elif task.family == "place_into":
             surface = config.table.height + receptacle_geometry(config, task.receptacle).floor_height
         else:

@@ -37,6 +37,17 @@ class CabinetPlacement:
     yaw: float  # heading of the front's outward normal (pi: facing world -x, the robot's start)
     drawer_travel: tuple[float, ...]  # m, per cabinet.drawers entry (top to bottom)
 
+    def to_world(self, x: float, y: float) -> tuple[float, float]:
+        """World x, y of a cabinet-frame x, y (x out of the front, y to its left, origin at the front's middle)."""
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        return self.x + c * x - s * y, self.y + s * x + c * y
+
+    def to_cabinet(self, world_x: float, world_y: float) -> tuple[float, float]:
+        """Cabinet-frame x, y of a world x, y (the inverse of :meth:`to_world`)."""
+        dx, dy = world_x - self.x, world_y - self.y
+        c, s = math.cos(self.yaw), math.sin(self.yaw)
+        return c * dx + s * dy, -s * dx + c * dy
+
 
 @dataclass(frozen=True)
 class Task:

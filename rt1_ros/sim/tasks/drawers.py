@@ -134,9 +134,7 @@ def _beside_cabinet(config: SimConfig, placements: list[ObjectPlacement],
 
 def in_drawer(config: SimConfig, cabinet: CabinetPlacement, drawer: str, travel: float, point) -> bool:
     """The world ``point`` lies inside ``drawer``'s box, the drawer open by ``travel``, the cabinet at ``cabinet``."""
-    dx, dy = float(point[0]) - cabinet.x, float(point[1]) - cabinet.y
-    c, s = math.cos(cabinet.yaw), math.sin(cabinet.yaw)
-    local = (c * dx + s * dy, -s * dx + c * dy, float(point[2]) - config.table.height)
+    local = (*cabinet.to_cabinet(float(point[0]), float(point[1])), float(point[2]) - config.table.height)
     return drawer_interior(config.cabinet, config.cabinet.drawers.index(drawer)).contains(local, travel)
 
 
@@ -148,9 +146,7 @@ def drawer_handle_world(config: SimConfig, placement: CabinetPlacement, drawer: 
     if travel is None:
         travel = placement.drawer_travel[index]
     local = handle_position(config.cabinet, index, travel)
-    c, s = math.cos(placement.yaw), math.sin(placement.yaw)
-    return np.array([placement.x + c * local[0] - s * local[1], placement.y + s * local[0] + c * local[1],
-                     config.table.height + local[2]])
+    return np.array([*placement.to_world(local[0], local[1]), config.table.height + local[2]])
 
 
 def fill_drawer_template(template: str, drawer: str) -> str:
