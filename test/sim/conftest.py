@@ -1,6 +1,8 @@
 """Fixtures of the simulator tests: one simulator and the action space per test module (a module's tests may share
-its state, never another module's), the two episodes the failure-analysis tests of every family run, and the
-physics tests' scripted arm moves."""
+its state, never another module's), the two episodes the failure-analysis tests of every family run, the physics
+tests' scripted arm moves, and cabinet-frame points in the world."""
+import math
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,17 @@ def move_arm(sim):
         sim.advance(settle)
 
     return move
+
+
+@pytest.fixture(scope="module")
+def cabinet_point(sim):
+    """``cabinet_point(local)``: the world point (3,) of a cabinet-frame point (x out of the front, y to its left, z
+    above the table top), the cabinet where the simulator's body now stands (read from the model, not the task)."""
+
+    def point(local) -> np.ndarray:
+        x, y, yaw = sim.cabinet_pose()
+        c, s = math.cos(yaw), math.sin(yaw)
+        return np.array([x + c * local[0] - s * local[1], y + s * local[0] + c * local[1],
+                         sim.config.table.height + local[2]])
+
+    return point

@@ -13,14 +13,6 @@ from rt1_ros.sim.tasks import check_success
 DRAWER_FAMILIES = ("open_drawer", "close_drawer")
 
 
-def _cabinet_point(sim, local):
-    """World point of a cabinet-frame point (the cabinet as the current episode placed it)."""
-    x, y, yaw = sim.cabinet_pose()
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([x + c * local[0] - s * local[1], y + s * local[0] + c * local[1],
-                     sim.config.table.height + local[2]])
-
-
 def _to_cabinet(sim, world):
     x, y, yaw = sim.cabinet_pose()
     dx, dy = world[0] - x, world[1] - y
@@ -52,7 +44,7 @@ def test_drawer_success_on_hand_made_states(sim, family):
 
 
 @pytest.mark.parametrize("family", DRAWER_FAMILIES)
-def test_drawer_reset_layout(sim, family):
+def test_drawer_reset_layout(sim, cabinet_point, family):
     config = sim.config
     for seed in range(6):
         task = sim.reset(family, seed)
@@ -70,7 +62,7 @@ def test_drawer_reset_layout(sim, family):
         for placement in task.placements:
             assert abs(placement.y - task.cabinet.y) > half
         handle = sim.object_position(task.target_name)
-        expected = _cabinet_point(sim, (travels[index] + config.cabinet.handle_standoff, 0.0,
+        expected = cabinet_point((travels[index] + config.cabinet.handle_standoff, 0.0,
                                         slot_bottom(config.cabinet, index) + config.cabinet.slot_height / 2))
         np.testing.assert_allclose(handle, expected, atol=1e-6)
 
@@ -126,7 +118,7 @@ def test_closed_drawers_stay_closed_while_the_base_drives(sim):
     assert sim.cabinet_pose() == cabinet
 
 
-def test_pulling_a_drawer_past_its_stop_does_not_move_the_cabinet(sim, space):
+def test_pulling_a_drawer_past_its_stop_does_not_move_the_cabinet(sim, space, cabinet_point):
     result = run_expert_episode(sim, "open_drawer", 2, space)
     assert result.success
     cabinet = sim.cabinet_pose()
@@ -134,7 +126,7 @@ def test_pulling_a_drawer_past_its_stop_does_not_move_the_cabinet(sim, space):
     drawer = result.task.drawer
     # Grab the opened drawer's handle body directly: a pull far beyond the stop.
     body = sim.model.body(f"{drawer}_drawer").id
-    pull = _cabinet_point(sim, (1.0, 0.0, 0.0)) - _cabinet_point(sim, (0.0, 0.0, 0.0))
+    pull = cabinet_point((1.0, 0.0, 0.0)) - cabinet_point((0.0, 0.0, 0.0))
     for _ in range(200):
         sim.data.xfrc_applied[body, :3] = 80.0 * pull
         sim.advance(sim.model.opt.timestep)
@@ -145,7 +137,7 @@ def test_pulling_a_drawer_past_its_stop_does_not_move_the_cabinet(sim, space):
 
 
 @pytest.mark.parametrize("solid", (True, False))
-def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, move_arm, solid):
+def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, move_arm, cabinet_point, solid):
     """A cube held in the gripper is shoved into the inside of the open top drawer's front, with the target 8 cm
     past the wall. It stops at the wall. The same move with the wall's contacts switched off carries the cube through,
     which shows the check can see a wall fail."""
@@ -159,7 +151,7 @@ def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, move_arm, sol
     inner_front = cabinet.travel - cabinet.front_thickness  # cabinet x of the front's inner face
     floor = slot_bottom(cabinet, 0) + cabinet.clearance + cabinet.drawer_wall_thickness
     half = config.objects.cube_half_size
-    start = _cabinet_point(sim, (inner_front - half - 0.03, 0.0, floor + half))
+    start = cabinet_point((inner_front - half - 0.03, 0.0, floor + half))
     adr = sim._object_qpos[cube.name]
     _, _, yaw = sim.cabinet_pose()
     sim.data.qpos[adr:adr + 3] = start
@@ -177,7 +169,7 @@ def test_a_grasped_object_does_not_pass_through_a_drawer_wall(sim, move_arm, sol
         move_arm(grasp, gripper=1.0, step=0.03)
         move_arm(grasp + np.array([0.0, 0.0, 0.01]), gripper=1.0, step=0.03)
         assert sim.is_grasped(cube.name)
-        beyond = sim.to_base_frame(_cabinet_point(sim, (inner_front + 0.08, 0.0, floor + half + 0.018)))
+        beyond = sim.to_base_frame(cabinet_point((inner_front + 0.08, 0.0, floor + half + 0.018)))
         move_arm(beyond, gripper=1.0, step=0.02)
         reached = _to_cabinet(sim, sim.object_position(cube.name))[0] + half  # the cube's leading face
     finally:

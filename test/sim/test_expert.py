@@ -10,16 +10,21 @@ from rt1_ros.sim.experts import ScriptedExpert
 from rt1_ros.sim.experts.core import RELABELLING_FAMILIES
 
 
+def _solved_within_budget(sim, space, family: str, seed: int):
+    """The expert's episode, checked to succeed and terminate within the family's step budget with every action
+    inside the action space; -> (actions (T, 11), mode names)."""
+    result = run_expert_episode(sim, family, seed, space)
+    assert result.success, f"{family} seed {seed}: {result.task.instruction}"
+    assert result.terminated and result.steps <= sim.config.tasks.family(family).max_steps
+    actions = result.actions
+    assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
+    return actions, [space.mode_classes[int(m)] for m in actions[:, 10]]
+
+
 @pytest.mark.parametrize("family", ("pick", "move_near", "push"))
 def test_expert_succeeds_within_its_step_budget(sim, space, family):
-    budget = sim.config.tasks.family(family).max_steps
     for seed in (100, 101, 102, 103):
-        result = run_expert_episode(sim, family, seed, space)
-        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
-        assert result.terminated and result.steps <= budget
-        actions = result.actions
-        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
-        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
+        actions, modes = _solved_within_budget(sim, space, family, seed)
         assert modes[-1] == "terminate" and "terminate" not in modes[:-1]
         for action, mode in zip(actions, modes):
             if mode == "arm":
@@ -160,14 +165,8 @@ NEWER_ARM_FAMILIES = ("move_object_near", "knock_over", "place_upright", "open_d
 
 @pytest.mark.parametrize("family", NEWER_ARM_FAMILIES)
 def test_newer_arm_family_experts_succeed_within_their_step_budget(sim, space, family):
-    budget = sim.config.tasks.family(family).max_steps
     for seed in (100, 101, 102):
-        result = run_expert_episode(sim, family, seed, space)
-        assert result.success, f"{family} seed {seed}: {result.task.instruction}"
-        assert result.terminated and result.steps <= budget
-        actions = result.actions
-        assert np.all(actions[:, :10] >= space.low - 1e-9) and np.all(actions[:, :10] <= space.high + 1e-9)
-        modes = [space.mode_classes[int(m)] for m in actions[:, 10]]
+        actions, modes = _solved_within_budget(sim, space, family, seed)
         assert modes[-1] == "terminate" and set(modes[:-1]) == {"arm"}
         assert np.all(actions[:-1, 7:10] == 0)
         assert set(np.unique(actions[:, 6])) <= {0.0, 1.0}

@@ -1,9 +1,7 @@
 """place_into_drawer: its success check on hand-made states, its layouts, its failure reasons and its wordings (the
 expert's runs are test_expert.py's; the drawer walls' physics is test_drawers.py's)."""
 import dataclasses
-import math
 
-import numpy as np
 import pytest
 
 from rt1_ros.sim.cabinet import drawer_interior, handle_body
@@ -14,15 +12,7 @@ FAMILY = "place_into_drawer"
 SEEDS = (100, 101, 102)  # dev seeds
 
 
-def _cabinet_point(task, config, local):
-    """World point of a cabinet-frame point, the cabinet where ``task`` placed it."""
-    cabinet = task.cabinet
-    c, s = math.cos(cabinet.yaw), math.sin(cabinet.yaw)
-    return np.array([cabinet.x + c * local[0] - s * local[1], cabinet.y + s * local[0] + c * local[1],
-                     config.table.height + local[2]])
-
-
-def test_success_needs_the_object_inside_the_open_drawer_and_let_go(sim):
+def test_success_needs_the_object_inside_the_open_drawer_and_let_go(sim, cabinet_point):
     config = sim.config
     task = sim.reset(FAMILY, SEEDS[0])
     state = sim.scene_state()
@@ -33,7 +23,7 @@ def test_success_needs_the_object_inside_the_open_drawer_and_let_go(sim):
     half = config.objects.cube_half_size
     # Resting on the drawer's bottom in the part in front of the carcass, and deep inside under the carcass.
     for x in ((travel - config.cabinet.front_thickness) / 2, inside.x[0] + travel + 0.03):
-        resting = _cabinet_point(task, config, (x, 0.0, inside.z[0] + half))
+        resting = cabinet_point((x, 0.0, inside.z[0] + half))
         good = dataclasses.replace(state, object_position=resting, grasped=False, gripper_open=True)
         assert check_success(config, task, good)
         assert not check_success(config, task, dataclasses.replace(good, grasped=True))
@@ -45,11 +35,11 @@ def test_success_needs_the_object_inside_the_open_drawer_and_let_go(sim):
         "in front of the drawer": (travel + 0.03, 0.0, inside.z[0] + half),
     }
     for where, local in outside.items():
-        moved = dataclasses.replace(state, object_position=_cabinet_point(task, config, local), grasped=False,
+        moved = dataclasses.replace(state, object_position=cabinet_point(local), grasped=False,
                                     gripper_open=True)
         assert not check_success(config, task, moved), where
     # The same point with the drawer shut is in front of the cabinet, not in the drawer.
-    resting = _cabinet_point(task, config, (front, 0.0, inside.z[0] + half))
+    resting = cabinet_point((front, 0.0, inside.z[0] + half))
     shut = dataclasses.replace(state, object_position=resting, grasped=False, gripper_open=True, drawer_travel=0.0)
     assert not check_success(config, task, shut)
 
