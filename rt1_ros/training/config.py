@@ -36,6 +36,7 @@ class TrainConfig:
     target_cell_weight: float = 0.0
     history_dropout: float = 0.0
     reword_instructions: bool = False
+    instruction_noise: float = 0.0
     crop_scale_min: float = 0.88
     crop_padding: tuple[int, int] = (0, 0)
     brightness: float = 0.15
@@ -65,6 +66,8 @@ class TrainConfig:
             raise ValueError("auxiliary_state_weight must be >= 0")
         if self.target_cell_weight < 0.0:
             raise ValueError("target_cell_weight must be >= 0")
+        if not 0.0 <= self.instruction_noise <= 2.0:
+            raise ValueError("instruction_noise must be in [0, 2]")
         if not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError("history_dropout must be in [0, 1]")
         if not 0.0 < self.backbone_learning_rate_ratio <= 1.0:

@@ -46,6 +46,7 @@ class Batch:
     families: list[str]  # (N,)
     scene_state: torch.Tensor | None = None  # (N,S) float at each window's newest step, NaN where an episode has none
     scored: torch.Tensor | None = None  # (N,T) bool with every_frame: the steps that count (None: all)
+    frame_run: torch.Tensor | None = None  # (F,) long: which sampled run each frame belongs to (0..R-1)
 
 
 def split_episodes(episodes: list[Episode], val_fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
@@ -117,8 +118,9 @@ class WindowSampler:
     def _assemble(self, runs: list[tuple[int, int, int]], rng: np.random.Generator | None) -> Batch:
         """``runs``: (episode, first, end) with the steps first..end-1 the newest of a window each."""
         images, frame_instruction, windows, targets, families, states, scored = [], [], [], [], [], [], []
+        frame_run: list[int] = []
         offset = 0
-        for index, first, end in runs:
+        for run, (index, first, end) in enumerate(runs):
             episode = self.episodes[index]
             context_start = max(0, first - self.num_frames + 1)
             frames = self._prepare_frames(np.asarray(episode.frames[context_start:end]), rng)  # (n,3,h,w)
@@ -127,6 +129,7 @@ class WindowSampler:
             if rng is not None and episode.wordings:
                 instruction = episode.wordings[int(rng.integers(len(episode.wordings)))]
             frame_instruction += [instruction] * len(frames)
+            frame_run += [run] * len(frames)
             for step in range(first, end):
                 if self.every_frame:
                     indices = list(range(step - self.num_frames + 1, step + 1))  # T whole steps, never padded
@@ -155,7 +158,8 @@ class WindowSampler:
         scored_mask = torch.tensor(scored) if self.every_frame and rng is None else None
         return Batch(images=torch.cat(images), frame_instruction=torch.tensor(frame_instruction),
                      windows=torch.tensor(windows), targets=torch.from_numpy(np.concatenate(targets)),
-                     families=families, scene_state=scene_state, scored=scored_mask)
+                     families=families, scene_state=scene_state, scored=scored_mask,
+                     frame_run=torch.tensor(frame_run))
 
     def _prepare_frames(self, frames: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
         """(n,H,W,3) uint8 -> (n,3,h,w) float in [0,1], one crop and one jitter for the whole run."""
@@ -195,3 +199,18 @@ def colour_jitter(images: torch.Tensor, rng: np.random.Generator, config: TrainC
     mean = gray.mean(dim=(2, 3), keepdim=True)
     images = mean + (images - mean) * contrast
     return images.clamp_(0.0, 1.0)
+
+
+def noisy_instructions(frame_text: torch.Tensor, frame_run: torch.Tensor, rng: np.random.Generator,
+                       max_noise: float) -> torch.Tensor:
+    """(F,E) instruction embeddings, each run's moved off its wording (TrainConfig.instruction_noise): e becomes
+    (e + s·n)/|e + s·n|·|e|, one random unit direction n and one s ~ U[0, max_noise] per run, shared by the run's
+    frames (they are one episode's, worded once)."""
+    runs, width = int(frame_run.max()) + 1, frame_text.shape[-1]
+    directions = rng.standard_normal((runs, width)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    sizes = rng.uniform(0.0, max_noise, size=(runs, 1)).astype(np.float32)
+    offsets = torch.from_numpy(directions * sizes).to(frame_text.device)[frame_run.to(frame_text.device)]  # (F,E)
+    norms = frame_text.norm(dim=-1, keepdim=True)
+    moved = frame_text + offsets * norms
+    return moved / moved.norm(dim=-1, keepdim=True) * norms

@@ -42,7 +42,7 @@ from rt1_ros.training.metrics import MetricsLog, TrainWindow, ValidationTally
 from rt1_ros.training.objective import HEAD_FILES, HEAD_METRICS, TrainingObjective
 from rt1_ros.training.optimizer import learning_rate_at, make_optimizer, set_learning_rate
 from rt1_ros.training.optimizer_state import load_optimizer_state, save_optimizer_state
-from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, split_episodes
+from rt1_ros.training.sampler import Batch, EpisodeArrays, WindowSampler, noisy_instructions, split_episodes
 from rt1_ros.training.starting_point import embed_instructions, model_spec, task_wordings
 from rt1_ros.configuration.yaml_config import to_mapping
 
@@ -265,7 +265,11 @@ class Trainer:
         """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, the training-only heads'
         losses by metric name)."""
         self.trained.train()
-        batch = self._to_device(self.train_sampler.sample(rng))
+        sampled = self.train_sampler.sample(rng)
+        batch = self._to_device(sampled)
+        if self.config.instruction_noise > 0.0:
+            batch["frame_text"] = noisy_instructions(batch["frame_text"], sampled.frame_run, rng,
+                                                     self.config.instruction_noise)
         set_learning_rate(self.optimizer, learning_rate_at(self.config, self.step, self._progress_fraction()))
         with self._autocast():
             loss, outputs = self.trained(batch)
