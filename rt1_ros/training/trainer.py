@@ -265,11 +265,7 @@ class Trainer:
         """One optimizer step on a fresh batch -> (loss, token accuracy, number of targets, the training-only heads'
         losses by metric name)."""
         self.trained.train()
-        sampled = self.train_sampler.sample(rng)
-        batch = self._to_device(sampled)
-        if self.config.instruction_noise > 0.0:
-            batch["frame_text"] = noisy_instructions(batch["frame_text"], sampled.frame_run, rng,
-                                                     self.config.instruction_noise)
+        batch = self.training_batch(rng)
         set_learning_rate(self.optimizer, learning_rate_at(self.config, self.step, self._progress_fraction()))
         with self._autocast():
             loss, outputs = self.trained(batch)
@@ -303,6 +299,15 @@ class Trainer:
             tally.add(outputs["action_loss"], outputs["tokens"], outputs["targets"], families,
                       {name: outputs[key] for name, key in HEAD_METRICS.items() if outputs[key] is not None})
         return tally.metrics()
+
+    def training_batch(self, rng: np.random.Generator) -> TrainingBatch:
+        """A fresh augmented batch on the device, as a training step takes it (validation's is _to_device's)."""
+        sampled = self.train_sampler.sample(rng)
+        batch = self._to_device(sampled)
+        if self.config.instruction_noise > 0.0:
+            batch["frame_text"] = noisy_instructions(batch["frame_text"], sampled.frame_run, rng,
+                                                     self.config.instruction_noise)
+        return batch
 
     def _to_device(self, batch: Batch) -> TrainingBatch:
         images = batch.images.to(self.device, non_blocking=True)

@@ -6,7 +6,7 @@ import torch
 
 from rt1_ros.inference.frame_history import pad_window_indices
 from rt1_ros.training.config import TrainConfig
-from rt1_ros.training.sampler import EpisodeArrays, WindowSampler
+from rt1_ros.training.sampler import EpisodeArrays, WindowSampler, noisy_instructions
 
 
 def test_windows_are_front_padded_like_inference():
@@ -147,3 +147,40 @@ def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
     assert task_wordings(episode("move_object_near", "move the red cube near the blue can")) == ()
     into = task_wordings(episode("place_into", "put the red cube in the bowl", receptacle="bowl"))
     assert into and all("bowl" in w.split() and "tray" not in w for w in into)
+
+
+def test_each_frame_records_the_run_it_was_sampled_for():
+    config = TrainConfig(segment_length=4, segments_per_batch=2, crop_scale_min=1.0)
+    sampler = WindowSampler([_numbered_episode(9), _numbered_episode(5)], num_frames=6, image_size=8, config=config)
+    batch = sampler._assemble([(0, 6, 9), (1, 0, 2)], rng=None)
+    # Run 0: frames 1-8 (5 of context before step 6, then 6-8); run 1: frames 0-1.
+    assert batch.frame_run.tolist() == [0] * 8 + [1] * 2
+    assert len(batch.frame_run) == len(batch.images) == len(batch.frame_instruction)
+
+
+def _unit_rows(rows: int, width: int = 384, seed: int = 0) -> torch.Tensor:
+    return torch.nn.functional.normalize(torch.from_numpy(np.random.default_rng(seed).standard_normal(
+        (rows, width)).astype(np.float32)), dim=-1)
+
+
+def test_instruction_noise_moves_each_run_within_its_bound_and_keeps_the_length():
+    base = _unit_rows(3)
+    frame_text = torch.cat([base[0].expand(4, -1), base[1].expand(2, -1), 2.5 * base[2].expand(3, -1)])
+    frame_run = torch.tensor([0] * 4 + [1] * 2 + [2] * 3)
+    moved = noisy_instructions(frame_text, frame_run, np.random.default_rng(7), max_noise=0.7)
+    torch.testing.assert_close(moved.norm(dim=-1), frame_text.norm(dim=-1))
+    cosine = torch.nn.functional.cosine_similarity(moved, frame_text, dim=-1)
+    assert (cosine >= 1.0 / np.sqrt(1.0 + 0.7 ** 2) - 1e-4).all() and (cosine < 0.9999).all(), cosine
+    # One episode is worded once: every frame of a run moves the same way, the runs each their own way.
+    for run in range(3):
+        rows = moved[frame_run == run]
+        torch.testing.assert_close(rows, rows[:1].expand_as(rows))
+    assert not torch.allclose(moved[0] - frame_text[0], moved[4] - frame_text[4], atol=1e-3)
+
+
+def test_instruction_noise_depends_on_the_draw_and_vanishes_at_zero():
+    frame_text, frame_run = _unit_rows(4), torch.arange(4)
+    first = noisy_instructions(frame_text, frame_run, np.random.default_rng(1), max_noise=1.0)
+    second = noisy_instructions(frame_text, frame_run, np.random.default_rng(2), max_noise=1.0)
+    assert not torch.allclose(first, second, atol=1e-3)
+    torch.testing.assert_close(noisy_instructions(frame_text, frame_run, np.random.default_rng(1), 0.0), frame_text)
