@@ -130,6 +130,15 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
         action = self._arm_action(np.zeros(6), gripper=1.0)
         return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "lift", action)
 
+    def _retreat(self, height: float, max_step: float, gripper: float) -> np.ndarray:
+        """Rise straight over the last anchor to ``height`` (base frame); there, done when the task succeeded,
+        otherwise start again from the approach."""
+        goal = np.array([self._anchor[0], self._anchor[1], height])
+        action, arrived = self._arm_towards(goal, max_step, gripper=gripper)
+        if arrived and not self.sim.success():
+            return self._next_if(True, "approach", action, immediate=True)
+        return self._next_if(arrived, "done", action, immediate=True)
+
     def _enter(self, phase: str) -> None:
         if phase != self.phase:
             self.phase = phase

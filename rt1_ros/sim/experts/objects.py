@@ -81,11 +81,7 @@ class ObjectFamilyPhases:
             action = self._arm_action(np.zeros(6), gripper=0.0)
             return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "retreat", action)
         if self.phase == "retreat":
-            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
-            action, arrived = self._arm_towards(goal, expert.max_descend_step, gripper=0.0)
-            if arrived and not sim.success():
-                return self._next_if(True, "approach", action, immediate=True)
-            return self._next_if(arrived, "done", action, immediate=True)
+            return self._retreat(hover_z, expert.max_descend_step, gripper=0.0)
         return self._terminate(gripper=0.0)
 
     def _knock_geometry(self) -> tuple[float, float]:
@@ -123,11 +119,7 @@ class ObjectFamilyPhases:
             action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
             return self._next_if(arrived, "retreat", action, immediate=True)
         if self.phase == "retreat":
-            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
-            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=1.0)
-            if arrived and not sim.success():
-                return self._next_if(True, "approach", action, immediate=True)
-            return self._next_if(arrived, "done", action, immediate=True)
+            return self._retreat(hover_z, expert.max_arm_step, gripper=1.0)
         return self._terminate(gripper=1.0)
 
     def _place_upright(self) -> np.ndarray:

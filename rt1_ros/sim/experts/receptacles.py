@@ -71,11 +71,7 @@ class ReceptaclePhases:
             return self._next_if(self.steps_in_phase + 1 >= expert.release_steps, "retreat", action)
         if self.phase == "retreat":
             up = max(hover_z, self._carry_height) if task.family == PLACE_INTO_DRAWER else hover_z
-            goal = np.array([self._anchor[0], self._anchor[1], up])
-            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=0.0)
-            if arrived and not sim.success():
-                return self._next_if(True, "approach", action, immediate=True)
-            return self._next_if(arrived, "done", action, immediate=True)
+            return self._retreat(up, expert.max_arm_step, gripper=0.0)
         return self._terminate(gripper=0.0)
 
     def _support_height(self, world: np.ndarray) -> float:

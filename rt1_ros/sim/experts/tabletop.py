@@ -137,11 +137,7 @@ class TabletopPhases:
                 self._anchor = goal
             return self._next_if(arrived, "retreat", action, immediate=True)
         if self.phase == "retreat":
-            goal = np.array([self._anchor[0], self._anchor[1], hover_z])
-            action, arrived = self._arm_towards(goal, expert.max_arm_step, gripper=1.0)
-            if arrived and not sim.success():
-                return self._next_if(True, "approach", action, immediate=True)
-            return self._next_if(arrived, "done", action, immediate=True)
+            return self._retreat(hover_z, expert.max_arm_step, gripper=1.0)
         return self._terminate(gripper=1.0)
 
     def _move_near(self) -> np.ndarray:
