@@ -19,9 +19,9 @@ def test_readme_links_every_docs_page():
 
 def test_readme_results_are_the_report_run_the_shipped_checkpoint_records():
     """The published table is regenerated from models/rt1_sim/config.yaml's latest report run, never typed."""
-    from rt1_ros.closed_loop.readme_results import current_block, latest_report_run, results_block
+    from rt1_ros.closed_loop.readme_results import README_BLOCK, latest_report_run, results_block
 
     record = latest_report_run(ROOT / "models" / "rt1_sim")
-    assert current_block(README) == results_block(record, "models/rt1_sim"), \
+    assert README_BLOCK.current(README) == results_block(record, "models/rt1_sim"), \
         "README's results differ from the shipped checkpoint's report run: python -m " \
         "rt1_ros.closed_loop.readme_results --write"

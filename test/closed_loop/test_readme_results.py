@@ -1,7 +1,7 @@
 """README's results block: made from a report run's record, and put between README's markers."""
 import pytest
 
-from rt1_ros.closed_loop.readme_results import BEGIN, END, current_block, replace_block, results_block
+from rt1_ros.closed_loop.readme_results import README_BLOCK, results_block
 
 
 def _record(pick_successes: int) -> dict:
@@ -26,9 +26,10 @@ def test_each_condition_is_a_row_and_each_family_a_column_with_its_interval():
 
 
 def test_the_block_replaces_what_lies_between_the_markers_only():
-    text = f"# title\n{BEGIN}\nold table\n{END}\nafter\n"
-    replaced = replace_block(text, "new table")
-    assert replaced == f"# title\n{BEGIN}\nnew table\n{END}\nafter\n"
-    assert current_block(replaced) == "new table"
+    begin, end = README_BLOCK.begin, README_BLOCK.end
+    text = f"# title\n{begin}\nold table\n{end}\nafter\n"
+    replaced = README_BLOCK.replace(text, "new table")
+    assert replaced == f"# title\n{begin}\nnew table\n{end}\nafter\n"
+    assert README_BLOCK.current(replaced) == "new table"
     with pytest.raises(ValueError, match="markers"):
-        replace_block("# no markers\n", "new table")
+        README_BLOCK.replace("# no markers\n", "new table")

@@ -3,14 +3,14 @@ import dataclasses
 from pathlib import Path
 
 from rt1_ros.sim.config import SimConfig
-from rt1_ros.sim.family_table import current_block, family_table
+from rt1_ros.sim.family_table import README_BLOCK, family_table
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_lists_every_family_as_config_sim_yaml_declares_it():
     config = SimConfig.from_yaml()
-    assert current_block(README) == family_table(config), \
+    assert README_BLOCK.current(README) == family_table(config), \
         "README's family table differs from config/sim.yaml: python -m rt1_ros.sim.family_table --write"
     for family in config.tasks.families:
         assert f"| `{family.name}` |" in README
