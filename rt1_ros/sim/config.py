@@ -7,6 +7,7 @@ y left, z up, origin on the floor under the base centre).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -329,19 +330,36 @@ class TaskFamilyConfig:
     # str.format fields: colour, object (one of the shape's words), direction, receptacle (its kind's name), drawer
     # (a cabinet.drawers entry).
     # `templates` are the wordings the training data uses; `unseen_templates` never appear in it (the
-    # `unseen_wordings` condition asks with them).
+    # `unseen_wordings` condition asks with them). `paraphrases` are more training-only wordings, which rt1-train
+    # draws from with reword_paraphrases (episodes and the seen condition keep to `templates`).
     templates: tuple[str, ...]
     unseen_templates: tuple[str, ...]
     start_pose: StartPoseConfig
     max_steps: int  # control steps before an episode counts as failed
     target_max_abs_y: float  # |world y| of the target object: keeps pick/push targets inside arm reach
+    paraphrases: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.templates or not self.unseen_templates:
             raise ValueError(f"task family {self.name!r} needs templates and unseen_templates")
-        shared = sorted(set(self.templates) & set(self.unseen_templates))
+        trained = set(self.templates) | set(self.paraphrases)
+        shared = sorted(trained & set(self.unseen_templates))
         if shared:
             raise ValueError(f"task family {self.name!r}: {shared} is both a training and an unseen template")
+        # A paraphrase may not borrow a word only the unseen templates use: the unseen_wordings condition stays a
+        # test of words and sentence shapes training never saw.
+        unseen_only = template_words(self.unseen_templates) - template_words(self.templates)
+        for paraphrase in self.paraphrases:
+            borrowed = sorted(template_words([paraphrase]) & unseen_only)
+            if borrowed:
+                raise ValueError(f"task family {self.name!r}: paraphrase {paraphrase!r} uses {borrowed}, words "
+                                 "only its unseen templates use")
+
+
+def template_words(templates) -> set[str]:
+    """The words of ``templates``, their {fields} left out, lower case."""
+    return {word for template in templates for word in re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ",
+                                                                                     template.lower()))}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class TrainConfig:
     target_cell_weight: float = 0.0
     history_dropout: float = 0.0
     reword_instructions: bool = False
+    reword_paraphrases: bool = False
     instruction_noise: float = 0.0
     crop_scale_min: float = 0.88
     crop_padding: tuple[int, int] = (0, 0)
@@ -66,6 +67,8 @@ class TrainConfig:
             raise ValueError("auxiliary_state_weight must be >= 0")
         if self.target_cell_weight < 0.0:
             raise ValueError("target_cell_weight must be >= 0")
+        if self.reword_paraphrases and not self.reword_instructions:
+            raise ValueError("reword_paraphrases draws from the rewordings: it needs reword_instructions")
         if not 0.0 <= self.instruction_noise <= 2.0:
             raise ValueError("instruction_noise must be in [0, 2]")
         if not 0.0 <= self.history_dropout <= 1.0:

@@ -82,9 +82,10 @@ def _sim_config():
     return SimConfig.from_yaml()
 
 
-def task_wordings(episode: Episode) -> tuple[str, ...]:
-    """Every training wording of a simulator episode's task (config/sim.yaml templates), for `reword_instructions`;
-    () for other data, and for episodes the generator worded with templates training must not see."""
+def task_wordings(episode: Episode, paraphrases: bool = False) -> tuple[str, ...]:
+    """Every training wording of a simulator episode's task (config/sim.yaml templates, and its family's paraphrases
+    with ``paraphrases``), for `reword_instructions`; () for other data, and for episodes the generator worded with
+    templates training must not see."""
     from rt1_ros.sim.scene import all_object_specs
     from rt1_ros.sim.tasks import training_wordings
     from rt1_ros.sim.tasks.receptacles import RECEPTACLE_FAMILIES
@@ -112,4 +113,4 @@ def task_wordings(episode: Episode) -> tuple[str, ...]:
     if drawer is None and episode.info.task_family == "place_into_drawer":
         return ()  # the drawer is not recorded: keep the episode's own wording
     return training_wordings(config, episode.info.task_family, colour, shape, direction, reference=reference,
-                             receptacle=receptacle, drawer=drawer)
+                             receptacle=receptacle, drawer=drawer, paraphrases=paraphrases)

@@ -147,7 +147,8 @@ class Trainer:
                 raise SystemExit(f"{len(short)} episode(s) have fewer than the {model_config.num_frames} steps of a "
                                  f"{model_config.action_readout} window, e.g. {short[0].path} "
                                  f"({short[0].info.num_steps}); leave them out of the dataset")
-        wordings = {id(e): task_wordings(e) for e in train} if config.reword_instructions else {}
+        wordings = {id(e): task_wordings(e, config.reword_paraphrases) for e in train} \
+            if config.reword_instructions else {}
         instructions = sorted({e.info.instruction for e in dataset} | {w for ws in wordings.values() for w in ws})
         # The frozen encoder runs once per distinct instruction; the loop only indexes this table. (I,E), E the
         # network's instruction width (384 for the project's sizes, 512 for a converted official checkpoint)

@@ -18,13 +18,15 @@ def config():
     return SimConfig.from_yaml()
 
 
-def training_instructions(config: SimConfig) -> set[str]:
-    """Every instruction the training templates can produce."""
+def training_instructions(config: SimConfig, paraphrases: bool = True) -> set[str]:
+    """Every instruction the training templates (and, with ``paraphrases``, the families' paraphrases, which
+    rt1-train may reword with) can produce."""
     out = set()
     receptacles = [kind.name for kind in config.receptacles.kinds]
     for family in config.tasks.families:
+        templates = family.templates + (family.paraphrases if paraphrases else ())
         for template, colour, entry, direction, receptacle, drawer in itertools.product(
-                family.templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
+                templates, config.objects.colours, config.objects.shape_words, ("left", "right"),
                 receptacles, config.cabinet.drawers):
             for word in entry.words:
                 # A family that names a second object (move_object_near's reference) words it the same way.
@@ -77,7 +79,7 @@ def test_unseen_wordings_are_never_a_training_instruction(sim, config):
     trained = training_instructions(config)
     seen_words = {sim.reset(family, seed, "seen").instruction
                   for family in ALL_FAMILIES for seed in range(100_000, 100_030)}
-    assert seen_words <= trained and len(seen_words) > 15  # seen draws many training wordings
+    assert seen_words <= training_instructions(config, paraphrases=False) and len(seen_words) > 15
     for family in ALL_FAMILIES:
         for seed in range(100_000, 100_030):
             instruction = sim.reset(family, seed, "unseen_wordings").instruction
@@ -172,3 +174,24 @@ def test_generation_refuses_evaluation_seeds(tmp_path):
         check_training_seeds(99_990, 20)
     with pytest.raises(SystemExit):
         main(["--output", str(tmp_path / "d"), "--seed-start", "100000", "--episodes-per-family", "1"])
+
+
+def test_paraphrases_add_training_wordings_and_borrow_no_word_of_the_unseen_templates(config):
+    from rt1_ros.sim.config import TaskFamilyConfig, template_words
+
+    assert len(training_instructions(config)) > len(training_instructions(config, paraphrases=False))
+    for family in config.tasks.families:
+        unseen_only = template_words(family.unseen_templates) - template_words(family.templates)
+        assert not template_words(family.paraphrases) & unseen_only, family.name
+    pick = config.tasks.family("pick")
+
+    def with_paraphrase(paraphrase: str) -> TaskFamilyConfig:
+        return TaskFamilyConfig(name="pick", templates=pick.templates, unseen_templates=pick.unseen_templates,
+                                start_pose=pick.start_pose, max_steps=pick.max_steps,
+                                target_max_abs_y=pick.target_max_abs_y, paraphrases=(paraphrase,))
+
+    assert with_paraphrase("hoist the {colour} {object}").paraphrases  # a new word is fine
+    with pytest.raises(ValueError, match="raise"):  # "raise" is only in pick's unseen templates
+        with_paraphrase("raise the {colour} {object} a little")
+    with pytest.raises(ValueError, match="both a training and an unseen"):
+        with_paraphrase(pick.unseen_templates[0])

@@ -147,6 +147,10 @@ def test_a_simulator_episodes_wordings_are_its_tasks_training_templates():
     assert task_wordings(episode("move_object_near", "move the red cube near the blue can")) == ()
     into = task_wordings(episode("place_into", "put the red cube in the bowl", receptacle="bowl"))
     assert into and all("bowl" in w.split() and "tray" not in w for w in into)
+    # reword_paraphrases: the family's paraphrases join the templates' wordings, worded for the same task.
+    paraphrased = task_wordings(episode("push", "shove the red block to the left"), paraphrases=True)
+    assert set(push) < set(paraphrased) and len(paraphrased) == len(push) + 2 * len(family.paraphrases)
+    assert all(("left" in w.split()) and "red" in w and "right" not in w.split() for w in paraphrased)
 
 
 def test_each_frame_records_the_run_it_was_sampled_for():

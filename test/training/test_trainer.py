@@ -235,6 +235,12 @@ def test_instruction_noise_reaches_training_batches_and_never_validation(dataset
     torch.testing.assert_close(validation["frame_text"], rows)
 
 
+def test_reword_paraphrases_without_rewording_is_refused():
+    with pytest.raises(ValueError, match="reword_instructions"):
+        TrainConfig(reword_paraphrases=True)
+    assert TrainConfig(reword_instructions=True, reword_paraphrases=True).reword_paraphrases
+
+
 def test_instruction_noise_outside_its_range_is_refused():
     with pytest.raises(ValueError, match="instruction_noise"):
         TrainConfig(instruction_noise=-0.1)

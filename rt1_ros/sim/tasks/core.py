@@ -39,17 +39,19 @@ def sample_task(config: SimConfig, family_name: str, seed: int, rng: np.random.G
 
 def training_wordings(config: SimConfig, family_name: str, colour: str, shape: str, direction: str | None,
                       reference: ObjectSpec | None = None, receptacle: str | None = None,
-                      drawer: str | None = None) -> tuple[str, ...]:
+                      drawer: str | None = None, paraphrases: bool = False) -> tuple[str, ...]:
     """Every instruction the training templates word this task with (each template, each of the shape's words and,
-    with a ``reference``, each of its shape's words). Drawer families: ``colour`` is the drawer (a handle's target
-    name reads DRAWER_drawer_handle); place_into_drawer names its ``drawer``."""
+    with a ``reference``, each of its shape's words), and the family's paraphrases too with ``paraphrases``. Drawer
+    families: ``colour`` is the drawer (a handle's target name reads DRAWER_drawer_handle); place_into_drawer names
+    its ``drawer``."""
     family = config.tasks.family(family_name)
+    templates = family.templates + (family.paraphrases if paraphrases else ())
     if family_name in DRAWER_FAMILIES:
-        return tuple(dict.fromkeys(fill_drawer_template(template, colour) for template in family.templates))
+        return tuple(dict.fromkeys(fill_drawer_template(template, colour) for template in templates))
     reference_words = config.objects.words_for(reference.shape) if reference is not None else (None,)
     return tuple(dict.fromkeys(fill_template(template, colour, word, direction, reference, reference_word,
                                              receptacle, drawer)
-                               for template in family.templates for word in config.objects.words_for(shape)
+                               for template in templates for word in config.objects.words_for(shape)
                                for reference_word in reference_words))
 
 
