@@ -130,6 +130,16 @@ class ScriptedExpert(TabletopPhases, ObjectFamilyPhases, ReceptaclePhases, Drawe
         action = self._arm_action(np.zeros(6), gripper=1.0)
         return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "lift", action)
 
+    def _lower_then_release(self, release_steps: int) -> np.ndarray:
+        """lower -> release: down onto the anchor with the object held, then the gripper open for ``release_steps``
+        steps before the retreat."""
+        expert = self.config.expert
+        if self.phase == "lower":
+            action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
+            return self._next_if(arrived, "release", action, immediate=True)
+        action = self._arm_action(np.zeros(6), gripper=0.0)
+        return self._next_if(self.steps_in_phase + 1 >= release_steps, "retreat", action)
+
     def _retreat(self, height: float, max_step: float, gripper: float) -> np.ndarray:
         """Rise straight over the last anchor to ``height`` (base frame); there, done when the task succeeded,
         otherwise start again from the approach."""

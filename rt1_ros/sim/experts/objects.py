@@ -74,12 +74,8 @@ class ObjectFamilyPhases:
                 drop = bottom - (self.config.table.height + expert.release_height)
                 self._anchor = np.array([spot[0], spot[1], max(grasp_z, sim.arm_target()[0][2] - drop)])
             return self._next_if(arrived, "lower", action, immediate=True)
-        if self.phase == "lower":
-            action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
-            return self._next_if(arrived, "release", action, immediate=True)
-        if self.phase == "release":
-            action = self._arm_action(np.zeros(6), gripper=0.0)
-            return self._next_if(self.steps_in_phase + 1 >= expert.close_steps, "retreat", action)
+        if self.phase in ("lower", "release"):
+            return self._lower_then_release(expert.close_steps)
         if self.phase == "retreat":
             return self._retreat(hover_z, expert.max_descend_step, gripper=0.0)
         return self._terminate(gripper=0.0)

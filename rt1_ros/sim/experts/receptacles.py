@@ -63,12 +63,8 @@ class ReceptaclePhases:
                 self._carry_height = self._anchor[2]
                 self._anchor = self._release_goal(obj)
             return self._next_if(arrived, "lower", action, immediate=True)
-        if self.phase == "lower":
-            action, arrived = self._arm_towards(self._anchor, expert.max_descend_step, gripper=1.0)
-            return self._next_if(arrived, "release", action, immediate=True)
-        if self.phase == "release":
-            action = self._arm_action(np.zeros(6), gripper=0.0)
-            return self._next_if(self.steps_in_phase + 1 >= expert.release_steps, "retreat", action)
+        if self.phase in ("lower", "release"):
+            return self._lower_then_release(expert.release_steps)
         if self.phase == "retreat":
             up = max(hover_z, self._carry_height) if task.family == PLACE_INTO_DRAWER else hover_z
             return self._retreat(up, expert.max_arm_step, gripper=0.0)
