@@ -28,6 +28,6 @@ class GeneratedBlock:
         return text[start + len(self.begin):stop].strip("\n")
 
     def write_into(self, page: str | Path, block: str) -> None:
-        """Replace the block in the file ``page``; OSError or ValueError (no markers) leave it as it was."""
+        """Replace the block in the file ``page``; ValueError (no markers) before anything is written."""
         page = Path(page)
         page.write_text(self.replace(page.read_text(encoding="utf-8"), block), encoding="utf-8")

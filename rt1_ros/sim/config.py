@@ -346,20 +346,23 @@ class TaskFamilyConfig:
         shared = sorted(trained & set(self.unseen_templates))
         if shared:
             raise ValueError(f"task family {self.name!r}: {shared} is both a training and an unseen template")
-        # A paraphrase may not borrow a word only the unseen templates use: the unseen_wordings condition stays a
-        # test of words and sentence shapes training never saw.
-        unseen_only = template_words(self.unseen_templates) - template_words(self.templates)
+        fields = template_fields(self.templates)
         for paraphrase in self.paraphrases:
-            borrowed = sorted(template_words([paraphrase]) & unseen_only)
-            if borrowed:
-                raise ValueError(f"task family {self.name!r}: paraphrase {paraphrase!r} uses {borrowed}, words "
-                                 "only its unseen templates use")
+            extra = sorted(template_fields([paraphrase]) - fields)
+            if extra:
+                raise ValueError(f"task family {self.name!r}: paraphrase {paraphrase!r} names {extra}, which its "
+                                 f"templates never fill (they use {sorted(fields)})")
 
 
 def template_words(templates) -> set[str]:
-    """The words of ``templates``, their {fields} left out, lower case."""
-    return {word for template in templates for word in re.findall(r"[a-z]+", re.sub(r"\{\w+\}", " ",
-                                                                                     template.lower()))}
+    """The words of ``templates``, their {fields} left out, lower case (an apostrophe stays inside its word)."""
+    return {word for template in templates
+            for word in re.findall(r"[a-z']+", re.sub(r"\{\w+\}", " ", template.lower()))}
+
+
+def template_fields(templates) -> set[str]:
+    """The {fields} ``templates`` fill."""
+    return {field for template in templates for field in re.findall(r"\{(\w+)\}", template)}
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,21 @@ class TasksConfig:
         if unknown or not self.default_families:
             raise ValueError(f"tasks.default_families {list(self.default_families)}: needs at least one family, "
                              f"and {unknown} are not among tasks.families {list(self.family_names)}")
+        # No paraphrase may borrow a word that only unseen templates use, any family's: the unseen_wordings
+        # condition stays a test of words training never saw.
+        unseen_only = self.unseen_only_words
+        for family in self.families:
+            for paraphrase in family.paraphrases:
+                borrowed = sorted(template_words([paraphrase]) & unseen_only)
+                if borrowed:
+                    raise ValueError(f"task family {family.name!r}: paraphrase {paraphrase!r} uses {borrowed}, "
+                                     "words that only unseen templates use")
+
+    @property
+    def unseen_only_words(self) -> set[str]:
+        """Words some family's unseen templates use and no family's training templates do."""
+        return template_words(t for f in self.families for t in f.unseen_templates) - \
+            template_words(t for f in self.families for t in f.templates)
 
     def family(self, name: str) -> TaskFamilyConfig:
         for family in self.families:

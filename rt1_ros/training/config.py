@@ -69,8 +69,8 @@ class TrainConfig:
             raise ValueError("target_cell_weight must be >= 0")
         if self.reword_paraphrases and not self.reword_instructions:
             raise ValueError("reword_paraphrases draws from the rewordings: it needs reword_instructions")
-        if not 0.0 <= self.instruction_noise <= 2.0:
-            raise ValueError("instruction_noise must be in [0, 2]")
+        if not 0.0 <= self.instruction_noise <= 1.0:
+            raise ValueError("instruction_noise must be in [0, 1]")
         if not 0.0 <= self.history_dropout <= 1.0:
             raise ValueError("history_dropout must be in [0, 1]")
         if not 0.0 < self.backbone_learning_rate_ratio <= 1.0:

@@ -204,8 +204,8 @@ def colour_jitter(images: torch.Tensor, rng: np.random.Generator, config: TrainC
 def noisy_instructions(frame_text: torch.Tensor, frame_run: torch.Tensor, rng: np.random.Generator,
                        max_noise: float) -> torch.Tensor:
     """(F,E) instruction embeddings, each run's moved off its wording (TrainConfig.instruction_noise): e becomes
-    (e + s·n)/|e + s·n|·|e|, one random unit direction n and one s ~ U[0, max_noise] per run, shared by the run's
-    frames (they are one episode's, worded once)."""
+    e + s·|e|·n rescaled to |e|, one random unit direction n and one s ~ U[0, max_noise] per run, shared by the
+    run's frames (they are one episode's, worded once)."""
     runs, width = int(frame_run.max()) + 1, frame_text.shape[-1]
     directions = rng.standard_normal((runs, width)).astype(np.float32)
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
