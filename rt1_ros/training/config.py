@@ -12,6 +12,7 @@ from rt1_ros.configuration.yaml_config import apply_overrides, config_dir, load_
 class TrainConfig:
     model_size: str = "tiny"
     image_size: int = 0
+    action_readout: str = ""
     backbone_weights: str = ""
     data: str = "data/sim"
     extra_data: tuple[str, ...] = ()

@@ -55,6 +55,11 @@ def _named_model_spec(config: TrainConfig, resume_from: Path | None) -> tuple[RT
     model_config = RT1Config.from_yaml(config.model_size)
     if config.image_size:
         model_config = replace(model_config, image_size=config.image_size)
+    if config.action_readout:
+        try:
+            model_config = replace(model_config, action_readout=config.action_readout)
+        except ValueError as exc:
+            raise SystemExit(f"action_readout {config.action_readout!r}: {exc}") from exc
     return model_config, action_space, False
 
 

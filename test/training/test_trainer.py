@@ -252,3 +252,26 @@ def test_instruction_noise_outside_its_range_is_refused():
         TrainConfig(instruction_noise=-0.1)
     with pytest.raises(ValueError, match="instruction_noise"):
         TrainConfig(instruction_noise=1.5)
+
+
+def test_a_size_trains_with_another_action_readout_and_the_node_loads_it(dataset, fast, tmp_path):
+    config = parse_overrides(TrainConfig(), fast + [f"data={dataset}", "total_steps=3",
+                                                     "action_readout=action_positions"])
+    trainer = Trainer(config, tmp_path / "run", progress=False, device="cpu")
+    assert trainer.model.config.action_readout == "action_positions" and trainer.model.config.supervises_every_frame
+    batch = trainer.training_batch(np.random.default_rng(0))
+    assert batch["targets"].dim() == 3  # (N,T,11): every frame of each window is supervised
+    assert trainer.run()["step"] == 3
+    model, _, _ = from_pretrained(tmp_path / "run" / "latest")
+    assert model.config.action_readout == "action_positions"
+    loaded = load_policy(PolicySource(checkpoint=str(tmp_path / "run" / "latest"), device="cpu"))
+    loaded.policy.set_instruction("pick up the red cube")
+    assert loaded.policy.select_action(np.full((60, 80, 3), 200, np.uint8)).tokens.shape == (11,)
+    plain = Trainer(parse_overrides(config, ['action_readout=""']), tmp_path / "plain", progress=False, device="cpu")
+    assert plain.model.config.action_readout == "last_token"  # the tiny size's own
+
+
+def test_an_unknown_action_readout_is_refused(dataset, fast, tmp_path):
+    config = parse_overrides(TrainConfig(), fast + [f"data={dataset}", "action_readout=middle_token"])
+    with pytest.raises(SystemExit, match="action_readout"):
+        Trainer(config, tmp_path / "run", progress=False, device="cpu")
