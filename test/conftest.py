@@ -7,6 +7,21 @@ import torch
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.configuration.yaml_config import from_mapping, to_mapping
+from rt1_ros.node.shared_memory import zombie_files
+
+
+_ZOMBIES_BEFORE: set = set()
+
+
+def pytest_sessionstart(session):
+    _ZOMBIES_BEFORE.update(zombie_files())
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Tests that SIGKILL a node on purpose, or a timeout that kills one, leave its Fast DDS segment (64 MiB of
+    /dev/shm, which is RAM): remove the files whose owners died during this run, nothing older."""
+    for path in set(zombie_files()) - _ZOMBIES_BEFORE:
+        path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
