@@ -186,11 +186,13 @@ class TextEncoder:
         if missing:
             for text, vector in zip(missing, self._embed(missing)):
                 self._cache[text] = vector.clone()
+        # Stacked before the cache is trimmed: a batch of more distinct instructions than the cache holds (training
+        # embeds every wording of every family at once) must not lose its own first entries.
+        stacked = torch.stack([self._cache[t] for t in texts]) if len(texts) > 0 else torch.empty(0, self.dimension)
         for text in texts:
             self._cache.move_to_end(text)
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
-        stacked = torch.stack([self._cache[t] for t in texts]) if len(texts) > 0 else torch.empty(0, self.dimension)
         return stacked[0] if single else stacked
 
     @property

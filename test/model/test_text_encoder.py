@@ -59,6 +59,15 @@ def test_precomputed_npz_embeddings_are_looked_up_by_exact_instruction(tmp_path)
         encoder.encode("pick Coke can")
 
 
+def test_a_batch_larger_than_the_cache_keeps_every_vector(tmp_path):
+    instructions = [f"instruction {i}" for i in range(5)]
+    expected = write_npz_map(tmp_path / "map.npz", instructions, dim=4)
+    encoder = TextEncoder(TextEncoderConfig(f"embeddings:{tmp_path / 'map.npz'}", embedding_dim=4, cache_size=3))
+    batch = encoder.encode(instructions)
+    assert torch.equal(batch, torch.from_numpy(np.stack([expected[text] for text in instructions])))
+    assert torch.equal(encoder.encode("instruction 0"), torch.from_numpy(expected["instruction 0"]))
+
+
 def test_precomputed_yaml_embeddings(tmp_path):
     (tmp_path / "map.yaml").write_text('"open the drawer": [0.5, -1, 2]\n"close it": [1, 1, 1]\n')
     encoder = TextEncoder(TextEncoderConfig(f"embeddings:{tmp_path / 'map.yaml'}", embedding_dim=3))
