@@ -31,7 +31,7 @@ LOCK_FILE = re.compile(r"^(?P<owner>(?:fastdds|fastrtps)_(?:[0-9a-f]{16}|port\d{
 def is_locked(path: Path) -> bool:
     """Whether a live process holds ``path``'s lock (an exclusive flock we cannot take without waiting)."""
     try:
-        with open(path, "ab") as handle:
+        with open(path, "rb") as handle:  # read-only: never creates a lock file that has just gone
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(handle, fcntl.LOCK_UN)
     except BlockingIOError:
