@@ -7,21 +7,21 @@ import torch
 from rt1_ros.model.action_tokenizer import ActionSpaceConfig, ActionTokenizer
 from rt1_ros.model.rt1 import RT1, RT1Config
 from rt1_ros.configuration.yaml_config import from_mapping, to_mapping
-from rt1_ros.node.shared_memory import zombie_files
+from rt1_ros.node.shared_memory import is_segment, remove_zombie_files, zombie_files
 
 
-_ZOMBIES_BEFORE: set = set()
+_SEGMENTS_BEFORE: set = set()
 
 
 def pytest_sessionstart(session):
-    _ZOMBIES_BEFORE.update(zombie_files())
+    _SEGMENTS_BEFORE.update(path.name for path in zombie_files() if is_segment(path.name))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Tests that SIGKILL a node on purpose, or a timeout that kills one, leave its Fast DDS segment (64 MiB of
-    /dev/shm, which is RAM): remove the files whose owners died during this run, nothing older."""
-    for path in set(zombie_files()) - _ZOMBIES_BEFORE:
-        path.unlink(missing_ok=True)
+    """Tests that SIGKILL a node on purpose leave its Fast DDS segment (up to 64 MiB of /dev/shm, which is RAM):
+    remove the zombie segments that appeared during this run, nothing older (segments only: ports are shared by
+    number with whatever else runs). A run that pytest-timeout ends (it exits the process) skips this."""
+    remove_zombie_files(segments_only=True, keep=frozenset(_SEGMENTS_BEFORE))
 
 
 @pytest.fixture(scope="session")
