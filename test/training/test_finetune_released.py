@@ -33,6 +33,18 @@ INSTRUCTIONS = ("pick coke can", "move near the apple")
 FRAME_SIZE = (64, 80)
 # The release's crop (20, 50 at 256×320) at these frames' scale.
 CROP_PADDING = "crop_padding=[5, 12]"
+# How far an inference backend's logits may lie from eager torch's (ONNX Runtime fuses and reorders float32 sums).
+LOGIT_TOLERANCE = 1e-3
+
+
+def step_logits(policy: RT1Policy, frame: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+    """The node's step on ``frame`` (its tokens) and the logits they were decoded from, (11, bins)."""
+    from rt1_ros.inference.paths import window_logits
+
+    tokens = policy.select_action(frame).tokens
+    with torch.inference_mode():
+        logits = window_logits(policy.inference_path, policy.history.window())[0].float().cpu()
+    return tokens, logits
 
 
 def fixture_release(directory: Path) -> Path:
@@ -185,7 +197,7 @@ def test_fine_tuning_lowers_the_loss_and_the_checkpoint_steps_alike_in_the_node_
     assert reference.config.action_space == trainer.action_space
     camera = np.random.default_rng(2).integers(0, 256, size=(5, 120, 150, 3), dtype=np.uint8)
     camera[:, :60] = 200  # part of each frame bright, part random: frames the training set never showed
-    # Not vacuous: the fine-tuned network's logits depend on the frame, and its tokens change along the episode.
+    # Not vacuous: the fine-tuned network's logits depend on the frame.
     from rt1_ros.inference.image_decoding import resize_for_model
     from rt1_ros.inference.parity import input_dependence
     from rt1_ros.model.rt1 import images_to_tensor
@@ -193,11 +205,14 @@ def test_fine_tuning_lowers_the_loss_and_the_checkpoint_steps_alike_in_the_node_
     frames = images_to_tensor(np.stack([resize_for_model(frame, reference.frame_size) for frame in camera]))
     conditioning = reference.model.embed_instruction(encoder.encode([INSTRUCTIONS[1]])).detach()
     assert input_dependence(reference.model, frames, conditioning) > 1e-2
-    expected = []
     reference.set_instruction(INSTRUCTIONS[1])
-    for frame in camera:
-        expected.append(reference.select_action(frame).tokens)
-    assert len({tuple(tokens.tolist()) for tokens in expected}) > 1, expected
+    expected = [step_logits(reference, frame) for frame in camera]  # [(tokens (11,), logits (11,bins))]
+    # Not vacuous: the logits the backends must reproduce change along the episode far beyond the tolerance (the
+    # tokens of a 20-step fine-tune may not: their argmax can sit in one bin for every frame on one CPU and not on
+    # another, so they are compared where the reference's own margin decides them).
+    drift = max(float((logits - expected[0][1]).abs().max()) for _, logits in expected[1:])
+    print(f"largest logit change along the episode: {drift:.3f}")
+    assert drift > 100 * LOGIT_TOLERANCE, drift
     moved = trainer.model.state_dict()
     for backend in ("auto", "onnxruntime"):
         source = PolicySource(checkpoint=str(run / "latest"), device="cpu", text_encoder=f"embeddings:{embeddings}",
@@ -208,8 +223,14 @@ def test_fine_tuning_lowers_the_loss_and_the_checkpoint_steps_alike_in_the_node_
         assert loaded.trained and loaded.action_space.dimensions[6].scale == 0.5
         loaded.policy.set_instruction(INSTRUCTIONS[1])
         for step, frame in enumerate(camera):
-            np.testing.assert_array_equal(loaded.policy.select_action(frame).tokens, expected[step],
-                                          err_msg=f"{backend} step {step}")
+            tokens, logits = step_logits(loaded.policy, frame)
+            want_tokens, want_logits = expected[step]
+            torch.testing.assert_close(logits, want_logits, atol=LOGIT_TOLERANCE, rtol=0,
+                                       msg=lambda text: f"{backend} step {step}: {text}")
+            top2 = want_logits.topk(2, dim=-1).values
+            top2[-1] = want_logits[-1, :reference.num_modes].topk(2).values  # the mode: over its valid classes
+            decided = (top2[:, 0] - top2[:, 1] > 2 * LOGIT_TOLERANCE).numpy()
+            np.testing.assert_array_equal(tokens[decided], want_tokens[decided], err_msg=f"{backend} step {step}")
     # Not vacuous: fine-tuning changed the converted weights.
     original = RT1Policy.from_pretrained(converted).model.state_dict()
     assert any(not torch.equal(original[key], value) for key, value in moved.items())
