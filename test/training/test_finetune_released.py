@@ -226,7 +226,7 @@ def test_fine_tuning_lowers_the_loss_and_the_checkpoint_steps_alike_in_the_node_
             tokens, logits = step_logits(loaded.policy, frame)
             want_tokens, want_logits = expected[step]
             torch.testing.assert_close(logits, want_logits, atol=LOGIT_TOLERANCE, rtol=0,
-                                       msg=lambda text: f"{backend} step {step}: {text}")
+                                       msg=lambda text, where=f"{backend} step {step}": f"{where}: {text}")
             top2 = want_logits.topk(2, dim=-1).values
             top2[-1] = want_logits[-1, :reference.num_modes].topk(2).values  # the mode: over its valid classes
             decided = (top2[:, 0] - top2[:, 1] > 2 * LOGIT_TOLERANCE).numpy()
