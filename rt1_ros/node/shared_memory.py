@@ -27,7 +27,7 @@ import fcntl
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 SHM_DIRECTORY = Path("/dev/shm")
@@ -79,15 +79,21 @@ def is_segment(owner: str) -> bool:
     return bool(SEGMENT.match(owner))
 
 
-def zombie_files(directory: Path = SHM_DIRECTORY) -> list[Path]:
-    """The files of every segment and port in ``directory`` whose locks no live process holds, sorted."""
+def _dead_owners(directory: Path, include: Callable[[str], bool] = lambda owner: True) -> Iterator[list[Path]]:
+    """For each owner in ``directory`` that ``include`` accepts and no live process holds: its files, yielded while
+    this process holds all its locks (so what the caller does with them happens under the locks)."""
     names, owners = _owners(directory)
-    zombies: list[Path] = []
     for owner, locks in owners.items():
+        if not include(owner):
+            continue
         with _held([directory / lock for lock in locks]) as free:
             if free:
-                zombies += _files(owner, locks, names, directory)
-    return sorted(zombies)
+                yield _files(owner, locks, names, directory)
+
+
+def zombie_files(directory: Path = SHM_DIRECTORY) -> list[Path]:
+    """The files of every segment and port in ``directory`` whose locks no live process holds, sorted."""
+    return sorted(path for files in _dead_owners(directory) for path in files)
 
 
 def remove_zombie_files(directory: Path = SHM_DIRECTORY, segments_only: bool = False,
@@ -95,20 +101,17 @@ def remove_zombie_files(directory: Path = SHM_DIRECTORY, segments_only: bool = F
     """Remove the zombie files in ``directory``, each owner's while holding all its locks; returns those removed.
     ``segments_only`` leaves the ports (what a test run removes: segments are its processes' own, ports are shared
     by number with whatever else runs); ``keep`` names owners (segment or port file names) to leave."""
-    names, owners = _owners(directory)
+    def include(owner: str) -> bool:
+        return owner not in keep and (is_segment(owner) or not segments_only)
+
     removed: list[Path] = []
-    for owner, locks in owners.items():
-        if owner in keep or (segments_only and not is_segment(owner)):
-            continue
-        with _held([directory / lock for lock in locks]) as free:
-            if not free:
+    for files in _dead_owners(directory, include):
+        for path in files:
+            try:
+                path.unlink()
+            except OSError:  # removed meanwhile, or another user's in the sticky /dev/shm
                 continue
-            for path in _files(owner, locks, names, directory):
-                try:
-                    path.unlink()
-                except OSError:  # removed meanwhile, or another user's in the sticky /dev/shm
-                    continue
-                removed.append(path)
+            removed.append(path)
     return sorted(removed)
 
 
