@@ -54,13 +54,18 @@ def test_a_recipe_training_on_other_data_than_it_generates_is_refused(tmp_path, 
                      run=str(tmp_path / "run"))
 
 
-def test_a_recipe_generates_trains_ships_its_best_weights_and_records_itself(tmp_path):
+def tiny_recipe(tmp_path: Path, ship: str = "", seed_start: int = 0) -> RecipeConfig:
+    """Two pick episodes at 48 px, four steps of the tiny model: a whole recipe in seconds."""
     data = str(tmp_path / "data")
-    recipe = RecipeConfig(
-        generate=GenerateConfig(output=data, families=("pick",), episodes_per_family=2, seed_start=5,
+    return RecipeConfig(
+        generate=GenerateConfig(output=data, families=("pick",), episodes_per_family=2, seed_start=seed_start,
                                 frame_size=48),
         train=parse_overrides(TrainConfig(), FAST + [f"data={data}", "total_steps=4", "val_fraction=0.5"]),
-        run=str(tmp_path / "run"), ship=str(tmp_path / "ship"))
+        run=str(tmp_path / "run"), ship=ship)
+
+
+def test_a_recipe_generates_trains_ships_its_best_weights_and_records_itself(tmp_path):
+    recipe = tiny_recipe(tmp_path, ship=str(tmp_path / "ship"), seed_start=5)
 
     record = run_recipe(recipe, progress=False)
 
@@ -79,11 +84,6 @@ def test_a_recipe_generates_trains_ships_its_best_weights_and_records_itself(tmp
 
 
 def test_a_recipe_without_ship_leaves_the_run_only(tmp_path):
-    data = str(tmp_path / "data")
-    recipe = RecipeConfig(
-        generate=GenerateConfig(output=data, families=("pick",), episodes_per_family=2, frame_size=48),
-        train=parse_overrides(TrainConfig(), FAST + [f"data={data}", "total_steps=2", "val_fraction=0.5"]),
-        run=str(tmp_path / "run"))
-    run_recipe(recipe, progress=False)
+    run_recipe(tiny_recipe(tmp_path), progress=False)
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
