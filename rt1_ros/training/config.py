@@ -20,6 +20,7 @@ class TrainConfig:
     action_space_file: str = ""
     families: tuple[str, ...] = ()
     successful_only: bool = True
+    balance_families: bool = False
     val_fraction: float = 0.1
     segments_per_batch: int = 5
     segment_length: int = 12

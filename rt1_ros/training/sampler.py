@@ -84,11 +84,24 @@ class WindowSampler:
         # Episodes drawn in proportion to their length (plus the runs overhanging either end) covers every step,
         # first and last (terminate) included, equally often.
         weights = lengths + config.segment_length - 1
+        if config.balance_families:
+            # Each family the same share of runs, its episodes drawn within it as above: a family of short or
+            # few episodes is not crowded out by families of long ones.
+            families = np.array([e.family for e in episodes])
+            for family in np.unique(families):
+                weights[families == family] /= weights[families == family].sum()
         self._probabilities = weights / weights.sum()
         widths = {e.scene_state.shape[1] for e in episodes if e.scene_state is not None}
         if len(widths) > 1:
             raise ValueError(f"episodes disagree on the scene state's width: {sorted(widths)}")
         self.scene_state_width = widths.pop() if widths else 0
+
+    def family_shares(self) -> dict[str, float]:
+        """The probability that a sampled run comes from each family."""
+        shares: dict[str, float] = {}
+        for episode, probability in zip(self.episodes, self._probabilities):
+            shares[episode.family] = shares.get(episode.family, 0.0) + float(probability)
+        return dict(sorted(shares.items()))
 
     def sample(self, rng: np.random.Generator) -> Batch:
         """A training batch: random runs, with crop and colour augmentation."""

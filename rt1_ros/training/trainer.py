@@ -191,7 +191,10 @@ class Trainer:
                                 "train_steps": sum(e.info.num_steps for e in train),
                                 "val_steps": sum(e.info.num_steps for e in val), "instructions": len(instructions),
                                 "families": sorted({e.info.task_family for e in dataset}),
-                                "held_out_targets": held_out, "conditions": conditions}
+                                "held_out_targets": held_out, "conditions": conditions,
+                                # what each family gets of the sampled runs (balance_families)
+                                "family_shares": {family: round(share, 3) for family, share
+                                                  in self.train_sampler.family_shares().items()}}
 
     def _make_auxiliary_head(self) -> SceneStateHead | None:
         if self.config.auxiliary_state_weight <= 0.0:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from rt1_ros.inference.frame_history import pad_window_indices
@@ -198,3 +199,25 @@ def test_instruction_noise_depends_on_the_draw_and_vanishes_at_zero():
     second = noisy_instructions(frame_text, frame_run, np.random.default_rng(2), max_noise=1.0)
     assert not torch.allclose(first, second, atol=1e-3)
     torch.testing.assert_close(noisy_instructions(frame_text, frame_run, np.random.default_rng(1), 0.0), frame_text)
+
+
+def _family_episode(family: str, steps: int) -> EpisodeArrays:
+    episode = _numbered_episode(steps)
+    episode.family = family
+    return episode
+
+
+def test_balance_families_gives_each_family_an_equal_share_of_runs():
+    # Three long episodes of one family and one short of another: by steps the long family takes most runs.
+    episodes = [_family_episode("long", 40) for _ in range(3)] + [_family_episode("short", 6)]
+    by_steps = WindowSampler(episodes, num_frames=6, image_size=8, config=TrainConfig(segment_length=4))
+    shares = by_steps.family_shares()
+    assert shares["short"] == pytest.approx(9 / (3 * 43 + 9))  # each episode weighs its steps + segment_length - 1
+    balanced = WindowSampler(episodes, num_frames=6, image_size=8,
+                             config=TrainConfig(segment_length=4, balance_families=True))
+    assert balanced.family_shares() == pytest.approx({"long": 0.5, "short": 0.5})
+    # Within a family, episodes keep their proportion to length.
+    mixed = [_family_episode("a", 10), _family_episode("a", 30), _family_episode("b", 5)]
+    probabilities = WindowSampler(mixed, num_frames=6, image_size=8,
+                                  config=TrainConfig(segment_length=1, balance_families=True))._probabilities
+    assert probabilities.tolist() == pytest.approx([0.125, 0.375, 0.5])
