@@ -23,10 +23,10 @@ def test_windows_are_front_padded_like_inference():
         assert ids == pad_window_indices(step, 6), (step, ids)
 
 
-def _numbered_episode(steps: int) -> EpisodeArrays:
+def _numbered_episode(steps: int, family: str = "f") -> EpisodeArrays:
     """Frame i is filled with the value i, so a window's frame ids can be read back from the images."""
     frames = np.arange(steps, dtype=np.uint8)[:, None, None, None] * np.ones((steps, 8, 8, 3), np.uint8)
-    return EpisodeArrays(frames=frames, tokens=np.zeros((steps, 11), np.int64), instruction_index=0, family="f")
+    return EpisodeArrays(frames=frames, tokens=np.zeros((steps, 11), np.int64), instruction_index=0, family=family)
 
 
 def test_history_dropout_shows_some_windows_only_their_current_frame():
@@ -201,15 +201,9 @@ def test_instruction_noise_depends_on_the_draw_and_vanishes_at_zero():
     torch.testing.assert_close(noisy_instructions(frame_text, frame_run, np.random.default_rng(1), 0.0), frame_text)
 
 
-def _family_episode(family: str, steps: int) -> EpisodeArrays:
-    episode = _numbered_episode(steps)
-    episode.family = family
-    return episode
-
-
 def test_balance_families_gives_each_family_an_equal_share_of_runs():
     # Three long episodes of one family and one short of another: by steps the long family takes most runs.
-    episodes = [_family_episode("long", 40) for _ in range(3)] + [_family_episode("short", 6)]
+    episodes = [_numbered_episode(40, "long") for _ in range(3)] + [_numbered_episode(6, "short")]
     by_steps = WindowSampler(episodes, num_frames=6, image_size=8, config=TrainConfig(segment_length=4))
     shares = by_steps.family_shares()
     assert shares["short"] == pytest.approx(9 / (3 * 43 + 9))  # each episode weighs its steps + segment_length - 1
@@ -217,7 +211,7 @@ def test_balance_families_gives_each_family_an_equal_share_of_runs():
                              config=TrainConfig(segment_length=4, balance_families=True))
     assert balanced.family_shares() == pytest.approx({"long": 0.5, "short": 0.5})
     # Within a family, episodes keep their proportion to length.
-    mixed = [_family_episode("a", 10), _family_episode("a", 30), _family_episode("b", 5)]
+    mixed = [_numbered_episode(10, "a"), _numbered_episode(30, "a"), _numbered_episode(5, "b")]
     probabilities = WindowSampler(mixed, num_frames=6, image_size=8,
                                   config=TrainConfig(segment_length=1, balance_families=True))._probabilities
     assert probabilities.tolist() == pytest.approx([0.125, 0.375, 0.5])
