@@ -13,7 +13,10 @@ A bag holds its episode only. The recorder starts before the reset that begins t
 the episode before it was still sending: its status, images and odometry, and the policy's answers to its images (a
 step in flight when the policy was reset is answered after it). `episode_only` keeps what is stamped at or after the
 episode's start (read off the status that ended it), the episode's own instruction, and the cmd_vel messages (which
-carry no stamp) received from the policy's first answer to an image of the episode on.
+carry no stamp) received from the policy's first answer to an image of the episode on. It ends the episode at the
+stamp of the status that ended it (`episode_end_ns`): the image published with that status shows the final state and
+is kept, but the policy's answer to it (rt1_action, arm_command, and the cmd_vel received from it on) arrives after
+the episode was over, was never applied, and is dropped, however early or late it came.
 """
 from __future__ import annotations
 
@@ -70,6 +73,12 @@ def episode_start_ns(status) -> int:
     return stamp_ns(status.header.stamp) - round(float(status.elapsed_s) * NANOSECONDS) - START_MARGIN_NS
 
 
+def episode_end_ns(status) -> int:
+    """The sim time (ns) at which the episode of a done EpisodeStatus ended: the stamp of its final image, which the
+    simulator published with that status and did not step for. Answers stamped at or after it were never applied."""
+    return stamp_ns(status.header.stamp)
+
+
 def header_stamp_ns(data: bytes) -> int:
     """header.stamp of a serialized message whose first field is a std_msgs/Header: after the 4-byte CDR
     encapsulation (its second byte odd: little endian), int32 sec and uint32 nanosec."""
@@ -77,12 +86,14 @@ def header_stamp_ns(data: bytes) -> int:
     return sec * NANOSECONDS + nanosec
 
 
-def episode_only(messages: list[RecordedMessage], start_ns: int, instruction: str) -> list[RecordedMessage]:
-    """The recorded ``messages`` that belong to the episode begun at sim time ``start_ns`` (`episode_start_ns`)
-    with ``instruction``, in the order received."""
+def episode_only(messages: list[RecordedMessage], start_ns: int, end_ns: int,
+                 instruction: str) -> list[RecordedMessage]:
+    """The recorded ``messages`` that belong to the episode begun at sim time ``start_ns`` (`episode_start_ns`) and
+    ended at ``end_ns`` (`episode_end_ns`) with ``instruction``, in the order received."""
     ordered = sorted(messages, key=lambda m: m.receive_time_ns)
-    first_answer_ns = next((m.receive_time_ns for m in ordered
-                            if m.topic == "/rt1_action" and header_stamp_ns(m.data) >= start_ns), None)
+    answer_times = [(m.receive_time_ns, header_stamp_ns(m.data)) for m in ordered if m.topic == "/rt1_action"]
+    first_answer_ns = next((time for time, stamp in answer_times if start_ns <= stamp < end_ns), None)
+    first_late_answer_ns = next((time for time, stamp in answer_times if stamp >= end_ns), None)
     kept = []
     for message in ordered:
         if message.topic == "/instruction":
@@ -90,9 +101,12 @@ def episode_only(messages: list[RecordedMessage], start_ns: int, instruction: st
         elif message.topic == "/cmd_vel":
             # The policy publishes a step's rt1_action, then its cmd_vel; this node's executor takes rt1_action
             # first when both are waiting (subscriptions in EPISODE_TOPICS order).
-            keep = first_answer_ns is not None and message.receive_time_ns >= first_answer_ns
+            keep = (first_answer_ns is not None and message.receive_time_ns >= first_answer_ns
+                    and (first_late_answer_ns is None or message.receive_time_ns < first_late_answer_ns))
+        elif message.topic in ("/rt1_action", "/arm_command"):
+            keep = start_ns <= header_stamp_ns(message.data) < end_ns  # stamped with the image they answer
         else:
-            keep = header_stamp_ns(message.data) >= start_ns
+            keep = start_ns <= header_stamp_ns(message.data) <= end_ns
         if keep:
             kept.append(message)
     return kept
@@ -185,7 +199,7 @@ class EpisodeBagRecorder(Node):
             messages, self._messages, self._statuses, self._action_stamps = self._messages, [], [], set()
         if final is None:
             return messages
-        return episode_only(messages, episode_start_ns(final), final.instruction)
+        return episode_only(messages, episode_start_ns(final), episode_end_ns(final), final.instruction)
 
 
 def episode_typestore():

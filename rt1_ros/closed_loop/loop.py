@@ -26,7 +26,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from rt1_ros.closed_loop.episode_bag import episode_start_ns
+from rt1_ros.closed_loop.episode_bag import episode_end_ns, episode_start_ns
 from rt1_ros.node import qos
 from rt1_ros.msg import EpisodeStatus, RT1Action
 from rt1_ros.node.ros_graph import InProcessGraph, stamp_ns
@@ -61,10 +61,11 @@ class ObservedAction:
     inference_ms: float
     instruction: str = ""  # the instruction the policy computed it under
 
-    def answers(self, instruction: str, since_ns: int) -> bool:
-        """An answer to an image of the episode that began at ``since_ns`` with ``instruction`` (not one computed
-        under the previous instruction, which the sim does not count either)."""
-        return self.stamp_ns >= since_ns and self.instruction in ("", instruction)
+    def answers(self, instruction: str, since_ns: int, until_ns: int) -> bool:
+        """An answer to an image of the episode that ran from ``since_ns`` to ``until_ns`` (exclusive: the final
+        image, published with the status that ended the episode, is never stepped for) with ``instruction`` (not
+        one computed under the previous instruction, which the sim does not count either)."""
+        return since_ns <= self.stamp_ns < until_ns and self.instruction in ("", instruction)
 
 
 @dataclass
@@ -174,15 +175,15 @@ class ClosedLoop:
         # the observer's own copies of those answers travel on another topic from another publisher and may still
         # be on their way. (Fewer arrive only after lockstep timeouts, which the sim has already waited out.)
         # Answers and images stamped before the episode began are the episode before's, still arriving.
-        start_ns = episode_start_ns(status)
+        start_ns, end_ns = episode_start_ns(status), episode_end_ns(status)
 
         def answers(action: ObservedAction) -> bool:
-            return action.answers(response.instruction, start_ns)
+            return action.answers(response.instruction, start_ns, end_ns)
 
         self.observer.wait_for_answers(int(status.step), time.monotonic() + self.config.lockstep_timeout_s, answers)
         actions, frames = self.observer.take()
         actions = [a for a in actions if answers(a)]
-        frames = {stamp: frame for stamp, frame in frames.items() if stamp >= start_ns}
+        frames = {stamp: frame for stamp, frame in frames.items() if start_ns <= stamp <= end_ns}
         bag_messages = (self.bag_recorder.stop(finished, [a.stamp_ns for a in actions])
                         if self.bag_recorder is not None else [])
         return ClosedLoopEpisode(

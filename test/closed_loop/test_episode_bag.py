@@ -140,7 +140,8 @@ def test_every_topic_of_the_bag_begins_with_the_episode_itself(episode_and_bag):
 def test_the_recorder_keeps_only_the_episode_it_was_stopped_for():
     """Real rclpy over DDS, the traffic written out: the episode before (seed 99) is still sending when the recording
     starts, as the closed loop's idle episode does at the first reset, and the policy answers one of its images after
-    the reset (a step in flight when ~/reset came is run again on the same frame)."""
+    the reset (a step in flight when ~/reset came is run again on the same frame); after the episode, the policy answers
+    its final image, which the sim never steps for."""
     import rclpy
     from geometry_msgs.msg import Twist
     from nav_msgs.msg import Odometry
@@ -150,7 +151,7 @@ def test_the_recorder_keeps_only_the_episode_it_was_stopped_for():
     from ros_harness import wait_for
     from rt1_ros.closed_loop.episode_bag import EpisodeBagRecorder
     from rt1_ros.msg import ArmCommand, EpisodeStatus, RT1Action
-    from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, to_stamp
+    from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, stamp_ns, to_stamp
 
     before_ns, start_ns, period_ns = 5 * NANOSECONDS, 6 * NANOSECONDS, NANOSECONDS // 3
     classes = {"camera/image_raw": Image, "instruction": String, "rt1_action": RT1Action, "cmd_vel": Twist,
@@ -194,19 +195,31 @@ def test_the_recorder_keeps_only_the_episode_it_was_stopped_for():
         answer.linear.x = 0.25
         send("cmd_vel", answer)
         send("arm_command", stamped(ArmCommand, start_ns))
-        send("episode_status", status(7, 1, start_ns + period_ns, 1 / 3, done=True))
+        end_ns = start_ns + period_ns
+        send("camera/image_raw", stamped(Image, end_ns, height=1, width=1, encoding="rgb8", step=3, data=[7, 8, 9]))
+        send("episode_status", status(7, 1, end_ns, 1 / 3, done=True))
+        # The policy's answer to the final image, after the episode ended: never applied.
+        send("rt1_action", stamped(RT1Action, end_ns, mode=1))
+        late = Twist()
+        late.linear.x = 0.5
+        send("cmd_vel", late)
+        send("arm_command", stamped(ArmCommand, end_ns))
 
         def finished(message) -> bool:
             return message.done and message.seed == 7
 
-        messages = recorder.stop(finished, [start_ns], timeout_s=30.0)
+        # Waits until the late answer, too, was recorded: the recording had it, and the episode leaves it out.
+        messages = recorder.stop(finished, [start_ns, end_ns], timeout_s=30.0)
 
     decoded = [(m.topic, m.receive_time_ns, deserialize_message(m.data, classes[m.topic[1:]])) for m in messages]
     first = first_of_every_topic(decoded)
     assert_only_the_episode(first, 7, "pick up the red cube", start_ns)
     assert first["/cmd_vel"][1].linear.x == 0.25
-    kept = [topic for topic, _, _ in decoded if topic != "/episode_status"]
-    assert sorted(kept) == sorted("/" + topic for topic, _, _ in EPISODE_TOPICS if topic != "episode_status")
+    assert [m.linear.x for topic, _, m in decoded if topic == "/cmd_vel"] == [0.25]
+    assert [stamp_ns(m.header.stamp) for topic, _, m in decoded if topic in ("/rt1_action", "/arm_command")] == \
+        [start_ns, start_ns]
+    assert [list(m.data) for topic, _, m in decoded if topic == "/camera/image_raw"] == [[4, 5, 6], [7, 8, 9]]
+    assert {topic for topic, _, _ in decoded} == {"/" + topic for topic, _, _ in EPISODE_TOPICS}
 
 
 def test_a_rerun_replaces_its_bag_but_never_another_folder(episode_and_bag, tmp_path):
