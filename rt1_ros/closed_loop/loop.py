@@ -29,7 +29,7 @@ from std_srvs.srv import Trigger
 from rt1_ros.closed_loop.episode_bag import episode_end_ns, episode_start_ns
 from rt1_ros.node import qos
 from rt1_ros.msg import EpisodeStatus, RT1Action
-from rt1_ros.node.ros_graph import InProcessGraph, stamp_ns
+from rt1_ros.node.ros_graph import InProcessGraph, call_service, stamp_ns
 from rt1_ros.inference.image_decoding import decode_raw
 from rt1_ros.srv import ResetEpisode
 
@@ -146,12 +146,10 @@ class ClosedLoop:
         return self.sim_node.lockstep_timeouts
 
     def _call(self, client, request):
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(SERVICE_TIMEOUT_S):
+        response = call_service(client, request, SERVICE_TIMEOUT_S)
+        if response is None:
             raise RuntimeError(f"service {client.srv_name} did not answer within {SERVICE_TIMEOUT_S:.0f} s")
-        return future.result()
+        return response
 
     def run_episode(self, family: str, seed: int) -> ClosedLoopEpisode:
         started = time.monotonic()

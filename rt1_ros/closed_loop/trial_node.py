@@ -21,6 +21,7 @@ from rt1_ros.closed_loop.trial_operator import OperatorEvent, OperatorInputs
 from rt1_ros.closed_loop.trial_session import TrialError
 from rt1_ros.msg import RT1Action
 from rt1_ros.node import qos
+from rt1_ros.node.ros_graph import call_service
 
 GRAPH_RECHECK_S = 0.1
 
@@ -110,13 +111,10 @@ class TrialNode:
     # -- rt1_node ------------------------------------------------------------------------------------------------
     def call(self, client, request):
         """The response, or TrialError after service_timeout_s (a dead or unreachable rt1_node)."""
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(self.service_timeout_s):
-            client.remove_pending_request(future)
+        response = call_service(client, request, self.service_timeout_s)
+        if response is None:
             raise TrialError(f"{client.srv_name} did not answer within {self.service_timeout_s:g} s")
-        return future.result()
+        return response
 
     def set_enabled(self, enabled: bool) -> None:
         response = self.call(self.enable_client, SetBool.Request(data=enabled))

@@ -30,6 +30,7 @@ from rt1_ros.closed_loop.trial_plan import TrialTask
 from rt1_ros.closed_loop.trial_run import TrialRun, TrialSettings
 from rt1_ros.msg import EpisodeStatus
 from rt1_ros.node import qos
+from rt1_ros.node.ros_graph import InProcessGraph, call_service
 from rt1_ros.srv import ResetEpisode
 
 SERVICE_TIMEOUT_S = 30.0
@@ -152,12 +153,10 @@ class ScriptedOperator(Node):
     def call(self, client, request):
         if not client.wait_for_service(timeout_sec=SERVICE_TIMEOUT_S):
             raise RuntimeError(f"no {client.srv_name}")
-        future = client.call_async(request)
-        done = threading.Event()
-        future.add_done_callback(lambda _: done.set())
-        if not done.wait(SERVICE_TIMEOUT_S):
-            raise RuntimeError(f"{client.srv_name} did not answer")
-        return future.result()
+        response = call_service(client, request, SERVICE_TIMEOUT_S)
+        if response is None:
+            raise RuntimeError(f"{client.srv_name} did not answer within {SERVICE_TIMEOUT_S:g} s")
+        return response
 
     def trigger(self, client) -> Trigger.Response:
         response = self.call(client, Trigger.Request())
@@ -240,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
 
         conditions = trained_on(args.checkpoint)[0]
         args.condition = "seen" if "seen" in conditions else sorted(conditions)[0]
-    from rt1_ros.node.ros_graph import InProcessGraph
-
     episodes = rehearsal_plan(args.families, args.seeds, args.condition)
     namespace = f"/rt1_rehearsal_{uuid.uuid4().hex[:8]}"
     with InProcessGraph() as graph:

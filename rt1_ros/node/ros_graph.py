@@ -43,6 +43,19 @@ def to_stamp(nanoseconds: int) -> Time:
     return Time(sec=sec, nanosec=nanosec)
 
 
+def call_service(client, request, timeout_s: float):
+    """``client``'s response to ``request``, or None when none came within ``timeout_s`` (a dead or unreachable
+    server; the request is then forgotten, so a late answer is dropped). For a thread other than the one spinning
+    the client's node, which delivers the response: the graph's nodes each spin in their own thread."""
+    future = client.call_async(request)
+    done = threading.Event()
+    future.add_done_callback(lambda _: done.set())
+    if not done.wait(timeout_s):
+        client.remove_pending_request(future)
+        return None
+    return future.result()
+
+
 def private_domain_id() -> int:
     """A random DDS domain id above the ones people set by hand (and above scripts/env.sh's default 42), so two
     graphs on one machine almost never share one (1 in 132); their namespaces keep them apart even then."""

@@ -48,3 +48,32 @@ def test_a_raising_callback_is_reported_and_its_node_keeps_spinning():
         assert second.wait(TIMEOUT_S), f"the node stopped spinning after its callback raised (got {received})"
         assert received == ["one", "two"]
         assert [str(e) for e in graph.errors] == ["first message"]
+
+
+def test_a_service_call_returns_the_response_or_none_when_no_answer_comes():
+    """`call_service` from a thread other than the client's spinner: the server's answer, which depends on the
+    request; None when no server answers."""
+    from std_srvs.srv import SetBool
+
+    from rt1_ros.node.ros_graph import call_service
+
+    name = f"/rt1_ros_graph_test_{uuid.uuid4().hex[:8]}"
+
+    def answer(request, response):
+        response.success = not request.data
+        response.message = f"asked {request.data}"
+        return response
+
+    with InProcessGraph() as graph:
+        server = graph.add(rclpy.create_node("server", context=graph.context))
+        server.create_service(SetBool, name, answer)
+        caller = graph.add(rclpy.create_node("caller", context=graph.context))
+        client = caller.create_client(SetBool, name)
+        unserved = caller.create_client(SetBool, name + "_nobody")
+        assert client.wait_for_service(timeout_sec=TIMEOUT_S)
+        for data in (True, False):
+            response = call_service(client, SetBool.Request(data=data), TIMEOUT_S)
+            assert (response.success, response.message) == (not data, f"asked {data}")
+        # No server exists, so no answer can come whatever the wait: a short one proves the same.
+        assert call_service(unserved, SetBool.Request(data=True), 0.2) is None
+        assert not graph.errors
