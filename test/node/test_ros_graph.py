@@ -9,9 +9,10 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
 
 from rt1_ros.node import qos  # noqa: E402
-from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, stamp_ns, to_stamp  # noqa: E402
+from rt1_ros.node.ros_graph import NANOSECONDS, InProcessGraph, call_service, stamp_ns, to_stamp  # noqa: E402
 
 pytestmark = pytest.mark.ros
 TIMEOUT_S = 30.0
@@ -53,10 +54,6 @@ def test_a_raising_callback_is_reported_and_its_node_keeps_spinning():
 def test_a_service_call_returns_the_response_or_none_when_no_answer_comes():
     """`call_service` from a thread other than the client's spinner: the server's answer, which depends on the
     request; None when no server answers."""
-    from std_srvs.srv import SetBool
-
-    from rt1_ros.node.ros_graph import call_service
-
     name = f"/rt1_ros_graph_test_{uuid.uuid4().hex[:8]}"
 
     def answer(request, response):
