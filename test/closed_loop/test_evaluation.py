@@ -170,6 +170,54 @@ def test_record_is_refused_in_direct_mode(capsys):
 
 @pytest.mark.ros
 @pytest.mark.slow
+def test_a_direct_episode_is_the_same_whatever_ran_before_it(tmp_path):
+    """Dev comparisons pair episodes by seed: a direct episode's actions must not depend on the episodes the same
+    evaluator ran before it (the simulator's and the policy's state both reset)."""
+    import numpy as np
+    import torch
+
+    from rt1_ros.closed_loop.evaluation import DirectEvaluation
+    from rt1_ros.model.action_tokenizer import ActionSpaceConfig
+    from rt1_ros.model.checkpoint import save_pretrained
+    from rt1_ros.model.rt1 import RT1, RT1Config
+
+    torch.manual_seed(0)
+    model = RT1(RT1Config.from_yaml("tiny"))
+    with torch.no_grad():
+        for head in model.action_head.heads:
+            head.weight.mul_(50.0)  # sharp heads: the tokens follow the image, not only the biases
+            head.bias.zero_()
+        model.action_head.heads[10].bias[2] = -1e4  # the mode head never terminates: every episode runs its 4 steps
+    checkpoint = save_pretrained(model, tmp_path / "random_tiny", ActionSpaceConfig.from_yaml())
+    settings = EvalConfig(checkpoint=str(checkpoint), max_episode_steps=4)
+
+    def actions(evaluation, family, seed):
+        recorded = []
+        select_action = evaluation.policy.select_action
+
+        def recording(image):
+            step = select_action(image)
+            recorded.append(np.asarray(step.action).copy())
+            return step
+
+        evaluation.policy.select_action = recording
+        try:
+            evaluation.run_episode("seen", family, seed)
+        finally:
+            evaluation.policy.select_action = select_action
+        return np.stack(recorded)
+
+    first = DirectEvaluation(settings)
+    try:
+        pick_alone = actions(first, "pick", 100000)
+        other = actions(first, "push", 100001)
+        pick_after_another = actions(first, "pick", 100000)
+    finally:
+        first.close()
+    assert len(pick_alone) == 4 and not np.array_equal(pick_alone, other), "the actions follow the scene"
+    np.testing.assert_array_equal(pick_after_another, pick_alone)
+
+
 def test_episodes_run_in_worker_processes_come_back_as_one_process_runs_them(driving_checkpoint, tmp_path):
     """--workers deals the episodes out to processes with their own nodes: the report lists the same episodes, in
     the plan's order, with the outcomes one process gives (each seed's own instruction shows the order held)."""
