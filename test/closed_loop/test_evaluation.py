@@ -168,8 +168,6 @@ def test_record_is_refused_in_direct_mode(capsys):
     assert "--direct has none" in capsys.readouterr().err
 
 
-@pytest.mark.ros
-@pytest.mark.slow
 def test_a_direct_episode_is_the_same_whatever_ran_before_it(tmp_path):
     """Dev comparisons pair episodes by seed: a direct episode's actions must not depend on the episodes the same
     evaluator ran before it (the simulator's and the policy's state both reset)."""
@@ -218,6 +216,8 @@ def test_a_direct_episode_is_the_same_whatever_ran_before_it(tmp_path):
     np.testing.assert_array_equal(pick_after_another, pick_alone)
 
 
+@pytest.mark.ros
+@pytest.mark.slow
 def test_episodes_run_in_worker_processes_come_back_as_one_process_runs_them(driving_checkpoint, tmp_path):
     """--workers deals the episodes out to processes with their own nodes: the report lists the same episodes, in
     the plan's order, with the outcomes one process gives (each seed's own instruction shows the order held)."""
