@@ -5,8 +5,10 @@ A `FailureTracer` watches an episode step by step (it needs the state at the mom
 the end of the episode no longer shows) and `classify()` names the failure:
 
 * pick      ``never closed``; ``closed on another object`` (another object nearer the grip site than the target:
-            grounding); ``closed beside the target`` (nothing within reach: localisation); ``closed on the target,
-            not lifted`` (right object, bad grasp or lift: control); ``lifted, not terminated in time``.
+            grounding); ``closed beside the target`` (nothing within reach: localisation); ``closed N cm off the
+            target's centre, never held it`` (within reach, but the two pads never touched it together: localisation
+            by a centimetre or two); ``held the target, not lifted`` (right object, held: lift or terminate, control);
+            ``lifted, not terminated in time``.
 * push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched``.
 * move_near ``stopped nearer another object`` (grounding); ``stopped N m short`` (control / step budget).
 * move_object_near ``never closed``, ``closed on another object``, ``closed beside the target`` (as pick);
@@ -17,7 +19,8 @@ the end of the episode no longer shows) and `classify()` names the failure:
 * place_upright ``never closed``; ``closed beside the can``; ``still held``; ``can tilted N degrees, needs under
             M`` (let go, not upright); ``upright, not resting on the table``.
 * place_into, pick_from: pick's ``never closed`` / ``closed on another object`` / ``closed beside the target``;
-            then ``closed on the target, not lifted``; ``still holding the target``; place_into ``let go outside
+            then pick's ``closed N cm off the target's centre, never held it`` / ``held the target, not lifted``;
+            ``still holding the target``; place_into ``let go outside
             the <receptacle>``; pick_from ``let go in the <receptacle>`` or ``put down too near the <receptacle>``
             (or off the table); both ``gripper left closed`` when only that is missing.
 * place_into_drawer: as place_into, with ``let go outside the <drawer> drawer``.
@@ -59,11 +62,13 @@ class FailureTracer:
         self.first_close: GripperClosing | None = None
         self._names = [p.spec.name for p in task.placements]
         self.highest_lift = 0.0  # receptacle families: the target's greatest rise above its rest while grasped
+        self.target_held = False  # pick and the carrying families: both pads on the target at a step after closing
         drawers = sim.config.cabinet.drawers if task.drawer is not None else ()
         self._start_travel = {d: sim.drawer_travel(d) for d in drawers}
         self.grasped_handles: set[str] = set()  # drawers whose handle the fingers held at some step
         # The families that carry the target somewhere: how high it was lifted tells a bad grasp from a bad drop.
         self._carries = task.family in RECEPTACLE_FAMILIES or task.family == PLACE_INTO_DRAWER
+        self._grasps_target = self._carries or task.family == "pick"
 
     def after_step(self) -> None:
         """Call after each control step has been applied."""
@@ -73,6 +78,8 @@ class FailureTracer:
         if self.first_close is None and self.sim.gripper_command > 0.5:
             self.first_close = GripperClosing(self.sim.grip_site_world(),
                                               {n: self.sim.object_position(n) for n in self._names})
+        if self._grasps_target and self.first_close is not None and not self.target_held:
+            self.target_held = self.sim.is_grasped(self.task.target_name)
         if self._carries and self.sim.is_grasped(self.task.target_name):
             target = self.task.target_name
             lift = float(self.sim.object_position(target)[2] - self.sim.rest_position(target)[2])
@@ -190,7 +197,7 @@ class FailureTracer:
         sim, task = self.sim, self.task
         target = task.target_name
         if self.highest_lift <= sim.config.tasks.lift_margin:
-            return "closed on the target, not lifted"
+            return self._not_lifted()
         if sim.is_grasped(target):
             return "still holding the target"
         if task.family == PLACE_INTO_DRAWER:
@@ -221,7 +228,16 @@ class FailureTracer:
         lifted = self.sim.object_position(target)[2] - self.sim.rest_position(target)[2]
         if self.sim.is_grasped(target) and lifted > self.sim.config.tasks.lift_margin:
             return "lifted, not terminated in time"
-        return "closed on the target, not lifted"
+        return self._not_lifted()
+
+    def _not_lifted(self) -> str:
+        """Closed within reach of the target and it never came up: missed by a centimetre or two (the pads never
+        both touched it), or held and not lifted."""
+        if self.target_held:
+            return "held the target, not lifted"
+        centre = self.first_close.objects[self.task.target_name]
+        off = float(np.linalg.norm((centre - self.first_close.grip_site)[:2]))
+        return f"closed {100 * off:.0f} cm off the target's centre, never held it"
 
     def _push(self) -> str:
         target = self.task.target_name

@@ -1,0 +1,38 @@
+"""The failure tracer's reasons for pick on scripted grasps: a gripper closed near the target but on nothing is told
+from one that held the target and never lifted it (the reasons `rt1-eval --direct` prints beside a failed row)."""
+import numpy as np
+import pytest
+
+from rt1_ros.sim.failure_analysis import FailureTracer
+
+SEED = 3  # pick: the blue cube, clear of the other objects
+
+
+def close_and_stay(sim, move_arm, sideways: float, above: float) -> str:
+    """Hover over the target (``sideways`` m off its centre along y), go down to ``above`` m over the expert's grasp
+    height, close, and end the episode there; the tracer's reason."""
+    config = sim.config
+    task = sim.reset("pick", SEED)
+    tracer = FailureTracer(sim, task)
+    target = sim.to_base_frame(sim.object_position(task.target_name))
+    pads_over_table = config.gripper.pad_half_extents[2] + config.expert.pad_table_clearance
+    grasp_z = max(target[2], config.table.height + pads_over_table)  # as the pick expert grasps
+    spot = np.array([target[0], target[1] + sideways, 0.0])
+    move_arm(spot + [0.0, 0.0, config.table.height + config.expert.hover_height], 0.0)
+    tracer.after_step()
+    move_arm(spot + [0.0, 0.0, grasp_z + above], 0.0)
+    tracer.after_step()
+    move_arm(spot + [0.0, 0.0, grasp_z + above], 1.0)
+    tracer.after_step()
+    assert sim.gripper_command > 0.5 and not sim.success()
+    return tracer.classify(False)
+
+
+def test_a_grasp_that_held_the_target_and_never_lifted_it(sim, move_arm):
+    assert close_and_stay(sim, move_arm, sideways=0.0, above=0.0) == "held the target, not lifted"
+
+
+@pytest.mark.parametrize("sideways, centimetres", [(0.0, 0), (0.02, 2)])
+def test_a_gripper_closed_over_the_target_on_nothing_is_a_miss_by_its_distance(sim, move_arm, sideways, centimetres):
+    reason = close_and_stay(sim, move_arm, sideways=sideways, above=0.06)  # the pads 6 cm over the cube's top
+    assert reason == f"closed {centimetres} cm off the target's centre, never held it"
