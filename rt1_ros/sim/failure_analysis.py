@@ -7,7 +7,8 @@ the end of the episode no longer shows) and `classify()` names the failure:
 * pick      ``never closed``; ``closed on another object`` (another object nearer the grip site than the target:
             grounding); ``closed beside the target`` (nothing within reach: localisation); ``closed N cm off the
             target's centre, never held it`` (within reach, but the two pads never touched it together: localisation
-            by a centimetre or two); ``held the target, not lifted`` (right object, held: lift or terminate, control);
+            by a centimetre or two); ``held the target N cm off its centre, not lifted`` (both pads on it at some
+            step: near the centre, lift or terminate, control; 2-3 cm off, an edge pinched and slipping);
             ``lifted, not terminated in time``.
 * push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched``.
 * move_near ``stopped nearer another object`` (grounding); ``stopped N m short`` (control / step budget).
@@ -19,10 +20,10 @@ the end of the episode no longer shows) and `classify()` names the failure:
 * place_upright ``never closed``; ``closed beside the can``; ``still held``; ``can tilted N degrees, needs under
             M`` (let go, not upright); ``upright, not resting on the table``.
 * place_into, pick_from: pick's ``never closed`` / ``closed on another object`` / ``closed beside the target``;
-            then pick's ``closed N cm off the target's centre, never held it`` / ``held the target, not lifted``;
-            ``still holding the target``; place_into ``let go outside
-            the <receptacle>``; pick_from ``let go in the <receptacle>`` or ``put down too near the <receptacle>``
-            (or off the table); both ``gripper left closed`` when only that is missing.
+            then pick's ``closed N cm off the target's centre, never held it`` / ``held the target N cm off its centre,
+            not lifted``; ``still holding the target``; place_into ``let go outside the <receptacle>``; pick_from
+            ``let go in the <receptacle>`` or ``put down too near the <receptacle>`` (or off the table); both
+            ``gripper left closed`` when only that is missing.
 * place_into_drawer: as place_into, with ``let go outside the <drawer> drawer``.
 * open_drawer  ``grasped another drawer's handle`` (grounding); ``handle never grasped``; ``opened, not let go``
             (open enough, but the fingers still closed or on the cabinet); ``drawer opened N cm of the M needed``.
@@ -233,11 +234,11 @@ class FailureTracer:
     def _not_lifted(self) -> str:
         """Closed within reach of the target and it never came up: missed by a centimetre or two (the pads never
         both touched it), or held and not lifted."""
-        if self.target_held:
-            return "held the target, not lifted"
         centre = self.first_close.objects[self.task.target_name]
-        off = float(np.linalg.norm((centre - self.first_close.grip_site)[:2]))
-        return f"closed {100 * off:.0f} cm off the target's centre, never held it"
+        off = 100 * float(np.linalg.norm((centre - self.first_close.grip_site)[:2]))  # cm, horizontal
+        if self.target_held:
+            return f"held the target {off:.0f} cm off its centre, not lifted"
+        return f"closed {off:.0f} cm off the target's centre, never held it"
 
     def _push(self) -> str:
         target = self.task.target_name

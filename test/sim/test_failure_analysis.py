@@ -29,7 +29,7 @@ def close_and_stay(sim, move_arm, sideways: float, above: float) -> str:
 
 
 def test_a_grasp_that_held_the_target_and_never_lifted_it(sim, move_arm):
-    assert close_and_stay(sim, move_arm, sideways=0.0, above=0.0) == "held the target, not lifted"
+    assert close_and_stay(sim, move_arm, sideways=0.0, above=0.0) == "held the target 0 cm off its centre, not lifted"
 
 
 @pytest.mark.parametrize("sideways, centimetres", [(0.0, 0), (0.02, 2)])
