@@ -34,5 +34,5 @@ def test_a_grasp_that_held_the_target_and_never_lifted_it(sim, move_arm):
 
 @pytest.mark.parametrize("sideways, centimetres", [(0.0, 0), (0.02, 2)])
 def test_a_gripper_closed_over_the_target_on_nothing_is_a_miss_by_its_distance(sim, move_arm, sideways, centimetres):
-    reason = close_and_stay(sim, move_arm, sideways=sideways, above=0.06)  # the pads 6 cm over the cube's top
+    reason = close_and_stay(sim, move_arm, sideways=sideways, above=0.06)  # the pads close 2.4 cm over its top
     assert reason == f"closed {centimetres} cm off the target's centre, never held it"
