@@ -10,7 +10,9 @@ the end of the episode no longer shows) and `classify()` names the failure:
             by a centimetre or two); ``held the target N cm off its centre, not lifted`` (both pads on it at some
             step: near the centre, lift or terminate, control; 2-3 cm off, an edge pinched and slipping);
             ``lifted, not terminated in time``.
-* push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched``.
+* push      ``moved another object``; ``target moved N cm of the 6 needed``; ``target not touched (the pads passed
+            N cm from its centre)`` (the nearest the pads came while down at its height: localisation) or ``target
+            not touched (the pads never down at its height)``.
 * move_near ``stopped nearer another object`` (grounding); ``stopped N m short`` (control / step budget).
 * move_object_near ``never closed``, ``closed on another object``, ``closed beside the target`` (as pick);
             ``knocked the reference away``; ``still held`` (never let go); ``placed N cm from the reference`` (let go,
@@ -64,6 +66,7 @@ class FailureTracer:
         self._names = [p.spec.name for p in task.placements]
         self.highest_lift = 0.0  # receptacle families: the target's greatest rise above its rest while grasped
         self.target_held = False  # pick and the carrying families: both pads on the target at a step after closing
+        self.nearest_low: float | None = None  # push: the pads' nearest pass by the target's centre, down at its height
         drawers = sim.config.cabinet.drawers if task.drawer is not None else ()
         self._start_travel = {d: sim.drawer_travel(d) for d in drawers}
         self.grasped_handles: set[str] = set()  # drawers whose handle the fingers held at some step
@@ -81,10 +84,25 @@ class FailureTracer:
                                               {n: self.sim.object_position(n) for n in self._names})
         if self._grasps_target and self.first_close is not None and not self.target_held:
             self.target_held = self.sim.is_grasped(self.task.target_name)
+        if self.task.family == "push":
+            self._track_pads_by_target()
         if self._carries and self.sim.is_grasped(self.task.target_name):
             target = self.task.target_name
             lift = float(self.sim.object_position(target)[2] - self.sim.rest_position(target)[2])
             self.highest_lift = max(self.highest_lift, lift)
+
+    def _track_pads_by_target(self) -> None:
+        """Push: the horizontal distance from the grip site to the target's centre, kept at its least over the steps
+        whose pads hang lower than the target's top (the target rests on the table: its top is as far above its
+        centre as the table is below)."""
+        sim, target = self.sim, self.task.target_name
+        rest = sim.rest_position(target)
+        top = 2.0 * rest[2] - sim.config.table.height
+        grip = sim.grip_site_world()
+        if grip[2] - sim.config.gripper.pad_half_extents[2] >= top:
+            return
+        distance = float(np.linalg.norm((grip - sim.object_position(target))[:2]))
+        self.nearest_low = distance if self.nearest_low is None else min(self.nearest_low, distance)
 
     def classify(self, success: bool) -> str:
         if success:
@@ -247,7 +265,9 @@ class FailureTracer:
         if any(moved[n] > MOVED_M for n in self._names if n != target):
             return "moved another object"
         if moved[target] <= MOVED_M:
-            return "target not touched"
+            if self.nearest_low is None:
+                return "target not touched (the pads never down at its height)"
+            return f"target not touched (the pads passed {100 * self.nearest_low:.0f} cm from its centre)"
         displacement = push_displacement(self.task, self.sim.scene_state())
         needed = self.sim.config.tasks.push_margin
         return f"target moved {100 * max(0.0, displacement):.0f} cm of the {100 * needed:.0f} needed"

@@ -1,5 +1,6 @@
-"""The failure tracer's reasons for pick on scripted grasps: a gripper closed near the target but on nothing is told
-from one that held the target and never lifted it (the reasons `rt1-eval --direct` prints beside a failed row)."""
+"""The failure tracer's reasons on scripted moves (the reasons `rt1-eval --direct` prints beside a failed row): for
+pick, a gripper closed near the target but on nothing is told from one that held the target and never lifted it; for
+push, an untouched target says how near the pads came down to it."""
 import numpy as np
 import pytest
 
@@ -36,3 +37,32 @@ def test_a_grasp_that_held_the_target_and_never_lifted_it(sim, move_arm):
 def test_a_gripper_closed_over_the_target_on_nothing_is_a_miss_by_its_distance(sim, move_arm, sideways, centimetres):
     reason = close_and_stay(sim, move_arm, sideways=sideways, above=0.06)  # the pads close 2.4 cm over its top
     assert reason == f"closed {centimetres} cm off the target's centre, never held it"
+
+
+PUSH_SEED = 3
+
+
+def push_pads_down(sim, move_arm, forward: float, down: bool) -> str:
+    """Closed gripper over the push target, ``forward`` m beyond its centre (base x), brought down to the expert's
+    push height (``down``) or kept at the hover height, and the episode ended there; the tracer's reason."""
+    config = sim.config
+    task = sim.reset("push", PUSH_SEED)
+    tracer = FailureTracer(sim, task)
+    target = sim.to_base_frame(sim.object_position(task.target_name))
+    hover = config.table.height + config.expert.hover_height
+    push_z = config.table.height + config.gripper.pad_half_extents[2] + config.expert.pad_table_clearance
+    spot = np.array([target[0] + forward, target[1], 0.0])
+    move_arm(spot + [0.0, 0.0, hover], 1.0)
+    tracer.after_step()
+    if down:
+        move_arm(spot + [0.0, 0.0, push_z], 1.0)
+        tracer.after_step()
+    assert not sim.success()
+    return tracer.classify(False)
+
+
+def test_a_push_that_never_touched_the_target_says_how_near_the_pads_came(sim, move_arm):
+    assert push_pads_down(sim, move_arm, forward=0.05, down=True) == \
+        "target not touched (the pads passed 5 cm from its centre)"
+    assert push_pads_down(sim, move_arm, forward=0.05, down=False) == \
+        "target not touched (the pads never down at its height)"
