@@ -42,6 +42,7 @@ import numpy as np
 from rt1_ros.sim.cabinet import handle_body
 from rt1_ros.sim.mobile_manipulator import MobileManipulatorSim
 from rt1_ros.sim.receptacles import receptacle_geometry
+from rt1_ros.sim.scene import object_half_height
 from rt1_ros.sim.tasks import Task
 from rt1_ros.sim.tasks.drawers import PLACE_INTO_DRAWER, in_drawer
 from rt1_ros.sim.tasks.objects import axis_tilt, object_placed_near, reference_moved
@@ -56,6 +57,10 @@ MOVED_M = 0.02  # an object displaced more than this was touched
 class GripperClosing:
     grip_site: np.ndarray  # (3,) world
     objects: dict[str, np.ndarray]  # name -> (3,) world, every object on the table
+
+    def distances(self) -> dict[str, float]:
+        """name -> the horizontal distance from the grip site to the object's centre (m)."""
+        return {n: float(np.linalg.norm((p - self.grip_site)[:2])) for n, p in self.objects.items()}
 
 
 class FailureTracer:
@@ -73,6 +78,9 @@ class FailureTracer:
         # The families that carry the target somewhere: how high it was lifted tells a bad grasp from a bad drop.
         self._carries = task.family in RECEPTACLE_FAMILIES or task.family == PLACE_INTO_DRAWER
         self._grasps_target = self._carries or task.family == "pick"
+        # push: the pads can touch the target only below its top (world z)
+        self._target_top = (sim.rest_position(task.target_name)[2] + object_half_height(sim.config, task.target.shape)
+                            if task.family == "push" else None)
 
     def after_step(self) -> None:
         """Call after each control step has been applied."""
@@ -93,15 +101,12 @@ class FailureTracer:
 
     def _track_pads_by_target(self) -> None:
         """Push: the horizontal distance from the grip site to the target's centre, kept at its least over the steps
-        whose pads hang lower than the target's top (the target rests on the table: its top is as far above its
-        centre as the table is below)."""
-        sim, target = self.sim, self.task.target_name
-        rest = sim.rest_position(target)
-        top = 2.0 * rest[2] - sim.config.table.height
+        whose pads hang lower than the target's top."""
+        sim = self.sim
         grip = sim.grip_site_world()
-        if grip[2] - sim.config.gripper.pad_half_extents[2] >= top:
+        if grip[2] - sim.config.gripper.pad_half_extents[2] >= self._target_top:
             return
-        distance = float(np.linalg.norm((grip - sim.object_position(target))[:2]))
+        distance = float(np.linalg.norm((grip - sim.object_position(self.task.target_name))[:2]))
         self.nearest_low = distance if self.nearest_low is None else min(self.nearest_low, distance)
 
     def classify(self, success: bool) -> str:
@@ -157,8 +162,7 @@ class FailureTracer:
         if self.first_close is None:
             return "never closed"
         target = self.task.target_name
-        distances = {n: float(np.linalg.norm((p - self.first_close.grip_site)[:2]))
-                     for n, p in self.first_close.objects.items()}
+        distances = self.first_close.distances()
         nearest = min(distances, key=distances.get)
         if nearest != target and distances[nearest] < REACH_M:
             return "closed on another object"
@@ -252,8 +256,7 @@ class FailureTracer:
     def _not_lifted(self) -> str:
         """Closed within reach of the target and it never came up: missed by a centimetre or two (the pads never
         both touched it), or held and not lifted."""
-        centre = self.first_close.objects[self.task.target_name]
-        off = 100 * float(np.linalg.norm((centre - self.first_close.grip_site)[:2]))  # cm, horizontal
+        off = 100 * self.first_close.distances()[self.task.target_name]  # cm, horizontal
         if self.target_held:
             return f"held the target {off:.0f} cm off its centre, not lifted"
         return f"closed {off:.0f} cm off the target's centre, never held it"

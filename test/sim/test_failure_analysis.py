@@ -9,6 +9,11 @@ from rt1_ros.sim.failure_analysis import FailureTracer
 SEED = 3  # pick: the blue cube, clear of the other objects
 
 
+def pads_on_table_z(config) -> float:
+    """The grip site's height with the pads just over the table, as the pick and push experts come down."""
+    return config.table.height + config.gripper.pad_half_extents[2] + config.expert.pad_table_clearance
+
+
 def close_and_stay(sim, move_arm, sideways: float, above: float) -> str:
     """Hover over the target (``sideways`` m off its centre along y), go down to ``above`` m over the expert's grasp
     height, close, and end the episode there; the tracer's reason."""
@@ -16,8 +21,7 @@ def close_and_stay(sim, move_arm, sideways: float, above: float) -> str:
     task = sim.reset("pick", SEED)
     tracer = FailureTracer(sim, task)
     target = sim.to_base_frame(sim.object_position(task.target_name))
-    pads_over_table = config.gripper.pad_half_extents[2] + config.expert.pad_table_clearance
-    grasp_z = max(target[2], config.table.height + pads_over_table)  # as the pick expert grasps
+    grasp_z = max(target[2], pads_on_table_z(config))  # as the pick expert grasps
     spot = np.array([target[0], target[1] + sideways, 0.0])
     move_arm(spot + [0.0, 0.0, config.table.height + config.expert.hover_height], 0.0)
     tracer.after_step()
@@ -50,7 +54,7 @@ def push_pads_down(sim, move_arm, forward: float, down: bool) -> str:
     tracer = FailureTracer(sim, task)
     target = sim.to_base_frame(sim.object_position(task.target_name))
     hover = config.table.height + config.expert.hover_height
-    push_z = config.table.height + config.gripper.pad_half_extents[2] + config.expert.pad_table_clearance
+    push_z = pads_on_table_z(config)
     spot = np.array([target[0] + forward, target[1], 0.0])
     move_arm(spot + [0.0, 0.0, hover], 1.0)
     tracer.after_step()
