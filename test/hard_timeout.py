@@ -36,14 +36,14 @@ def pytest_unconfigure(config):
     os.close(config.stash[_STDERR_FD])
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, optionalhook=True)  # pytest-timeout's hook: absent with -p no:timeout
 def pytest_timeout_set_timer(item, settings):
     grace = float(item.config.getini("hard_timeout_grace"))
     faulthandler.dump_traceback_later(settings.timeout + grace, exit=True, file=item.config.stash[_STDERR_FD])
     return (yield)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, optionalhook=True)  # pytest-timeout's hook: absent with -p no:timeout
 def pytest_timeout_cancel_timer(item):
     faulthandler.cancel_dump_traceback_later()
     return (yield)
