@@ -1,11 +1,11 @@
 """A hard timeout under pytest-timeout's, for a test deadlocked while holding the GIL.
 
-pytest-timeout's thread method fires from a Python thread: it needs the GIL to run. A test stuck in C code that holds
-the GIL (a DDS call waiting on a thread that waits for Python) would never let it run, and the suite would hang until
-CI's own limit, printing nothing. faulthandler's watchdog is a C thread: ``hard_timeout_grace`` seconds after
-pytest-timeout should have fired, it writes every Python thread's stack to the terminal's stderr and exits the
-process, without the GIL. Loaded by pytest.ini (``-p hard_timeout``); armed and disarmed with pytest-timeout's own
-timer, so the per-test limit (``timeout`` ini value, ``--timeout``, ``@pytest.mark.timeout``) stays the one setting.
+pytest-timeout's thread method fires from a Python thread: it needs the GIL to run. A test stuck in a native call
+that keeps the GIL would never let it run, and the suite would hang until CI's own limit, printing nothing.
+faulthandler's watchdog is a C thread: ``hard_timeout_grace`` seconds after pytest-timeout should have fired, it
+writes every Python thread's stack to the terminal's stderr and exits the process, without the GIL. Loaded by
+pytest.ini (``-p hard_timeout``); armed and disarmed with pytest-timeout's own timer, so the per-test limit
+(``timeout`` ini value, ``--timeout``, ``@pytest.mark.timeout``) stays the one setting.
 """
 from __future__ import annotations
 
