@@ -19,7 +19,7 @@ _STDERR_FD = pytest.StashKey[int]()
 
 
 def pytest_addoption(parser):
-    parser.addini("hard_timeout_grace", type="string", default="60",
+    parser.addini("hard_timeout_grace", type="float", default=60.0,
                   help="seconds after a test's pytest-timeout limit at which faulthandler dumps the stacks and exits")
 
 
@@ -38,7 +38,7 @@ def pytest_unconfigure(config):
 
 @pytest.hookimpl(wrapper=True, optionalhook=True)  # pytest-timeout's hook: absent with -p no:timeout
 def pytest_timeout_set_timer(item, settings):
-    grace = float(item.config.getini("hard_timeout_grace"))
+    grace = item.config.getini("hard_timeout_grace")
     faulthandler.dump_traceback_later(settings.timeout + grace, exit=True, file=item.config.stash[_STDERR_FD])
     return (yield)
 
